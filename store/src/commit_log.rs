@@ -1,0 +1,394 @@
+//! The commit log: versions as create-only JSON objects, snapshots, checkpoints.
+//!
+//! Invariants:
+//! - Version N exists iff `_log/<N:020>.json` exists; it is written once, with
+//!   `PutMode::Create`, and never changed. Versions are dense from 1.
+//! - A data file is visible only once a committed entry names it; writers put data files
+//!   (uniquely named) before the entry, so a crash leaves only unreferenced garbage.
+//! - Checkpoints (`_log/<N:020>.checkpoint.json`, every [`CHECKPOINT_INTERVAL`] versions) hold
+//!   the whole [`SnapshotState`] at N; `_log/_last_checkpoint` is a best-effort hint naming the
+//!   newest. Opening a store reads the hint, the checkpoint and the few entries after it.
+//! - A losing writer re-reads the winner's entry, checks for conflicts, and retries at the next
+//!   version, at most [`MAX_COMMIT_ATTEMPTS`] times.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StoreError};
+use crate::location::StoreLocation;
+use crate::log_entry::{CommitKind, FORMAT_VERSION, FileEntry, FileKind, LogEntry};
+use crate::snapshot::SnapshotState;
+
+/// A checkpoint is written after every this many versions.
+pub const CHECKPOINT_INTERVAL: u64 = 10;
+/// How many versions a commit tries before giving up.
+pub const MAX_COMMIT_ATTEMPTS: u32 = 16;
+
+const LAST_CHECKPOINT: &str = "_log/_last_checkpoint";
+
+/// A cohortdb store: a location plus its commit log.
+#[derive(Debug, Clone)]
+pub struct Store {
+    location: StoreLocation,
+}
+
+/// A consistent view of the store at one version.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The files live at this version.
+    pub state: SnapshotState,
+}
+
+impl Snapshot {
+    /// The version of this snapshot (0 for a store without commits).
+    pub fn version(&self) -> u64 {
+        self.state.version
+    }
+}
+
+/// A change to commit: files to add and remove, and what produced them.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// What the commit does.
+    pub kind: CommitKind,
+    /// Files added (already written with [`Store::put_new_file`]).
+    pub add: Vec<FileEntry>,
+    /// Paths of files removed.
+    pub remove: Vec<String>,
+    /// Description of the operation for the log.
+    pub operation: serde_json::Value,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    format_version: u32,
+    state: SnapshotState,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CheckpointHint {
+    version: u64,
+}
+
+fn entry_path(version: u64) -> String {
+    format!("_log/{version:020}.json")
+}
+
+fn checkpoint_path(version: u64) -> String {
+    format!("_log/{version:020}.checkpoint.json")
+}
+
+impl Store {
+    /// Opens an existing store for reading; fails with [`StoreError::NotFound`] when the
+    /// location holds no commit.
+    pub async fn open(location: &str) -> Result<Self> {
+        let store = Self {
+            location: StoreLocation::open(location, false)?,
+        };
+        if store.snapshot().await?.version() == 0 {
+            return Err(StoreError::NotFound {
+                location: location.to_string(),
+            });
+        }
+        Ok(store)
+    }
+
+    /// Opens a store for writing, creating an empty one when none exists.
+    pub fn open_or_create(location: &str) -> Result<Self> {
+        Ok(Self {
+            location: StoreLocation::open(location, true)?,
+        })
+    }
+
+    /// Where the store lives.
+    pub fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
+    /// Reads the newest snapshot.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        let mut state = match self.read_json::<CheckpointHint>(LAST_CHECKPOINT).await? {
+            Some(hint) => {
+                let path = checkpoint_path(hint.version);
+                let checkpoint: Checkpoint =
+                    self.read_json(&path)
+                        .await?
+                        .ok_or_else(|| StoreError::Corrupt {
+                            path: path.clone(),
+                            what: "checkpoint".into(),
+                            reason: "named by _log/_last_checkpoint but missing".into(),
+                        })?;
+                check_format(&path, checkpoint.format_version)?;
+                checkpoint.state
+            }
+            None => SnapshotState::default(),
+        };
+        while let Some(entry) = self.read_entry(state.version + 1).await? {
+            state.apply(&entry);
+        }
+        Ok(Snapshot { state })
+    }
+
+    /// Reads entry `version`, or `None` when it does not exist.
+    pub async fn read_entry(&self, version: u64) -> Result<Option<LogEntry>> {
+        let path = entry_path(version);
+        let entry: Option<LogEntry> = self.read_json(&path).await?;
+        if let Some(entry) = &entry {
+            check_format(&path, entry.format_version)?;
+        }
+        Ok(entry)
+    }
+
+    /// Writes a new data file at `relative` with create-only semantics.
+    pub async fn put_new_file(&self, relative: &str, bytes: Bytes) -> Result<()> {
+        let path = self.location.path(relative);
+        self.location
+            .object_store
+            .put_opts(&path, PutPayload::from(bytes), PutMode::Create.into())
+            .await
+            .map_err(|e| StoreError::object_store(&path, e))?;
+        Ok(())
+    }
+
+    /// Reads a whole file of the store.
+    pub async fn read_file(&self, relative: &str) -> Result<Bytes> {
+        let path = self.location.path(relative);
+        let result = self
+            .location
+            .object_store
+            .get(&path)
+            .await
+            .map_err(|e| StoreError::object_store(&path, e))?;
+        result
+            .bytes()
+            .await
+            .map_err(|e| StoreError::object_store(&path, e))
+    }
+
+    /// Commits `commit` on top of `base`, retrying at later versions when concurrent writers
+    /// win, as long as their changes do not conflict. Returns the new snapshot.
+    pub async fn commit(&self, base: &Snapshot, commit: Commit) -> Result<Snapshot> {
+        let mut state = base.state.clone();
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
+            let entry = LogEntry {
+                format_version: FORMAT_VERSION,
+                version: state.version + 1,
+                kind: commit.kind,
+                timestamp_ms: now_ms(),
+                add: commit.add.clone(),
+                remove: commit.remove.clone(),
+                operation: commit.operation.clone(),
+            };
+            let path = self.location.path(&entry_path(entry.version));
+            let body = serde_json::to_vec_pretty(&entry).map_err(|e| StoreError::LogDecode {
+                path: path.to_string(),
+                source: e,
+            })?;
+            let options = PutOptions::from(PutMode::Create);
+            match self
+                .location
+                .object_store
+                .put_opts(&path, PutPayload::from(body), options)
+                .await
+            {
+                Ok(_) => {
+                    state.apply(&entry);
+                    if state.version.is_multiple_of(CHECKPOINT_INTERVAL) {
+                        self.write_checkpoint(&state).await;
+                    }
+                    return Ok(Snapshot { state });
+                }
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    let winner = self.read_entry(entry.version).await?.ok_or_else(|| {
+                        StoreError::Corrupt {
+                            path: path.to_string(),
+                            what: "log entry".into(),
+                            reason: "reported as existing but cannot be read".into(),
+                        }
+                    })?;
+                    check_conflict(&commit, &winner)?;
+                    state.apply(&winner);
+                }
+                Err(e) => return Err(StoreError::object_store(&path, e)),
+            }
+        }
+        Err(StoreError::CommitRetriesExhausted {
+            attempts: MAX_COMMIT_ATTEMPTS,
+        })
+    }
+
+    /// Writes a checkpoint; failures only cost later readers a few more reads, so they are
+    /// logged, not returned.
+    async fn write_checkpoint(&self, state: &SnapshotState) {
+        let checkpoint = Checkpoint {
+            format_version: FORMAT_VERSION,
+            state: state.clone(),
+        };
+        let hint = CheckpointHint {
+            version: state.version,
+        };
+        let store = &self.location.object_store;
+        let (Ok(body), Ok(hint)) = (
+            serde_json::to_vec(&checkpoint),
+            serde_json::to_vec(&hint),
+        ) else {
+            return;
+        };
+        let path = self.location.path(&checkpoint_path(state.version));
+        if let Err(e) = store.put(&path, PutPayload::from(body)).await {
+            tracing::warn!("checkpoint {path} not written: {e}");
+            return;
+        }
+        let hint_path = self.location.path(LAST_CHECKPOINT);
+        if let Err(e) = store.put(&hint_path, PutPayload::from(hint)).await {
+            tracing::warn!("checkpoint hint {hint_path} not written: {e}");
+        }
+    }
+
+    async fn read_json<T: serde::de::DeserializeOwned>(&self, relative: &str) -> Result<Option<T>> {
+        let path = self.location.path(relative);
+        let bytes = match self.location.object_store.get(&path).await {
+            Ok(result) => result
+                .bytes()
+                .await
+                .map_err(|e| StoreError::object_store(&path, e))?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(StoreError::object_store(&path, e)),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::LogDecode {
+                path: path.to_string(),
+                source: e,
+            })
+    }
+}
+
+fn check_format(path: &str, found: u32) -> Result<()> {
+    if found > FORMAT_VERSION {
+        return Err(StoreError::UnsupportedFormatVersion {
+            path: path.to_string(),
+            found,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// A concurrent commit conflicts with ours when both register samples (their `sample_idx`
+/// ranges were assigned from the same snapshot) or both remove the same file.
+fn check_conflict(ours: &Commit, winner: &LogEntry) -> Result<()> {
+    let registers = |files: &[FileEntry]| files.iter().any(|f| f.kind == FileKind::Samples);
+    if registers(&ours.add) && registers(&winner.add) {
+        return Err(StoreError::CommitConflict {
+            version: winner.version,
+            reason: "a concurrent commit registered samples from the same snapshot".into(),
+        });
+    }
+    if let Some(path) = ours.remove.iter().find(|p| winner.remove.contains(p)) {
+        return Err(StoreError::CommitConflict {
+            version: winner.version,
+            reason: format!("a concurrent commit removed {path} too"),
+        });
+    }
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, kind: FileKind) -> FileEntry {
+        FileEntry {
+            path: path.into(),
+            kind,
+            rows: 1,
+            bytes: 1,
+            contig: None,
+            min_pos: None,
+            max_pos: None,
+            max_end: None,
+            sample_idx_end: (kind == FileKind::Samples).then_some(3),
+            columns: vec![],
+        }
+    }
+
+    fn commit(files: Vec<FileEntry>) -> Commit {
+        Commit {
+            kind: CommitKind::Ingest,
+            add: files,
+            remove: vec![],
+            operation: serde_json::Value::Null,
+        }
+    }
+
+    #[tokio::test]
+    async fn commits_are_dense_versions_and_snapshots_see_them() {
+        let store = Store::open_or_create("memory://commit-dense").unwrap();
+        let empty = store.snapshot().await.unwrap();
+        assert_eq!(empty.version(), 0);
+        let one = store
+            .commit(&empty, commit(vec![file("samples/a.parquet", FileKind::Samples)]))
+            .await
+            .unwrap();
+        assert_eq!(one.version(), 1);
+        assert_eq!(one.state.next_sample_idx, 3);
+        let read = store.snapshot().await.unwrap();
+        assert_eq!(read.state, one.state);
+    }
+
+    #[tokio::test]
+    async fn a_losing_writer_retries_without_conflict_and_conflicts_on_samples() {
+        let store = Store::open_or_create("memory://commit-race").unwrap();
+        let base = store.snapshot().await.unwrap();
+        store
+            .commit(&base, commit(vec![file("variants/a.parquet", FileKind::Variants)]))
+            .await
+            .unwrap();
+        // Same base: lands at version 2 after re-reading version 1.
+        let second = store
+            .commit(&base, commit(vec![file("samples/b.parquet", FileKind::Samples)]))
+            .await
+            .unwrap();
+        assert_eq!(second.version(), 2);
+        assert_eq!(second.state.files.len(), 2);
+        // A third writer from the same base also registering samples conflicts.
+        let err = store
+            .commit(&base, commit(vec![file("samples/c.parquet", FileKind::Samples)]))
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable_conflict(), "{err}");
+    }
+
+    #[tokio::test]
+    async fn checkpoints_are_used_and_newer_formats_refused() {
+        let store = Store::open_or_create("memory://commit-checkpoint").unwrap();
+        let mut snap = store.snapshot().await.unwrap();
+        for i in 0..12 {
+            let f = file(&format!("variants/{i}.parquet"), FileKind::Variants);
+            snap = store.commit(&snap, commit(vec![f])).await.unwrap();
+        }
+        assert!(store.read_file(LAST_CHECKPOINT).await.is_ok());
+        assert_eq!(store.snapshot().await.unwrap().state, snap.state);
+
+        let mut future = store.read_entry(12).await.unwrap().unwrap();
+        future.version = 13;
+        future.format_version = FORMAT_VERSION + 1;
+        store
+            .put_new_file(&entry_path(13), serde_json::to_vec(&future).unwrap().into())
+            .await
+            .unwrap();
+        let err = store.snapshot().await.unwrap_err();
+        assert!(matches!(err, StoreError::UnsupportedFormatVersion { .. }), "{err}");
+    }
+}

@@ -1,0 +1,393 @@
+//! Builds one variant fragment (one ingest batch x one contig) and encodes it as Parquet.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, BooleanBuilder, Float32Builder, Int32Builder, Int64Builder,
+    ListBuilder, RecordBatch, StringBuilder,
+};
+use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+use crate::error::{Result, StoreError};
+use crate::fragment_schema::{COUNT_COLUMNS, FORMAT_VERSION_KEY, fragment_schema};
+use crate::genotype_bitmaps::BITMAP_COLUMNS;
+use crate::log_entry::{ExtraColumn, FORMAT_VERSION, ValueKind};
+
+/// Rows per Parquet row group: small enough that position predicates skip most of a fragment.
+pub const ROW_GROUP_ROWS: usize = 2048;
+
+/// A typed INFO value of one row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExtraValue {
+    /// Missing.
+    Null,
+    /// Integer scalar.
+    Int(i32),
+    /// Float scalar.
+    Float(f32),
+    /// Flag present.
+    Flag,
+    /// Text scalar.
+    Text(String),
+    /// Integer list (`None` = missing element).
+    IntList(Vec<Option<i32>>),
+    /// Float list.
+    FloatList(Vec<Option<f32>>),
+    /// Text list.
+    TextList(Vec<Option<String>>),
+}
+
+/// Precomputed counts of one row over the fragment's samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowCounts {
+    /// Alternate allele count.
+    pub ac: i64,
+    /// Called alleles at the site.
+    pub an: i64,
+    /// Heterozygous carriers of this ALT.
+    pub n_het: i64,
+    /// Homozygous carriers of this ALT.
+    pub n_hom_alt: i64,
+    /// Hemizygous (haploid or half-missing) carriers of this ALT.
+    pub n_hemi: i64,
+    /// Samples without a called allele.
+    pub n_no_call: i64,
+}
+
+/// One row (one ALT allele of a site), borrowing its data.
+#[derive(Debug, Clone)]
+pub struct VariantRow<'a> {
+    /// 1-based position.
+    pub pos: i64,
+    /// 1-based inclusive end.
+    pub end_pos: i64,
+    /// VCF ID, `None` for `.`.
+    pub id: Option<&'a str>,
+    /// Reference allele.
+    pub ref_allele: &'a str,
+    /// This alternate allele (`.` for a site without ALT).
+    pub alt: &'a str,
+    /// QUAL.
+    pub qual: Option<f32>,
+    /// FILTER text, `None` for `.`.
+    pub filters: Option<&'a str>,
+    /// 1-based index of this ALT in the site (0 for a site without ALT).
+    pub allele_index: i32,
+    /// Number of alleles at the site, REF included.
+    pub n_alleles: i32,
+    /// Counts over the fragment's samples.
+    pub counts: RowCounts,
+    /// Serialised bitmaps in [`BITMAP_COLUMNS`] order.
+    pub bitmaps: [&'a [u8]; 9],
+    /// Serialised exceptions, if any.
+    pub gt_exceptions: Option<&'a [u8]>,
+    /// Values of the fragment's extra columns, in order.
+    pub extras: &'a [ExtraValue],
+}
+
+enum ExtraBuilder {
+    Int(Int32Builder),
+    Float(Float32Builder),
+    Flag(BooleanBuilder),
+    Text(StringBuilder),
+    IntList(ListBuilder<Int32Builder>),
+    FloatList(ListBuilder<Float32Builder>),
+    TextList(ListBuilder<StringBuilder>),
+}
+
+impl ExtraBuilder {
+    fn new(column: &ExtraColumn) -> Self {
+        match (column.kind, column.list) {
+            (ValueKind::Integer, false) => Self::Int(Int32Builder::new()),
+            (ValueKind::Float, false) => Self::Float(Float32Builder::new()),
+            (ValueKind::Flag, _) => Self::Flag(BooleanBuilder::new()),
+            (ValueKind::String, false) => Self::Text(StringBuilder::new()),
+            (ValueKind::Integer, true) => Self::IntList(ListBuilder::new(Int32Builder::new())),
+            (ValueKind::Float, true) => Self::FloatList(ListBuilder::new(Float32Builder::new())),
+            (ValueKind::String, true) => Self::TextList(ListBuilder::new(StringBuilder::new())),
+        }
+    }
+
+    /// Appends `value`; a value of the wrong shape is stored as null.
+    fn append(&mut self, value: &ExtraValue) {
+        match (self, value) {
+            (Self::Int(b), ExtraValue::Int(v)) => b.append_value(*v),
+            (Self::Float(b), ExtraValue::Float(v)) => b.append_value(*v),
+            (Self::Flag(b), ExtraValue::Flag) => b.append_value(true),
+            (Self::Flag(b), _) => b.append_value(false),
+            (Self::Text(b), ExtraValue::Text(v)) => b.append_value(v),
+            (Self::IntList(b), ExtraValue::IntList(v)) => b.append_value(v.iter().copied()),
+            (Self::FloatList(b), ExtraValue::FloatList(v)) => b.append_value(v.iter().copied()),
+            (Self::TextList(b), ExtraValue::TextList(v)) => b.append_value(v.iter().cloned()),
+            (Self::Int(b), _) => b.append_null(),
+            (Self::Float(b), _) => b.append_null(),
+            (Self::Text(b), _) => b.append_null(),
+            (Self::IntList(b), _) => b.append_null(),
+            (Self::FloatList(b), _) => b.append_null(),
+            (Self::TextList(b), _) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Self::Int(b) => Arc::new(b.finish()),
+            Self::Float(b) => Arc::new(b.finish()),
+            Self::Flag(b) => Arc::new(b.finish()),
+            Self::Text(b) => Arc::new(b.finish()),
+            Self::IntList(b) => Arc::new(b.finish()),
+            Self::FloatList(b) => Arc::new(b.finish()),
+            Self::TextList(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Accumulates the rows of one fragment.
+pub struct FragmentBuilder {
+    contig: String,
+    extras: Vec<ExtraColumn>,
+    pos: Int64Builder,
+    end_pos: Int64Builder,
+    id: StringBuilder,
+    ref_allele: StringBuilder,
+    alt: StringBuilder,
+    qual: Float32Builder,
+    filters: StringBuilder,
+    allele_index: Int32Builder,
+    n_alleles: Int32Builder,
+    counts: [Int64Builder; 6],
+    bitmaps: [BinaryBuilder; 9],
+    gt_exceptions: BinaryBuilder,
+    extra_builders: Vec<ExtraBuilder>,
+    rows: usize,
+    bytes: usize,
+    sorted: bool,
+    last_pos: i64,
+}
+
+/// A finished fragment: the Parquet bytes and what the log entry records about them.
+#[derive(Debug, Clone)]
+pub struct EncodedFragment {
+    /// The contig.
+    pub contig: String,
+    /// Parquet file content.
+    pub parquet: bytes::Bytes,
+    /// Row count.
+    pub rows: u64,
+    /// Smallest `pos`.
+    pub min_pos: i64,
+    /// Largest `pos`.
+    pub max_pos: i64,
+    /// Largest `end_pos`.
+    pub max_end: i64,
+    /// Extra columns present.
+    pub extras: Vec<ExtraColumn>,
+}
+
+impl FragmentBuilder {
+    /// A builder for `contig` whose rows carry `extras`.
+    pub fn new(contig: &str, extras: Vec<ExtraColumn>) -> Self {
+        let extra_builders = extras.iter().map(ExtraBuilder::new).collect();
+        Self {
+            contig: contig.to_string(),
+            extras,
+            pos: Int64Builder::new(),
+            end_pos: Int64Builder::new(),
+            id: StringBuilder::new(),
+            ref_allele: StringBuilder::new(),
+            alt: StringBuilder::new(),
+            qual: Float32Builder::new(),
+            filters: StringBuilder::new(),
+            allele_index: Int32Builder::new(),
+            n_alleles: Int32Builder::new(),
+            counts: std::array::from_fn(|_| Int64Builder::new()),
+            bitmaps: std::array::from_fn(|_| BinaryBuilder::new()),
+            gt_exceptions: BinaryBuilder::new(),
+            extra_builders,
+            rows: 0,
+            bytes: 0,
+            sorted: true,
+            last_pos: i64::MIN,
+        }
+    }
+
+    /// Rows appended so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Approximate bytes buffered (bitmaps and text), for memory bounds.
+    pub fn buffered_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Appends one row.
+    pub fn append(&mut self, row: &VariantRow<'_>) {
+        if row.pos < self.last_pos {
+            self.sorted = false;
+        }
+        self.last_pos = row.pos;
+        self.pos.append_value(row.pos);
+        self.end_pos.append_value(row.end_pos);
+        self.id.append_option(row.id);
+        self.ref_allele.append_value(row.ref_allele);
+        self.alt.append_value(row.alt);
+        self.qual.append_option(row.qual);
+        self.filters.append_option(row.filters);
+        self.allele_index.append_value(row.allele_index);
+        self.n_alleles.append_value(row.n_alleles);
+        let c = row.counts;
+        for (builder, value) in self.counts.iter_mut().zip([
+            c.ac,
+            c.an,
+            c.n_het,
+            c.n_hom_alt,
+            c.n_hemi,
+            c.n_no_call,
+        ]) {
+            builder.append_value(value);
+        }
+        for (builder, bytes) in self.bitmaps.iter_mut().zip(row.bitmaps) {
+            builder.append_value(bytes);
+            self.bytes += bytes.len();
+        }
+        self.gt_exceptions.append_option(row.gt_exceptions);
+        for (builder, value) in self.extra_builders.iter_mut().zip(row.extras) {
+            builder.append(value);
+        }
+        for builder in self.extra_builders.iter_mut().skip(row.extras.len()) {
+            builder.append(&ExtraValue::Null);
+        }
+        self.bytes += 64 + row.ref_allele.len() + row.alt.len();
+        self.rows += 1;
+    }
+
+    /// Sorts the rows by (pos, ref, alt) and encodes them as a Parquet file.
+    pub fn finish(mut self) -> Result<EncodedFragment> {
+        let rows = self.rows;
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(arrow::array::StringArray::from(vec![
+                self.contig.as_str();
+                rows
+            ])),
+            Arc::new(self.pos.finish()),
+            Arc::new(self.end_pos.finish()),
+            Arc::new(self.id.finish()),
+            Arc::new(self.ref_allele.finish()),
+            Arc::new(self.alt.finish()),
+            Arc::new(self.qual.finish()),
+            Arc::new(self.filters.finish()),
+            Arc::new(self.allele_index.finish()),
+            Arc::new(self.n_alleles.finish()),
+        ];
+        columns.extend(
+            self.counts
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
+        columns.extend(
+            self.bitmaps
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
+        columns.push(Arc::new(self.gt_exceptions.finish()));
+        columns.extend(self.extra_builders.iter_mut().map(ExtraBuilder::finish));
+        let schema = fragment_schema(&self.extras);
+        let arrow_err = |context: &str, source| StoreError::Arrow {
+            context: format!("{context} a fragment of {}", self.contig),
+            source,
+        };
+        let mut batch = RecordBatch::try_new(schema.clone(), columns)
+            .map_err(|e| arrow_err("building", e))?;
+        if !self.sorted || has_unordered_ties(&batch) {
+            let keys: Vec<SortColumn> = [1usize, 4, 5]
+                .iter()
+                .map(|&i| SortColumn {
+                    values: batch.column(i).clone(),
+                    options: None,
+                })
+                .collect();
+            let order =
+                lexsort_to_indices(&keys, None).map_err(|e| arrow_err("sorting", e))?;
+            batch = take_record_batch(&batch, &order).map_err(|e| arrow_err("sorting", e))?;
+        }
+        let (min_pos, max_pos, max_end) = position_range(&batch);
+        let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(writer_properties()))
+            .map_err(|e| StoreError::Parquet {
+                path: format!("new fragment of {}", self.contig),
+                source: e,
+            })?;
+        let parquet_err = |source| StoreError::Parquet {
+            path: format!("new fragment of {}", self.contig),
+            source,
+        };
+        writer.write(&batch).map_err(parquet_err)?;
+        let parquet = writer.into_inner().map_err(parquet_err)?;
+        Ok(EncodedFragment {
+            contig: self.contig,
+            parquet: parquet.into(),
+            rows: rows as u64,
+            min_pos,
+            max_pos,
+            max_end,
+            extras: self.extras,
+        })
+    }
+}
+
+/// True when rows at one position are not ordered by (ref, alt).
+fn has_unordered_ties(batch: &RecordBatch) -> bool {
+    let (Some(pos), Some(r), Some(a)) = (
+        batch.column(1).as_any().downcast_ref::<arrow::array::Int64Array>(),
+        batch.column(4).as_any().downcast_ref::<arrow::array::StringArray>(),
+        batch.column(5).as_any().downcast_ref::<arrow::array::StringArray>(),
+    ) else {
+        return true;
+    };
+    (1..batch.num_rows()).any(|i| {
+        pos.value(i) == pos.value(i - 1)
+            && (r.value(i), a.value(i)) < (r.value(i - 1), a.value(i - 1))
+    })
+}
+
+fn position_range(batch: &RecordBatch) -> (i64, i64, i64) {
+    let as_i64 = |i: usize| {
+        batch
+            .column(i)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .map(|a| a.values().to_vec())
+            .unwrap_or_default()
+    };
+    let pos = as_i64(1);
+    let end = as_i64(2);
+    (
+        pos.iter().copied().min().unwrap_or(0),
+        pos.iter().copied().max().unwrap_or(0),
+        end.iter().copied().max().unwrap_or(0),
+    )
+}
+
+fn writer_properties() -> WriterProperties {
+    let mut builder = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_key_value_metadata(Some(vec![KeyValue::new(
+            FORMAT_VERSION_KEY.to_string(),
+            FORMAT_VERSION.to_string(),
+        )]));
+    for name in BITMAP_COLUMNS.iter().chain(["gt_exceptions"].iter()) {
+        let path = ColumnPath::from(*name);
+        builder = builder
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_statistics_enabled(path, EnabledStatistics::None);
+    }
+    for name in COUNT_COLUMNS {
+        builder = builder.set_column_dictionary_enabled(ColumnPath::from(name), false);
+    }
+    builder.build()
+}

@@ -1,0 +1,129 @@
+//! Commit log entries: the JSON document of one version, and the file entries it adds.
+//!
+//! Format contract (version 1): `_log/<version:020>.json` holds one [`LogEntry`]. Fields are
+//! only ever added (with serde defaults); a reader refuses an entry whose `format_version` is
+//! newer than [`FORMAT_VERSION`].
+
+use serde::{Deserialize, Serialize};
+
+/// The store format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitKind {
+    /// Variant fragments and samples added from VCF/BCF.
+    Ingest,
+    /// A phenotype table added or replaced.
+    Phenotypes,
+    /// Participants withdrew consent.
+    Withdraw,
+    /// Fragments rewritten into fewer.
+    Compact,
+}
+
+/// The kind of a data file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// A variant fragment under `variants/contig=<name>/`.
+    Variants,
+    /// Sample registry rows under `samples/`.
+    Samples,
+}
+
+/// Scalar type of a typed INFO or FORMAT column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueKind {
+    /// 32-bit signed integer.
+    Integer,
+    /// 32-bit float.
+    Float,
+    /// Boolean flag (INFO `Type=Flag`).
+    Flag,
+    /// UTF-8 text (`Type=String` and `Type=Character`).
+    String,
+}
+
+/// A typed column beyond the fixed fragment schema (an INFO field, `info_<ID>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraColumn {
+    /// Column name, e.g. `info_AF`.
+    pub name: String,
+    /// Element type.
+    pub kind: ValueKind,
+    /// True for a list column (VCF `Number` other than 0, 1 or `A` after splitting).
+    pub list: bool,
+}
+
+/// One file a commit adds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path relative to the store root.
+    pub path: String,
+    /// What the file holds.
+    pub kind: FileKind,
+    /// Number of rows.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Contig of a variant fragment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contig: Option<String>,
+    /// Smallest `pos` (1-based) in a variant fragment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_pos: Option<i64>,
+    /// Largest `pos` (1-based) in a variant fragment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pos: Option<i64>,
+    /// Largest `end_pos` (1-based, inclusive) in a variant fragment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_end: Option<i64>,
+    /// One past the largest `sample_idx` registered by a samples file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_idx_end: Option<u32>,
+    /// Typed INFO columns of a variant fragment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ExtraColumn>,
+}
+
+/// One version of the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Store format version of this entry.
+    pub format_version: u32,
+    /// The version this entry defines.
+    pub version: u64,
+    /// What the commit did.
+    pub kind: CommitKind,
+    /// Wall-clock time of the commit, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// Files added.
+    #[serde(default)]
+    pub add: Vec<FileEntry>,
+    /// Paths of files removed.
+    #[serde(default)]
+    pub remove: Vec<String>,
+    /// Free-form description of the operation (inputs, tool version).
+    #[serde(default)]
+    pub operation: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_tolerate_missing_optional_fields() {
+        let json = r#"{"format_version":1,"version":3,"kind":"ingest","timestamp_ms":5,
+            "add":[{"path":"samples/a.parquet","kind":"samples","rows":2,"bytes":10}]}"#;
+        let entry: LogEntry = serde_json::from_str(json).unwrap();
+        assert_eq!(entry.add[0].contig, None);
+        assert!(entry.remove.is_empty());
+        let again: LogEntry =
+            serde_json::from_str(&serde_json::to_string(&entry).unwrap()).unwrap();
+        assert_eq!(again, entry);
+    }
+}

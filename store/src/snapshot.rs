@@ -1,0 +1,122 @@
+//! A snapshot: the set of live files at one version of the commit log.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StoreError};
+use crate::log_entry::{ExtraColumn, FileEntry, FileKind, LogEntry};
+
+/// The state of the store at one version; also the content of a checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotState {
+    /// The version this state reflects (0 = empty store).
+    pub version: u64,
+    /// Live files by path.
+    pub files: BTreeMap<String, FileEntry>,
+    /// The next unused `sample_idx`; indices are never reused.
+    pub next_sample_idx: u32,
+}
+
+impl SnapshotState {
+    /// Applies one log entry on top of this state.
+    pub fn apply(&mut self, entry: &LogEntry) {
+        for path in &entry.remove {
+            self.files.remove(path);
+        }
+        for file in &entry.add {
+            if file.kind == FileKind::Samples {
+                self.next_sample_idx = self
+                    .next_sample_idx
+                    .max(file.sample_idx_end.unwrap_or(self.next_sample_idx));
+            }
+            self.files.insert(file.path.clone(), file.clone());
+        }
+        self.version = entry.version;
+    }
+
+    /// Live variant fragments, in path order.
+    pub fn variant_fragments(&self) -> impl Iterator<Item = &FileEntry> {
+        self.files
+            .values()
+            .filter(|f| f.kind == FileKind::Variants)
+    }
+
+    /// Live sample registry files.
+    pub fn sample_files(&self) -> impl Iterator<Item = &FileEntry> {
+        self.files.values().filter(|f| f.kind == FileKind::Samples)
+    }
+
+    /// Contigs with at least one fragment, sorted by name.
+    pub fn contigs(&self) -> Vec<String> {
+        let mut contigs: Vec<String> = self
+            .variant_fragments()
+            .filter_map(|f| f.contig.clone())
+            .collect();
+        contigs.sort();
+        contigs.dedup();
+        contigs
+    }
+
+    /// The union of the typed INFO columns of all fragments, in first-seen order.
+    pub fn extra_columns(&self) -> Result<Vec<ExtraColumn>> {
+        merge_extra_columns(
+            &[],
+            self.variant_fragments()
+                .flat_map(|f| f.columns.iter().cloned()),
+        )
+    }
+}
+
+/// Adds `new` columns to `existing`, refusing a name that comes with two different types.
+pub fn merge_extra_columns(
+    existing: &[ExtraColumn],
+    new: impl IntoIterator<Item = ExtraColumn>,
+) -> Result<Vec<ExtraColumn>> {
+    let mut merged = existing.to_vec();
+    for column in new {
+        match merged.iter().find(|c| c.name == column.name) {
+            Some(seen) if seen == &column => {}
+            Some(seen) => {
+                return Err(StoreError::ColumnTypeConflict {
+                    column: column.name.clone(),
+                    existing: describe(seen),
+                    new: describe(&column),
+                });
+            }
+            None => merged.push(column),
+        }
+    }
+    Ok(merged)
+}
+
+fn describe(column: &ExtraColumn) -> String {
+    if column.list {
+        format!("a list of {:?}", column.kind)
+    } else {
+        format!("{:?}", column.kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log_entry::ValueKind;
+
+    fn column(name: &str, kind: ValueKind) -> ExtraColumn {
+        ExtraColumn {
+            name: name.into(),
+            kind,
+            list: false,
+        }
+    }
+
+    #[test]
+    fn extra_columns_union_and_conflicts() {
+        let a = [column("info_DP", ValueKind::Integer)];
+        let merged = merge_extra_columns(&a, [column("info_AF", ValueKind::Float)]).unwrap();
+        assert_eq!(merged.len(), 2);
+        let err = merge_extra_columns(&a, [column("info_DP", ValueKind::Float)]).unwrap_err();
+        assert!(matches!(err, StoreError::ColumnTypeConflict { .. }));
+    }
+}
