@@ -153,6 +153,16 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes a data file (used to clean up after a failed write; never for committed files).
+    pub async fn delete_file(&self, relative: &str) -> Result<()> {
+        let path = self.location.path(relative);
+        self.location
+            .object_store
+            .delete(&path)
+            .await
+            .map_err(|e| StoreError::object_store(&path, e))
+    }
+
     /// Reads a whole file of the store.
     pub async fn read_file(&self, relative: &str) -> Result<Bytes> {
         let path = self.location.path(relative);

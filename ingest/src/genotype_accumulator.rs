@@ -1,0 +1,218 @@
+//! Collects the calls of one site into sorted sample lists, then roaring bitmaps.
+//!
+//! Samples must be added in ascending `sample_idx` order (the column order of the input), so
+//! every list is sorted and bitmaps are built without searching. The classes follow the
+//! counting rules documented in [`cohortdb_store::genotype_bitmaps`].
+
+use cohortdb_store::fragment_builder::RowCounts;
+use cohortdb_store::genotype_bitmaps::{
+    GenotypeException, allele_number_contribution, encode_exceptions, serialize_bitmap,
+};
+use roaring::RoaringBitmap;
+
+const HET: usize = 0;
+const HOM: usize = 1;
+const HEMI: usize = 2;
+const CALLED_DIPLOID: usize = 0;
+const CALLED_HAPLOID: usize = 1;
+const NO_CALL: usize = 2;
+const HAPLOID: usize = 3;
+const PHASED: usize = 4;
+const SWAPPED: usize = 5;
+
+/// Accumulates the calls of one site with `n_alleles` alleles (REF included).
+#[derive(Debug)]
+pub struct GenotypeAccumulator {
+    per_alt: Vec<[Vec<u32>; 3]>,
+    site: [Vec<u32>; 6],
+    exceptions: Vec<GenotypeException>,
+    an_extra: i64,
+}
+
+/// The encoded genotypes of one site.
+#[derive(Debug, Clone, Default)]
+pub struct SiteGenotypes {
+    /// Per ALT: serialised `het`, `hom_alt`, `hemi`.
+    pub alt_bitmaps: Vec<[Vec<u8>; 3]>,
+    /// Per ALT: counts over the input's samples.
+    pub alt_counts: Vec<RowCounts>,
+    /// Called alleles at the site.
+    pub an: i64,
+    /// Samples without a called allele.
+    pub n_no_call: i64,
+    /// Serialised `called_diploid`, `called_haploid`, `no_call`, `haploid`, `phased`, `swapped`.
+    pub site_bitmaps: [Vec<u8>; 6],
+    /// Serialised exceptions (ploidy above 2), if any.
+    pub exceptions: Option<Vec<u8>>,
+}
+
+impl GenotypeAccumulator {
+    /// An empty accumulator for a site with `n_alleles` alleles.
+    pub fn new(n_alleles: usize) -> Self {
+        Self {
+            per_alt: (1..n_alleles.max(1)).map(|_| Default::default()).collect(),
+            site: Default::default(),
+            exceptions: Vec::new(),
+            an_extra: 0,
+        }
+    }
+
+    fn alt(&mut self, allele: u32, class: usize, sample: u32) {
+        if allele > 0
+            && let Some(lists) = self.per_alt.get_mut(allele as usize - 1)
+        {
+            lists[class].push(sample);
+        }
+    }
+
+    /// Adds a diploid call; alleles must be in range (checked by the parser).
+    pub fn add_diploid(&mut self, sample: u32, a: Option<u32>, b: Option<u32>, phased: bool) {
+        if phased {
+            self.site[PHASED].push(sample);
+        }
+        match (a, b) {
+            (None, None) => self.site[NO_CALL].push(sample),
+            (Some(x), Some(y)) => {
+                self.site[CALLED_DIPLOID].push(sample);
+                if x > y {
+                    self.site[SWAPPED].push(sample);
+                }
+                if x == y {
+                    self.alt(x, HOM, sample);
+                } else {
+                    self.alt(x, HET, sample);
+                    self.alt(y, HET, sample);
+                }
+            }
+            (Some(x), None) | (None, Some(x)) => {
+                if a.is_some() {
+                    self.site[SWAPPED].push(sample);
+                }
+                self.site[CALLED_HAPLOID].push(sample);
+                self.alt(x, HEMI, sample);
+            }
+        }
+    }
+
+    /// Adds a haploid call.
+    pub fn add_haploid(&mut self, sample: u32, a: Option<u32>) {
+        self.site[HAPLOID].push(sample);
+        match a {
+            None => self.site[NO_CALL].push(sample),
+            Some(x) => {
+                self.site[CALLED_HAPLOID].push(sample);
+                self.alt(x, HEMI, sample);
+            }
+        }
+    }
+
+    /// Adds a call of any ploidy (ploidy 1 and 2 go to the fast forms).
+    pub fn add_call(&mut self, sample: u32, alleles: &[Option<u32>], phased: bool) {
+        match alleles {
+            [] => self.site[NO_CALL].push(sample),
+            [a] => self.add_haploid(sample, *a),
+            [a, b] => self.add_diploid(sample, *a, *b, phased),
+            _ => self.add_polyploid(sample, alleles, phased),
+        }
+    }
+
+    fn add_polyploid(&mut self, sample: u32, alleles: &[Option<u32>], phased: bool) {
+        if phased {
+            self.site[PHASED].push(sample);
+        }
+        let mut distinct: Vec<u32> = alleles.iter().flatten().copied().collect();
+        let called = distinct.len();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let contribution = allele_number_contribution(alleles);
+        match distinct.as_slice() {
+            [] => self.site[NO_CALL].push(sample),
+            [x] if called == alleles.len() => {
+                self.site[CALLED_DIPLOID].push(sample);
+                self.alt(*x, HOM, sample);
+            }
+            [x] => {
+                self.site[CALLED_HAPLOID].push(sample);
+                self.alt(*x, HEMI, sample);
+            }
+            many => {
+                self.site[CALLED_DIPLOID].push(sample);
+                self.an_extra += i64::from(contribution) - 2;
+                for &x in many {
+                    self.alt(x, HET, sample);
+                }
+            }
+        }
+        self.exceptions.push(GenotypeException {
+            sample_idx: sample,
+            phased,
+            alleles: alleles.to_vec(),
+        });
+    }
+
+    /// Builds the bitmaps and counts.
+    pub fn finish(self) -> SiteGenotypes {
+        let bitmap = |list: &Vec<u32>| {
+            let mut b = RoaringBitmap::from_sorted_iter(list.iter().copied()).unwrap_or_else(|_| {
+                list.iter().copied().collect()
+            });
+            b.optimize();
+            serialize_bitmap(&b)
+        };
+        let an = 2 * self.site[CALLED_DIPLOID].len() as i64
+            + self.site[CALLED_HAPLOID].len() as i64
+            + self.an_extra;
+        let n_no_call = self.site[NO_CALL].len() as i64;
+        SiteGenotypes {
+            alt_counts: self
+                .per_alt
+                .iter()
+                .map(|l| {
+                    let (het, hom, hemi) = (l[HET].len() as i64, l[HOM].len() as i64, l[HEMI].len() as i64);
+                    RowCounts {
+                        ac: het + 2 * hom + hemi,
+                        an,
+                        n_het: het,
+                        n_hom_alt: hom,
+                        n_hemi: hemi,
+                        n_no_call,
+                    }
+                })
+                .collect(),
+            alt_bitmaps: self
+                .per_alt
+                .iter()
+                .map(|l| [bitmap(&l[HET]), bitmap(&l[HOM]), bitmap(&l[HEMI])])
+                .collect(),
+            site_bitmaps: std::array::from_fn(|i| bitmap(&self.site[i])),
+            an,
+            n_no_call,
+            exceptions: (!self.exceptions.is_empty()).then(|| encode_exceptions(&self.exceptions)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_follow_fill_tags_rules() {
+        let mut acc = GenotypeAccumulator::new(3);
+        acc.add_diploid(0, Some(0), Some(1), false); // het 1
+        acc.add_diploid(1, Some(1), Some(1), true); // hom 1
+        acc.add_diploid(2, Some(1), Some(2), false); // het 1 and 2
+        acc.add_diploid(3, None, Some(2), false); // hemi 2
+        acc.add_diploid(4, None, None, false); // no call
+        acc.add_haploid(5, Some(1)); // hemi 1
+        acc.add_call(6, &[Some(0), Some(1), Some(2)], false); // triploid: het 1, 2; AN 3
+        let g = acc.finish();
+        let c1 = g.alt_counts[0];
+        assert_eq!((c1.ac, c1.n_het, c1.n_hom_alt, c1.n_hemi), (6, 3, 1, 1));
+        let c2 = g.alt_counts[1];
+        assert_eq!((c2.ac, c2.n_het, c2.n_hemi), (3, 2, 1));
+        assert_eq!(c1.an, 2 + 2 + 2 + 1 + 1 + 3);
+        assert_eq!(c1.n_no_call, 1);
+        assert!(g.exceptions.is_some());
+    }
+}

@@ -1,0 +1,256 @@
+//! One ingest: inputs -> fragments and sample registry files -> exactly one commit.
+//!
+//! Samples: an input whose sample list equals an earlier input's in this ingest shares its
+//! `sample_idx` range (per-chromosome files of one cohort); an input with new samples gets a
+//! new range; an input mixing known and new samples, or naming samples already in the store,
+//! is refused. Nothing is committed unless every input is read without error.
+
+use std::collections::HashMap;
+
+use cohortdb_store::fragment_builder::{EncodedFragment, FragmentBuilder};
+use cohortdb_store::log_entry::{CommitKind, FileEntry, FileKind};
+use cohortdb_store::sample_registry::{SampleIndex, SampleRecord, encode_samples, read_samples};
+use cohortdb_store::{Commit, Snapshot, Store, merge_extra_columns};
+use tokio::sync::mpsc;
+
+use crate::error::{IngestError, Result};
+use crate::input_reader::{InputReader, parse_batch};
+use crate::site::info_columns;
+use crate::site_fields::RecordContext;
+
+/// Options of an ingest.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Bytes of encoded rows buffered across contigs before the largest fragment is written.
+    pub max_buffered_bytes: usize,
+    /// Show a progress bar on standard error.
+    pub progress: bool,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        Self {
+            max_buffered_bytes: 512 << 20,
+            progress: false,
+        }
+    }
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestSummary {
+    /// The committed version.
+    pub version: u64,
+    /// Samples newly registered.
+    pub samples_added: usize,
+    /// Records (sites) read.
+    pub records: u64,
+    /// Fragment files written.
+    pub fragments: usize,
+}
+
+struct PlannedInput {
+    reader: InputReader,
+    sample_base: u32,
+}
+
+/// Ingests VCF/BCF `inputs` (`-` = standard input) into `store` as one commit.
+pub async fn ingest_vcf(store: &Store, inputs: &[String], options: &IngestOptions) -> Result<IngestSummary> {
+    let snapshot = store.snapshot().await?;
+    let registered = read_samples(store, &snapshot).await?;
+    let (planned, new_samples) = tokio::task::block_in_place(|| plan_inputs(inputs, &registered, &snapshot))?;
+    let mut written: Vec<FileEntry> = Vec::new();
+    let result = write_all(store, planned, options, &mut written).await;
+    let records = match result {
+        Ok(records) => records,
+        Err(e) => {
+            discard(store, &written).await;
+            return Err(e);
+        }
+    };
+    let fragments = written.len();
+    if !new_samples.is_empty() {
+        let path = format!("samples/{}.parquet", uuid::Uuid::new_v4());
+        let bytes = encode_samples(&new_samples)?;
+        let entry = FileEntry {
+            path: path.clone(),
+            kind: FileKind::Samples,
+            rows: new_samples.len() as u64,
+            bytes: bytes.len() as u64,
+            contig: None,
+            min_pos: None,
+            max_pos: None,
+            max_end: None,
+            sample_idx_end: new_samples.last().map(|s| s.sample_idx + 1),
+            columns: vec![],
+        };
+        if let Err(e) = store.put_new_file(&path, bytes).await {
+            discard(store, &written).await;
+            return Err(e.into());
+        }
+        written.push(entry);
+    }
+    let commit = Commit {
+        kind: CommitKind::Ingest,
+        add: written.clone(),
+        remove: vec![],
+        operation: serde_json::json!({ "inputs": inputs, "records": records, "tool": concat!("cohortdb ", env!("CARGO_PKG_VERSION")) }),
+    };
+    match store.commit(&snapshot, commit).await {
+        Ok(committed) => Ok(IngestSummary {
+            version: committed.version(),
+            samples_added: new_samples.len(),
+            records,
+            fragments,
+        }),
+        Err(e) => {
+            discard(store, &written).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// Best-effort removal of files written by a failed ingest (they are invisible either way).
+async fn discard(store: &Store, files: &[FileEntry]) {
+    for file in files {
+        if let Err(e) = store.delete_file(&file.path).await {
+            tracing::warn!("could not remove uncommitted {}: {e}", file.path);
+        }
+    }
+}
+
+fn plan_inputs(inputs: &[String], registered: &[SampleRecord], snapshot: &Snapshot) -> Result<(Vec<PlannedInput>, Vec<SampleRecord>)> {
+    let known = SampleIndex::new(registered);
+    let mut next = snapshot.state.next_sample_idx;
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    let mut by_list: HashMap<Vec<String>, u32> = HashMap::new();
+    let mut new_samples = Vec::new();
+    let mut planned = Vec::new();
+    for name in inputs {
+        let reader = InputReader::open(name)?;
+        let samples = reader.header.samples.clone();
+        if let Some(sample) = samples.iter().find(|s| known.get(s).is_some()) {
+            return Err(IngestError::Inputs {
+                file: name.clone(),
+                reason: format!("sample {sample:?} is already in the store (adding data to existing samples is not supported yet)"),
+            });
+        }
+        let sample_base = match by_list.get(&samples) {
+            Some(&base) => base,
+            None => {
+                if let Some(sample) = samples.iter().find(|s| seen.contains_key(*s)) {
+                    return Err(IngestError::Inputs {
+                        file: name.clone(),
+                        reason: format!("sample {sample:?} also appears in an earlier input with a different sample list"),
+                    });
+                }
+                let base = next;
+                for (i, s) in samples.iter().enumerate() {
+                    let idx = base + i as u32;
+                    seen.insert(s.clone(), idx);
+                    new_samples.push(SampleRecord { sample_idx: idx, sample_id: s.clone(), source: name.clone() });
+                }
+                next += samples.len() as u32;
+                by_list.insert(samples, base);
+                base
+            }
+        };
+        planned.push(PlannedInput { reader, sample_base });
+    }
+    Ok((planned, new_samples))
+}
+
+/// Reads every input (CPU work on a blocking thread) and uploads fragments as they finish.
+async fn write_all(store: &Store, planned: Vec<PlannedInput>, options: &IngestOptions, written: &mut Vec<FileEntry>) -> Result<u64> {
+    let (tx, mut rx) = mpsc::channel::<EncodedFragment>(2);
+    let options = options.clone();
+    let reader = tokio::task::spawn_blocking(move || read_inputs(planned, &options, &tx));
+    let mut columns = Vec::new();
+    while let Some(fragment) = rx.recv().await {
+        columns = merge_extra_columns(&columns, fragment.extras.iter().cloned())?;
+        let path = format!("variants/contig={}/{}.parquet", encode_contig(&fragment.contig), uuid::Uuid::new_v4());
+        let bytes = fragment.parquet.len() as u64;
+        store.put_new_file(&path, fragment.parquet).await?;
+        written.push(FileEntry {
+            path,
+            kind: FileKind::Variants,
+            rows: fragment.rows,
+            bytes,
+            contig: Some(fragment.contig),
+            min_pos: Some(fragment.min_pos),
+            max_pos: Some(fragment.max_pos),
+            max_end: Some(fragment.max_end),
+            sample_idx_end: None,
+            columns: fragment.extras,
+        });
+    }
+    reader.await.map_err(|e| IngestError::Inputs { file: "ingest".into(), reason: format!("reader thread failed: {e}") })?
+}
+
+/// Keeps letters, digits, `.`, `_` and `-` of a contig name; percent-encodes the rest.
+pub fn encode_contig(contig: &str) -> String {
+    contig
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn read_inputs(planned: Vec<PlannedInput>, options: &IngestOptions, tx: &mpsc::Sender<EncodedFragment>) -> Result<u64> {
+    let progress = options.progress.then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+        bar
+    });
+    let mut records = 0u64;
+    for PlannedInput { mut reader, sample_base } in planned {
+        let header = reader.header.clone();
+        let name = reader.name().to_string();
+        let ctx = RecordContext { file: &name, header: &header, sample_base };
+        let extras = info_columns(&header);
+        let mut builders: HashMap<String, FragmentBuilder> = HashMap::new();
+        let mut buffered = 0usize;
+        while let Some(batch) = reader.next_batch()? {
+            let sites = parse_batch(&batch, reader.format, &ctx)?;
+            records += sites.len() as u64;
+            for site in &sites {
+                let builder = builders.entry(site.contig.clone()).or_insert_with(|| FragmentBuilder::new(&site.contig, extras.clone()));
+                let before = builder.buffered_bytes();
+                site.append_rows(&header, builder);
+                buffered += builder.buffered_bytes() - before;
+            }
+            while buffered > options.max_buffered_bytes {
+                let Some(largest) = builders.iter().max_by_key(|(_, b)| b.buffered_bytes()).map(|(k, _)| k.clone()) else { break };
+                if let Some(builder) = builders.remove(&largest) {
+                    buffered -= builder.buffered_bytes();
+                    send(builder, tx)?;
+                }
+            }
+            if let Some(bar) = &progress {
+                bar.set_message(format!("{name}: {records} records"));
+                bar.tick();
+            }
+        }
+        let mut rest: Vec<_> = builders.into_values().collect();
+        rest.sort_by(|a, b| a.rows().cmp(&b.rows()));
+        for builder in rest {
+            send(builder, tx)?;
+        }
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    Ok(records)
+}
+
+fn send(builder: FragmentBuilder, tx: &mpsc::Sender<EncodedFragment>) -> Result<()> {
+    if builder.rows() == 0 {
+        return Ok(());
+    }
+    let fragment = builder.finish()?;
+    // The receiver only goes away when the upload side failed; its error is reported there.
+    let _ = tx.blocking_send(fragment);
+    Ok(())
+}

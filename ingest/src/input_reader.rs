@@ -1,0 +1,227 @@
+//! An opened VCF or BCF input: format detection, header, and batches of whole records.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use crate::byte_source::ByteSource;
+use crate::error::{IngestError, RecordLocation, Result};
+use crate::site::EncodedSite;
+use crate::site_fields::RecordContext;
+use crate::vcf_header::Header;
+
+/// The input's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    /// VCF text.
+    Vcf,
+    /// BCF binary.
+    Bcf,
+}
+
+/// A batch of whole records sharing one buffer.
+pub struct RawBatch {
+    data: Vec<u8>,
+    /// Per record: location, first part, second part (BCF per-sample data; empty for VCF).
+    records: Vec<(RecordLocation, Range<usize>, Range<usize>)>,
+}
+
+impl RawBatch {
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// True when the batch holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// An input being read.
+pub struct InputReader {
+    source: ByteSource,
+    buf: Vec<u8>,
+    eof: bool,
+    /// The detected format.
+    pub format: InputFormat,
+    /// The parsed header.
+    pub header: Header,
+    next_number: u64,
+}
+
+impl InputReader {
+    /// Opens `name` (`-` = standard input), detects VCF or BCF and reads the header.
+    pub fn open(name: &str) -> Result<Self> {
+        let mut reader = Self {
+            source: ByteSource::open(name)?,
+            buf: Vec::new(),
+            eof: false,
+            format: InputFormat::Vcf,
+            header: Header::default(),
+            next_number: 1,
+        };
+        while reader.buf.len() < 5 && reader.fill()? {}
+        let header_error = |line: u64, reason: String| IngestError::Header {
+            file: name.to_string(),
+            line,
+            reason,
+        };
+        if reader.buf.starts_with(b"BCF\x02") {
+            reader.format = InputFormat::Bcf;
+            while reader.buf.len() < 9 && reader.fill()? {}
+            let Some(len) = reader.buf.get(5..9) else {
+                return Err(header_error(0, "BCF header is truncated".into()));
+            };
+            let l_text = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            while reader.buf.len() < 9 + l_text && reader.fill()? {}
+            let Some(text) = reader.buf.get(9..9 + l_text) else {
+                return Err(header_error(0, "BCF header is truncated".into()));
+            };
+            let text = String::from_utf8_lossy(text).trim_end_matches('\0').to_string();
+            reader.header = Header::parse(&text).map_err(|(l, r)| header_error(l, r))?;
+            reader.buf.drain(..9 + l_text);
+        } else if reader.buf.starts_with(b"##") || reader.buf.starts_with(b"#CHROM") {
+            // Read until the whole #CHROM line is in the buffer.
+            let end = loop {
+                if let Some(at) = find_chrom_line_end(&reader.buf) {
+                    break at;
+                }
+                if !reader.fill()? {
+                    break reader.buf.len();
+                }
+            };
+            let text = String::from_utf8_lossy(&reader.buf[..end]).to_string();
+            reader.header = Header::parse(&text).map_err(|(l, r)| header_error(l, r))?;
+            reader.next_number = 1 + text.lines().count() as u64;
+            reader.buf.drain(..(end + 1).min(reader.buf.len()));
+        } else {
+            return Err(header_error(
+                1,
+                "not a VCF or BCF file: it must start with `##fileformat`, `#CHROM` or the BCF magic".into(),
+            ));
+        }
+        Ok(reader)
+    }
+
+    /// The input's name.
+    pub fn name(&self) -> &str {
+        self.source.name()
+    }
+
+    fn fill(&mut self) -> Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        match self.source.next_chunk()? {
+            Some(chunk) => {
+                self.buf.extend_from_slice(&chunk);
+                Ok(true)
+            }
+            None => {
+                self.eof = true;
+                Ok(false)
+            }
+        }
+    }
+
+    /// The next batch of whole records, `None` at the end of the input.
+    pub fn next_batch(&mut self) -> Result<Option<RawBatch>> {
+        loop {
+            let batch = match self.format {
+                InputFormat::Vcf => self.split_lines(),
+                InputFormat::Bcf => self.split_bcf()?,
+            };
+            if let Some(batch) = batch {
+                return Ok(Some(batch));
+            }
+            if !self.fill()? {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return match self.format {
+                    InputFormat::Vcf => {
+                        self.buf.push(b'\n');
+                        Ok(self.split_lines())
+                    }
+                    InputFormat::Bcf => Err(IngestError::Record {
+                        file: self.name().to_string(),
+                        location: RecordLocation::Record(self.next_number).to_string(),
+                        field: "record".into(),
+                        reason: format!("truncated: {} bytes left that do not form a whole record", self.buf.len()),
+                    }),
+                };
+            }
+        }
+    }
+
+    fn split_lines(&mut self) -> Option<RawBatch> {
+        let last = memchr::memrchr(b'\n', &self.buf)?;
+        let rest = self.buf.split_off(last + 1);
+        let data = std::mem::replace(&mut self.buf, rest);
+        let mut records = Vec::new();
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', &data) {
+            let line = &data[start..end];
+            if !line.is_empty() && line != b"\r" {
+                records.push((RecordLocation::Line(self.next_number), start..end, 0..0));
+            }
+            self.next_number += 1;
+            start = end + 1;
+        }
+        Some(RawBatch { data, records })
+    }
+
+    fn split_bcf(&mut self) -> Result<Option<RawBatch>> {
+        let mut records = Vec::new();
+        let mut at = 0usize;
+        while let Some(lens) = self.buf.get(at..at + 8) {
+            let l_shared = u32::from_le_bytes([lens[0], lens[1], lens[2], lens[3]]) as usize;
+            let l_indiv = u32::from_le_bytes([lens[4], lens[5], lens[6], lens[7]]) as usize;
+            let end = at + 8 + l_shared + l_indiv;
+            if end > self.buf.len() {
+                break;
+            }
+            records.push((RecordLocation::Record(self.next_number), at + 8..at + 8 + l_shared, at + 8 + l_shared..end));
+            self.next_number += 1;
+            at = end;
+        }
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let rest = self.buf.split_off(at);
+        let data = std::mem::replace(&mut self.buf, rest);
+        Ok(Some(RawBatch { data, records }))
+    }
+}
+
+fn find_chrom_line_end(buf: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', buf) {
+        if buf[start..end].starts_with(b"#CHROM") {
+            return Some(end);
+        }
+        if !buf[start..end].starts_with(b"#") {
+            return Some(start.saturating_sub(1));
+        }
+        start = end + 1;
+    }
+    None
+}
+
+/// Parses a batch in parallel; on failure returns the error of the earliest bad record.
+pub fn parse_batch(batch: &RawBatch, format: InputFormat, ctx: &RecordContext<'_>) -> Result<Vec<EncodedSite>> {
+    let parsed: Vec<Result<EncodedSite>> = batch
+        .records
+        .par_iter()
+        .with_min_len(64)
+        .map(|(location, first, second)| {
+            let first = &batch.data[first.clone()];
+            match format {
+                InputFormat::Vcf => crate::vcf_record::parse_vcf_line(first, *location, ctx),
+                InputFormat::Bcf => crate::bcf_record::parse_bcf_record(first, &batch.data[second.clone()], *location, ctx),
+            }
+        })
+        .collect();
+    parsed.into_iter().collect()
+}

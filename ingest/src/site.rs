@@ -1,0 +1,157 @@
+//! A parsed site: fixed fields, typed INFO values and encoded genotypes, and its split into one
+//! fragment row per ALT allele (as `bcftools norm -m-`).
+//!
+//! INFO values per row: `Number=A` fields keep this ALT's value (a scalar column),
+//! `Number=R` fields keep `[REF value, this ALT's value]`, `Number=0/1` stay scalars, and all
+//! other numbers keep the whole list.
+
+use cohortdb_store::fragment_builder::{ExtraValue, FragmentBuilder, RowCounts, VariantRow};
+use cohortdb_store::genotype_bitmaps::serialize_bitmap;
+use cohortdb_store::log_entry::ExtraColumn;
+
+use crate::genotype_accumulator::SiteGenotypes;
+use crate::vcf_header::{FieldDef, Header, Number};
+
+/// Raw values of one INFO key at one site.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InfoValues {
+    /// A flag is present.
+    Flag,
+    /// Integers (`None` = `.`).
+    Int(Vec<Option<i32>>),
+    /// Floats.
+    Float(Vec<Option<f32>>),
+    /// Strings.
+    Text(Vec<Option<String>>),
+}
+
+/// A parsed and encoded site.
+#[derive(Debug, Clone)]
+pub struct EncodedSite {
+    /// Contig name.
+    pub contig: String,
+    /// 1-based position.
+    pub pos: i64,
+    /// 1-based inclusive end.
+    pub end_pos: i64,
+    /// ID, `None` for `.`.
+    pub id: Option<String>,
+    /// REF.
+    pub ref_allele: String,
+    /// ALT alleles (empty for `.`).
+    pub alts: Vec<String>,
+    /// QUAL.
+    pub qual: Option<f32>,
+    /// FILTER text, `None` for `.`.
+    pub filters: Option<String>,
+    /// INFO values by header INFO index.
+    pub info: Vec<(usize, InfoValues)>,
+    /// Genotypes.
+    pub genotypes: SiteGenotypes,
+}
+
+fn is_scalar(number: Number) -> bool {
+    matches!(number, Number::Count(0) | Number::Count(1) | Number::A)
+}
+
+/// The typed columns for a header's INFO definitions.
+pub fn info_columns(header: &Header) -> Vec<ExtraColumn> {
+    header
+        .info
+        .iter()
+        .map(|def| ExtraColumn {
+            name: format!("info_{}", def.id),
+            kind: def.kind,
+            list: !is_scalar(def.number),
+        })
+        .collect()
+}
+
+/// The values of `values` kept for the row of ALT `alt_index` (1-based; 0 = no ALT).
+fn pick<T: Clone>(number: Number, values: &[Option<T>], alt_index: usize) -> Vec<Option<T>> {
+    let at = |i: usize| values.get(i).cloned().flatten();
+    match number {
+        Number::A if alt_index > 0 => vec![at(alt_index - 1)],
+        Number::A => Vec::new(),
+        Number::R if alt_index > 0 => vec![at(0), at(alt_index)],
+        Number::R => vec![at(0)],
+        _ => values.to_vec(),
+    }
+}
+
+fn row_value(def: &FieldDef, values: &InfoValues, alt_index: usize) -> ExtraValue {
+    let scalar = is_scalar(def.number);
+    match values {
+        InfoValues::Flag => ExtraValue::Flag,
+        InfoValues::Int(v) => {
+            let v = pick(def.number, v, alt_index);
+            match (scalar, v.first().copied().flatten()) {
+                (true, Some(x)) => ExtraValue::Int(x),
+                (true, None) => ExtraValue::Null,
+                (false, _) => ExtraValue::IntList(v),
+            }
+        }
+        InfoValues::Float(v) => {
+            let v = pick(def.number, v, alt_index);
+            match (scalar, v.first().copied().flatten()) {
+                (true, Some(x)) => ExtraValue::Float(x),
+                (true, None) => ExtraValue::Null,
+                (false, _) => ExtraValue::FloatList(v),
+            }
+        }
+        InfoValues::Text(v) => {
+            let v = pick(def.number, v, alt_index);
+            match (scalar, v.first().cloned().flatten()) {
+                (true, Some(x)) => ExtraValue::Text(x),
+                (true, None) => ExtraValue::Null,
+                (false, _) => ExtraValue::TextList(v),
+            }
+        }
+    }
+}
+
+impl EncodedSite {
+    /// Appends one row per ALT (or one row with ALT `.` for a site without ALT) to `builder`,
+    /// whose extra columns are [`info_columns`] of `header`.
+    pub fn append_rows(&self, header: &Header, builder: &mut FragmentBuilder) {
+        let g = &self.genotypes;
+        let empty = serialize_bitmap(&roaring::RoaringBitmap::new());
+        let no_alt = [".".to_string()];
+        let alts: &[String] = if self.alts.is_empty() { &no_alt } else { &self.alts };
+        let mut extras = vec![ExtraValue::Null; header.info.len()];
+        for (i, alt) in alts.iter().enumerate() {
+            let alt_index = if self.alts.is_empty() { 0 } else { i + 1 };
+            extras.fill(ExtraValue::Null);
+            for (def_idx, values) in &self.info {
+                if let (Some(def), Some(slot)) = (header.info.get(*def_idx), extras.get_mut(*def_idx)) {
+                    *slot = row_value(def, values, alt_index);
+                }
+            }
+            let [het, hom, hemi] = match g.alt_bitmaps.get(i) {
+                Some([a, b, c]) => [a.as_slice(), b.as_slice(), c.as_slice()],
+                None => [empty.as_slice(); 3],
+            };
+            let [s0, s1, s2, s3, s4, s5] = &g.site_bitmaps;
+            let counts = g.alt_counts.get(i).copied().unwrap_or(RowCounts {
+                an: g.an,
+                n_no_call: g.n_no_call,
+                ..RowCounts::default()
+            });
+            builder.append(&VariantRow {
+                pos: self.pos,
+                end_pos: self.end_pos,
+                id: self.id.as_deref(),
+                ref_allele: &self.ref_allele,
+                alt,
+                qual: self.qual,
+                filters: self.filters.as_deref(),
+                allele_index: alt_index as i32,
+                n_alleles: self.alts.len() as i32 + 1,
+                counts,
+                bitmaps: [het, hom, hemi, s0, s1, s2, s3, s4, s5],
+                gt_exceptions: g.exceptions.as_deref(),
+                extras: &extras,
+            });
+        }
+    }
+}
