@@ -1,1 +1,31 @@
-//! placeholder
+//! cohortdb's query engine: DataFusion tables over a store snapshot, genotype bitmap
+//! functions, and cohort operations.
+//!
+//! Tables: `variants` (one row per ALT allele, genotypes as roaring bitmaps), `samples`.
+//! Functions: `allele_count`, `allele_number`, `bitmap_and_count`, `bitmap_or`, `bitmap_and`,
+//! `bitmap_andnot`, `bitmap_count`, `bitmap_to_list` and the aggregate `sample_set`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use cohortdb_engine::{CohortEngine, Region, SampleSelection};
+//! let engine = CohortEngine::open("/tmp/store").await?;
+//! let set = SampleSelection::All.resolve(engine.sample_records(), engine.withdrawn())?;
+//! let regions = Region::parse_list("chr20:20000001-20100000")?;
+//! let batches = engine.allele_frequencies(&regions, &set).await?.collect().await?;
+//! # Ok(()) }
+//! ```
+
+mod bitmap_args;
+pub mod bitmap_count_functions;
+pub mod bitmap_set_functions;
+mod cohort_engine;
+mod error;
+mod region;
+mod sample_selection;
+pub mod sample_set;
+pub mod variants_table;
+
+pub use cohort_engine::{CohortEngine, region_filter};
+pub use error::{EngineError, Result};
+pub use region::Region;
+pub use sample_selection::SampleSelection;

@@ -1,0 +1,85 @@
+//! Reading bitmap arguments of UDFs: columns or scalars, with a scalar set decoded once.
+
+use std::sync::Arc;
+
+use cohortdb_store::genotype_bitmaps::{decode_exceptions, deserialize_bitmap, GenotypeException};
+use datafusion::arrow::array::{Array, ArrayRef, BinaryArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::ColumnarValue;
+use datafusion::scalar::ScalarValue;
+use roaring::RoaringBitmap;
+
+/// One binary argument: a column or a scalar.
+pub enum BinaryArg {
+    /// A column of serialised bitmaps.
+    Column(BinaryArray),
+    /// One value for every row, decoded once.
+    Scalar(Option<Arc<RoaringBitmap>>, Option<Vec<u8>>),
+}
+
+impl BinaryArg {
+    /// Wraps argument `value` of function `name`.
+    pub fn new(name: &str, value: &ColumnarValue) -> Result<Self> {
+        match value {
+            ColumnarValue::Array(array) => {
+                let array: ArrayRef = if array.data_type() == &DataType::Binary { array.clone() } else { cast(array, &DataType::Binary)? };
+                let binary = array.as_any().downcast_ref::<BinaryArray>().ok_or_else(|| DataFusionError::Execution(format!("{name}: expected binary bitmaps")))?;
+                Ok(Self::Column(binary.clone()))
+            }
+            ColumnarValue::Scalar(scalar) => {
+                let bytes = match scalar {
+                    ScalarValue::Binary(b) | ScalarValue::LargeBinary(b) | ScalarValue::BinaryView(b) => b.clone(),
+                    s if s.is_null() => None,
+                    other => return Err(DataFusionError::Execution(format!("{name}: expected a binary bitmap, got {}", other.data_type()))),
+                };
+                let bitmap = bytes.as_deref().map(|b| decode(name, b)).transpose()?.map(Arc::new);
+                Ok(Self::Scalar(bitmap, bytes))
+            }
+        }
+    }
+
+    /// The raw bytes at `row`.
+    pub fn bytes(&self, row: usize) -> Option<&[u8]> {
+        match self {
+            Self::Column(a) => (!a.is_null(row)).then(|| a.value(row)),
+            Self::Scalar(_, b) => b.as_deref(),
+        }
+    }
+
+    /// The bitmap at `row` (`None` for null).
+    pub fn bitmap(&self, name: &str, row: usize) -> Result<Option<Arc<RoaringBitmap>>> {
+        match self {
+            Self::Column(a) if a.is_null(row) => Ok(None),
+            Self::Column(a) => decode(name, a.value(row)).map(|b| Some(Arc::new(b))),
+            Self::Scalar(b, _) => Ok(b.clone()),
+        }
+    }
+
+    /// Genotype exceptions at `row`.
+    pub fn exceptions(&self, name: &str, row: usize) -> Result<Vec<GenotypeException>> {
+        match self.bytes(row) {
+            None => Ok(Vec::new()),
+            Some(b) => decode_exceptions(b).ok_or_else(|| DataFusionError::Execution(format!("{name}: malformed gt_exceptions value"))),
+        }
+    }
+}
+
+fn decode(name: &str, bytes: &[u8]) -> Result<RoaringBitmap> {
+    deserialize_bitmap(bytes).ok_or_else(|| DataFusionError::Execution(format!("{name}: argument is not a serialised roaring bitmap")))
+}
+
+/// Wraps every argument.
+pub fn binary_args(name: &str, args: &[ColumnarValue]) -> Result<Vec<BinaryArg>> {
+    args.iter().map(|a| BinaryArg::new(name, a)).collect()
+}
+
+/// Samples of `bitmap` within `set` (all of them when `set` is `None`).
+pub fn count_in(bitmap: Option<&RoaringBitmap>, set: Option<&RoaringBitmap>) -> u64 {
+    match (bitmap, set) {
+        (None, _) => 0,
+        (Some(b), None) => b.len(),
+        (Some(b), Some(s)) => b.intersection_len(s),
+    }
+}

@@ -1,0 +1,159 @@
+//! The engine over one snapshot: a DataFusion session with the store's tables and functions,
+//! and the cohort operations built on it.
+
+use std::sync::Arc;
+
+use cohortdb_store::fragment_schema::fragment_schema;
+use cohortdb_store::sample_registry::{SampleRecord, read_samples, samples_schema};
+use cohortdb_store::{Snapshot, Store};
+use datafusion::arrow::array::{RecordBatch, StringArray, UInt32Array};
+use datafusion::datasource::MemTable;
+use datafusion::logical_expr::{ScalarUDF, col, lit, when};
+use datafusion::prelude::{DataFrame, Expr, SessionConfig, SessionContext};
+use datafusion::scalar::ScalarValue;
+use roaring::RoaringBitmap;
+
+use crate::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
+use crate::bitmap_set_functions::{BitmapSetOp, BitmapSetUdf};
+use crate::error::Result;
+use crate::region::Region;
+use crate::sample_set::SampleSetUdaf;
+use crate::variants_table::{STORE_URL, VariantsTable};
+
+/// A store opened at one snapshot.
+#[derive(Debug, Clone)]
+pub struct CohortEngine {
+    store: Store,
+    snapshot: Snapshot,
+    samples: Vec<SampleRecord>,
+    withdrawn: RoaringBitmap,
+}
+
+impl CohortEngine {
+    /// Opens the newest snapshot of the store at `location`.
+    pub async fn open(location: &str) -> Result<Self> {
+        let store = Store::open(location).await?;
+        let snapshot = store.snapshot().await?;
+        let samples = read_samples(&store, &snapshot).await?;
+        Ok(Self { store, snapshot, samples, withdrawn: RoaringBitmap::new() })
+    }
+
+    /// The snapshot read.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// Registered samples, by `sample_idx` (withdrawn ones excluded).
+    pub fn samples(&self) -> Vec<&SampleRecord> {
+        self.samples.iter().filter(|s| !self.withdrawn.contains(s.sample_idx)).collect()
+    }
+
+    /// All registered samples, withdrawn ones included (for selection resolution).
+    pub fn sample_records(&self) -> &[SampleRecord] {
+        &self.samples
+    }
+
+    /// Samples that withdrew consent; every read path removes them. Empty until withdrawal
+    /// is implemented in the store.
+    pub fn withdrawn(&self) -> &RoaringBitmap {
+        &self.withdrawn
+    }
+
+    /// A new session with `variants`, `samples` and the genotype functions registered.
+    pub fn session(&self) -> Result<SessionContext> {
+        let config = SessionConfig::new().with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        let url = url::Url::parse(STORE_URL).map_err(|e| datafusion::error::DataFusionError::Internal(e.to_string()))?;
+        ctx.register_object_store(&url, self.store.location().object_store.clone());
+        let schema = fragment_schema(&self.snapshot.state.extra_columns()?);
+        let fragments = self.snapshot.state.variant_fragments().cloned().collect();
+        let root = self.store.location().root.to_string();
+        ctx.register_table("variants", Arc::new(VariantsTable::new(schema, fragments, root)))?;
+        let visible = self.samples();
+        let batch = RecordBatch::try_new(
+            samples_schema(),
+            vec![
+                Arc::new(UInt32Array::from_iter_values(visible.iter().map(|s| s.sample_idx))),
+                Arc::new(StringArray::from_iter_values(visible.iter().map(|s| s.sample_id.as_str()))),
+                Arc::new(StringArray::from_iter_values(visible.iter().map(|s| s.source.as_str()))),
+            ],
+        )
+        .map_err(datafusion::error::DataFusionError::from)?;
+        ctx.register_table("samples", Arc::new(MemTable::try_new(samples_schema(), vec![vec![batch]])?))?;
+        for udf in [
+            BitmapCountUdf::udf(BitmapCount::AlleleCount),
+            BitmapCountUdf::udf(BitmapCount::AlleleNumber),
+            BitmapCountUdf::udf(BitmapCount::AndCount),
+            BitmapSetUdf::udf(BitmapSetOp::Or),
+            BitmapSetUdf::udf(BitmapSetOp::And),
+            BitmapSetUdf::udf(BitmapSetOp::AndNot),
+            BitmapSetUdf::udf(BitmapSetOp::Count),
+            BitmapSetUdf::udf(BitmapSetOp::ToList),
+        ] {
+            ctx.register_udf(udf);
+        }
+        ctx.register_udaf(SampleSetUdaf::udaf());
+        Ok(ctx)
+    }
+
+    /// Allele frequencies of every ALT in `regions` (all contigs when empty) within `samples`:
+    /// columns `chrom pos ref alt ac an af n_het n_hom_alt`, `pos` 1-based, one row per ALT,
+    /// also where the count is 0, ordered by contig, position and allele index.
+    pub async fn allele_frequencies(&self, regions: &[Region], samples: &RoaringBitmap) -> Result<DataFrame> {
+        let ctx = self.session()?;
+        let set = lit(ScalarValue::Binary(Some(cohortdb_store::genotype_bitmaps::serialize_bitmap(samples))));
+        let call = |udf: ScalarUDF, args: Vec<Expr>| udf.call(args);
+        let ac = call(BitmapCountUdf::udf(BitmapCount::AlleleCount), vec![col("het"), col("hom_alt"), col("hemi"), set.clone()]);
+        let an = call(BitmapCountUdf::udf(BitmapCount::AlleleNumber), vec![col("called_diploid"), col("called_haploid"), col("gt_exceptions"), set.clone()]);
+        let n_het = call(BitmapCountUdf::udf(BitmapCount::AndCount), vec![col("het"), set.clone()]);
+        let n_hom = call(BitmapCountUdf::udf(BitmapCount::AndCount), vec![col("hom_alt"), set]);
+        let mut df = ctx.table("variants").await?;
+        if let Some(filter) = region_filter(regions) {
+            df = df.filter(filter)?;
+        }
+        let df = df
+            .select(vec![
+                col("contig").alias("chrom"),
+                col("pos"),
+                col("ref"),
+                col("alt"),
+                ac.alias("ac"),
+                an.alias("an"),
+                n_het.alias("n_het"),
+                n_hom.alias("n_hom_alt"),
+                col("allele_index"),
+            ])?
+            .select(vec![
+                col("chrom"),
+                col("pos"),
+                col("ref"),
+                col("alt"),
+                col("ac"),
+                col("an"),
+                when(col("an").gt(lit(0i64)), datafusion::logical_expr::cast(col("ac"), datafusion::arrow::datatypes::DataType::Float64) / datafusion::logical_expr::cast(col("an"), datafusion::arrow::datatypes::DataType::Float64)).end()?.alias("af"),
+                col("n_het"),
+                col("n_hom_alt"),
+                col("allele_index"),
+            ])?
+            .sort(vec![col("chrom").sort(true, false), col("pos").sort(true, false), col("allele_index").sort(true, false)])?;
+        let columns = ["chrom", "pos", "ref", "alt", "ac", "an", "af", "n_het", "n_hom_alt"];
+        Ok(df.select_columns(&columns)?)
+    }
+}
+
+/// The SQL predicate of `regions` (overlap, as `bcftools view -r`): `None` for no regions.
+pub fn region_filter(regions: &[Region]) -> Option<Expr> {
+    regions
+        .iter()
+        .map(|r| {
+            let mut e = col("contig").eq(lit(r.contig.clone()));
+            if r.end != i64::MAX {
+                e = e.and(col("pos").lt_eq(lit(r.end)));
+            }
+            if r.start > 1 {
+                e = e.and(col("end_pos").gt_eq(lit(r.start)));
+            }
+            e
+        })
+        .reduce(Expr::or)
+}
