@@ -1,1 +1,180 @@
-fn main() {}
+//! The `cohortdb` command line.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use cohortdb_engine::{CohortEngine, Region, SampleSelection};
+use cohortdb_ingest::{IngestOptions, ingest_vcf};
+use cohortdb_store::Store;
+
+mod demo;
+mod output_format;
+
+use output_format::{OutputFormat, write_batches};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+#[derive(Parser)]
+#[command(name = "cohortdb", version, about = "A genomic variant store and query engine for biobank cohorts")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest data into a store.
+    #[command(subcommand)]
+    Ingest(IngestCommand),
+    /// Allele counts and frequencies per ALT allele in regions and a sample set.
+    Af {
+        /// Store location (directory, file://, s3://bucket/prefix, memory://name).
+        #[arg(long)]
+        store: String,
+        /// Regions, comma-separated: chr20, chr20:1000, chr20:1000-2000 (1-based, inclusive).
+        #[arg(short = 'r', long = "regions", conflicts_with = "regions_file")]
+        regions: Option<String>,
+        /// Regions file: CHROM POS or CHROM BEG END (1-based), or BED (0-based) for *.bed.
+        #[arg(short = 'R', long = "regions-file")]
+        regions_file: Option<String>,
+        /// Samples, comma-separated; a leading ^ excludes them.
+        #[arg(short = 's', long = "samples", conflicts_with = "samples_file")]
+        samples: Option<String>,
+        /// File of sample IDs, one per line; ^FILE excludes them.
+        #[arg(short = 'S', long = "samples-file")]
+        samples_file: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "tsv")]
+        format: OutputFormat,
+    },
+    /// Run SQL over the store (tables: variants, samples).
+    Query {
+        /// Store location.
+        #[arg(long)]
+        store: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "tsv")]
+        format: OutputFormat,
+        /// The SQL statement.
+        sql: String,
+    },
+    /// List the store's samples.
+    Samples {
+        /// Store location.
+        #[arg(long)]
+        store: String,
+    },
+    /// Describe the store: version, samples, contigs, fragments.
+    Info {
+        /// Store location.
+        #[arg(long)]
+        store: String,
+    },
+    /// Ingest bundled data into a new store and answer cohort queries on it.
+    Demo {
+        /// Where to create the demo store (default: a temporary directory).
+        #[arg(long)]
+        store: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum IngestCommand {
+    /// Ingest VCF or BCF files (plain, gzip or BGZF; `-` for standard input) as one commit.
+    Vcf {
+        /// Store location (created when missing).
+        #[arg(long)]
+        store: String,
+        /// Input files.
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cohortdb: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("cohortdb: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> CliResult {
+    match command {
+        Command::Ingest(IngestCommand::Vcf { store, files }) => {
+            let store = Store::open_or_create(&store)?;
+            let options = IngestOptions { progress: std::io::stderr().is_terminal(), ..IngestOptions::default() };
+            let summary = ingest_vcf(&store, &files, &options).await?;
+            eprintln!("committed version {}: {} records, {} new samples, {} fragments", summary.version, summary.records, summary.samples_added, summary.fragments);
+        }
+        Command::Af { store, regions, regions_file, samples, samples_file, format } => {
+            let engine = CohortEngine::open(&store).await?;
+            let regions = match (regions, regions_file) {
+                (Some(r), _) => Region::parse_list(&r)?,
+                (None, Some(f)) => Region::read_file(&f)?,
+                (None, None) => Vec::new(),
+            };
+            let selection = match (samples, samples_file) {
+                (Some(s), _) => SampleSelection::from_list(&s),
+                (None, Some(f)) => SampleSelection::from_file(&f)?,
+                (None, None) => SampleSelection::All,
+            };
+            let set = selection.resolve(engine.sample_records(), engine.withdrawn())?;
+            let df = engine.allele_frequencies(&regions, &set).await?;
+            let schema = df.schema().inner().clone();
+            let batches = df.collect().await?;
+            write_batches(format, &batches, schema, &mut std::io::stdout().lock())?;
+        }
+        Command::Query { store, format, sql } => {
+            let engine = CohortEngine::open(&store).await?;
+            let df = engine.session()?.sql(&sql).await?;
+            let schema = df.schema().inner().clone();
+            let batches = df.collect().await?;
+            write_batches(format, &batches, schema, &mut std::io::stdout().lock())?;
+        }
+        Command::Samples { store } => {
+            let engine = CohortEngine::open(&store).await?;
+            let mut out = String::from("sample_idx\tsample_id\tsource\n");
+            for s in engine.samples() {
+                out.push_str(&format!("{}\t{}\t{}\n", s.sample_idx, s.sample_id, s.source));
+            }
+            print!("{out}");
+        }
+        Command::Info { store } => {
+            let engine = CohortEngine::open(&store).await?;
+            let state = &engine.snapshot().state;
+            let fragments: Vec<_> = state.variant_fragments().collect();
+            println!("store\t{store}");
+            println!("version\t{}", state.version);
+            println!("format_version\t{}", cohortdb_store::log_entry::FORMAT_VERSION);
+            println!("samples\t{}", engine.samples().len());
+            println!("fragments\t{}", fragments.len());
+            println!("variant_rows\t{}", fragments.iter().map(|f| f.rows).sum::<u64>());
+            println!("bytes\t{}", state.files.values().map(|f| f.bytes).sum::<u64>());
+            for contig in state.contigs() {
+                let rows: u64 = fragments.iter().filter(|f| f.contig.as_deref() == Some(&contig)).map(|f| f.rows).sum();
+                println!("contig\t{contig}\t{rows}");
+            }
+        }
+        Command::Demo { store } => demo::run(store).await?,
+    }
+    Ok(())
+}
