@@ -32,7 +32,9 @@ impl Xorshift {
 /// The demo cohort as VCF text.
 pub fn demo_vcf() -> String {
     let mut rng = Xorshift(0x9E37_79B9_7F4A_7C15);
-    let mut out = String::from("##fileformat=VCFv4.2\n##contig=<ID=chr20,length=64444167>\n##INFO=<ID=DEMO_AF,Number=A,Type=Float,Description=\"Simulated ALT frequency\">\n##FORMAT=<ID=GT,Number=1,Type=String,Description=\"Genotype\">\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT");
+    let mut out = String::from(
+        "##fileformat=VCFv4.2\n##contig=<ID=chr20,length=64444167>\n##INFO=<ID=DEMO_AF,Number=A,Type=Float,Description=\"Simulated ALT frequency\">\n##FORMAT=<ID=GT,Number=1,Type=String,Description=\"Genotype\">\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT",
+    );
     for s in 0..SAMPLES {
         out.push_str(&format!("\tDEMO{s:04}"));
     }
@@ -45,11 +47,25 @@ pub fn demo_vcf() -> String {
         let a1 = (r + 1 + (rng.next() % 3) as usize) % 4;
         let multi = site % 97 == 0;
         let third = (0..4).find(|&b| b != r && b != a1).unwrap_or(0);
-        let alts = if multi { format!("{},{}", bases[a1], bases[third]) } else { bases[a1].to_string() };
+        let alts = if multi {
+            format!("{},{}", bases[a1], bases[third])
+        } else {
+            bases[a1].to_string()
+        };
         let p = 0.5 * rng.unit() * rng.unit();
-        out.push_str(&format!("chr20\t{pos}\tdemo{site}\t{}\t{alts}\t.\tPASS\tDEMO_AF={p:.4}{}\tGT", bases[r], if multi { ",0.01" } else { "" }));
+        out.push_str(&format!(
+            "chr20\t{pos}\tdemo{site}\t{}\t{alts}\t.\tPASS\tDEMO_AF={p:.4}{}\tGT",
+            bases[r],
+            if multi { ",0.01" } else { "" }
+        ));
         for _ in 0..SAMPLES {
-            let allele = |rng: &mut Xorshift| if rng.unit() < p { if multi && rng.unit() < 0.1 { 2 } else { 1 } } else { 0 };
+            let allele = |rng: &mut Xorshift| {
+                if rng.unit() < p {
+                    if multi && rng.unit() < 0.1 { 2 } else { 1 }
+                } else {
+                    0
+                }
+            };
             let (a, b) = (allele(&mut rng), allele(&mut rng));
             if rng.unit() < 0.002 {
                 out.push_str("\t./.");
@@ -71,15 +87,34 @@ pub async fn run(store: Option<String>) -> CliResult {
     std::fs::write(&vcf, demo_vcf())?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    writeln!(out, "# cohortdb demo: {SAMPLES} participants x {SITES} sites on chr20\n# cohortdb ingest vcf --store {location} {}", vcf.display())?;
+    writeln!(
+        out,
+        "# cohortdb demo: {SAMPLES} participants x {SITES} sites on chr20\n# cohortdb ingest vcf --store {location} {}",
+        vcf.display()
+    )?;
     let store_handle = Store::open_or_create(&location)?;
-    let summary = ingest_vcf(&store_handle, &[vcf.display().to_string()], &IngestOptions::default()).await?;
-    writeln!(out, "committed version {}: {} records, {} samples\n", summary.version, summary.records, summary.samples_added)?;
+    let summary = ingest_vcf(
+        &store_handle,
+        &[vcf.display().to_string()],
+        &IngestOptions::default(),
+    )
+    .await?;
+    writeln!(
+        out,
+        "committed version {}: {} records, {} samples\n",
+        summary.version, summary.records, summary.samples_added
+    )?;
 
     let engine = CohortEngine::open(&location).await?;
-    writeln!(out, "# cohortdb af --store {location} -r chr20:20010000-20020000 -s ^DEMO0000,DEMO0001")?;
-    let set = SampleSelection::from_list("^DEMO0000,DEMO0001").resolve(engine.sample_records(), engine.withdrawn())?;
-    let df = engine.allele_frequencies(&Region::parse_list("chr20:20010000-20020000")?, &set).await?;
+    writeln!(
+        out,
+        "# cohortdb af --store {location} -r chr20:20010000-20020000 -s ^DEMO0000,DEMO0001"
+    )?;
+    let set = SampleSelection::from_list("^DEMO0000,DEMO0001")
+        .resolve(engine.sample_records(), engine.withdrawn())?;
+    let df = engine
+        .allele_frequencies(&Region::parse_list("chr20:20010000-20020000")?, &set)
+        .await?;
     let schema = df.schema().inner().clone();
     write_batches(OutputFormat::Tsv, &df.collect().await?, schema, &mut out)?;
 
@@ -93,7 +128,10 @@ pub async fn run(store: Option<String>) -> CliResult {
                allele_number(v.called_diploid, v.called_haploid, v.gt_exceptions, c.s) AS an_first_100 \
                FROM variants v, (SELECT sample_set(sample_idx) AS s FROM samples WHERE sample_id < 'DEMO0100') c \
                WHERE v.contig = 'chr20' AND v.pos BETWEEN 20030000 AND 20040000 ORDER BY v.pos, v.alt";
-    writeln!(out, "\n# a cohort in SQL: the first 100 participants\n# cohortdb query --store {location} \"{sql}\"")?;
+    writeln!(
+        out,
+        "\n# a cohort in SQL: the first 100 participants\n# cohortdb query --store {location} \"{sql}\""
+    )?;
     let df = engine.session()?.sql(sql).await?;
     let schema = df.schema().inner().clone();
     write_batches(OutputFormat::Tsv, &df.collect().await?, schema, &mut out)?;

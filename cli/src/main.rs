@@ -19,7 +19,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 #[derive(Parser)]
-#[command(name = "cohortdb", version, about = "A genomic variant store and query engine for biobank cohorts")]
+#[command(
+    name = "cohortdb",
+    version,
+    about = "A genomic variant store and query engine for biobank cohorts"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -96,9 +100,15 @@ enum IngestCommand {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cohortdb: cannot start the runtime: {e}");
@@ -108,7 +118,9 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            {
                 return ExitCode::SUCCESS;
             }
             eprintln!("cohortdb: error: {e}");
@@ -121,11 +133,24 @@ async fn run(command: Command) -> CliResult {
     match command {
         Command::Ingest(IngestCommand::Vcf { store, files }) => {
             let store = Store::open_or_create(&store)?;
-            let options = IngestOptions { progress: std::io::stderr().is_terminal(), ..IngestOptions::default() };
+            let options = IngestOptions {
+                progress: std::io::stderr().is_terminal(),
+                ..IngestOptions::default()
+            };
             let summary = ingest_vcf(&store, &files, &options).await?;
-            eprintln!("committed version {}: {} records, {} new samples, {} fragments", summary.version, summary.records, summary.samples_added, summary.fragments);
+            eprintln!(
+                "committed version {}: {} records, {} new samples, {} fragments",
+                summary.version, summary.records, summary.samples_added, summary.fragments
+            );
         }
-        Command::Af { store, regions, regions_file, samples, samples_file, format } => {
+        Command::Af {
+            store,
+            regions,
+            regions_file,
+            samples,
+            samples_file,
+            format,
+        } => {
             let engine = CohortEngine::open(&store).await?;
             let regions = match (regions, regions_file) {
                 (Some(r), _) => Region::parse_list(&r)?,
@@ -154,7 +179,10 @@ async fn run(command: Command) -> CliResult {
             let engine = CohortEngine::open(&store).await?;
             let mut out = String::from("sample_idx\tsample_id\tsource\n");
             for s in engine.samples() {
-                out.push_str(&format!("{}\t{}\t{}\n", s.sample_idx, s.sample_id, s.source));
+                out.push_str(&format!(
+                    "{}\t{}\t{}\n",
+                    s.sample_idx, s.sample_id, s.source
+                ));
             }
             print!("{out}");
         }
@@ -164,13 +192,26 @@ async fn run(command: Command) -> CliResult {
             let fragments: Vec<_> = state.variant_fragments().collect();
             println!("store\t{store}");
             println!("version\t{}", state.version);
-            println!("format_version\t{}", cohortdb_store::log_entry::FORMAT_VERSION);
+            println!(
+                "format_version\t{}",
+                cohortdb_store::log_entry::FORMAT_VERSION
+            );
             println!("samples\t{}", engine.samples().len());
             println!("fragments\t{}", fragments.len());
-            println!("variant_rows\t{}", fragments.iter().map(|f| f.rows).sum::<u64>());
-            println!("bytes\t{}", state.files.values().map(|f| f.bytes).sum::<u64>());
+            println!(
+                "variant_rows\t{}",
+                fragments.iter().map(|f| f.rows).sum::<u64>()
+            );
+            println!(
+                "bytes\t{}",
+                state.files.values().map(|f| f.bytes).sum::<u64>()
+            );
             for contig in state.contigs() {
-                let rows: u64 = fragments.iter().filter(|f| f.contig.as_deref() == Some(&contig)).map(|f| f.rows).sum();
+                let rows: u64 = fragments
+                    .iter()
+                    .filter(|f| f.contig.as_deref() == Some(&contig))
+                    .map(|f| f.rows)
+                    .sum();
                 println!("contig\t{contig}\t{rows}");
             }
         }

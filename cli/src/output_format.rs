@@ -20,17 +20,33 @@ pub enum OutputFormat {
 }
 
 /// Writes `batches` to `out`.
-pub fn write_batches(format: OutputFormat, batches: &[RecordBatch], schema: arrow::datatypes::SchemaRef, out: &mut dyn Write) -> Result<(), Box<dyn std::error::Error>> {
+pub fn write_batches(
+    format: OutputFormat,
+    batches: &[RecordBatch],
+    schema: arrow::datatypes::SchemaRef,
+    out: &mut dyn Write,
+) -> Result<(), Box<dyn std::error::Error>> {
     match format {
         OutputFormat::Tsv | OutputFormat::Csv => {
-            let sep = if format == OutputFormat::Tsv { "\t" } else { "," };
+            let sep = if format == OutputFormat::Tsv {
+                "\t"
+            } else {
+                ","
+            };
             let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             writeln!(out, "{}", names.join(sep))?;
             let options = FormatOptions::default().with_null(".");
             for batch in batches {
-                let formatters = batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options)).collect::<Result<Vec<_>, _>>()?;
+                let formatters = batch
+                    .columns()
+                    .iter()
+                    .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+                    .collect::<Result<Vec<_>, _>>()?;
                 for row in 0..batch.num_rows() {
-                    let cells: Vec<String> = formatters.iter().map(|f| f.value(row).to_string()).collect();
+                    let cells: Vec<String> = formatters
+                        .iter()
+                        .map(|f| f.value(row).to_string())
+                        .collect();
                     writeln!(out, "{}", cells.join(sep))?;
                 }
             }

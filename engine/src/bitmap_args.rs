@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cohortdb_store::genotype_bitmaps::{decode_exceptions, deserialize_bitmap, GenotypeException};
+use cohortdb_store::genotype_bitmaps::{GenotypeException, decode_exceptions, deserialize_bitmap};
 use datafusion::arrow::array::{Array, ArrayRef, BinaryArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
@@ -24,17 +24,37 @@ impl BinaryArg {
     pub fn new(name: &str, value: &ColumnarValue) -> Result<Self> {
         match value {
             ColumnarValue::Array(array) => {
-                let array: ArrayRef = if array.data_type() == &DataType::Binary { array.clone() } else { cast(array, &DataType::Binary)? };
-                let binary = array.as_any().downcast_ref::<BinaryArray>().ok_or_else(|| DataFusionError::Execution(format!("{name}: expected binary bitmaps")))?;
+                let array: ArrayRef = if array.data_type() == &DataType::Binary {
+                    array.clone()
+                } else {
+                    cast(array, &DataType::Binary)?
+                };
+                let binary = array
+                    .as_any()
+                    .downcast_ref::<BinaryArray>()
+                    .ok_or_else(|| {
+                        DataFusionError::Execution(format!("{name}: expected binary bitmaps"))
+                    })?;
                 Ok(Self::Column(binary.clone()))
             }
             ColumnarValue::Scalar(scalar) => {
                 let bytes = match scalar {
-                    ScalarValue::Binary(b) | ScalarValue::LargeBinary(b) | ScalarValue::BinaryView(b) => b.clone(),
+                    ScalarValue::Binary(b)
+                    | ScalarValue::LargeBinary(b)
+                    | ScalarValue::BinaryView(b) => b.clone(),
                     s if s.is_null() => None,
-                    other => return Err(DataFusionError::Execution(format!("{name}: expected a binary bitmap, got {}", other.data_type()))),
+                    other => {
+                        return Err(DataFusionError::Execution(format!(
+                            "{name}: expected a binary bitmap, got {}",
+                            other.data_type()
+                        )));
+                    }
                 };
-                let bitmap = bytes.as_deref().map(|b| decode(name, b)).transpose()?.map(Arc::new);
+                let bitmap = bytes
+                    .as_deref()
+                    .map(|b| decode(name, b))
+                    .transpose()?
+                    .map(Arc::new);
                 Ok(Self::Scalar(bitmap, bytes))
             }
         }
@@ -61,13 +81,19 @@ impl BinaryArg {
     pub fn exceptions(&self, name: &str, row: usize) -> Result<Vec<GenotypeException>> {
         match self.bytes(row) {
             None => Ok(Vec::new()),
-            Some(b) => decode_exceptions(b).ok_or_else(|| DataFusionError::Execution(format!("{name}: malformed gt_exceptions value"))),
+            Some(b) => decode_exceptions(b).ok_or_else(|| {
+                DataFusionError::Execution(format!("{name}: malformed gt_exceptions value"))
+            }),
         }
     }
 }
 
 fn decode(name: &str, bytes: &[u8]) -> Result<RoaringBitmap> {
-    deserialize_bitmap(bytes).ok_or_else(|| DataFusionError::Execution(format!("{name}: argument is not a serialised roaring bitmap")))
+    deserialize_bitmap(bytes).ok_or_else(|| {
+        DataFusionError::Execution(format!(
+            "{name}: argument is not a serialised roaring bitmap"
+        ))
+    })
 }
 
 /// Wraps every argument.

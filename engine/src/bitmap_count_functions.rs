@@ -12,7 +12,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::Int64Builder;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 
 use crate::bitmap_args::{binary_args, count_in};
 
@@ -41,7 +43,10 @@ impl BitmapCountUdf {
             BitmapCount::AlleleCount | BitmapCount::AlleleNumber => 4,
             BitmapCount::AndCount => 2,
         };
-        ScalarUDF::from(Self { kind, signature: Signature::any(arity, Volatility::Immutable) })
+        ScalarUDF::from(Self {
+            kind,
+            signature: Signature::any(arity, Volatility::Immutable),
+        })
     }
 }
 
@@ -64,18 +69,32 @@ impl ScalarUDFImpl for BitmapCountUdf {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let name = self.name().to_string();
-        let all_scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let all_scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let rows = if all_scalar { 1 } else { args.number_rows };
         let a = binary_args(&name, &args.args)?;
         let mut out = Int64Builder::with_capacity(rows);
         for row in 0..rows {
-            let set = a.last().map(|s| s.bitmap(&name, row)).transpose()?.flatten();
+            let set = a
+                .last()
+                .map(|s| s.bitmap(&name, row))
+                .transpose()?
+                .flatten();
             let set = set.as_deref();
-            let bm = |i: usize| a.get(i).map(|x| x.bitmap(&name, row)).transpose().map(Option::flatten);
+            let bm = |i: usize| {
+                a.get(i)
+                    .map(|x| x.bitmap(&name, row))
+                    .transpose()
+                    .map(Option::flatten)
+            };
             let value = match self.kind {
                 BitmapCount::AlleleCount => {
                     let (het, hom, hemi) = (bm(0)?, bm(1)?, bm(2)?);
-                    count_in(het.as_deref(), set) + 2 * count_in(hom.as_deref(), set) + count_in(hemi.as_deref(), set)
+                    count_in(het.as_deref(), set)
+                        + 2 * count_in(hom.as_deref(), set)
+                        + count_in(hemi.as_deref(), set)
                 }
                 BitmapCount::AlleleNumber => {
                     let (diploid, haploid) = (bm(0)?, bm(1)?);
@@ -88,7 +107,9 @@ impl ScalarUDFImpl for BitmapCountUdf {
                             .sum(),
                         None => 0,
                     };
-                    2 * count_in(diploid.as_deref(), set) + count_in(haploid.as_deref(), set) + extra
+                    2 * count_in(diploid.as_deref(), set)
+                        + count_in(haploid.as_deref(), set)
+                        + extra
                 }
                 BitmapCount::AndCount => count_in(bm(0)?.as_deref(), set),
             };
@@ -96,7 +117,9 @@ impl ScalarUDFImpl for BitmapCountUdf {
         }
         let array: datafusion::arrow::array::ArrayRef = Arc::new(out.finish());
         if all_scalar {
-            return Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&array, 0)?));
+            return Ok(ColumnarValue::Scalar(
+                datafusion::scalar::ScalarValue::try_from_array(&array, 0)?,
+            ));
         }
         Ok(ColumnarValue::Array(array))
     }

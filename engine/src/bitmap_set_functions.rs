@@ -8,7 +8,9 @@ use cohortdb_store::genotype_bitmaps::serialize_bitmap;
 use datafusion::arrow::array::{ArrayRef, BinaryBuilder, Int64Builder, ListBuilder, UInt32Builder};
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::error::Result;
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion::scalar::ScalarValue;
 use roaring::RoaringBitmap;
 
@@ -43,7 +45,10 @@ impl BitmapSetUdf {
             BitmapSetOp::Count | BitmapSetOp::ToList => 1,
             _ => 2,
         };
-        ScalarUDF::from(Self { op, signature: Signature::any(arity, Volatility::Immutable) })
+        ScalarUDF::from(Self {
+            op,
+            signature: Signature::any(arity, Volatility::Immutable),
+        })
     }
 }
 
@@ -76,10 +81,18 @@ impl ScalarUDFImpl for BitmapSetUdf {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let name = self.name().to_string();
-        let all_scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let all_scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let rows = if all_scalar { 1 } else { args.number_rows };
         let a = binary_args(&name, &args.args)?;
-        let get = |i: usize, row: usize| -> Result<Option<Arc<RoaringBitmap>>> { a.get(i).map(|x| x.bitmap(&name, row)).transpose().map(Option::flatten) };
+        let get = |i: usize, row: usize| -> Result<Option<Arc<RoaringBitmap>>> {
+            a.get(i)
+                .map(|x| x.bitmap(&name, row))
+                .transpose()
+                .map(Option::flatten)
+        };
         let array: ArrayRef = match self.op {
             BitmapSetOp::Count => {
                 let mut out = Int64Builder::with_capacity(rows);
@@ -117,7 +130,9 @@ impl ScalarUDFImpl for BitmapSetUdf {
             }
         };
         if all_scalar {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?));
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+                &array, 0,
+            )?));
         }
         Ok(ColumnarValue::Array(array))
     }

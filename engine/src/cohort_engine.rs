@@ -35,7 +35,12 @@ impl CohortEngine {
         let store = Store::open(location).await?;
         let snapshot = store.snapshot().await?;
         let samples = read_samples(&store, &snapshot).await?;
-        Ok(Self { store, snapshot, samples, withdrawn: RoaringBitmap::new() })
+        Ok(Self {
+            store,
+            snapshot,
+            samples,
+            withdrawn: RoaringBitmap::new(),
+        })
     }
 
     /// The snapshot read.
@@ -45,7 +50,10 @@ impl CohortEngine {
 
     /// Registered samples, by `sample_idx` (withdrawn ones excluded).
     pub fn samples(&self) -> Vec<&SampleRecord> {
-        self.samples.iter().filter(|s| !self.withdrawn.contains(s.sample_idx)).collect()
+        self.samples
+            .iter()
+            .filter(|s| !self.withdrawn.contains(s.sample_idx))
+            .collect()
     }
 
     /// All registered samples, withdrawn ones included (for selection resolution).
@@ -63,23 +71,36 @@ impl CohortEngine {
     pub fn session(&self) -> Result<SessionContext> {
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
-        let url = url::Url::parse(STORE_URL).map_err(|e| datafusion::error::DataFusionError::Internal(e.to_string()))?;
+        let url = url::Url::parse(STORE_URL)
+            .map_err(|e| datafusion::error::DataFusionError::Internal(e.to_string()))?;
         ctx.register_object_store(&url, self.store.location().object_store.clone());
         let schema = fragment_schema(&self.snapshot.state.extra_columns()?);
         let fragments = self.snapshot.state.variant_fragments().cloned().collect();
         let root = self.store.location().root.to_string();
-        ctx.register_table("variants", Arc::new(VariantsTable::new(schema, fragments, root)))?;
+        ctx.register_table(
+            "variants",
+            Arc::new(VariantsTable::new(schema, fragments, root)),
+        )?;
         let visible = self.samples();
         let batch = RecordBatch::try_new(
             samples_schema(),
             vec![
-                Arc::new(UInt32Array::from_iter_values(visible.iter().map(|s| s.sample_idx))),
-                Arc::new(StringArray::from_iter_values(visible.iter().map(|s| s.sample_id.as_str()))),
-                Arc::new(StringArray::from_iter_values(visible.iter().map(|s| s.source.as_str()))),
+                Arc::new(UInt32Array::from_iter_values(
+                    visible.iter().map(|s| s.sample_idx),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    visible.iter().map(|s| s.sample_id.as_str()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    visible.iter().map(|s| s.source.as_str()),
+                )),
             ],
         )
         .map_err(datafusion::error::DataFusionError::from)?;
-        ctx.register_table("samples", Arc::new(MemTable::try_new(samples_schema(), vec![vec![batch]])?))?;
+        ctx.register_table(
+            "samples",
+            Arc::new(MemTable::try_new(samples_schema(), vec![vec![batch]])?),
+        )?;
         for udf in [
             BitmapCountUdf::udf(BitmapCount::AlleleCount),
             BitmapCountUdf::udf(BitmapCount::AlleleNumber),
@@ -99,14 +120,37 @@ impl CohortEngine {
     /// Allele frequencies of every ALT in `regions` (all contigs when empty) within `samples`:
     /// columns `chrom pos ref alt ac an af n_het n_hom_alt`, `pos` 1-based, one row per ALT,
     /// also where the count is 0, ordered by contig, position and allele index.
-    pub async fn allele_frequencies(&self, regions: &[Region], samples: &RoaringBitmap) -> Result<DataFrame> {
+    pub async fn allele_frequencies(
+        &self,
+        regions: &[Region],
+        samples: &RoaringBitmap,
+    ) -> Result<DataFrame> {
         let ctx = self.session()?;
-        let set = lit(ScalarValue::Binary(Some(cohortdb_store::genotype_bitmaps::serialize_bitmap(samples))));
+        let set = lit(ScalarValue::Binary(Some(
+            cohortdb_store::genotype_bitmaps::serialize_bitmap(samples),
+        )));
         let call = |udf: ScalarUDF, args: Vec<Expr>| udf.call(args);
-        let ac = call(BitmapCountUdf::udf(BitmapCount::AlleleCount), vec![col("het"), col("hom_alt"), col("hemi"), set.clone()]);
-        let an = call(BitmapCountUdf::udf(BitmapCount::AlleleNumber), vec![col("called_diploid"), col("called_haploid"), col("gt_exceptions"), set.clone()]);
-        let n_het = call(BitmapCountUdf::udf(BitmapCount::AndCount), vec![col("het"), set.clone()]);
-        let n_hom = call(BitmapCountUdf::udf(BitmapCount::AndCount), vec![col("hom_alt"), set]);
+        let ac = call(
+            BitmapCountUdf::udf(BitmapCount::AlleleCount),
+            vec![col("het"), col("hom_alt"), col("hemi"), set.clone()],
+        );
+        let an = call(
+            BitmapCountUdf::udf(BitmapCount::AlleleNumber),
+            vec![
+                col("called_diploid"),
+                col("called_haploid"),
+                col("gt_exceptions"),
+                set.clone(),
+            ],
+        );
+        let n_het = call(
+            BitmapCountUdf::udf(BitmapCount::AndCount),
+            vec![col("het"), set.clone()],
+        );
+        let n_hom = call(
+            BitmapCountUdf::udf(BitmapCount::AndCount),
+            vec![col("hom_alt"), set],
+        );
         let mut df = ctx.table("variants").await?;
         if let Some(filter) = region_filter(regions) {
             df = df.filter(filter)?;
@@ -130,13 +174,38 @@ impl CohortEngine {
                 col("alt"),
                 col("ac"),
                 col("an"),
-                when(col("an").gt(lit(0i64)), datafusion::logical_expr::cast(col("ac"), datafusion::arrow::datatypes::DataType::Float64) / datafusion::logical_expr::cast(col("an"), datafusion::arrow::datatypes::DataType::Float64)).end()?.alias("af"),
+                when(
+                    col("an").gt(lit(0i64)),
+                    datafusion::logical_expr::cast(
+                        col("ac"),
+                        datafusion::arrow::datatypes::DataType::Float64,
+                    ) / datafusion::logical_expr::cast(
+                        col("an"),
+                        datafusion::arrow::datatypes::DataType::Float64,
+                    ),
+                )
+                .end()?
+                .alias("af"),
                 col("n_het"),
                 col("n_hom_alt"),
                 col("allele_index"),
             ])?
-            .sort(vec![col("chrom").sort(true, false), col("pos").sort(true, false), col("allele_index").sort(true, false)])?;
-        let columns = ["chrom", "pos", "ref", "alt", "ac", "an", "af", "n_het", "n_hom_alt"];
+            .sort(vec![
+                col("chrom").sort(true, false),
+                col("pos").sort(true, false),
+                col("allele_index").sort(true, false),
+            ])?;
+        let columns = [
+            "chrom",
+            "pos",
+            "ref",
+            "alt",
+            "ac",
+            "an",
+            "af",
+            "n_het",
+            "n_hom_alt",
+        ];
         Ok(df.select_columns(&columns)?)
     }
 }

@@ -30,10 +30,20 @@ impl Region {
             return Err(bad("empty region"));
         }
         let (contig, range) = match text_trim.rsplit_once(':') {
-            Some((c, r)) if !r.is_empty() && r.chars().all(|ch| ch.is_ascii_digit() || ch == '-' || ch == ',') => (c, Some(r)),
+            Some((c, r))
+                if !r.is_empty()
+                    && r.chars()
+                        .all(|ch| ch.is_ascii_digit() || ch == '-' || ch == ',') =>
+            {
+                (c, Some(r))
+            }
             _ => (text_trim, None),
         };
-        let number = |s: &str| s.replace(',', "").parse::<i64>().map_err(|_| bad("positions must be whole numbers"));
+        let number = |s: &str| {
+            s.replace(',', "")
+                .parse::<i64>()
+                .map_err(|_| bad("positions must be whole numbers"))
+        };
         let (start, end) = match range {
             None => (1, i64::MAX),
             Some(r) => match r.split_once('-') {
@@ -51,26 +61,47 @@ impl Region {
         if end < start {
             return Err(bad("the end is before the start"));
         }
-        Ok(Self { contig: contig.to_string(), start, end })
+        Ok(Self {
+            contig: contig.to_string(),
+            start,
+            end,
+        })
     }
 
     /// Parses a comma-separated list of regions.
     pub fn parse_list(text: &str) -> Result<Vec<Self>> {
-        text.split(',').filter(|s| !s.trim().is_empty()).map(Self::parse).collect()
+        text.split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(Self::parse)
+            .collect()
     }
 
     /// Reads a regions file.
     pub fn read_file(path: &str) -> Result<Vec<Self>> {
-        let text = std::fs::read_to_string(path).map_err(|source| EngineError::Io { path: path.to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| EngineError::Io {
+            path: path.to_string(),
+            source,
+        })?;
         let bed = path.ends_with(".bed") || path.ends_with(".bed.gz");
         let mut regions = Vec::new();
         for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() || line.starts_with('#') || line.starts_with("track") || line.starts_with("browser") {
+            if line.trim().is_empty()
+                || line.starts_with('#')
+                || line.starts_with("track")
+                || line.starts_with("browser")
+            {
                 continue;
             }
-            let bad = |reason: &str| EngineError::Region { region: format!("{path} line {}", i + 1), reason: reason.to_string() };
+            let bad = |reason: &str| EngineError::Region {
+                region: format!("{path} line {}", i + 1),
+                reason: reason.to_string(),
+            };
             let cols: Vec<&str> = line.split('\t').collect();
-            let num = |s: &str| s.trim().parse::<i64>().map_err(|_| bad("positions must be whole numbers"));
+            let num = |s: &str| {
+                s.trim()
+                    .parse::<i64>()
+                    .map_err(|_| bad("positions must be whole numbers"))
+            };
             let (start, end) = match cols.as_slice() {
                 [_, p] => (num(p)?, num(p)?),
                 [_, b, e, ..] if bed => (num(b)? + 1, num(e)?),
@@ -80,7 +111,11 @@ impl Region {
             if start < 1 || end < start {
                 return Err(bad("invalid interval"));
             }
-            regions.push(Self { contig: cols[0].to_string(), start, end });
+            regions.push(Self {
+                contig: cols[0].to_string(),
+                start,
+                end,
+            });
         }
         Ok(regions)
     }
@@ -92,7 +127,14 @@ mod tests {
 
     #[test]
     fn parses_bcftools_forms() {
-        assert_eq!(Region::parse("chr20").unwrap(), Region { contig: "chr20".into(), start: 1, end: i64::MAX });
+        assert_eq!(
+            Region::parse("chr20").unwrap(),
+            Region {
+                contig: "chr20".into(),
+                start: 1,
+                end: i64::MAX
+            }
+        );
         assert_eq!(Region::parse("chr20:1000").unwrap().end, 1000);
         assert_eq!(Region::parse("chr20:1,000-2,000").unwrap().start, 1000);
         assert_eq!(Region::parse("chr20:1000-").unwrap().end, i64::MAX);

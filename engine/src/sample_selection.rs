@@ -24,8 +24,16 @@ impl SampleSelection {
             Some(rest) => (true, rest),
             None => (false, text),
         };
-        let ids = list.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
-        if exclude { Self::Exclude(ids) } else { Self::Include(ids) }
+        let ids = list
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if exclude {
+            Self::Exclude(ids)
+        } else {
+            Self::Include(ids)
+        }
     }
 
     /// Reads `-S` file: one ID per line (first whitespace-separated column), `^file` excludes.
@@ -34,17 +42,39 @@ impl SampleSelection {
             Some(rest) => (true, rest),
             None => (false, arg),
         };
-        let text = std::fs::read_to_string(path).map_err(|source| EngineError::Io { path: path.to_string(), source })?;
-        let ids = text.lines().filter_map(|l| l.split_whitespace().next()).filter(|s| !s.starts_with('#')).map(str::to_string).collect();
-        Ok(if exclude { Self::Exclude(ids) } else { Self::Include(ids) })
+        let text = std::fs::read_to_string(path).map_err(|source| EngineError::Io {
+            path: path.to_string(),
+            source,
+        })?;
+        let ids = text
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|s| !s.starts_with('#'))
+            .map(str::to_string)
+            .collect();
+        Ok(if exclude {
+            Self::Exclude(ids)
+        } else {
+            Self::Include(ids)
+        })
     }
 
     /// The selected `sample_idx` values among `samples`, without `withdrawn` ones. An unknown ID
     /// is an error (as bcftools without `--force-samples`).
-    pub fn resolve(&self, samples: &[SampleRecord], withdrawn: &RoaringBitmap) -> Result<RoaringBitmap> {
+    pub fn resolve(
+        &self,
+        samples: &[SampleRecord],
+        withdrawn: &RoaringBitmap,
+    ) -> Result<RoaringBitmap> {
         let index = SampleIndex::new(samples);
         let lookup = |ids: &[String]| -> Result<RoaringBitmap> {
-            ids.iter().map(|id| index.get(id).ok_or_else(|| EngineError::UnknownSample { sample_id: id.clone() })).collect()
+            ids.iter()
+                .map(|id| {
+                    index.get(id).ok_or_else(|| EngineError::UnknownSample {
+                        sample_id: id.clone(),
+                    })
+                })
+                .collect()
         };
         let all: RoaringBitmap = samples.iter().map(|s| s.sample_idx).collect();
         let chosen = match self {
@@ -62,14 +92,36 @@ mod tests {
 
     #[test]
     fn include_exclude_and_unknown() {
-        let samples: Vec<SampleRecord> = ["A", "B", "C"].iter().enumerate().map(|(i, s)| SampleRecord { sample_idx: i as u32, sample_id: s.to_string(), source: "x".into() }).collect();
+        let samples: Vec<SampleRecord> = ["A", "B", "C"]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| SampleRecord {
+                sample_idx: i as u32,
+                sample_id: s.to_string(),
+                source: "x".into(),
+            })
+            .collect();
         let none = RoaringBitmap::new();
-        let got = SampleSelection::from_list("A,C").resolve(&samples, &none).unwrap();
+        let got = SampleSelection::from_list("A,C")
+            .resolve(&samples, &none)
+            .unwrap();
         assert_eq!(got.iter().collect::<Vec<_>>(), [0, 2]);
-        let got = SampleSelection::from_list("^A").resolve(&samples, &none).unwrap();
+        let got = SampleSelection::from_list("^A")
+            .resolve(&samples, &none)
+            .unwrap();
         assert_eq!(got.iter().collect::<Vec<_>>(), [1, 2]);
         let withdrawn: RoaringBitmap = [1u32].into_iter().collect();
-        assert_eq!(SampleSelection::All.resolve(&samples, &withdrawn).unwrap().len(), 2);
-        assert!(SampleSelection::from_list("Z").resolve(&samples, &none).is_err());
+        assert_eq!(
+            SampleSelection::All
+                .resolve(&samples, &withdrawn)
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(
+            SampleSelection::from_list("Z")
+                .resolve(&samples, &none)
+                .is_err()
+        );
     }
 }

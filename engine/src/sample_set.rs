@@ -11,7 +11,9 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, UInt32Type};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
+};
 use datafusion::scalar::ScalarValue;
 use roaring::RoaringBitmap;
 
@@ -24,7 +26,9 @@ pub struct SampleSetUdaf {
 impl SampleSetUdaf {
     /// The aggregate UDF.
     pub fn udaf() -> AggregateUDF {
-        AggregateUDF::from(Self { signature: Signature::any(1, Volatility::Immutable) })
+        AggregateUDF::from(Self {
+            signature: Signature::any(1, Volatility::Immutable),
+        })
     }
 }
 
@@ -57,7 +61,9 @@ struct SampleSetAccumulator {
 
 impl Accumulator for SampleSetAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let Some(values) = values.first() else { return Ok(()) };
+        let Some(values) = values.first() else {
+            return Ok(());
+        };
         let values = cast(values, &DataType::UInt32)?;
         let values = values.as_primitive::<UInt32Type>();
         self.bitmap.extend(values.iter().flatten());
@@ -77,13 +83,17 @@ impl Accumulator for SampleSetAccumulator {
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let Some(states) = states.first() else { return Ok(()) };
+        let Some(states) = states.first() else {
+            return Ok(());
+        };
         let states = states.as_binary::<i32>();
         for i in 0..states.len() {
             if states.is_null(i) {
                 continue;
             }
-            let other = deserialize_bitmap(states.value(i)).ok_or_else(|| DataFusionError::Execution("sample_set: malformed partial state".into()))?;
+            let other = deserialize_bitmap(states.value(i)).ok_or_else(|| {
+                DataFusionError::Execution("sample_set: malformed partial state".into())
+            })?;
             self.bitmap |= other;
         }
         Ok(())

@@ -12,9 +12,13 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::datasource::TableProvider;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::error::Result;
-use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType};
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
+};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::scalar::ScalarValue;
@@ -33,11 +37,19 @@ pub struct VariantsTable {
 impl VariantsTable {
     /// A table over `fragments` (paths relative to `root` in the store) with `schema`.
     pub fn new(schema: SchemaRef, fragments: Vec<FileEntry>, root: String) -> Self {
-        Self { schema, fragments, root }
+        Self {
+            schema,
+            fragments,
+            root,
+        }
     }
 
     fn url(&self, file: &FileEntry) -> Result<ListingTableUrl> {
-        let path = if self.root.is_empty() { file.path.clone() } else { format!("{}/{}", self.root, file.path) };
+        let path = if self.root.is_empty() {
+            file.path.clone()
+        } else {
+            format!("{}/{}", self.root, file.path)
+        };
         ListingTableUrl::parse(format!("{STORE_URL}{path}"))
     }
 }
@@ -52,12 +64,25 @@ impl TableProvider for VariantsTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
 
-    async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
-        let chosen: Vec<&FileEntry> = self.fragments.iter().filter(|f| filters.iter().all(|e| may_match(e, f))).collect();
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let chosen: Vec<&FileEntry> = self
+            .fragments
+            .iter()
+            .filter(|f| filters.iter().all(|e| may_match(e, f)))
+            .collect();
         if chosen.is_empty() {
             let projected = match projection {
                 Some(p) => Arc::new(self.schema.project(p)?),
@@ -65,11 +90,18 @@ impl TableProvider for VariantsTable {
             };
             return Ok(Arc::new(EmptyExec::new(projected)));
         }
-        let urls = chosen.iter().map(|f| self.url(f)).collect::<Result<Vec<_>>>()?;
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension(".parquet");
-        let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(self.schema.clone());
-        ListingTable::try_new(config)?.scan(state, projection, filters, limit).await
+        let urls = chosen
+            .iter()
+            .map(|f| self.url(f))
+            .collect::<Result<Vec<_>>>()?;
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(self.schema.clone());
+        ListingTable::try_new(config)?
+            .scan(state, projection, filters, limit)
+            .await
     }
 }
 
@@ -77,17 +109,34 @@ impl TableProvider for VariantsTable {
 /// expression it does not understand may match.
 fn may_match(expr: &Expr, file: &FileEntry) -> bool {
     match expr {
-        Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => may_match(left, file) && may_match(right, file),
-        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => may_match(left, file) || may_match(right, file),
-        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match (column_name(left), literal(right), column_name(right), literal(left)) {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::And,
+            right,
+        }) => may_match(left, file) && may_match(right, file),
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => may_match(left, file) || may_match(right, file),
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match (
+            column_name(left),
+            literal(right),
+            column_name(right),
+            literal(left),
+        ) {
             (Some(c), Some(v), _, _) => compare(c, *op, v, file),
             (_, _, Some(c), Some(v)) => op.swap().is_none_or(|op| compare(c, op, v, file)),
             _ => true,
         },
-        Expr::Between(b) if !b.negated => match (column_name(&b.expr), literal(&b.low), literal(&b.high)) {
-            (Some(c), Some(lo), Some(hi)) => compare(c, Operator::GtEq, lo, file) && compare(c, Operator::LtEq, hi, file),
-            _ => true,
-        },
+        Expr::Between(b) if !b.negated => {
+            match (column_name(&b.expr), literal(&b.low), literal(&b.high)) {
+                (Some(c), Some(lo), Some(hi)) => {
+                    compare(c, Operator::GtEq, lo, file) && compare(c, Operator::LtEq, hi, file)
+                }
+                _ => true,
+            }
+        }
         _ => true,
     }
 }
@@ -111,7 +160,9 @@ fn literal(expr: &Expr) -> Option<&ScalarValue> {
 fn compare(column: &str, op: Operator, value: &ScalarValue, file: &FileEntry) -> bool {
     match column {
         "contig" => {
-            let (Some(contig), Some(v)) = (file.contig.as_deref(), text(value)) else { return true };
+            let (Some(contig), Some(v)) = (file.contig.as_deref(), text(value)) else {
+                return true;
+            };
             match op {
                 Operator::Eq => contig == v,
                 Operator::NotEq => contig != v,
@@ -124,7 +175,9 @@ fn compare(column: &str, op: Operator, value: &ScalarValue, file: &FileEntry) ->
                 "pos" => (file.min_pos, file.max_pos),
                 _ => (file.min_pos, file.max_end),
             };
-            let (Some(lo), Some(hi)) = (lo, hi) else { return true };
+            let (Some(lo), Some(hi)) = (lo, hi) else {
+                return true;
+            };
             match op {
                 Operator::Eq => lo <= v && v <= hi,
                 Operator::Lt => lo < v,
@@ -140,7 +193,9 @@ fn compare(column: &str, op: Operator, value: &ScalarValue, file: &FileEntry) ->
 
 fn text(value: &ScalarValue) -> Option<&str> {
     match value {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => Some(s),
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::Utf8View(Some(s))
+        | ScalarValue::LargeUtf8(Some(s)) => Some(s),
         _ => None,
     }
 }
@@ -162,18 +217,37 @@ mod tests {
     use datafusion::prelude::{col, lit};
 
     fn fragment(contig: &str, lo: i64, hi: i64) -> FileEntry {
-        FileEntry { path: "f".into(), kind: FileKind::Variants, rows: 1, bytes: 1, contig: Some(contig.into()), min_pos: Some(lo), max_pos: Some(hi), max_end: Some(hi + 10), sample_idx_end: None, columns: vec![] }
+        FileEntry {
+            path: "f".into(),
+            kind: FileKind::Variants,
+            rows: 1,
+            bytes: 1,
+            contig: Some(contig.into()),
+            min_pos: Some(lo),
+            max_pos: Some(hi),
+            max_end: Some(hi + 10),
+            sample_idx_end: None,
+            columns: vec![],
+        }
     }
 
     #[test]
     fn prunes_by_contig_and_position() {
         let f = fragment("chr20", 100, 200);
-        let region = col("contig").eq(lit("chr20")).and(col("pos").lt_eq(lit(150i64))).and(col("end_pos").gt_eq(lit(120i64)));
+        let region = col("contig")
+            .eq(lit("chr20"))
+            .and(col("pos").lt_eq(lit(150i64)))
+            .and(col("end_pos").gt_eq(lit(120i64)));
         assert!(may_match(&region, &f));
         assert!(!may_match(&col("contig").eq(lit("chr21")), &f));
         assert!(!may_match(&col("pos").gt(lit(200i64)), &f));
-        assert!(may_match(&col("end_pos").gt(lit(205i64)), &f), "end_pos uses max_end");
-        let either = col("contig").eq(lit("chr21")).or(col("pos").between(lit(150i64), lit(160i64)));
+        assert!(
+            may_match(&col("end_pos").gt(lit(205i64)), &f),
+            "end_pos uses max_end"
+        );
+        let either = col("contig")
+            .eq(lit("chr21"))
+            .or(col("pos").between(lit(150i64), lit(160i64)));
         assert!(may_match(&either, &f));
         assert!(may_match(&col("qual").gt(lit(3.0)), &f));
     }

@@ -28,7 +28,8 @@ impl<'a> Cursor<'a> {
         self.take(1).map(|b| b[0])
     }
     fn i32(&mut self) -> Option<i32> {
-        self.take(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
     fn u32(&mut self) -> Option<u32> {
         self.i32().map(|v| v as u32)
@@ -41,7 +42,10 @@ impl<'a> Cursor<'a> {
             let v = self.ints(t)?;
             count = usize::try_from(v.first().copied().flatten()?).ok()?;
         }
-        Some(Typed { kind: d & 0x0f, count })
+        Some(Typed {
+            kind: d & 0x0f,
+            count,
+        })
     }
     fn width(kind: u8) -> Option<usize> {
         match kind {
@@ -59,9 +63,21 @@ impl<'a> Cursor<'a> {
         let mut out = Vec::with_capacity(t.count);
         for chunk in raw.chunks_exact(w.max(1)).take(t.count) {
             let (v, missing, end) = match t.kind {
-                1 => (i32::from(chunk[0] as i8), i32::from(i8::MIN), i32::from(i8::MIN) + 1),
-                2 => (i32::from(i16::from_le_bytes([chunk[0], chunk[1]])), i32::from(i16::MIN), i32::from(i16::MIN) + 1),
-                3 => (i32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]), i32::MIN, i32::MIN + 1),
+                1 => (
+                    i32::from(chunk[0] as i8),
+                    i32::from(i8::MIN),
+                    i32::from(i8::MIN) + 1,
+                ),
+                2 => (
+                    i32::from(i16::from_le_bytes([chunk[0], chunk[1]])),
+                    i32::from(i16::MIN),
+                    i32::from(i16::MIN) + 1,
+                ),
+                3 => (
+                    i32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]),
+                    i32::MIN,
+                    i32::MIN + 1,
+                ),
                 _ => return None,
             };
             if v == end {
@@ -90,17 +106,36 @@ impl<'a> Cursor<'a> {
         String::from_utf8(raw[..end].to_vec()).ok()
     }
     fn skip(&mut self, t: Typed) -> Option<()> {
-        self.take(Self::width(t.kind)?.checked_mul(t.count)?).map(|_| ())
+        self.take(Self::width(t.kind)?.checked_mul(t.count)?)
+            .map(|_| ())
     }
 }
 
 /// Parses one record: `shared` and `indiv` are its two parts.
-pub fn parse_bcf_record(shared: &[u8], indiv: &[u8], location: RecordLocation, ctx: &RecordContext<'_>) -> Result<EncodedSite> {
+pub fn parse_bcf_record(
+    shared: &[u8],
+    indiv: &[u8],
+    location: RecordLocation,
+    ctx: &RecordContext<'_>,
+) -> Result<EncodedSite> {
     let bad = |field: &str, reason: &str| ctx.error(location, None, field, reason.to_string());
-    let mut c = Cursor { bytes: shared, at: 0 };
+    let mut c = Cursor {
+        bytes: shared,
+        at: 0,
+    };
     let truncated = "the record is truncated or malformed";
     let chrom = c.i32().ok_or_else(|| bad("CHROM", truncated))?;
-    let contig = usize::try_from(chrom).ok().and_then(|i| ctx.header.contig_dict.get(i)).filter(|s| !s.is_empty()).cloned().ok_or_else(|| bad("CHROM", &format!("contig index {chrom} is not in the header")))?;
+    let contig = usize::try_from(chrom)
+        .ok()
+        .and_then(|i| ctx.header.contig_dict.get(i))
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .ok_or_else(|| {
+            bad(
+                "CHROM",
+                &format!("contig index {chrom} is not in the header"),
+            )
+        })?;
     let pos0 = c.i32().ok_or_else(|| bad("POS", truncated))?;
     let pos = i64::from(pos0) + 1;
     if pos < 1 {
@@ -113,10 +148,22 @@ pub fn parse_bcf_record(shared: &[u8], indiv: &[u8], location: RecordLocation, c
     let qual = (qual_bits != 0x7F80_0001).then(|| f32::from_bits(qual_bits));
     let n_allele_info = c.u32().ok_or_else(|| err("n_info", truncated.into()))?;
     let n_fmt_sample = c.u32().ok_or_else(|| err("n_sample", truncated.into()))?;
-    let (n_info, n_allele) = ((n_allele_info & 0xffff) as usize, (n_allele_info >> 16) as usize);
-    let (n_sample, n_fmt) = ((n_fmt_sample & 0x00ff_ffff) as usize, (n_fmt_sample >> 24) as usize);
+    let (n_info, n_allele) = (
+        (n_allele_info & 0xffff) as usize,
+        (n_allele_info >> 16) as usize,
+    );
+    let (n_sample, n_fmt) = (
+        (n_fmt_sample & 0x00ff_ffff) as usize,
+        (n_fmt_sample >> 24) as usize,
+    );
     if n_sample != ctx.header.samples.len() {
-        return Err(err("n_sample", format!("{n_sample} samples, but the header names {}", ctx.header.samples.len())));
+        return Err(err(
+            "n_sample",
+            format!(
+                "{n_sample} samples, but the header names {}",
+                ctx.header.samples.len()
+            ),
+        ));
     }
     if n_allele == 0 || n_allele > MAX_ALLELES {
         return Err(err("n_allele", format!("{n_allele} alleles")));
@@ -140,29 +187,67 @@ pub fn parse_bcf_record(shared: &[u8], indiv: &[u8], location: RecordLocation, c
     let filters = if filter_ids.is_empty() {
         None
     } else {
-        let names: Option<Vec<&str>> = filter_ids.iter().map(|i| i.and_then(|i| ctx.header.string_dict.get(i as usize)).map(String::as_str)).collect();
-        Some(names.ok_or_else(|| err("FILTER", "filter index not in the header".into()))?.join(";"))
+        let names: Option<Vec<&str>> = filter_ids
+            .iter()
+            .map(|i| {
+                i.and_then(|i| ctx.header.string_dict.get(i as usize))
+                    .map(String::as_str)
+            })
+            .collect();
+        Some(
+            names
+                .ok_or_else(|| err("FILTER", "filter index not in the header".into()))?
+                .join(";"),
+        )
     };
     let mut info = Vec::new();
     let mut end_pos = pos + i64::from(rlen.max(1)) - 1;
     for _ in 0..n_info {
         let kt = c.typed().ok_or_else(|| err("INFO", truncated.into()))?;
-        let key = c.ints(kt).and_then(|k| k.first().copied().flatten()).ok_or_else(|| err("INFO", truncated.into()))?;
-        let key_name = ctx.header.string_dict.get(key as usize).cloned().unwrap_or_default();
-        let vt = c.typed().ok_or_else(|| err(&format!("INFO/{key_name}"), truncated.into()))?;
+        let key = c
+            .ints(kt)
+            .and_then(|k| k.first().copied().flatten())
+            .ok_or_else(|| err("INFO", truncated.into()))?;
+        let key_name = ctx
+            .header
+            .string_dict
+            .get(key as usize)
+            .cloned()
+            .unwrap_or_default();
+        let vt = c
+            .typed()
+            .ok_or_else(|| err(&format!("INFO/{key_name}"), truncated.into()))?;
         let Some(def_idx) = ctx.header.info_index(&key_name) else {
-            c.skip(vt).ok_or_else(|| err(&format!("INFO/{key_name}"), truncated.into()))?;
+            c.skip(vt)
+                .ok_or_else(|| err(&format!("INFO/{key_name}"), truncated.into()))?;
             continue;
         };
         let values = match vt.kind {
             0 => InfoValues::Flag,
-            1..=3 => InfoValues::Int(c.ints(vt).ok_or_else(|| err(&format!("INFO/{key_name}"), truncated.into()))?),
-            5 => InfoValues::Float(c.floats(vt).ok_or_else(|| err(&format!("INFO/{key_name}"), truncated.into()))?),
+            1..=3 => InfoValues::Int(
+                c.ints(vt)
+                    .ok_or_else(|| err(&format!("INFO/{key_name}"), truncated.into()))?,
+            ),
+            5 => InfoValues::Float(
+                c.floats(vt)
+                    .ok_or_else(|| err(&format!("INFO/{key_name}"), truncated.into()))?,
+            ),
             7 => {
-                let s = c.string(vt).ok_or_else(|| err(&format!("INFO/{key_name}"), truncated.into()))?;
-                InfoValues::Text(s.split(',').map(|p| (p != ".").then(|| p.to_string())).collect())
+                let s = c
+                    .string(vt)
+                    .ok_or_else(|| err(&format!("INFO/{key_name}"), truncated.into()))?;
+                InfoValues::Text(
+                    s.split(',')
+                        .map(|p| (p != ".").then(|| p.to_string()))
+                        .collect(),
+                )
             }
-            k => return Err(err(&format!("INFO/{key_name}"), format!("unknown BCF type {k}"))),
+            k => {
+                return Err(err(
+                    &format!("INFO/{key_name}"),
+                    format!("unknown BCF type {k}"),
+                ));
+            }
         };
         let values = match (ctx.header.info.get(def_idx).map(|d| d.kind), values) {
             (Some(cohortdb_store::log_entry::ValueKind::Flag), _) => InfoValues::Flag,
@@ -178,24 +263,40 @@ pub fn parse_bcf_record(shared: &[u8], indiv: &[u8], location: RecordLocation, c
     }
     let mut acc = GenotypeAccumulator::new(n_allele);
     let gt_key = ctx.header.string_dict.iter().position(|s| s == "GT");
-    let mut c = Cursor { bytes: indiv, at: 0 };
+    let mut c = Cursor {
+        bytes: indiv,
+        at: 0,
+    };
     let mut saw_gt = false;
     for _ in 0..n_fmt {
         let kt = c.typed().ok_or_else(|| err("FORMAT", truncated.into()))?;
-        let key = c.ints(kt).and_then(|k| k.first().copied().flatten()).ok_or_else(|| err("FORMAT", truncated.into()))?;
+        let key = c
+            .ints(kt)
+            .and_then(|k| k.first().copied().flatten())
+            .ok_or_else(|| err("FORMAT", truncated.into()))?;
         let vt = c.typed().ok_or_else(|| err("FORMAT", truncated.into()))?;
         if Some(key as usize) != gt_key {
-            let per = Cursor::width(vt.kind).ok_or_else(|| err("FORMAT", format!("unknown BCF type {}", vt.kind)))?;
-            c.take(per * vt.count * n_sample).ok_or_else(|| err("FORMAT", truncated.into()))?;
+            let per = Cursor::width(vt.kind)
+                .ok_or_else(|| err("FORMAT", format!("unknown BCF type {}", vt.kind)))?;
+            c.take(per * vt.count * n_sample)
+                .ok_or_else(|| err("FORMAT", truncated.into()))?;
             continue;
         }
         saw_gt = true;
         if vt.count > MAX_PLOIDY {
-            return Err(err("FORMAT/GT", format!("ploidy {} exceeds {MAX_PLOIDY}", vt.count)));
+            return Err(err(
+                "FORMAT/GT",
+                format!("ploidy {} exceeds {MAX_PLOIDY}", vt.count),
+            ));
         }
         let mut alleles = Vec::with_capacity(vt.count);
         for s in 0..n_sample {
-            let raw = c.ints(Typed { kind: vt.kind, count: vt.count }).ok_or_else(|| err("FORMAT/GT", truncated.into()))?;
+            let raw = c
+                .ints(Typed {
+                    kind: vt.kind,
+                    count: vt.count,
+                })
+                .ok_or_else(|| err("FORMAT/GT", truncated.into()))?;
             alleles.clear();
             let mut phased = false;
             for (k, v) in raw.iter().enumerate() {
@@ -208,7 +309,10 @@ pub fn parse_bcf_record(shared: &[u8], indiv: &[u8], location: RecordLocation, c
                 if allele < 0 {
                     alleles.push(None);
                 } else if allele as usize >= n_allele {
-                    return Err(err(&format!("GT of sample {}", s + 1), format!("allele index {allele}, but the site has {n_allele} alleles")));
+                    return Err(err(
+                        &format!("GT of sample {}", s + 1),
+                        format!("allele index {allele}, but the site has {n_allele} alleles"),
+                    ));
                 } else {
                     alleles.push(Some(allele as u32));
                 }
@@ -227,7 +331,11 @@ pub fn parse_bcf_record(shared: &[u8], indiv: &[u8], location: RecordLocation, c
         end_pos,
         id: (id != "." && !id.is_empty()).then_some(id),
         ref_allele,
-        alts: if alleles.len() == 1 && alleles[0] == "." { Vec::new() } else { alleles },
+        alts: if alleles.len() == 1 && alleles[0] == "." {
+            Vec::new()
+        } else {
+            alleles
+        },
         qual,
         filters,
         info,

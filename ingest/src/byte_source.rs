@@ -10,8 +10,8 @@ use crate::error::{IngestError, Result};
 /// Bytes of decompressed input per chunk handed to the parser.
 pub const CHUNK_BYTES: usize = 8 << 20;
 const BGZF_EOF: [u8; 28] = [
-    0x1f, 0x8b, 0x08, 0x04, 0, 0, 0, 0, 0, 0xff, 0x06, 0, 0x42, 0x43, 0x02, 0, 0x1b, 0, 0x03, 0,
-    0, 0, 0, 0, 0, 0, 0, 0,
+    0x1f, 0x8b, 0x08, 0x04, 0, 0, 0, 0, 0, 0xff, 0x06, 0, 0x42, 0x43, 0x02, 0, 0x1b, 0, 0x03, 0, 0,
+    0, 0, 0, 0, 0, 0, 0,
 ];
 
 /// A source of decompressed bytes.
@@ -85,7 +85,8 @@ impl ByteSource {
             });
         }
         let is_gzip = head.starts_with(&[0x1f, 0x8b]);
-        let is_bgzf = n >= 16 && is_gzip && head[3] & 4 != 0 && head[12] == b'B' && head[13] == b'C';
+        let is_bgzf =
+            n >= 16 && is_gzip && head[3] & 4 != 0 && head[12] == b'B' && head[13] == b'C';
         let reader = PrefixedReader {
             prefix: std::io::Cursor::new(head.clone()),
             inner,
@@ -183,21 +184,26 @@ impl BgzfState {
                 || header[12] != b'B'
                 || header[13] != b'C'
             {
-                return Err(damaged(self.offset, "not a BGZF block header (truncated or corrupt)".into()));
+                return Err(damaged(
+                    self.offset,
+                    "not a BGZF block header (truncated or corrupt)".into(),
+                ));
             }
             let xlen = u16::from_le_bytes([header[10], header[11]]) as usize;
             let bsize = u16::from_le_bytes([header[16], header[17]]) as usize + 1;
             if bsize < 12 + xlen + 8 || xlen < 6 {
-                return Err(damaged(self.offset, format!("block size {bsize} is impossible")));
+                return Err(damaged(
+                    self.offset,
+                    format!("block size {bsize} is impossible"),
+                ));
             }
             let mut data = vec![0u8; bsize];
             data[..18].copy_from_slice(&header);
-            let got = read_full(&mut self.reader, &mut data[18..]).map_err(|source| {
-                IngestError::Io {
+            let got =
+                read_full(&mut self.reader, &mut data[18..]).map_err(|source| IngestError::Io {
                     file: name.to_string(),
                     source,
-                }
-            })?;
+                })?;
             if got < bsize - 18 {
                 return Err(damaged(
                     self.offset,

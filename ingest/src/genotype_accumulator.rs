@@ -153,9 +153,8 @@ impl GenotypeAccumulator {
     /// Builds the bitmaps and counts.
     pub fn finish(self) -> SiteGenotypes {
         let bitmap = |list: &Vec<u32>| {
-            let mut b = RoaringBitmap::from_sorted_iter(list.iter().copied()).unwrap_or_else(|_| {
-                list.iter().copied().collect()
-            });
+            let mut b = RoaringBitmap::from_sorted_iter(list.iter().copied())
+                .unwrap_or_else(|_| list.iter().copied().collect());
             b.optimize();
             serialize_bitmap(&b)
         };
@@ -168,7 +167,11 @@ impl GenotypeAccumulator {
                 .per_alt
                 .iter()
                 .map(|l| {
-                    let (het, hom, hemi) = (l[HET].len() as i64, l[HOM].len() as i64, l[HEMI].len() as i64);
+                    let (het, hom, hemi) = (
+                        l[HET].len() as i64,
+                        l[HOM].len() as i64,
+                        l[HEMI].len() as i64,
+                    );
                     RowCounts {
                         ac: het + 2 * hom + hemi,
                         an,

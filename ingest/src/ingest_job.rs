@@ -55,10 +55,15 @@ struct PlannedInput {
 }
 
 /// Ingests VCF/BCF `inputs` (`-` = standard input) into `store` as one commit.
-pub async fn ingest_vcf(store: &Store, inputs: &[String], options: &IngestOptions) -> Result<IngestSummary> {
+pub async fn ingest_vcf(
+    store: &Store,
+    inputs: &[String],
+    options: &IngestOptions,
+) -> Result<IngestSummary> {
     let snapshot = store.snapshot().await?;
     let registered = read_samples(store, &snapshot).await?;
-    let (planned, new_samples) = tokio::task::block_in_place(|| plan_inputs(inputs, &registered, &snapshot))?;
+    let (planned, new_samples) =
+        tokio::task::block_in_place(|| plan_inputs(inputs, &registered, &snapshot))?;
     let mut written: Vec<FileEntry> = Vec::new();
     let result = write_all(store, planned, options, &mut written).await;
     let records = match result {
@@ -119,7 +124,11 @@ async fn discard(store: &Store, files: &[FileEntry]) {
     }
 }
 
-fn plan_inputs(inputs: &[String], registered: &[SampleRecord], snapshot: &Snapshot) -> Result<(Vec<PlannedInput>, Vec<SampleRecord>)> {
+fn plan_inputs(
+    inputs: &[String],
+    registered: &[SampleRecord],
+    snapshot: &Snapshot,
+) -> Result<(Vec<PlannedInput>, Vec<SampleRecord>)> {
     let known = SampleIndex::new(registered);
     let mut next = snapshot.state.next_sample_idx;
     let mut seen: HashMap<String, u32> = HashMap::new();
@@ -132,7 +141,9 @@ fn plan_inputs(inputs: &[String], registered: &[SampleRecord], snapshot: &Snapsh
         if let Some(sample) = samples.iter().find(|s| known.get(s).is_some()) {
             return Err(IngestError::Inputs {
                 file: name.clone(),
-                reason: format!("sample {sample:?} is already in the store (adding data to existing samples is not supported yet)"),
+                reason: format!(
+                    "sample {sample:?} is already in the store (adding data to existing samples is not supported yet)"
+                ),
             });
         }
         let sample_base = match by_list.get(&samples) {
@@ -141,34 +152,52 @@ fn plan_inputs(inputs: &[String], registered: &[SampleRecord], snapshot: &Snapsh
                 if let Some(sample) = samples.iter().find(|s| seen.contains_key(*s)) {
                     return Err(IngestError::Inputs {
                         file: name.clone(),
-                        reason: format!("sample {sample:?} also appears in an earlier input with a different sample list"),
+                        reason: format!(
+                            "sample {sample:?} also appears in an earlier input with a different sample list"
+                        ),
                     });
                 }
                 let base = next;
                 for (i, s) in samples.iter().enumerate() {
                     let idx = base + i as u32;
                     seen.insert(s.clone(), idx);
-                    new_samples.push(SampleRecord { sample_idx: idx, sample_id: s.clone(), source: name.clone() });
+                    new_samples.push(SampleRecord {
+                        sample_idx: idx,
+                        sample_id: s.clone(),
+                        source: name.clone(),
+                    });
                 }
                 next += samples.len() as u32;
                 by_list.insert(samples, base);
                 base
             }
         };
-        planned.push(PlannedInput { reader, sample_base });
+        planned.push(PlannedInput {
+            reader,
+            sample_base,
+        });
     }
     Ok((planned, new_samples))
 }
 
 /// Reads every input (CPU work on a blocking thread) and uploads fragments as they finish.
-async fn write_all(store: &Store, planned: Vec<PlannedInput>, options: &IngestOptions, written: &mut Vec<FileEntry>) -> Result<u64> {
+async fn write_all(
+    store: &Store,
+    planned: Vec<PlannedInput>,
+    options: &IngestOptions,
+    written: &mut Vec<FileEntry>,
+) -> Result<u64> {
     let (tx, mut rx) = mpsc::channel::<EncodedFragment>(2);
     let options = options.clone();
     let reader = tokio::task::spawn_blocking(move || read_inputs(planned, &options, &tx));
     let mut columns = Vec::new();
     while let Some(fragment) = rx.recv().await {
         columns = merge_extra_columns(&columns, fragment.extras.iter().cloned())?;
-        let path = format!("variants/contig={}/{}.parquet", encode_contig(&fragment.contig), uuid::Uuid::new_v4());
+        let path = format!(
+            "variants/contig={}/{}.parquet",
+            encode_contig(&fragment.contig),
+            uuid::Uuid::new_v4()
+        );
         let bytes = fragment.parquet.len() as u64;
         store.put_new_file(&path, fragment.parquet).await?;
         written.push(FileEntry {
@@ -184,7 +213,10 @@ async fn write_all(store: &Store, planned: Vec<PlannedInput>, options: &IngestOp
             columns: fragment.extras,
         });
     }
-    reader.await.map_err(|e| IngestError::Inputs { file: "ingest".into(), reason: format!("reader thread failed: {e}") })?
+    reader.await.map_err(|e| IngestError::Inputs {
+        file: "ingest".into(),
+        reason: format!("reader thread failed: {e}"),
+    })?
 }
 
 /// Keeps letters, digits, `.`, `_` and `-` of a contig name; percent-encodes the rest.
@@ -198,17 +230,32 @@ pub fn encode_contig(contig: &str) -> String {
         .collect()
 }
 
-fn read_inputs(planned: Vec<PlannedInput>, options: &IngestOptions, tx: &mpsc::Sender<EncodedFragment>) -> Result<u64> {
+fn read_inputs(
+    planned: Vec<PlannedInput>,
+    options: &IngestOptions,
+    tx: &mpsc::Sender<EncodedFragment>,
+) -> Result<u64> {
     let progress = options.progress.then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
         bar
     });
     let mut records = 0u64;
-    for PlannedInput { mut reader, sample_base } in planned {
+    for PlannedInput {
+        mut reader,
+        sample_base,
+    } in planned
+    {
         let header = reader.header.clone();
         let name = reader.name().to_string();
-        let ctx = RecordContext { file: &name, header: &header, sample_base };
+        let ctx = RecordContext {
+            file: &name,
+            header: &header,
+            sample_base,
+        };
         let extras = info_columns(&header);
         let mut builders: HashMap<String, FragmentBuilder> = HashMap::new();
         let mut buffered = 0usize;
@@ -216,13 +263,21 @@ fn read_inputs(planned: Vec<PlannedInput>, options: &IngestOptions, tx: &mpsc::S
             let sites = parse_batch(&batch, reader.format, &ctx)?;
             records += sites.len() as u64;
             for site in &sites {
-                let builder = builders.entry(site.contig.clone()).or_insert_with(|| FragmentBuilder::new(&site.contig, extras.clone()));
+                let builder = builders
+                    .entry(site.contig.clone())
+                    .or_insert_with(|| FragmentBuilder::new(&site.contig, extras.clone()));
                 let before = builder.buffered_bytes();
                 site.append_rows(&header, builder);
                 buffered += builder.buffered_bytes() - before;
             }
             while buffered > options.max_buffered_bytes {
-                let Some(largest) = builders.iter().max_by_key(|(_, b)| b.buffered_bytes()).map(|(k, _)| k.clone()) else { break };
+                let Some(largest) = builders
+                    .iter()
+                    .max_by_key(|(_, b)| b.buffered_bytes())
+                    .map(|(k, _)| k.clone())
+                else {
+                    break;
+                };
                 if let Some(builder) = builders.remove(&largest) {
                     buffered -= builder.buffered_bytes();
                     send(builder, tx)?;
@@ -234,7 +289,7 @@ fn read_inputs(planned: Vec<PlannedInput>, options: &IngestOptions, tx: &mpsc::S
             }
         }
         let mut rest: Vec<_> = builders.into_values().collect();
-        rest.sort_by(|a, b| a.rows().cmp(&b.rows()));
+        rest.sort_by_key(FragmentBuilder::rows);
         for builder in rest {
             send(builder, tx)?;
         }

@@ -78,7 +78,9 @@ impl InputReader {
             let Some(text) = reader.buf.get(9..9 + l_text) else {
                 return Err(header_error(0, "BCF header is truncated".into()));
             };
-            let text = String::from_utf8_lossy(text).trim_end_matches('\0').to_string();
+            let text = String::from_utf8_lossy(text)
+                .trim_end_matches('\0')
+                .to_string();
             reader.header = Header::parse(&text).map_err(|(l, r)| header_error(l, r))?;
             reader.buf.drain(..9 + l_text);
         } else if reader.buf.starts_with(b"##") || reader.buf.starts_with(b"#CHROM") {
@@ -148,7 +150,10 @@ impl InputReader {
                         file: self.name().to_string(),
                         location: RecordLocation::Record(self.next_number).to_string(),
                         field: "record".into(),
-                        reason: format!("truncated: {} bytes left that do not form a whole record", self.buf.len()),
+                        reason: format!(
+                            "truncated: {} bytes left that do not form a whole record",
+                            self.buf.len()
+                        ),
                     }),
                 };
             }
@@ -182,7 +187,11 @@ impl InputReader {
             if end > self.buf.len() {
                 break;
             }
-            records.push((RecordLocation::Record(self.next_number), at + 8..at + 8 + l_shared, at + 8 + l_shared..end));
+            records.push((
+                RecordLocation::Record(self.next_number),
+                at + 8..at + 8 + l_shared,
+                at + 8 + l_shared..end,
+            ));
             self.next_number += 1;
             at = end;
         }
@@ -210,7 +219,11 @@ fn find_chrom_line_end(buf: &[u8]) -> Option<usize> {
 }
 
 /// Parses a batch in parallel; on failure returns the error of the earliest bad record.
-pub fn parse_batch(batch: &RawBatch, format: InputFormat, ctx: &RecordContext<'_>) -> Result<Vec<EncodedSite>> {
+pub fn parse_batch(
+    batch: &RawBatch,
+    format: InputFormat,
+    ctx: &RecordContext<'_>,
+) -> Result<Vec<EncodedSite>> {
     let parsed: Vec<Result<EncodedSite>> = batch
         .records
         .par_iter()
@@ -219,7 +232,12 @@ pub fn parse_batch(batch: &RawBatch, format: InputFormat, ctx: &RecordContext<'_
             let first = &batch.data[first.clone()];
             match format {
                 InputFormat::Vcf => crate::vcf_record::parse_vcf_line(first, *location, ctx),
-                InputFormat::Bcf => crate::bcf_record::parse_bcf_record(first, &batch.data[second.clone()], *location, ctx),
+                InputFormat::Bcf => crate::bcf_record::parse_bcf_record(
+                    first,
+                    &batch.data[second.clone()],
+                    *location,
+                    ctx,
+                ),
             }
         })
         .collect();

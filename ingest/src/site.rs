@@ -117,13 +117,19 @@ impl EncodedSite {
         let g = &self.genotypes;
         let empty = serialize_bitmap(&roaring::RoaringBitmap::new());
         let no_alt = [".".to_string()];
-        let alts: &[String] = if self.alts.is_empty() { &no_alt } else { &self.alts };
+        let alts: &[String] = if self.alts.is_empty() {
+            &no_alt
+        } else {
+            &self.alts
+        };
         let mut extras = vec![ExtraValue::Null; header.info.len()];
         for (i, alt) in alts.iter().enumerate() {
             let alt_index = if self.alts.is_empty() { 0 } else { i + 1 };
             extras.fill(ExtraValue::Null);
             for (def_idx, values) in &self.info {
-                if let (Some(def), Some(slot)) = (header.info.get(*def_idx), extras.get_mut(*def_idx)) {
+                if let (Some(def), Some(slot)) =
+                    (header.info.get(*def_idx), extras.get_mut(*def_idx))
+                {
                     *slot = row_value(def, values, alt_index);
                 }
             }

@@ -3,8 +3,8 @@
 use cohortdb_store::log_entry::ValueKind;
 
 use crate::error::{IngestError, RecordLocation};
-use crate::vcf_header::{Header, Number};
 use crate::site::InfoValues;
+use crate::vcf_header::{Header, Number};
 
 /// Context for reporting record errors.
 #[derive(Debug, Clone, Copy)]
@@ -19,7 +19,13 @@ pub struct RecordContext<'a> {
 
 impl RecordContext<'_> {
     /// An error at `location` in `field`.
-    pub fn error(&self, location: RecordLocation, site: Option<(&str, i64)>, field: &str, reason: impl Into<String>) -> IngestError {
+    pub fn error(
+        &self,
+        location: RecordLocation,
+        site: Option<(&str, i64)>,
+        field: &str,
+        reason: impl Into<String>,
+    ) -> IngestError {
         let location = match site {
             Some((contig, pos)) => format!("{location} ({contig}:{pos})"),
             None => location.to_string(),
@@ -38,8 +44,15 @@ pub fn check_ref(allele: &str) -> Option<String> {
     if allele.is_empty() {
         return Some("REF is empty".into());
     }
-    let ok = allele.bytes().all(|b| b"ACGTNMRWSYKVHDBacgtnmrwsykvhdb".contains(&b));
-    (!ok).then(|| format!("REF {:?} is not a sequence of IUPAC nucleotide codes", crate::vcf_header::clip(allele)))
+    let ok = allele
+        .bytes()
+        .all(|b| b"ACGTNMRWSYKVHDBacgtnmrwsykvhdb".contains(&b));
+    (!ok).then(|| {
+        format!(
+            "REF {:?} is not a sequence of IUPAC nucleotide codes",
+            crate::vcf_header::clip(allele)
+        )
+    })
 }
 
 /// Why an ALT allele is refused, if it is: bases, `*`, a symbolic `<ID>`, a breakend, or `.`.
@@ -48,25 +61,42 @@ pub fn check_alt(allele: &str) -> Option<String> {
         return Some("an ALT allele is empty (`A,,C` or a trailing comma)".into());
     }
     let symbolic = allele.starts_with('<') && allele.ends_with('>') && allele.len() > 2;
-    let breakend = allele.contains('[') || allele.contains(']') || allele.starts_with('.') || allele.ends_with('.');
+    let breakend = allele.contains('[')
+        || allele.contains(']')
+        || allele.starts_with('.')
+        || allele.ends_with('.');
     let bases = allele.bytes().all(|b| b"ACGTNacgtn*".contains(&b));
     let ok = symbolic || breakend && !allele.contains(char::is_whitespace) || bases;
-    (!ok).then(|| format!("ALT allele {:?} is not bases, `*`, `<ID>` or a breakend", crate::vcf_header::clip(allele)))
+    (!ok).then(|| {
+        format!(
+            "ALT allele {:?} is not bases, `*`, `<ID>` or a breakend",
+            crate::vcf_header::clip(allele)
+        )
+    })
 }
 
 /// Parses a text INFO value list for key definition `def_idx`; `Err` holds the reason.
-pub fn parse_info_text(header: &Header, def_idx: usize, value: Option<&str>) -> Result<InfoValues, String> {
+pub fn parse_info_text(
+    header: &Header,
+    def_idx: usize,
+    value: Option<&str>,
+) -> Result<InfoValues, String> {
     let Some(def) = header.info.get(def_idx) else {
         return Err("unknown INFO definition".into());
     };
     let Some(value) = value else {
         return match def.kind {
             ValueKind::Flag => Ok(InfoValues::Flag),
-            _ => Err(format!("INFO/{} has no value but is declared {:?}", def.id, def.kind)),
+            _ => Err(format!(
+                "INFO/{} has no value but is declared {:?}",
+                def.id, def.kind
+            )),
         };
     };
     if def.kind == ValueKind::String && matches!(def.number, Number::Count(1)) {
-        return Ok(InfoValues::Text(vec![(value != ".").then(|| value.to_string())]));
+        return Ok(InfoValues::Text(vec![
+            (value != ".").then(|| value.to_string()),
+        ]));
     }
     let parts: Vec<&str> = value.split(',').collect();
     if matches!(def.number, Number::Count(0) | Number::Count(1)) && parts.len() > 1 {
@@ -83,16 +113,37 @@ pub fn parse_info_text(header: &Header, def_idx: usize, value: Option<&str>) -> 
         ValueKind::Integer => InfoValues::Int(
             parts
                 .iter()
-                .map(|p| if missing(p) { Ok(None) } else { p.parse::<i32>().map(Some).map_err(|_| format!("INFO/{} value {p:?} is not an integer", def.id)) })
+                .map(|p| {
+                    if missing(p) {
+                        Ok(None)
+                    } else {
+                        p.parse::<i32>()
+                            .map(Some)
+                            .map_err(|_| format!("INFO/{} value {p:?} is not an integer", def.id))
+                    }
+                })
                 .collect::<Result<_, _>>()?,
         ),
         ValueKind::Float => InfoValues::Float(
             parts
                 .iter()
-                .map(|p| if missing(p) { Ok(None) } else { p.parse::<f32>().map(Some).map_err(|_| format!("INFO/{} value {p:?} is not a number", def.id)) })
+                .map(|p| {
+                    if missing(p) {
+                        Ok(None)
+                    } else {
+                        p.parse::<f32>()
+                            .map(Some)
+                            .map_err(|_| format!("INFO/{} value {p:?} is not a number", def.id))
+                    }
+                })
                 .collect::<Result<_, _>>()?,
         ),
-        ValueKind::String => InfoValues::Text(parts.iter().map(|p| (!missing(p)).then(|| p.to_string())).collect()),
+        ValueKind::String => InfoValues::Text(
+            parts
+                .iter()
+                .map(|p| (!missing(p)).then(|| p.to_string()))
+                .collect(),
+        ),
     })
 }
 

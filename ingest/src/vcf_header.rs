@@ -82,7 +82,13 @@ impl Header {
                 break;
             }
             let Some(meta) = line.strip_prefix("##") else {
-                return Err((n, format!("expected a `##` meta line or the `#CHROM` line, found {:?}", clip(line))));
+                return Err((
+                    n,
+                    format!(
+                        "expected a `##` meta line or the `#CHROM` line, found {:?}",
+                        clip(line)
+                    ),
+                ));
             };
             let Some((key, value)) = meta.split_once('=') else {
                 continue;
@@ -99,7 +105,8 @@ impl Header {
                 "contig" => contigs.push((idx, id)),
                 "FILTER" => strings.push((idx, id)),
                 _ => {
-                    let def = field_def(&id, &attrs).map_err(|r| (n, format!("##{key} {id}: {r}")))?;
+                    let def =
+                        field_def(&id, &attrs).map_err(|r| (n, format!("##{key} {id}: {r}")))?;
                     strings.push((idx, id.clone()));
                     if key == "INFO" {
                         if !header.info_index.contains_key(&id) {
@@ -154,9 +161,15 @@ fn parse_samples(rest: &str) -> Result<Vec<String>, String> {
         return Ok(Vec::new());
     }
     if columns[fixed.len()] != "FORMAT" {
-        return Err(format!("expected FORMAT after INFO, found {:?}", columns[fixed.len()]));
+        return Err(format!(
+            "expected FORMAT after INFO, found {:?}",
+            columns[fixed.len()]
+        ));
     }
-    let samples: Vec<String> = columns[fixed.len() + 1..].iter().map(|s| s.to_string()).collect();
+    let samples: Vec<String> = columns[fixed.len() + 1..]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let mut seen = std::collections::HashSet::new();
     for (i, s) in samples.iter().enumerate() {
         if s.is_empty() {
@@ -259,7 +272,11 @@ mod tests {
         let h = Header::parse(TEXT).unwrap();
         assert_eq!(h.samples, ["A", "B"]);
         assert_eq!(h.info[0].number, Number::A);
-        assert_eq!(h.info[1].number, Number::Count(0), "Flag forced to Number=0");
+        assert_eq!(
+            h.info[1].number,
+            Number::Count(0),
+            "Flag forced to Number=0"
+        );
         assert_eq!(h.string_dict, ["PASS", "q10", "AF", "DB", "GT"]);
         assert_eq!(h.contig_dict, ["chr20"]);
     }

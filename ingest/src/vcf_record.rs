@@ -12,11 +12,22 @@ pub const MAX_ALLELES: usize = 1 << 12;
 pub const MAX_PLOIDY: usize = 64;
 
 /// Parses `line` (without its newline).
-pub fn parse_vcf_line(line: &[u8], location: RecordLocation, ctx: &RecordContext<'_>) -> Result<EncodedSite> {
+pub fn parse_vcf_line(
+    line: &[u8],
+    location: RecordLocation,
+    ctx: &RecordContext<'_>,
+) -> Result<EncodedSite> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut fields = line.splitn(10, |&b| b == b'\t');
-    let mut next = |name: &str| fields.next().ok_or_else(|| ctx.error(location, None, name, "missing column: a record needs 8 tab-separated columns (9 plus one per sample with samples)"));
-    fn utf8<'b>(b: &'b [u8], name: &str, location: RecordLocation, ctx: &RecordContext<'_>) -> Result<&'b str> {
+    let mut next = |name: &str| {
+        fields.next().ok_or_else(|| ctx.error(location, None, name, "missing column: a record needs 8 tab-separated columns (9 plus one per sample with samples)"))
+    };
+    fn utf8<'b>(
+        b: &'b [u8],
+        name: &str,
+        location: RecordLocation,
+        ctx: &RecordContext<'_>,
+    ) -> Result<&'b str> {
         std::str::from_utf8(b).map_err(|_| ctx.error(location, None, name, "not valid UTF-8"))
     }
     let text = |b, name| utf8(b, name, location, ctx);
@@ -24,8 +35,22 @@ pub fn parse_vcf_line(line: &[u8], location: RecordLocation, ctx: &RecordContext
     let pos_text = text(next("POS")?, "POS")?;
     let pos: i64 = match pos_text.parse::<i64>() {
         Ok(p) if p >= 1 => p,
-        Ok(p) => return Err(ctx.error(location, None, "POS", format!("position {p} is not >= 1 (VCF positions are 1-based)"))),
-        Err(_) => return Err(ctx.error(location, None, "POS", format!("{:?} is not a position", crate::vcf_header::clip(pos_text)))),
+        Ok(p) => {
+            return Err(ctx.error(
+                location,
+                None,
+                "POS",
+                format!("position {p} is not >= 1 (VCF positions are 1-based)"),
+            ));
+        }
+        Err(_) => {
+            return Err(ctx.error(
+                location,
+                None,
+                "POS",
+                format!("{:?} is not a position", crate::vcf_header::clip(pos_text)),
+            ));
+        }
     };
     let site = Some((contig.as_str(), pos));
     let err = |field: &str, reason: String| ctx.error(location, site, field, reason);
@@ -35,9 +60,20 @@ pub fn parse_vcf_line(line: &[u8], location: RecordLocation, ctx: &RecordContext
         return Err(err("REF", reason));
     }
     let alt_text = text(next("ALT")?, "ALT")?;
-    let alts: Vec<String> = if alt_text == "." { Vec::new() } else { alt_text.split(',').map(str::to_string).collect() };
+    let alts: Vec<String> = if alt_text == "." {
+        Vec::new()
+    } else {
+        alt_text.split(',').map(str::to_string).collect()
+    };
     if alts.len() >= MAX_ALLELES {
-        return Err(err("ALT", format!("{} ALT alleles exceed the limit of {}", alts.len(), MAX_ALLELES - 1)));
+        return Err(err(
+            "ALT",
+            format!(
+                "{} ALT alleles exceed the limit of {}",
+                alts.len(),
+                MAX_ALLELES - 1
+            ),
+        ));
     }
     if let Some(reason) = alts.iter().find_map(|a| check_alt(a)) {
         return Err(err("ALT", reason));
@@ -45,7 +81,12 @@ pub fn parse_vcf_line(line: &[u8], location: RecordLocation, ctx: &RecordContext
     let qual_text = text(next("QUAL")?, "QUAL")?;
     let qual = match qual_text {
         "." => None,
-        q => Some(q.parse::<f32>().map_err(|_| err("QUAL", format!("{:?} is not a number", crate::vcf_header::clip(q))))?),
+        q => Some(q.parse::<f32>().map_err(|_| {
+            err(
+                "QUAL",
+                format!("{:?} is not a number", crate::vcf_header::clip(q)),
+            )
+        })?),
     };
     let filter = text(next("FILTER")?, "FILTER")?;
     let info_text = text(next("INFO")?, "INFO")?;
@@ -57,8 +98,11 @@ pub fn parse_vcf_line(line: &[u8], location: RecordLocation, ctx: &RecordContext
                 Some((k, v)) => (k, Some(v)),
                 None => (item, None),
             };
-            let Some(def_idx) = ctx.header.info_index(key) else { continue };
-            let values = parse_info_text(ctx.header, def_idx, value).map_err(|r| err(&format!("INFO/{key}"), r))?;
+            let Some(def_idx) = ctx.header.info_index(key) else {
+                continue;
+            };
+            let values = parse_info_text(ctx.header, def_idx, value)
+                .map_err(|r| err(&format!("INFO/{key}"), r))?;
             if key == "END"
                 && let InfoValues::Int(v) = &values
                 && let Some(Some(end)) = v.first()
@@ -78,8 +122,15 @@ pub fn parse_vcf_line(line: &[u8], location: RecordLocation, ctx: &RecordContext
         let format = text(next("FORMAT")?, "FORMAT")?;
         let samples = fields.next().unwrap_or_default();
         let gt_index = format.split(':').position(|k| k == "GT");
-        parse_samples(samples, gt_index, n_samples, n_alleles, ctx.sample_base, &mut acc)
-            .map_err(|(field, reason)| err(&field, reason))?;
+        parse_samples(
+            samples,
+            gt_index,
+            n_samples,
+            n_alleles,
+            ctx.sample_base,
+            &mut acc,
+        )
+        .map_err(|(field, reason)| err(&field, reason))?;
     }
     Ok(EncodedSite {
         contig,
@@ -132,26 +183,46 @@ fn parse_samples(
             acc.add_diploid(sample, allele(a), allele(b), sep == b'|');
             continue;
         }
-        let phased = parse_gt(gt, n_alleles, &mut alleles).map_err(|r| (format!("GT of sample {}", i + 1), r))?;
+        let phased = parse_gt(gt, n_alleles, &mut alleles)
+            .map_err(|r| (format!("GT of sample {}", i + 1), r))?;
         acc.add_call(sample, &alleles, phased);
     }
     if count != n_samples {
-        return Err(("samples".into(), format!("{count} sample columns, but the header names {n_samples} samples")));
+        return Err((
+            "samples".into(),
+            format!("{count} sample columns, but the header names {n_samples} samples"),
+        ));
     }
     Ok(())
 }
 
 /// Parses a GT value into `alleles`; returns whether it is phased.
-fn parse_gt(gt: &[u8], n_alleles: usize, alleles: &mut Vec<Option<u32>>) -> std::result::Result<bool, String> {
+fn parse_gt(
+    gt: &[u8],
+    n_alleles: usize,
+    alleles: &mut Vec<Option<u32>>,
+) -> std::result::Result<bool, String> {
     alleles.clear();
-    let shown = || String::from_utf8_lossy(gt).chars().take(40).collect::<String>();
+    let shown = || {
+        String::from_utf8_lossy(gt)
+            .chars()
+            .take(40)
+            .collect::<String>()
+    };
     if gt.is_empty() || gt == b"." {
         alleles.push(None);
         return Ok(false);
     }
     // VCF 4.4 allows a leading phase marker on the first allele.
-    let body = gt.strip_prefix(b"|").or_else(|| gt.strip_prefix(b"/")).unwrap_or(gt);
-    let phased = body.iter().find(|b| matches!(b, b'|' | b'/')).map(|&b| b == b'|').unwrap_or(gt.first() == Some(&b'|'));
+    let body = gt
+        .strip_prefix(b"|")
+        .or_else(|| gt.strip_prefix(b"/"))
+        .unwrap_or(gt);
+    let phased = body
+        .iter()
+        .find(|b| matches!(b, b'|' | b'/'))
+        .map(|&b| b == b'|')
+        .unwrap_or(gt.first() == Some(&b'|'));
     for part in body.split(|&b| b == b'|' || b == b'/') {
         if alleles.len() >= MAX_PLOIDY {
             return Err(format!("ploidy above {MAX_PLOIDY} in {:?}", shown()));
@@ -160,9 +231,21 @@ fn parse_gt(gt: &[u8], n_alleles: usize, alleles: &mut Vec<Option<u32>>) -> std:
             alleles.push(None);
             continue;
         }
-        let index = std::str::from_utf8(part).ok().and_then(|s| s.parse::<u32>().ok()).ok_or_else(|| format!("allele {:?} in {:?} is not a number or '.'", String::from_utf8_lossy(part), shown()))?;
+        let index = std::str::from_utf8(part)
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+            .ok_or_else(|| {
+                format!(
+                    "allele {:?} in {:?} is not a number or '.'",
+                    String::from_utf8_lossy(part),
+                    shown()
+                )
+            })?;
         if index as usize >= n_alleles {
-            return Err(format!("allele index {index} in {:?}, but the site has {n_alleles} alleles", shown()));
+            return Err(format!(
+                "allele index {index} in {:?}, but the site has {n_alleles} alleles",
+                shown()
+            ));
         }
         alleles.push(Some(index));
     }
@@ -180,15 +263,21 @@ mod tests {
 
     fn parse(line: &str) -> Result<EncodedSite> {
         let h = header();
-        let ctx = RecordContext { file: "t.vcf", header: &h, sample_base: 0 };
+        let ctx = RecordContext {
+            file: "t.vcf",
+            header: &h,
+            sample_base: 0,
+        };
         parse_vcf_line(line.as_bytes(), RecordLocation::Line(9), &ctx)
     }
 
     #[test]
     fn parses_fast_and_general_genotypes() {
-        let site = parse("20\t5\trs1\tA\tC,G\t10\tPASS\tAF=0.1,0.2\tGT:DP\t0|1:3\t12/2:4\t2\r").unwrap_err();
+        let site = parse("20\t5\trs1\tA\tC,G\t10\tPASS\tAF=0.1,0.2\tGT:DP\t0|1:3\t12/2:4\t2\r")
+            .unwrap_err();
         assert!(site.to_string().contains("allele index 12"), "{site}");
-        let site = parse("20\t5\trs1\tA\tC,G\t10\tPASS\tAF=0.1,0.2\tGT:DP\t0|1:3\t1/2:4\t2").unwrap();
+        let site =
+            parse("20\t5\trs1\tA\tC,G\t10\tPASS\tAF=0.1,0.2\tGT:DP\t0|1:3\t1/2:4\t2").unwrap();
         assert_eq!(site.alts, ["C", "G"]);
         let c = &site.genotypes.alt_counts;
         assert_eq!((c[0].ac, c[1].ac, site.genotypes.an), (2, 2, 5));
@@ -196,13 +285,21 @@ mod tests {
 
     #[test]
     fn errors_name_line_field_and_reason() {
-        let e = parse("20\t0\t.\tA\tC\t.\t.\t.\tGT\t0/0\t0/0\t0/0").unwrap_err().to_string();
+        let e = parse("20\t0\t.\tA\tC\t.\t.\t.\tGT\t0/0\t0/0\t0/0")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 9") && e.contains("POS"), "{e}");
-        let e = parse("20\t5\t.\tA\tC\t.\t.\t.\tGT\t0/0\t0/0").unwrap_err().to_string();
+        let e = parse("20\t5\t.\tA\tC\t.\t.\t.\tGT\t0/0\t0/0")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("2 sample columns"), "{e}");
-        let e = parse("20\t5\t.\tA\tC\thigh\t.\t.\tGT\t0/0\t0/0\t0/0").unwrap_err().to_string();
+        let e = parse("20\t5\t.\tA\tC\thigh\t.\t.\tGT\t0/0\t0/0\t0/0")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("QUAL"), "{e}");
-        let e = parse("20\t5\t.\tA\tC\t.\t.\tEND=2\tGT\t0/0\t0/A\t0/0").unwrap_err().to_string();
+        let e = parse("20\t5\t.\tA\tC\t.\t.\tEND=2\tGT\t0/0\t0/A\t0/0")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("END"), "{e}");
     }
 }

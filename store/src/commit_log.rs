@@ -241,10 +241,8 @@ impl Store {
             version: state.version,
         };
         let store = &self.location.object_store;
-        let (Ok(body), Ok(hint)) = (
-            serde_json::to_vec(&checkpoint),
-            serde_json::to_vec(&hint),
-        ) else {
+        let (Ok(body), Ok(hint)) = (serde_json::to_vec(&checkpoint), serde_json::to_vec(&hint))
+        else {
             return;
         };
         let path = self.location.path(&checkpoint_path(state.version));
@@ -348,7 +346,10 @@ mod tests {
         let empty = store.snapshot().await.unwrap();
         assert_eq!(empty.version(), 0);
         let one = store
-            .commit(&empty, commit(vec![file("samples/a.parquet", FileKind::Samples)]))
+            .commit(
+                &empty,
+                commit(vec![file("samples/a.parquet", FileKind::Samples)]),
+            )
             .await
             .unwrap();
         assert_eq!(one.version(), 1);
@@ -362,19 +363,28 @@ mod tests {
         let store = Store::open_or_create("memory://commit-race").unwrap();
         let base = store.snapshot().await.unwrap();
         store
-            .commit(&base, commit(vec![file("variants/a.parquet", FileKind::Variants)]))
+            .commit(
+                &base,
+                commit(vec![file("variants/a.parquet", FileKind::Variants)]),
+            )
             .await
             .unwrap();
         // Same base: lands at version 2 after re-reading version 1.
         let second = store
-            .commit(&base, commit(vec![file("samples/b.parquet", FileKind::Samples)]))
+            .commit(
+                &base,
+                commit(vec![file("samples/b.parquet", FileKind::Samples)]),
+            )
             .await
             .unwrap();
         assert_eq!(second.version(), 2);
         assert_eq!(second.state.files.len(), 2);
         // A third writer from the same base also registering samples conflicts.
         let err = store
-            .commit(&base, commit(vec![file("samples/c.parquet", FileKind::Samples)]))
+            .commit(
+                &base,
+                commit(vec![file("samples/c.parquet", FileKind::Samples)]),
+            )
             .await
             .unwrap_err();
         assert!(err.is_retryable_conflict(), "{err}");
@@ -399,6 +409,9 @@ mod tests {
             .await
             .unwrap();
         let err = store.snapshot().await.unwrap_err();
-        assert!(matches!(err, StoreError::UnsupportedFormatVersion { .. }), "{err}");
+        assert!(
+            matches!(err, StoreError::UnsupportedFormatVersion { .. }),
+            "{err}"
+        );
     }
 }

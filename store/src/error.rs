@@ -14,7 +14,9 @@ pub enum StoreError {
         reason: String,
     },
     /// No commit log exists at the location.
-    #[error("no cohortdb store at {location}: it has no commit log (create one with `cohortdb ingest`)")]
+    #[error(
+        "no cohortdb store at {location}: it has no commit log (create one with `cohortdb ingest`)"
+    )]
     NotFound {
         /// The location as given.
         location: String,

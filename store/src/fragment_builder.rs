@@ -241,14 +241,11 @@ impl FragmentBuilder {
         self.allele_index.append_value(row.allele_index);
         self.n_alleles.append_value(row.n_alleles);
         let c = row.counts;
-        for (builder, value) in self.counts.iter_mut().zip([
-            c.ac,
-            c.an,
-            c.n_het,
-            c.n_hom_alt,
-            c.n_hemi,
-            c.n_no_call,
-        ]) {
+        for (builder, value) in
+            self.counts
+                .iter_mut()
+                .zip([c.ac, c.an, c.n_het, c.n_hom_alt, c.n_hemi, c.n_no_call])
+        {
             builder.append_value(value);
         }
         for (builder, bytes) in self.bitmaps.iter_mut().zip(row.bitmaps) {
@@ -301,8 +298,8 @@ impl FragmentBuilder {
             context: format!("{context} a fragment of {}", self.contig),
             source,
         };
-        let mut batch = RecordBatch::try_new(schema.clone(), columns)
-            .map_err(|e| arrow_err("building", e))?;
+        let mut batch =
+            RecordBatch::try_new(schema.clone(), columns).map_err(|e| arrow_err("building", e))?;
         if !self.sorted || has_unordered_ties(&batch) {
             let keys: Vec<SortColumn> = [1usize, 4, 5]
                 .iter()
@@ -311,8 +308,7 @@ impl FragmentBuilder {
                     options: None,
                 })
                 .collect();
-            let order =
-                lexsort_to_indices(&keys, None).map_err(|e| arrow_err("sorting", e))?;
+            let order = lexsort_to_indices(&keys, None).map_err(|e| arrow_err("sorting", e))?;
             batch = take_record_batch(&batch, &order).map_err(|e| arrow_err("sorting", e))?;
         }
         let (min_pos, max_pos, max_end) = position_range(&batch);
@@ -342,9 +338,18 @@ impl FragmentBuilder {
 /// True when rows at one position are not ordered by (ref, alt).
 fn has_unordered_ties(batch: &RecordBatch) -> bool {
     let (Some(pos), Some(r), Some(a)) = (
-        batch.column(1).as_any().downcast_ref::<arrow::array::Int64Array>(),
-        batch.column(4).as_any().downcast_ref::<arrow::array::StringArray>(),
-        batch.column(5).as_any().downcast_ref::<arrow::array::StringArray>(),
+        batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>(),
+        batch
+            .column(4)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>(),
+        batch
+            .column(5)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>(),
     ) else {
         return true;
     };

@@ -37,9 +37,7 @@ impl SnapshotState {
 
     /// Live variant fragments, in path order.
     pub fn variant_fragments(&self) -> impl Iterator<Item = &FileEntry> {
-        self.files
-            .values()
-            .filter(|f| f.kind == FileKind::Variants)
+        self.files.values().filter(|f| f.kind == FileKind::Variants)
     }
 
     /// Live sample registry files.
