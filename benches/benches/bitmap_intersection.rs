@@ -8,7 +8,9 @@ use roaring::RoaringBitmap;
 const N: u32 = 100_000;
 
 fn every(step: u32, offset: u32) -> RoaringBitmap {
-    (0..N).filter(|i| (i * 7919 + offset).is_multiple_of(step)).collect()
+    (0..N)
+        .filter(|i| (i * 7919 + offset).is_multiple_of(step))
+        .collect()
 }
 
 fn bench(c: &mut Criterion) {

@@ -7,7 +7,7 @@ use datafusion::arrow::array::{Array, ArrayRef, BinaryArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::ColumnarValue;
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs};
 use datafusion::scalar::ScalarValue;
 use roaring::RoaringBitmap;
 
@@ -108,4 +108,29 @@ pub fn count_in(bitmap: Option<&RoaringBitmap>, set: Option<&RoaringBitmap>) -> 
         (Some(b), None) => b.len(),
         (Some(b), Some(s)) => b.intersection_len(s),
     }
+}
+
+/// Rows to compute: 1 when every argument is a scalar (the result is then a scalar too).
+pub fn output_rows(args: &ScalarFunctionArgs) -> usize {
+    if all_scalar(args) {
+        1
+    } else {
+        args.number_rows
+    }
+}
+
+fn all_scalar(args: &ScalarFunctionArgs) -> bool {
+    args.args
+        .iter()
+        .all(|a| matches!(a, ColumnarValue::Scalar(_)))
+}
+
+/// Wraps a computed column: a scalar when every argument was one.
+pub fn into_columnar(args: &ScalarFunctionArgs, array: ArrayRef) -> Result<ColumnarValue> {
+    if all_scalar(args) {
+        return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+            &array, 0,
+        )?));
+    }
+    Ok(ColumnarValue::Array(array))
 }

@@ -16,7 +16,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::bitmap_args::{binary_args, count_in};
+use crate::bitmap_args::{binary_args, count_in, into_columnar, output_rows};
 
 /// Which count a [`BitmapCountUdf`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,11 +69,7 @@ impl ScalarUDFImpl for BitmapCountUdf {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let name = self.name().to_string();
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let rows = if all_scalar { 1 } else { args.number_rows };
+        let rows = output_rows(&args);
         let a = binary_args(&name, &args.args)?;
         let mut out = Int64Builder::with_capacity(rows);
         for row in 0..rows {
@@ -116,11 +112,6 @@ impl ScalarUDFImpl for BitmapCountUdf {
             out.append_value(value as i64);
         }
         let array: datafusion::arrow::array::ArrayRef = Arc::new(out.finish());
-        if all_scalar {
-            return Ok(ColumnarValue::Scalar(
-                datafusion::scalar::ScalarValue::try_from_array(&array, 0)?,
-            ));
-        }
-        Ok(ColumnarValue::Array(array))
+        into_columnar(&args, array)
     }
 }

@@ -11,10 +11,9 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-use datafusion::scalar::ScalarValue;
 use roaring::RoaringBitmap;
 
-use crate::bitmap_args::binary_args;
+use crate::bitmap_args::{binary_args, into_columnar, output_rows};
 
 /// Which operation a [`BitmapSetUdf`] performs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,11 +80,7 @@ impl ScalarUDFImpl for BitmapSetUdf {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let name = self.name().to_string();
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let rows = if all_scalar { 1 } else { args.number_rows };
+        let rows = output_rows(&args);
         let a = binary_args(&name, &args.args)?;
         let get = |i: usize, row: usize| -> Result<Option<Arc<RoaringBitmap>>> {
             a.get(i)
@@ -129,11 +124,6 @@ impl ScalarUDFImpl for BitmapSetUdf {
                 Arc::new(out.finish())
             }
         };
-        if all_scalar {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-                &array, 0,
-            )?));
-        }
-        Ok(ColumnarValue::Array(array))
+        into_columnar(&args, array)
     }
 }
