@@ -20,8 +20,11 @@ fn bcftools_counts(file: &str, samples: Option<&str>) -> Result<Counts, String> 
         Some(list) => format!("bcftools view --no-version -S {list} '{file}' -Ou"),
         None => format!("bcftools view --no-version '{file}' -Ou"),
     };
+    // INFO/AC and AN already in the file are dropped first: bcftools keeps them untouched
+    // where there are no samples to recount, and cohortdb counts genotypes only.
     let text = sh(&format!(
-        "{view} | bcftools +fill-tags -Ou -- -t AC,AN,AC_Het,AC_Hom | bcftools query -f '%CHROM\\t%POS\\t%REF\\t%ALT\\t%INFO/AC\\t%INFO/AN\\t%INFO/AC_Het\\t%INFO/AC_Hom\\n'"
+        "{view} | bcftools annotate -Ou -x INFO/AC,INFO/AN,INFO/AC_Het,INFO/AC_Hom \
+         | bcftools +fill-tags -Ou -- -t AC,AN,AC_Het,AC_Hom | bcftools query -f '%CHROM\\t%POS\\t%REF\\t%ALT\\t%INFO/AC\\t%INFO/AN\\t%INFO/AC_Het\\t%INFO/AC_Hom\\n'"
     ))?;
     let mut counts = Counts::new();
     for line in text.lines() {

@@ -50,7 +50,9 @@ impl VariantsTable {
         } else {
             format!("{}/{}", self.root, file.path)
         };
-        ListingTableUrl::parse(format!("{STORE_URL}{path}"))
+        // ListingTableUrl percent-decodes its path once; escaping `%` makes it decode back to
+        // the stored name (`contig=1%3A1`), not to the contig name itself.
+        ListingTableUrl::parse(format!("{STORE_URL}{}", path.replace('%', "%25")))
     }
 }
 

@@ -205,12 +205,11 @@ fn field_def(id: &str, attrs: &HashMap<String, String>) -> Result<FieldDef, Stri
     })
 }
 
-/// Parses `<Key=Value,Key="quoted, value",...>`.
+/// Parses `<Key=Value,Key="quoted, value",...>`. A missing closing `>` is tolerated, as htslib
+/// does (DeepVariant has written such lines); the meaning is unambiguous.
 fn parse_structured(value: &str) -> Result<HashMap<String, String>, String> {
-    let inner = value
-        .strip_prefix('<')
-        .and_then(|v| v.strip_suffix('>'))
-        .ok_or("expected <...>")?;
+    let inner = value.strip_prefix('<').ok_or("expected <...>")?;
+    let inner = inner.strip_suffix('>').unwrap_or(inner);
     let mut attrs = HashMap::new();
     let mut chars = inner.chars().peekable();
     loop {

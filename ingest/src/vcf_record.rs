@@ -17,7 +17,11 @@ pub fn parse_vcf_line(
     location: RecordLocation,
     ctx: &RecordContext<'_>,
 ) -> Result<EncodedSite> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut line = line.strip_suffix(b"\r").unwrap_or(line);
+    // A trailing tab (DeepVariant writes one) is not an extra empty column, as in htslib.
+    while let Some(rest) = line.strip_suffix(b"\t") {
+        line = rest;
+    }
     let mut fields = line.splitn(10, |&b| b == b'\t');
     let mut next = |name: &str| {
         fields.next().ok_or_else(|| ctx.error(location, None, name, "missing column: a record needs 8 tab-separated columns (9 plus one per sample with samples)"))

@@ -101,12 +101,18 @@ impl StoreLocation {
     }
 
     /// The object path of `relative` (a `/`-separated path inside the store).
+    ///
+    /// The relative path is taken as written (a `%XX` escape in a fragment's directory name,
+    /// such as `contig=1%3A1`, stays as it is rather than being escaped a second time); only a
+    /// path object_store cannot hold verbatim is escaped part by part.
     pub fn path(&self, relative: &str) -> Path {
-        let mut path = self.root.clone();
-        for part in relative.split('/').filter(|p| !p.is_empty()) {
-            path = path.join(part);
+        match Path::parse(relative) {
+            Ok(rel) => self.root.parts().chain(rel.parts()).collect(),
+            Err(_) => relative
+                .split('/')
+                .filter(|p| !p.is_empty())
+                .fold(self.root.clone(), |path, part| path.join(part)),
         }
-        path
     }
 }
 
