@@ -5,16 +5,27 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in bcftools tabix; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
+for tool in bcftools tabix python3 pip3; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq bcftools tabix >/dev/null
+  apt-get install -y -qq bcftools tabix python3 python3-pip >/dev/null
 fi
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
 
 export COHORTDB_SHARED="${COHORTDB_SHARED:-$(cd .. && pwd)/shared}"
 [ -d "$COHORTDB_SHARED/testdata" ] || { echo "shared test data not found at $COHORTDB_SHARED" >&2; exit 1; }
+
+# The simulated N=10,000 cohort of REFERENCE_QUERIES.md (seed 2), generated once into .cache/.
+export COHORTDB_SIM_DIR="${COHORTDB_SIM_DIR:-$PWD/.cache/sim}"
+if [ ! -f "$COHORTDB_SIM_DIR/sim_N10000_L1Mb.vcf.gz" ]; then
+  python3 -c 'import msprime, stdpopsim, tskit, numpy' 2>/dev/null \
+    || pip3 install -q --break-system-packages msprime==1.4.4 stdpopsim==0.3.0 tskit==1.0.3 numpy==2.4.6 \
+    || pip3 install -q msprime==1.4.4 stdpopsim==0.3.0 tskit==1.0.3 numpy==2.4.6
+  mkdir -p "$COHORTDB_SIM_DIR"
+  (cd "$COHORTDB_SHARED/testdata" && python3 ../sim/simulate.py -n 10000 -L 1000000 -s 2 --no-trees \
+    -o "$COHORTDB_SIM_DIR/sim_N10000_L1Mb")
+fi
 
 cargo fmt --all -- --check
 bash scripts/check-layers.sh

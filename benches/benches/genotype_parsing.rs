@@ -36,6 +36,7 @@ fn bench(c: &mut Criterion) {
             file: "bench.vcf",
             header: &header,
             sample_base: 0,
+            format_fields: &[],
         };
         group.bench_function(name, |b| {
             b.iter(|| {

@@ -93,6 +93,10 @@ enum IngestCommand {
         /// Store location (created when missing).
         #[arg(long)]
         store: String,
+        /// FORMAT fields kept for non-reference calls (Integer or Float, Number 1, A or R),
+        /// comma-separated; an empty value keeps none.
+        #[arg(long, value_delimiter = ',', default_value = "DP,GQ,AD")]
+        format_fields: Vec<String>,
         /// Input files.
         #[arg(required = true)]
         files: Vec<String>,
@@ -131,10 +135,18 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> CliResult {
     match command {
-        Command::Ingest(IngestCommand::Vcf { store, files }) => {
+        Command::Ingest(IngestCommand::Vcf {
+            store,
+            format_fields,
+            files,
+        }) => {
             let store = Store::open_or_create(&store)?;
             let options = IngestOptions {
                 progress: std::io::stderr().is_terminal(),
+                format_fields: format_fields
+                    .into_iter()
+                    .filter(|f| !f.is_empty())
+                    .collect(),
                 ..IngestOptions::default()
             };
             let summary = ingest_vcf(&store, &files, &options).await?;

@@ -1,10 +1,12 @@
 //! Parses one BCF 2.x record (shared and per-sample parts) into an [`EncodedSite`].
 
 use crate::error::{RecordLocation, Result};
+use crate::format_fields::{CarrierFormat, called_alts};
 use crate::genotype_accumulator::GenotypeAccumulator;
 use crate::site::{EncodedSite, InfoValues};
 use crate::site_fields::{RecordContext, check_alt, check_ref};
 use crate::vcf_record::{MAX_ALLELES, MAX_PLOIDY};
+use cohortdb_store::log_entry::ValueKind;
 
 /// A typed BCF value: element type code and count.
 #[derive(Debug, Clone, Copy)]
@@ -268,6 +270,9 @@ pub fn parse_bcf_record(
         at: 0,
     };
     let mut saw_gt = false;
+    // Kept FORMAT fields: (index in ctx.format_fields, type, offset of the first sample).
+    let mut kept: Vec<(usize, Typed, usize)> = Vec::new();
+    let mut carriers: Vec<CarrierFormat> = Vec::new();
     for _ in 0..n_fmt {
         let kt = c.typed().ok_or_else(|| err("FORMAT", truncated.into()))?;
         let key = c
@@ -278,6 +283,12 @@ pub fn parse_bcf_record(
         if Some(key as usize) != gt_key {
             let per = Cursor::width(vt.kind)
                 .ok_or_else(|| err("FORMAT", format!("unknown BCF type {}", vt.kind)))?;
+            let name = usize::try_from(key)
+                .ok()
+                .and_then(|k| ctx.header.string_dict.get(k));
+            if let Some(f) = ctx.format_fields.iter().position(|d| Some(&d.id) == name) {
+                kept.push((f, vt, c.at));
+            }
             c.take(per * vt.count * n_sample)
                 .ok_or_else(|| err("FORMAT", truncated.into()))?;
             continue;
@@ -318,7 +329,42 @@ pub fn parse_bcf_record(
                 }
             }
             acc.add_call(ctx.sample_base + s as u32, &alleles, phased);
+            let alts = called_alts(alleles.iter().copied());
+            if !alts.is_empty() {
+                carriers.push(CarrierFormat {
+                    sample_idx: s as u32,
+                    alts,
+                    values: Vec::new(),
+                });
+            }
         }
+    }
+    let has_format = !kept.is_empty();
+    for carrier in &mut carriers {
+        let s = carrier.sample_idx as usize;
+        carrier.values = vec![InfoValues::Int(Vec::new()); ctx.format_fields.len()];
+        for &(f, vt, start) in &kept {
+            let per = Cursor::width(vt.kind).unwrap_or(0) * vt.count;
+            let mut at = Cursor {
+                bytes: indiv,
+                at: start + s * per,
+            };
+            let def = &ctx.format_fields[f];
+            let name = || format!("FORMAT/{} of sample {}", def.id, s + 1);
+            let values = if vt.kind == 5 {
+                at.floats(vt).map(InfoValues::Float)
+            } else {
+                at.ints(vt).map(InfoValues::Int)
+            }
+            .ok_or_else(|| err(&name(), truncated.into()))?;
+            carrier.values[f] = match (def.kind, values) {
+                (ValueKind::Float, InfoValues::Int(v)) => {
+                    InfoValues::Float(v.into_iter().map(|x| x.map(|x| x as f32)).collect())
+                }
+                (_, v) => v,
+            };
+        }
+        carrier.sample_idx += ctx.sample_base;
     }
     if !saw_gt {
         for s in 0..n_sample {
@@ -340,5 +386,6 @@ pub fn parse_bcf_record(
         filters,
         info,
         genotypes: acc.finish(),
+        format: has_format.then_some(carriers),
     })
 }

@@ -14,6 +14,7 @@ use cohortdb_store::{Commit, Snapshot, Store, merge_extra_columns};
 use tokio::sync::mpsc;
 
 use crate::error::{IngestError, Result};
+use crate::format_fields::{format_columns, kept_format_fields};
 use crate::input_reader::{InputReader, parse_batch};
 use crate::site::info_columns;
 use crate::site_fields::RecordContext;
@@ -25,6 +26,9 @@ pub struct IngestOptions {
     pub max_buffered_bytes: usize,
     /// Show a progress bar on standard error.
     pub progress: bool,
+    /// FORMAT fields kept for non-reference calls, where the header declares them
+    /// (default DP, GQ, AD; see [`crate::format_fields`]).
+    pub format_fields: Vec<String>,
 }
 
 impl Default for IngestOptions {
@@ -32,6 +36,9 @@ impl Default for IngestOptions {
         Self {
             max_buffered_bytes: 512 << 20,
             progress: false,
+            format_fields: crate::format_fields::DEFAULT_FORMAT_FIELDS
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
@@ -251,12 +258,15 @@ fn read_inputs(
     {
         let header = reader.header.clone();
         let name = reader.name().to_string();
+        let format_fields = kept_format_fields(&header, &options.format_fields);
         let ctx = RecordContext {
             file: &name,
             header: &header,
             sample_base,
+            format_fields: &format_fields,
         };
-        let extras = info_columns(&header);
+        let mut extras = info_columns(&header);
+        extras.extend(format_columns(&format_fields));
         let mut builders: HashMap<String, FragmentBuilder> = HashMap::new();
         let mut buffered = 0usize;
         while let Some(batch) = reader.next_batch()? {
@@ -267,7 +277,7 @@ fn read_inputs(
                     .entry(site.contig.clone())
                     .or_insert_with(|| FragmentBuilder::new(&site.contig, extras.clone()));
                 let before = builder.buffered_bytes();
-                site.append_rows(&header, builder);
+                site.append_rows(&header, &format_fields, builder);
                 buffered += builder.buffered_bytes() - before;
             }
             while buffered > options.max_buffered_bytes {

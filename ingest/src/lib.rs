@@ -17,6 +17,7 @@
 mod bcf_record;
 mod byte_source;
 mod error;
+pub mod format_fields;
 pub mod genotype_accumulator;
 mod ingest_job;
 pub mod input_reader;

@@ -9,6 +9,7 @@ use cohortdb_store::fragment_builder::{ExtraValue, FragmentBuilder, RowCounts, V
 use cohortdb_store::genotype_bitmaps::serialize_bitmap;
 use cohortdb_store::log_entry::ExtraColumn;
 
+use crate::format_fields::{CarrierFormat, row_lists};
 use crate::genotype_accumulator::SiteGenotypes;
 use crate::vcf_header::{FieldDef, Header, Number};
 
@@ -48,21 +49,35 @@ pub struct EncodedSite {
     pub info: Vec<(usize, InfoValues)>,
     /// Genotypes.
     pub genotypes: SiteGenotypes,
+    /// Kept FORMAT values of the non-reference calls, in sample order; `None` where the
+    /// record has none of the kept fields.
+    pub format: Option<Vec<CarrierFormat>>,
 }
 
 fn is_scalar(number: Number) -> bool {
     matches!(number, Number::Count(0) | Number::Count(1) | Number::A)
 }
 
-/// The typed columns for a header's INFO definitions.
+/// The typed columns for a header's INFO definitions: `info_<id>` in lower case, so SQL reads
+/// them unquoted (`info_af`); a key that differs from an earlier one only in case keeps its
+/// case (`"info_Af"`).
 pub fn info_columns(header: &Header) -> Vec<ExtraColumn> {
+    let mut used = std::collections::HashSet::new();
     header
         .info
         .iter()
-        .map(|def| ExtraColumn {
-            name: format!("info_{}", def.id),
-            kind: def.kind,
-            list: !is_scalar(def.number),
+        .map(|def| {
+            let lower = format!("info_{}", def.id.to_ascii_lowercase());
+            let name = if used.insert(lower.clone()) {
+                lower
+            } else {
+                format!("info_{}", def.id)
+            };
+            ExtraColumn {
+                name,
+                kind: def.kind,
+                list: !is_scalar(def.number),
+            }
         })
         .collect()
 }
@@ -112,8 +127,14 @@ fn row_value(def: &FieldDef, values: &InfoValues, alt_index: usize) -> ExtraValu
 
 impl EncodedSite {
     /// Appends one row per ALT (or one row with ALT `.` for a site without ALT) to `builder`,
-    /// whose extra columns are [`info_columns`] of `header`.
-    pub fn append_rows(&self, header: &Header, builder: &mut FragmentBuilder) {
+    /// whose extra columns are [`info_columns`] of `header`, then
+    /// [`crate::format_fields::format_columns`] of `format_fields`.
+    pub fn append_rows(
+        &self,
+        header: &Header,
+        format_fields: &[FieldDef],
+        builder: &mut FragmentBuilder,
+    ) {
         let g = &self.genotypes;
         let empty = serialize_bitmap(&roaring::RoaringBitmap::new());
         let no_alt = [".".to_string()];
@@ -125,7 +146,13 @@ impl EncodedSite {
         let mut extras = vec![ExtraValue::Null; header.info.len()];
         for (i, alt) in alts.iter().enumerate() {
             let alt_index = if self.alts.is_empty() { 0 } else { i + 1 };
+            extras.truncate(header.info.len());
             extras.fill(ExtraValue::Null);
+            extras.extend(row_lists(
+                format_fields,
+                self.format.as_deref(),
+                alt_index as u32,
+            ));
             for (def_idx, values) in &self.info {
                 if let (Some(def), Some(slot)) =
                     (header.info.get(*def_idx), extras.get_mut(*def_idx))

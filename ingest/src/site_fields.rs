@@ -15,6 +15,8 @@ pub struct RecordContext<'a> {
     pub header: &'a Header,
     /// `sample_idx` of the input's first sample.
     pub sample_base: u32,
+    /// FORMAT fields kept for non-reference calls (see [`crate::format_fields`]).
+    pub format_fields: &'a [crate::vcf_header::FieldDef],
 }
 
 impl RecordContext<'_> {

@@ -2,9 +2,11 @@
 //! calls written with single-digit alleles (`0|1`, `1/1`, `./.`).
 
 use crate::error::{RecordLocation, Result};
+use crate::format_fields::{CarrierFormat, called_alts, parse_vcf_sample};
 use crate::genotype_accumulator::GenotypeAccumulator;
 use crate::site::{EncodedSite, InfoValues};
 use crate::site_fields::{RecordContext, check_alt, check_ref, parse_info_text};
+use crate::vcf_header::FieldDef;
 
 /// The most ALT alleles a site may have (a guard against hostile input).
 pub const MAX_ALLELES: usize = 1 << 12;
@@ -122,10 +124,24 @@ pub fn parse_vcf_line(
     let n_alleles = alts.len() + 1;
     let n_samples = ctx.header.samples.len();
     let mut acc = GenotypeAccumulator::new(n_alleles);
+    let mut carriers = Vec::new();
+    let mut has_format = false;
     if n_samples > 0 {
         let format = text(next("FORMAT")?, "FORMAT")?;
         let samples = fields.next().unwrap_or_default();
-        let gt_index = format.split(':').position(|k| k == "GT");
+        let keys: Vec<&str> = format.split(':').collect();
+        let gt_index = keys.iter().position(|&k| k == "GT");
+        let positions: Vec<Option<usize>> = ctx
+            .format_fields
+            .iter()
+            .map(|def| keys.iter().position(|&k| k == def.id))
+            .collect();
+        has_format = positions.iter().any(Option::is_some);
+        let kept = KeptFormat {
+            fields: ctx.format_fields,
+            positions: has_format.then_some(&positions[..]),
+            carriers: &mut carriers,
+        };
         parse_samples(
             samples,
             gt_index,
@@ -133,6 +149,7 @@ pub fn parse_vcf_line(
             n_alleles,
             ctx.sample_base,
             &mut acc,
+            kept,
         )
         .map_err(|(field, reason)| err(&field, reason))?;
     }
@@ -147,10 +164,42 @@ pub fn parse_vcf_line(
         filters: (filter != ".").then(|| filter.to_string()),
         info,
         genotypes: acc.finish(),
+        format: has_format.then_some(carriers),
     })
 }
 
 type FieldError = (String, String);
+
+/// Where the kept FORMAT values of non-reference calls go.
+struct KeptFormat<'a> {
+    fields: &'a [FieldDef],
+    /// Positions of the kept fields among the record's FORMAT keys; `None` when it has none.
+    positions: Option<&'a [Option<usize>]>,
+    carriers: &'a mut Vec<CarrierFormat>,
+}
+
+impl KeptFormat<'_> {
+    fn add(
+        &mut self,
+        sample_idx: u32,
+        column: &[u8],
+        alleles: impl IntoIterator<Item = Option<u32>>,
+    ) -> std::result::Result<(), FieldError> {
+        let Some(positions) = self.positions else {
+            return Ok(());
+        };
+        let alts = called_alts(alleles);
+        if !alts.is_empty() {
+            let values = parse_vcf_sample(column, positions, self.fields)?;
+            self.carriers.push(CarrierFormat {
+                sample_idx,
+                alts,
+                values,
+            });
+        }
+        Ok(())
+    }
+}
 
 fn parse_samples(
     samples: &[u8],
@@ -159,6 +208,7 @@ fn parse_samples(
     n_alleles: usize,
     base: u32,
     acc: &mut GenotypeAccumulator,
+    mut kept: KeptFormat<'_>,
 ) -> std::result::Result<(), FieldError> {
     let mut count = 0usize;
     let mut alleles: Vec<Option<u32>> = Vec::with_capacity(4);
@@ -185,11 +235,17 @@ fn parse_samples(
         {
             let allele = |c: u8| (c != b'.').then(|| u32::from(c - b'0'));
             acc.add_diploid(sample, allele(a), allele(b), sep == b'|');
+            if a > b'0' || b > b'0' {
+                kept.add(sample, field, [allele(a), allele(b)])
+                    .map_err(|(f, r)| (format!("{f} of sample {}", i + 1), r))?;
+            }
             continue;
         }
         let phased = parse_gt(gt, n_alleles, &mut alleles)
             .map_err(|r| (format!("GT of sample {}", i + 1), r))?;
         acc.add_call(sample, &alleles, phased);
+        kept.add(sample, field, alleles.iter().copied())
+            .map_err(|(f, r)| (format!("{f} of sample {}", i + 1), r))?;
     }
     if count != n_samples {
         return Err((
@@ -271,6 +327,7 @@ mod tests {
             file: "t.vcf",
             header: &h,
             sample_base: 0,
+            format_fields: &[],
         };
         parse_vcf_line(line.as_bytes(), RecordLocation::Line(9), &ctx)
     }

@@ -5,7 +5,7 @@
 //! (the VCF FILTER text, null for `.`), `allele_index` (1-based index of this ALT at the
 //! original site) and `n_alleles` (REF included), the precomputed counts over the fragment's
 //! samples (`ac`, `an`, `n_het`, `n_hom_alt`, `n_hemi`, `n_no_call`), the genotype bitmaps
-//! ([`BITMAP_COLUMNS`]) and `gt_exceptions`. Typed INFO columns (`info_<ID>`) follow.
+//! ([`BITMAP_COLUMNS`]) and `gt_exceptions`. Typed INFO columns (`info_<id>`) follow.
 
 use std::collections::HashMap;
 use std::sync::Arc;

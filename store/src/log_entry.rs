@@ -47,10 +47,10 @@ pub enum ValueKind {
     String,
 }
 
-/// A typed column beyond the fixed fragment schema (an INFO field, `info_<ID>`).
+/// A typed column beyond the fixed fragment schema (an INFO field, `info_<id>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtraColumn {
-    /// Column name, e.g. `info_AF`.
+    /// Column name, e.g. `info_af`.
     pub name: String,
     /// Element type.
     pub kind: ValueKind,

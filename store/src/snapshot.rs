@@ -111,10 +111,10 @@ mod tests {
 
     #[test]
     fn extra_columns_union_and_conflicts() {
-        let a = [column("info_DP", ValueKind::Integer)];
-        let merged = merge_extra_columns(&a, [column("info_AF", ValueKind::Float)]).unwrap();
+        let a = [column("info_dp", ValueKind::Integer)];
+        let merged = merge_extra_columns(&a, [column("info_af", ValueKind::Float)]).unwrap();
         assert_eq!(merged.len(), 2);
-        let err = merge_extra_columns(&a, [column("info_DP", ValueKind::Float)]).unwrap_err();
+        let err = merge_extra_columns(&a, [column("info_dp", ValueKind::Float)]).unwrap_err();
         assert!(matches!(err, StoreError::ColumnTypeConflict { .. }));
     }
 }

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Peer harness: cohortdb against plink2 and bcftools, side by side in one run, on the simulated
+# cohorts of ../shared/sim (N=10,000 seed 2, N=100,000 seed 3; 1 Mb of chr20).
+#
+#   bash benches/peer/run.sh [N...]        # default: 10000 100000
+#
+# Reports, per N: ingest wall time and peak RSS (cohortdb ingest vcf, plink2 --make-pgen,
+# bcftools view -Ob), on-disk size (store, BCF, pgen+pvar+psam), and `af` over the 100 kb region
+# chr20:20500001-20600000 for a 10% subset (cohortdb af; bcftools view -S | +fill-tags | query;
+# plink2 --keep --freq counts), each including process start. The three af answers are checked
+# equal before timing. Results go to stdout and .cache/peer/results.md; inputs are generated
+# under .cache/sim (never committed). Needs: bcftools, tabix, plink2, hyperfine, GNU time,
+# python3 with msprime/stdpopsim (scripts/test.sh installs those).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+SHARED="${COHORTDB_SHARED:-$(cd .. && pwd)/shared}"
+SIM="$ROOT/.cache/sim"
+WORK="$ROOT/.cache/peer"
+THREADS="${THREADS:-$(nproc)}"
+REGION=chr20:20500001-20600000
+mkdir -p "$SIM" "$WORK"
+
+for tool in bcftools plink2 hyperfine /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y bcftools plink2 hyperfine time)" >&2; exit 1; }
+done
+
+cargo build --release -p cohortdb-cli >&2
+COHORTDB="$ROOT/target/release/cohortdb"
+
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(10000 100000)
+
+# wall seconds and peak RSS (MiB) of one run: `measure OUT_PREFIX cmd...`
+measure() {
+  local out=$1; shift
+  /usr/bin/time -f '%e %M' -o "$out.time" "$@" >"$out.log" 2>&1
+  awk '{printf "%.2f %.0f\n", $1, $2/1024}' "$out.time"
+}
+
+report="$WORK/results.md"
+{
+  echo "# cohortdb vs plink2 vs bcftools ($(date -u +%Y-%m-%d), $(nproc) cores, threads=$THREADS)"
+  echo
+  echo "cohortdb $(git rev-parse --short HEAD), $(bcftools --version | head -1), $(plink2 --version | head -1)"
+  echo
+} >"$report"
+
+for n in "${sizes[@]}"; do
+  case $n in
+    10000) seed=2; subset="$SHARED/testdata/reference_queries/subset10pct.txt" ;;
+    100000) seed=3; subset="$SHARED/testdata/reference_queries/subset10pct_N100000.txt" ;;
+    *) echo "N must be 10000 or 100000 (the reference subsets)" >&2; exit 1 ;;
+  esac
+  prefix="$SIM/sim_N${n}_L1Mb"
+  if [ ! -f "$prefix.vcf.gz" ]; then
+    (cd "$SHARED/testdata" && python3 ../sim/simulate.py -n "$n" -L 1000000 -s "$seed" --no-trees -o "$prefix") >&2
+  fi
+  vcf="$prefix.vcf.gz"
+  w="$WORK/N$n"
+  rm -rf "$w" && mkdir -p "$w"
+
+  echo "== N=$n: ingest" >&2
+  read -r c_s c_m < <(measure "$w/cohortdb" "$COHORTDB" ingest vcf --store "$w/store" "$vcf")
+  read -r p_s p_m < <(measure "$w/plink2" plink2 --vcf "$vcf" --make-pgen --out "$w/pgen" --threads "$THREADS")
+  read -r b_s b_m < <(measure "$w/bcftools" bcftools view --no-version -Ob -o "$w/cohort.bcf" --threads "$THREADS" "$vcf")
+  bcftools index "$w/cohort.bcf"
+  vcf_mb=$(du -bm "$vcf" | cut -f1)
+  store_b=$(du -sb "$w/store" | cut -f1)
+  bcf_b=$(stat -c %s "$w/cohort.bcf")
+  pgen_b=$(cat "$w/pgen.pgen" "$w/pgen.pvar" "$w/pgen.psam" | wc -c)
+
+  echo "== N=$n: af answers agree" >&2
+  "$COHORTDB" af --store "$w/store" -r "$REGION" -S "$subset" | tail -n +2 | cut -f1-6 >"$w/af.cohortdb"
+  bcftools view --no-version -S "$subset" -r "$REGION" "$w/cohort.bcf" -Ou \
+    | bcftools +fill-tags -Ou -- -t AC,AN \
+    | bcftools norm --no-version -m- -Ou | bcftools query -f '%CHROM\t%POS\t%REF\t%ALT\t%INFO/AC\t%INFO/AN\n' >"$w/af.bcftools"
+  diff -q <(sort "$w/af.cohortdb") <(sort "$w/af.bcftools") >&2 || { echo "cohortdb and bcftools disagree" >&2; exit 1; }
+  from=${REGION#*:}; from=${from%-*}; to=${REGION#*-}
+  plink2 --pfile "$w/pgen" --keep "$subset" --chr 20 --from-bp "$from" --to-bp "$to" --freq counts --out "$w/p1" >/dev/null
+  plink_sites=$(($(wc -l <"$w/p1.acount") - 1))
+  cohort_sites=$(cut -f1-3 "$w/af.cohortdb" | sort -u | wc -l)
+  [ "$plink_sites" -eq "$cohort_sites" ] || { echo "plink2 reports $plink_sites sites, cohortdb $cohort_sites" >&2; exit 1; }
+
+  echo "== N=$n: af timings" >&2
+  hyperfine -N --warmup 1 --runs 10 --export-json "$w/af.json" \
+    -n cohortdb "$COHORTDB af --store $w/store -r $REGION -S $subset" \
+    -n plink2 "plink2 --pfile $w/pgen --keep $subset --chr 20 --from-bp $from --to-bp $to --freq counts --threads $THREADS --out $w/p1" \
+    -n bcftools "bash -c 'bcftools view -S $subset -r $REGION $w/cohort.bcf -Ou | bcftools +fill-tags -Ou -- -t AC,AN | bcftools query -f \"%CHROM\t%POS\t%REF\t%ALT\t%INFO/AC\t%INFO/AN\n\"'" \
+    >&2
+  read -r af_c af_p af_b < <(python3 -c '
+import json,sys
+r={x["command"]:x for x in json.load(open(sys.argv[1]))["results"]}
+print(*(f"{r[k][\"median\"]:.3f}" for k in ("cohortdb","plink2","bcftools")))' "$w/af.json")
+
+  ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+  {
+    echo "## N=$n ($(basename "$vcf"), ${vcf_mb} MB)"
+    echo
+    echo "| step | cohortdb | plink2 | bcftools | plink2/cohortdb | bcftools/cohortdb |"
+    echo "|---|---|---|---|---|---|"
+    echo "| ingest wall (s) | $c_s | $p_s (--make-pgen) | $b_s (view -Ob) | $(ratio "$p_s" "$c_s") | $(ratio "$b_s" "$c_s") |"
+    echo "| ingest peak RSS (MiB) | $c_m | $p_m | $b_m | | |"
+    echo "| size on disk (MB) | $(ratio "$store_b" 1e6) (store) | $(ratio "$pgen_b" 1e6) (pgen+pvar+psam) | $(ratio "$bcf_b" 1e6) (BCF) | $(ratio "$pgen_b" "$store_b") | $(ratio "$bcf_b" "$store_b") |"
+    echo "| af, 100 kb, 10% subset, median of 10 (s) | $af_c | $af_p | $af_b | $(ratio "$af_p" "$af_c") | $(ratio "$af_b" "$af_c") |"
+    echo
+  } >>"$report"
+done
+cat "$report"

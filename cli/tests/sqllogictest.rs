@@ -1,0 +1,130 @@
+//! Runs every `testdata/slt/*.slt` file against a store ingested from `testdata/slt/*.vcf`
+//! (one store for all files; each file gets a fresh session).
+//!
+//! Values print as Arrow displays them, NULL as `NULL`, the empty string as `(empty)`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod oracle_support;
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::DataType;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use async_trait::async_trait;
+use cohortdb_engine::CohortEngine;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+use oracle_support::*;
+use sqllogictest::{DBOutput, DefaultColumnType};
+
+struct Session(SessionContext);
+
+#[async_trait]
+impl sqllogictest::AsyncDB for Session {
+    type Error = DataFusionError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DataFusionError> {
+        let df = self.0.sql(sql).await?;
+        let schema = df.schema().as_arrow().clone();
+        let batches = df.collect().await?;
+        if schema.fields().is_empty() {
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        let types = schema
+            .fields()
+            .iter()
+            .map(|f| column_type(f.data_type()))
+            .collect();
+        let mut rows = Vec::new();
+        for batch in &batches {
+            rows.extend(format_rows(batch)?);
+        }
+        Ok(DBOutput::Rows { types, rows })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "cohortdb"
+    }
+}
+
+fn column_type(t: &DataType) -> DefaultColumnType {
+    if t.is_integer() {
+        DefaultColumnType::Integer
+    } else if t.is_floating() || matches!(t, DataType::Decimal128(..)) {
+        DefaultColumnType::FloatingPoint
+    } else {
+        DefaultColumnType::Text
+    }
+}
+
+fn format_rows(batch: &RecordBatch) -> Result<Vec<Vec<String>>, DataFusionError> {
+    let options = FormatOptions::default().with_null("NULL");
+    let formatters = batch
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((0..batch.num_rows())
+        .map(|row| {
+            formatters
+                .iter()
+                .zip(batch.columns())
+                .map(|(f, c)| {
+                    let text = f.value(row).to_string();
+                    if text.is_empty() && !c.is_null(row) {
+                        "(empty)".to_string()
+                    } else {
+                        text
+                    }
+                })
+                .collect()
+        })
+        .collect())
+}
+
+fn slt_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/slt")
+}
+
+fn files_with(ext: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(slt_dir())
+        .expect("testdata/slt")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_surface_matches_the_slt_files() {
+    let (_dir, store) = new_store();
+    let vcfs: Vec<String> = files_with("vcf")
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut args = vec!["ingest", "vcf", "--store", &store];
+    args.extend(vcfs.iter().map(String::as_str));
+    cohortdb(&args).expect("ingest");
+    let engine = CohortEngine::open(&store).await.expect("open store");
+
+    let files = files_with("slt");
+    assert!(files.len() >= 4, "slt files missing in {:?}", slt_dir());
+    let mut failures = Vec::new();
+    for file in files {
+        let ctx = engine.session().expect("session");
+        let mut runner = sqllogictest::Runner::new(move || {
+            let ctx = ctx.clone();
+            async move { Ok(Session(ctx)) }
+        });
+        if let Err(e) = runner.run_file_async(&file).await {
+            failures.push(format!("{}: {e}", file.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
