@@ -91,7 +91,7 @@ for n in "${sizes[@]}"; do
   read -r af_c af_p af_b < <(python3 -c '
 import json,sys
 r={x["command"]:x for x in json.load(open(sys.argv[1]))["results"]}
-print(*(f"{r[k][\"median\"]:.3f}" for k in ("cohortdb","plink2","bcftools")))' "$w/af.json")
+print(*("%.3f" % r[k]["median"] for k in ("cohortdb", "plink2", "bcftools")))' "$w/af.json")
 
   ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
   {

@@ -8,9 +8,8 @@ use cohortdb_store::sample_registry::{SampleRecord, read_samples, samples_schema
 use cohortdb_store::{Snapshot, Store};
 use datafusion::arrow::array::{RecordBatch, StringArray, UInt32Array};
 use datafusion::datasource::MemTable;
-use datafusion::logical_expr::{ScalarUDF, col, lit, when};
+use datafusion::logical_expr::{col, lit, when};
 use datafusion::prelude::{DataFrame, Expr, SessionConfig, SessionContext};
-use datafusion::scalar::ScalarValue;
 use roaring::RoaringBitmap;
 
 use crate::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
@@ -126,31 +125,31 @@ impl CohortEngine {
         samples: &RoaringBitmap,
     ) -> Result<DataFrame> {
         let ctx = self.session()?;
-        let set = lit(ScalarValue::Binary(Some(
-            cohortdb_store::genotype_bitmaps::serialize_bitmap(samples),
-        )));
-        let call = |udf: ScalarUDF, args: Vec<Expr>| udf.call(args);
+        // Every registered sample: count whole bitmaps (a NULL set) rather than intersect.
+        let everyone = samples.len() == self.samples.len() as u64;
+        let set = Arc::new(samples.clone());
+        let call = |kind, mut args: Vec<Expr>| {
+            if everyone {
+                args.push(lit(datafusion::scalar::ScalarValue::Binary(None)));
+                BitmapCountUdf::udf(kind).call(args)
+            } else {
+                BitmapCountUdf::udf_in(kind, set.clone()).call(args)
+            }
+        };
         let ac = call(
-            BitmapCountUdf::udf(BitmapCount::AlleleCount),
-            vec![col("het"), col("hom_alt"), col("hemi"), set.clone()],
+            BitmapCount::AlleleCount,
+            vec![col("het"), col("hom_alt"), col("hemi")],
         );
         let an = call(
-            BitmapCountUdf::udf(BitmapCount::AlleleNumber),
+            BitmapCount::AlleleNumber,
             vec![
                 col("called_diploid"),
                 col("called_haploid"),
                 col("gt_exceptions"),
-                set.clone(),
             ],
         );
-        let n_het = call(
-            BitmapCountUdf::udf(BitmapCount::AndCount),
-            vec![col("het"), set.clone()],
-        );
-        let n_hom = call(
-            BitmapCountUdf::udf(BitmapCount::AndCount),
-            vec![col("hom_alt"), set],
-        );
+        let n_het = call(BitmapCount::AndCount, vec![col("het")]);
+        let n_hom = call(BitmapCount::AndCount, vec![col("hom_alt")]);
         let mut df = ctx.table("variants").await?;
         if let Some(filter) = region_filter(regions) {
             df = df.filter(filter)?;

@@ -1,6 +1,8 @@
 //! Sample selections as bcftools takes them: `-s A,B`, `-s ^A,B`, `-S file`, `-S ^file`.
 
-use cohortdb_store::sample_registry::{SampleIndex, SampleRecord};
+use std::collections::HashMap;
+
+use cohortdb_store::sample_registry::SampleRecord;
 use roaring::RoaringBitmap;
 
 use crate::error::{EngineError, Result};
@@ -66,17 +68,28 @@ impl SampleSelection {
         samples: &[SampleRecord],
         withdrawn: &RoaringBitmap,
     ) -> Result<RoaringBitmap> {
-        let index = SampleIndex::new(samples);
+        // Index the requested IDs (a few), not the registry (up to millions).
         let lookup = |ids: &[String]| -> Result<RoaringBitmap> {
+            let mut found: HashMap<&str, Option<u32>> =
+                ids.iter().map(|id| (id.as_str(), None)).collect();
+            for s in samples {
+                if let Some(slot) = found.get_mut(s.sample_id.as_str()) {
+                    *slot = Some(s.sample_idx);
+                }
+            }
             ids.iter()
                 .map(|id| {
-                    index.get(id).ok_or_else(|| EngineError::UnknownSample {
-                        sample_id: id.clone(),
+                    found.get(id.as_str()).copied().flatten().ok_or_else(|| {
+                        EngineError::UnknownSample {
+                            sample_id: id.clone(),
+                        }
                     })
                 })
                 .collect()
         };
-        let all: RoaringBitmap = samples.iter().map(|s| s.sample_idx).collect();
+        let mut idx: Vec<u32> = samples.iter().map(|s| s.sample_idx).collect();
+        idx.sort_unstable();
+        let all = RoaringBitmap::from_sorted_iter(idx).unwrap_or_default();
         let chosen = match self {
             Self::All => all,
             Self::Include(ids) => lookup(ids)?,

@@ -263,7 +263,7 @@ pub fn parse_bcf_record(
         }
         info.push((def_idx, values));
     }
-    let mut acc = GenotypeAccumulator::new(n_allele);
+    let mut acc = GenotypeAccumulator::new(n_allele, ctx.sample_base, n_sample);
     let gt_key = ctx.header.string_dict.iter().position(|s| s == "GT");
     let mut c = Cursor {
         bytes: indiv,

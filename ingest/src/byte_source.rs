@@ -160,10 +160,11 @@ impl BgzfState {
             offset,
             reason,
         };
-        // Read raw blocks until about CHUNK_BYTES of compressed data is in hand.
+        // Read raw blocks until about CHUNK_BYTES of inflated data is in hand (genotype text
+        // compresses 50-100x, so the compressed size alone would not bound memory).
         let mut blocks = Vec::new();
-        let mut compressed = 0usize;
-        while compressed < CHUNK_BYTES / 3 {
+        let mut inflated_total = 0usize;
+        while inflated_total < CHUNK_BYTES {
             let mut header = [0u8; 18];
             let n = read_full(&mut self.reader, &mut header).map_err(|source| IngestError::Io {
                 file: name.to_string(),
@@ -211,21 +212,40 @@ impl BgzfState {
                 ));
             }
             self.saw_eof_block = data == BGZF_EOF;
-            compressed += bsize;
+            let isize = u32::from_le_bytes([
+                data[bsize - 4],
+                data[bsize - 3],
+                data[bsize - 2],
+                data[bsize - 1],
+            ]) as usize;
+            if isize > 65536 {
+                return Err(damaged(
+                    self.offset,
+                    format!("inflated size {isize} exceeds the BGZF limit"),
+                ));
+            }
+            inflated_total += isize;
             blocks.push(RawBlock {
                 offset: self.offset,
                 data,
             });
             self.offset += bsize as u64;
         }
-        let inflated: Vec<Result<Vec<u8>>> = blocks
-            .par_iter()
-            .map(|block| inflate_block(block).map_err(|reason| damaged(block.offset, reason)))
-            .collect();
-        let mut out = Vec::with_capacity(compressed * 4);
-        for block in inflated {
-            out.extend_from_slice(&block?);
+        // Inflate every block in parallel straight into its place in one buffer.
+        let mut out = vec![0u8; inflated_total];
+        let mut slots = Vec::with_capacity(blocks.len());
+        let mut rest = out.as_mut_slice();
+        for block in &blocks {
+            let (slot, tail) = rest.split_at_mut(block.inflated_len());
+            slots.push(slot);
+            rest = tail;
         }
+        blocks
+            .par_iter()
+            .zip(slots.into_par_iter())
+            .try_for_each(|(block, slot)| {
+                inflate_block(block, slot).map_err(|reason| damaged(block.offset, reason))
+            })?;
         if out.is_empty() && self.done {
             return Ok(None);
         }
@@ -233,29 +253,33 @@ impl BgzfState {
     }
 }
 
-fn inflate_block(block: &RawBlock) -> std::result::Result<Vec<u8>, String> {
+impl RawBlock {
+    /// The inflated size its trailer announces (checked against 64 KiB when read).
+    fn inflated_len(&self) -> usize {
+        let t = &self.data[self.data.len() - 4..];
+        u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize
+    }
+}
+
+/// Inflates `block` into `out` (exactly its announced size) and checks its CRC32.
+fn inflate_block(block: &RawBlock, out: &mut [u8]) -> std::result::Result<(), String> {
     let data = &block.data;
     let xlen = u16::from_le_bytes([data[10], data[11]]) as usize;
     let start = 12 + xlen;
     let end = data.len() - 8;
     let trailer = &data[end..];
     let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-    let isize = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]) as usize;
-    if isize > 65536 {
-        return Err(format!("inflated size {isize} exceeds the BGZF limit"));
-    }
-    let mut out = vec![0u8; isize];
     let mut decompressor = libdeflater::Decompressor::new();
     let n = decompressor
-        .deflate_decompress(&data[start..end], &mut out)
+        .deflate_decompress(&data[start..end], out)
         .map_err(|e| format!("deflate error: {e:?}"))?;
-    if n != isize {
-        return Err(format!("inflated {n} bytes, header says {isize}"));
+    if n != out.len() {
+        return Err(format!("inflated {n} bytes, header says {}", out.len()));
     }
     let mut check = libdeflater::Crc::new();
-    check.update(&out);
+    check.update(out);
     if check.sum() != crc {
         return Err("CRC32 checksum mismatch".into());
     }
-    Ok(out)
+    Ok(())
 }

@@ -20,11 +20,52 @@ const HAPLOID: usize = 3;
 const PHASED: usize = 4;
 const SWAPPED: usize = 5;
 
+/// A set of the input's samples as a plain bitset (site-level classes are dense: nearly
+/// every sample is called, and phased data phases them all).
+#[derive(Debug)]
+struct DenseSet {
+    base: u32,
+    bytes: Vec<u8>,
+    len: usize,
+}
+
+impl DenseSet {
+    fn new(base: u32, n_samples: usize) -> Self {
+        Self {
+            base,
+            bytes: vec![0; n_samples.div_ceil(8)],
+            len: 0,
+        }
+    }
+
+    /// Adds `sample`, which must lie in the input's range (others are ignored).
+    #[inline]
+    fn push(&mut self, sample: u32) {
+        let i = sample.wrapping_sub(self.base) as usize;
+        if let Some(byte) = self.bytes.get_mut(i >> 3) {
+            *byte |= 1 << (i & 7);
+            self.len += 1;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn to_bitmap(&self) -> RoaringBitmap {
+        if self.len == 0 {
+            RoaringBitmap::new()
+        } else {
+            RoaringBitmap::from_lsb0_bytes(self.base, &self.bytes)
+        }
+    }
+}
+
 /// Accumulates the calls of one site with `n_alleles` alleles (REF included).
 #[derive(Debug)]
 pub struct GenotypeAccumulator {
     per_alt: Vec<[Vec<u32>; 3]>,
-    site: [Vec<u32>; 6],
+    site: [DenseSet; 6],
     exceptions: Vec<GenotypeException>,
     an_extra: i64,
 }
@@ -47,11 +88,12 @@ pub struct SiteGenotypes {
 }
 
 impl GenotypeAccumulator {
-    /// An empty accumulator for a site with `n_alleles` alleles.
-    pub fn new(n_alleles: usize) -> Self {
+    /// An empty accumulator for a site with `n_alleles` alleles, whose samples are
+    /// `base..base + n_samples`.
+    pub fn new(n_alleles: usize, base: u32, n_samples: usize) -> Self {
         Self {
             per_alt: (1..n_alleles.max(1)).map(|_| Default::default()).collect(),
-            site: Default::default(),
+            site: std::array::from_fn(|_| DenseSet::new(base, n_samples)),
             exceptions: Vec::new(),
             an_extra: 0,
         }
@@ -66,6 +108,7 @@ impl GenotypeAccumulator {
     }
 
     /// Adds a diploid call; alleles must be in range (checked by the parser).
+    #[inline]
     pub fn add_diploid(&mut self, sample: u32, a: Option<u32>, b: Option<u32>, phased: bool) {
         if phased {
             self.site[PHASED].push(sample);
@@ -153,8 +196,7 @@ impl GenotypeAccumulator {
     /// Builds the bitmaps and counts.
     pub fn finish(self) -> SiteGenotypes {
         let bitmap = |list: &Vec<u32>| {
-            let mut b = RoaringBitmap::from_sorted_iter(list.iter().copied())
-                .unwrap_or_else(|_| list.iter().copied().collect());
+            let mut b = sorted_to_bitmap(list);
             b.optimize();
             serialize_bitmap(&b)
         };
@@ -187,12 +229,35 @@ impl GenotypeAccumulator {
                 .iter()
                 .map(|l| [bitmap(&l[HET]), bitmap(&l[HOM]), bitmap(&l[HEMI])])
                 .collect(),
-            site_bitmaps: std::array::from_fn(|i| bitmap(&self.site[i])),
+            site_bitmaps: std::array::from_fn(|i| {
+                let mut b = self.site[i].to_bitmap();
+                b.optimize();
+                serialize_bitmap(&b)
+            }),
             an,
             n_no_call,
             exceptions: (!self.exceptions.is_empty()).then(|| encode_exceptions(&self.exceptions)),
         }
     }
+}
+
+/// A bitmap of an ascending list: dense lists (say every sample called) go through a plain
+/// bitset, which roaring turns into containers without inserting value by value.
+fn sorted_to_bitmap(list: &[u32]) -> RoaringBitmap {
+    let (Some(&first), Some(&last)) = (list.first(), list.last()) else {
+        return RoaringBitmap::new();
+    };
+    let span = (last - first) as usize + 1;
+    if list.len() < 1024 || list.len() * 32 < span || last < first {
+        return RoaringBitmap::from_sorted_iter(list.iter().copied())
+            .unwrap_or_else(|_| list.iter().copied().collect());
+    }
+    let mut bytes = vec![0u8; span.div_ceil(8)];
+    for &v in list {
+        let bit = (v - first) as usize;
+        bytes[bit >> 3] |= 1 << (bit & 7);
+    }
+    RoaringBitmap::from_lsb0_bytes(first, &bytes)
 }
 
 #[cfg(test)]
@@ -201,7 +266,7 @@ mod tests {
 
     #[test]
     fn counts_follow_fill_tags_rules() {
-        let mut acc = GenotypeAccumulator::new(3);
+        let mut acc = GenotypeAccumulator::new(3, 0, 7);
         acc.add_diploid(0, Some(0), Some(1), false); // het 1
         acc.add_diploid(1, Some(1), Some(1), true); // hom 1
         acc.add_diploid(2, Some(1), Some(2), false); // het 1 and 2
@@ -217,5 +282,15 @@ mod tests {
         assert_eq!(c1.an, 2 + 2 + 2 + 1 + 1 + 3);
         assert_eq!(c1.n_no_call, 1);
         assert!(g.exceptions.is_some());
+    }
+
+    #[test]
+    fn dense_and_sparse_lists_give_the_same_bitmaps() {
+        let dense: Vec<u32> = (70_000..140_000).filter(|v| v % 7 != 0).collect();
+        let sparse: Vec<u32> = (0..5000).map(|v| v * 1000 + 3).collect();
+        for list in [dense, sparse, vec![5], Vec::new()] {
+            let expected: RoaringBitmap = list.iter().copied().collect();
+            assert_eq!(sorted_to_bitmap(&list), expected);
+        }
     }
 }

@@ -123,7 +123,7 @@ pub fn parse_vcf_line(
     }
     let n_alleles = alts.len() + 1;
     let n_samples = ctx.header.samples.len();
-    let mut acc = GenotypeAccumulator::new(n_alleles);
+    let mut acc = GenotypeAccumulator::new(n_alleles, ctx.sample_base, n_samples);
     let mut carriers = Vec::new();
     let mut has_format = false;
     if n_samples > 0 {
@@ -210,10 +210,29 @@ fn parse_samples(
     acc: &mut GenotypeAccumulator,
     mut kept: KeptFormat<'_>,
 ) -> std::result::Result<(), FieldError> {
-    let mut count = 0usize;
     let mut alleles: Vec<Option<u32>> = Vec::with_capacity(4);
     let fast_max = b'0' + n_alleles.min(10) as u8;
-    for (i, field) in samples.split(|&b| b == b'\t').enumerate() {
+    let fast = |c: u8| c.is_ascii_digit() && c < fast_max || c == b'.';
+    let allele = |c: u8| (c != b'.').then(|| u32::from(c - b'0'));
+    // Fastest path: GT-only columns of three bytes (`0|1\t`), while they last.
+    let mut done = 0usize;
+    let mut at = 0usize;
+    if gt_index == Some(0) && kept.positions.is_none() {
+        while done < n_samples {
+            let Some(&[a, sep, b, next]) = samples.get(at..at + 4).map(|s| <&[u8; 4]>::try_from(s)).and_then(Result::ok) else {
+                break;
+            };
+            if next != b'\t' || !(sep == b'|' || sep == b'/') || !fast(a) || !fast(b) {
+                break;
+            }
+            acc.add_diploid(base + done as u32, allele(a), allele(b), sep == b'|');
+            done += 1;
+            at += 4;
+        }
+    }
+    let mut count = done;
+    for (j, field) in samples[at..].split(|&b| b == b'\t').enumerate() {
+        let i = done + j;
         count += 1;
         if i >= n_samples {
             continue;
@@ -230,10 +249,9 @@ fn parse_samples(
         };
         // Fast path: one-digit alleles around one separator.
         if let [a, sep @ (b'|' | b'/'), b] = *gt
-            && (a.is_ascii_digit() && a < fast_max || a == b'.')
-            && (b.is_ascii_digit() && b < fast_max || b == b'.')
+            && fast(a)
+            && fast(b)
         {
-            let allele = |c: u8| (c != b'.').then(|| u32::from(c - b'0'));
             acc.add_diploid(sample, allele(a), allele(b), sep == b'|');
             if a > b'0' || b > b'0' {
                 kept.add(sample, field, [allele(a), allele(b)])
