@@ -219,7 +219,11 @@ fn parse_samples(
     let mut at = 0usize;
     if gt_index == Some(0) && kept.positions.is_none() {
         while done < n_samples {
-            let Some(&[a, sep, b, next]) = samples.get(at..at + 4).map(|s| <&[u8; 4]>::try_from(s)).and_then(Result::ok) else {
+            let Some(&[a, sep, b, next]) = samples
+                .get(at..at + 4)
+                .map(<&[u8; 4]>::try_from)
+                .and_then(Result::ok)
+            else {
                 break;
             };
             if next != b'\t' || !(sep == b'|' || sep == b'/') || !fast(a) || !fast(b) {
