@@ -110,8 +110,7 @@ pub async fn run(store: Option<String>) -> CliResult {
         out,
         "# cohortdb af --store {location} -r chr20:20010000-20020000 -s ^DEMO0000,DEMO0001"
     )?;
-    let set = SampleSelection::from_list("^DEMO0000,DEMO0001")
-        .resolve(engine.sample_records(), engine.withdrawn())?;
+    let set = engine.resolve(&SampleSelection::from_list("^DEMO0000,DEMO0001"))?;
     let df = engine
         .allele_frequencies(&Region::parse_list("chr20:20010000-20020000")?, &set)
         .await?;

@@ -174,7 +174,7 @@ async fn run(command: Command) -> CliResult {
                 (None, Some(f)) => SampleSelection::from_file(&f)?,
                 (None, None) => SampleSelection::All,
             };
-            let set = selection.resolve(engine.sample_records(), engine.withdrawn())?;
+            let set = engine.resolve(&selection)?;
             let df = engine.allele_frequencies(&regions, &set).await?;
             let schema = df.schema().inner().clone();
             let batches = df.collect().await?;

@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use cohortdb_store::fragment_schema::fragment_schema;
-use cohortdb_store::sample_registry::{SampleRecord, read_samples, samples_schema};
+use cohortdb_store::sample_registry::{
+    SampleRecord, read_sample_batch, records_of, samples_schema,
+};
 use cohortdb_store::{Snapshot, Store};
-use datafusion::arrow::array::{RecordBatch, StringArray, UInt32Array};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{col, lit, when};
 use datafusion::prelude::{DataFrame, Expr, SessionConfig, SessionContext};
@@ -16,6 +18,7 @@ use crate::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
 use crate::bitmap_set_functions::{BitmapSetOp, BitmapSetUdf};
 use crate::error::Result;
 use crate::region::Region;
+use crate::sample_selection::SampleSelection;
 use crate::sample_set::SampleSetUdaf;
 use crate::variants_table::{STORE_URL, VariantsTable};
 
@@ -24,7 +27,8 @@ use crate::variants_table::{STORE_URL, VariantsTable};
 pub struct CohortEngine {
     store: Store,
     snapshot: Snapshot,
-    samples: Vec<SampleRecord>,
+    samples: std::sync::OnceLock<Vec<SampleRecord>>,
+    sample_batch: RecordBatch,
     withdrawn: RoaringBitmap,
 }
 
@@ -33,11 +37,12 @@ impl CohortEngine {
     pub async fn open(location: &str) -> Result<Self> {
         let store = Store::open(location).await?;
         let snapshot = store.snapshot().await?;
-        let samples = read_samples(&store, &snapshot).await?;
+        let sample_batch = read_sample_batch(&store, &snapshot).await?;
         Ok(Self {
             store,
             snapshot,
-            samples,
+            samples: std::sync::OnceLock::new(),
+            sample_batch,
             withdrawn: RoaringBitmap::new(),
         })
     }
@@ -49,7 +54,7 @@ impl CohortEngine {
 
     /// Registered samples, by `sample_idx` (withdrawn ones excluded).
     pub fn samples(&self) -> Vec<&SampleRecord> {
-        self.samples
+        self.sample_records()
             .iter()
             .filter(|s| !self.withdrawn.contains(s.sample_idx))
             .collect()
@@ -57,7 +62,21 @@ impl CohortEngine {
 
     /// All registered samples, withdrawn ones included (for selection resolution).
     pub fn sample_records(&self) -> &[SampleRecord] {
-        &self.samples
+        self.samples.get_or_init(|| records_of(&self.sample_batch))
+    }
+
+    /// The `sample_idx` values `selection` chooses, withdrawn samples removed; read straight
+    /// from the registry's Arrow arrays.
+    pub fn resolve(&self, selection: &SampleSelection) -> Result<RoaringBitmap> {
+        let column = |i: usize| self.sample_batch.column(i).as_any();
+        let (Some(idx), Some(ids)) = (
+            column(0).downcast_ref::<datafusion::arrow::array::UInt32Array>(),
+            column(1).downcast_ref::<datafusion::arrow::array::StringArray>(),
+        ) else {
+            return selection.resolve(self.sample_records(), &self.withdrawn);
+        };
+        let pairs = idx.values().iter().copied().zip(ids.iter().flatten());
+        selection.resolve_ids(pairs, &self.withdrawn)
     }
 
     /// Samples that withdrew consent; every read path removes them. Empty until withdrawal
@@ -80,22 +99,18 @@ impl CohortEngine {
             "variants",
             Arc::new(VariantsTable::new(schema, fragments, root)),
         )?;
-        let visible = self.samples();
-        let batch = RecordBatch::try_new(
-            samples_schema(),
-            vec![
-                Arc::new(UInt32Array::from_iter_values(
-                    visible.iter().map(|s| s.sample_idx),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    visible.iter().map(|s| s.sample_id.as_str()),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    visible.iter().map(|s| s.source.as_str()),
-                )),
-            ],
-        )
-        .map_err(datafusion::error::DataFusionError::from)?;
+        // The registry batch as read, unless withdrawn samples must be filtered out.
+        let batch = if self.withdrawn.is_empty() {
+            self.sample_batch.clone()
+        } else {
+            let keep: datafusion::arrow::array::BooleanArray = self
+                .sample_records()
+                .iter()
+                .map(|s| Some(!self.withdrawn.contains(s.sample_idx)))
+                .collect();
+            datafusion::arrow::compute::filter_record_batch(&self.sample_batch, &keep)
+                .map_err(datafusion::error::DataFusionError::from)?
+        };
         ctx.register_table(
             "samples",
             Arc::new(MemTable::try_new(samples_schema(), vec![vec![batch]])?),
@@ -126,7 +141,7 @@ impl CohortEngine {
     ) -> Result<DataFrame> {
         let ctx = self.session()?;
         // Every registered sample: count whole bitmaps (a NULL set) rather than intersect.
-        let everyone = samples.len() == self.samples.len() as u64;
+        let everyone = samples.len() == self.sample_batch.num_rows() as u64;
         let set = Arc::new(samples.clone());
         let call = |kind, mut args: Vec<Expr>| {
             if everyone {
@@ -136,10 +151,7 @@ impl CohortEngine {
                 BitmapCountUdf::udf_in(kind, set.clone()).call(args)
             }
         };
-        let ac = call(
-            BitmapCount::AlleleCount,
-            vec![col("het"), col("hom_alt"), col("hemi")],
-        );
+        // Each bitmap is read once: AC is derived from the three carrier counts.
         let an = call(
             BitmapCount::AlleleNumber,
             vec![
@@ -150,6 +162,7 @@ impl CohortEngine {
         );
         let n_het = call(BitmapCount::AndCount, vec![col("het")]);
         let n_hom = call(BitmapCount::AndCount, vec![col("hom_alt")]);
+        let n_hemi = call(BitmapCount::AndCount, vec![col("hemi")]);
         let mut df = ctx.table("variants").await?;
         if let Some(filter) = region_filter(regions) {
             df = df.filter(filter)?;
@@ -160,10 +173,21 @@ impl CohortEngine {
                 col("pos"),
                 col("ref"),
                 col("alt"),
-                ac.alias("ac"),
                 an.alias("an"),
                 n_het.alias("n_het"),
                 n_hom.alias("n_hom_alt"),
+                n_hemi.alias("n_hemi"),
+                col("allele_index"),
+            ])?
+            .select(vec![
+                col("chrom"),
+                col("pos"),
+                col("ref"),
+                col("alt"),
+                (col("n_het") + lit(2i64) * col("n_hom_alt") + col("n_hemi")).alias("ac"),
+                col("an"),
+                col("n_het"),
+                col("n_hom_alt"),
                 col("allele_index"),
             ])?
             .select(vec![

@@ -9,7 +9,7 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use cohortdb_engine::{CohortEngine, Region, SampleSelection};
 //! let engine = CohortEngine::open("/tmp/store").await?;
-//! let set = SampleSelection::All.resolve(engine.sample_records(), engine.withdrawn())?;
+//! let set = engine.resolve(&SampleSelection::All)?;
 //! let regions = Region::parse_list("chr20:20000001-20100000")?;
 //! let batches = engine.allele_frequencies(&regions, &set).await?.collect().await?;
 //! # Ok(()) }

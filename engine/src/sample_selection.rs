@@ -68,34 +68,57 @@ impl SampleSelection {
         samples: &[SampleRecord],
         withdrawn: &RoaringBitmap,
     ) -> Result<RoaringBitmap> {
-        // Index the requested IDs (a few), not the registry (up to millions).
-        let lookup = |ids: &[String]| -> Result<RoaringBitmap> {
-            let mut found: HashMap<&str, Option<u32>> =
-                ids.iter().map(|id| (id.as_str(), None)).collect();
-            for s in samples {
-                if let Some(slot) = found.get_mut(s.sample_id.as_str()) {
-                    *slot = Some(s.sample_idx);
-                }
-            }
-            ids.iter()
-                .map(|id| {
-                    found.get(id.as_str()).copied().flatten().ok_or_else(|| {
-                        EngineError::UnknownSample {
-                            sample_id: id.clone(),
-                        }
-                    })
-                })
-                .collect()
-        };
-        let mut idx: Vec<u32> = samples.iter().map(|s| s.sample_idx).collect();
-        idx.sort_unstable();
-        let all = RoaringBitmap::from_sorted_iter(idx).unwrap_or_default();
+        self.resolve_ids(
+            samples.iter().map(|s| (s.sample_idx, s.sample_id.as_str())),
+            withdrawn,
+        )
+    }
+
+    /// [`SampleSelection::resolve`] over `(sample_idx, sample_id)` pairs, for callers holding
+    /// the registry in another form (the engine reads it straight from Arrow arrays).
+    pub fn resolve_ids<'a>(
+        &self,
+        samples: impl Iterator<Item = (u32, &'a str)>,
+        withdrawn: &RoaringBitmap,
+    ) -> Result<RoaringBitmap> {
         let chosen = match self {
-            Self::All => all,
-            Self::Include(ids) => lookup(ids)?,
-            Self::Exclude(ids) => all - lookup(ids)?,
+            Self::All => samples.map(|(idx, _)| idx).collect(),
+            Self::Include(ids) => Self::lookup(ids, samples, None)?,
+            Self::Exclude(ids) => {
+                let mut all = RoaringBitmap::new();
+                let excluded = Self::lookup(ids, samples, Some(&mut all))?;
+                all - excluded
+            }
         };
         Ok(chosen - withdrawn)
+    }
+
+    /// The indices of `ids` (an error for an unknown one), indexing only the requested IDs;
+    /// every registered index is added to `all`, if given, on the way.
+    fn lookup<'a>(
+        ids: &[String],
+        samples: impl Iterator<Item = (u32, &'a str)>,
+        mut all: Option<&mut RoaringBitmap>,
+    ) -> Result<RoaringBitmap> {
+        let mut found: HashMap<&str, Option<u32>, foldhash::fast::RandomState> =
+            ids.iter().map(|id| (id.as_str(), None)).collect();
+        for (idx, id) in samples {
+            if let Some(all) = all.as_deref_mut() {
+                all.insert(idx);
+            }
+            if let Some(slot) = found.get_mut(id) {
+                *slot = Some(idx);
+            }
+        }
+        ids.iter()
+            .map(|id| {
+                found.get(id.as_str()).copied().flatten().ok_or_else(|| {
+                    EngineError::UnknownSample {
+                        sample_id: id.clone(),
+                    }
+                })
+            })
+            .collect()
     }
 }
 

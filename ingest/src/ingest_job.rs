@@ -165,13 +165,14 @@ fn plan_inputs(
                     });
                 }
                 let base = next;
+                let source: std::sync::Arc<str> = name.as_str().into();
                 for (i, s) in samples.iter().enumerate() {
                     let idx = base + i as u32;
                     seen.insert(s.clone(), idx);
                     new_samples.push(SampleRecord {
                         sample_idx: idx,
                         sample_id: s.clone(),
-                        source: name.clone(),
+                        source: source.clone(),
                     });
                 }
                 next += samples.len() as u32;

@@ -24,7 +24,7 @@ pub struct SampleRecord {
     /// The participant's pseudonymous ID from the input.
     pub sample_id: String,
     /// The input file that registered the sample.
-    pub source: String,
+    pub source: Arc<str>,
 }
 
 /// The schema of registry files (and of the `samples` table).
@@ -49,7 +49,7 @@ pub fn encode_samples(samples: &[SampleRecord]) -> Result<Bytes> {
                 samples.iter().map(|s| s.sample_id.as_str()),
             )),
             Arc::new(StringArray::from_iter_values(
-                samples.iter().map(|s| s.source.as_str()),
+                samples.iter().map(|s| &*s.source),
             )),
         ],
     )
@@ -68,16 +68,62 @@ pub fn encode_samples(samples: &[SampleRecord]) -> Result<Bytes> {
 
 /// All samples registered at `snapshot`, ordered by `sample_idx`.
 pub async fn read_samples(store: &Store, snapshot: &Snapshot) -> Result<Vec<SampleRecord>> {
-    let mut samples = Vec::new();
-    for file in snapshot.state.sample_files() {
-        let bytes = store.read_file(&file.path).await?;
-        decode_samples(&file.path, bytes, &mut samples)?;
-    }
-    samples.sort_by_key(|s| s.sample_idx);
-    Ok(samples)
+    Ok(records_of(&read_sample_batch(store, snapshot).await?))
 }
 
-fn decode_samples(path: &str, bytes: Bytes, out: &mut Vec<SampleRecord>) -> Result<()> {
+/// The registry at `snapshot` as one batch of [`samples_schema`], ordered by `sample_idx`
+/// (what the `samples` table serves, without copying).
+pub async fn read_sample_batch(store: &Store, snapshot: &Snapshot) -> Result<RecordBatch> {
+    let mut batches = Vec::new();
+    for file in snapshot.state.sample_files() {
+        let bytes = store.read_file(&file.path).await?;
+        batches.extend(decode_batches(&file.path, bytes)?);
+    }
+    let arrow_err = |e| StoreError::Arrow {
+        context: "reading the sample registry".into(),
+        source: e,
+    };
+    let batch = arrow::compute::concat_batches(&samples_schema(), &batches).map_err(arrow_err)?;
+    let idx = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<UInt32Array>()
+        .map(|a| a.values().windows(2).all(|w| w[0] < w[1]))
+        .unwrap_or(true);
+    if idx {
+        return Ok(batch);
+    }
+    let order = arrow::compute::sort_to_indices(batch.column(0), None, None).map_err(arrow_err)?;
+    arrow::compute::take_record_batch(&batch, &order).map_err(arrow_err)
+}
+
+/// The records of a registry batch; inputs' names are shared, not copied per sample.
+pub fn records_of(batch: &RecordBatch) -> Vec<SampleRecord> {
+    let column = |i: usize| batch.column(i).as_any();
+    let (Some(idx), Some(ids), Some(sources)) = (
+        column(0).downcast_ref::<UInt32Array>(),
+        column(1).downcast_ref::<StringArray>(),
+        column(2).downcast_ref::<StringArray>(),
+    ) else {
+        return Vec::new();
+    };
+    let mut source: Arc<str> = Arc::from("");
+    (0..batch.num_rows())
+        .map(|i| {
+            if *source != *sources.value(i) {
+                source = Arc::from(sources.value(i));
+            }
+            SampleRecord {
+                sample_idx: idx.value(i),
+                sample_id: ids.value(i).to_string(),
+                source: source.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Reads one registry file, checking its columns (types, no nulls in index and ID).
+fn decode_batches(path: &str, bytes: Bytes) -> Result<Vec<RecordBatch>> {
     let parquet_err = |source| StoreError::Parquet {
         path: path.to_string(),
         source,
@@ -86,43 +132,29 @@ fn decode_samples(path: &str, bytes: Bytes, out: &mut Vec<SampleRecord>) -> Resu
         .map_err(parquet_err)?
         .build()
         .map_err(parquet_err)?;
+    let corrupt = || StoreError::Corrupt {
+        path: path.to_string(),
+        what: "sample registry".into(),
+        reason: "unexpected column types or missing values".into(),
+    };
+    let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| StoreError::Arrow {
             context: format!("reading {path}"),
             source: e,
         })?;
-        let corrupt = || StoreError::Corrupt {
-            path: path.to_string(),
-            what: "sample registry".into(),
-            reason: "unexpected column types".into(),
-        };
-        let idx = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<UInt32Array>()
-            .ok_or_else(corrupt)?;
-        let ids = batch
-            .column(1)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(corrupt)?;
-        let sources = batch
-            .column(2)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(corrupt)?;
-        for i in 0..batch.num_rows() {
-            if idx.is_null(i) || ids.is_null(i) {
-                return Err(corrupt());
-            }
-            out.push(SampleRecord {
-                sample_idx: idx.value(i),
-                sample_id: ids.value(i).to_string(),
-                source: sources.value(i).to_string(),
-            });
+        let types_ok = batch.num_columns() == 3
+            && batch.column(0).as_any().is::<UInt32Array>()
+            && batch.column(1).as_any().is::<StringArray>()
+            && batch.column(2).as_any().is::<StringArray>();
+        if !types_ok || batch.column(0).null_count() > 0 || batch.column(1).null_count() > 0 {
+            return Err(corrupt());
         }
+        let batch = RecordBatch::try_new(samples_schema(), batch.columns().to_vec())
+            .map_err(|_| corrupt())?;
+        out.push(batch);
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Looks up sample IDs.
@@ -167,9 +199,10 @@ mod tests {
             },
         ];
         let bytes = encode_samples(&samples).unwrap();
-        let mut back = Vec::new();
-        decode_samples("x", bytes, &mut back).unwrap();
+        let batches = decode_batches("x", bytes).unwrap();
+        let back = records_of(&batches[0]);
         assert_eq!(back, samples);
+        assert!(Arc::ptr_eq(&back[0].source, &back[1].source));
         assert_eq!(SampleIndex::new(&back).get("HG00097"), Some(1));
     }
 }
