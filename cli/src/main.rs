@@ -1,10 +1,11 @@
 //! The `cohortdb` command line.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use cohortdb_engine::{CohortEngine, Region, SampleSelection};
+use cohortdb_ingest::phenotype_table::{ColumnType, PhenotypeOptions, ingest_phenotypes};
 use cohortdb_ingest::{IngestOptions, ingest_vcf};
 use cohortdb_store::Store;
 
@@ -101,6 +102,28 @@ enum IngestCommand {
         #[arg(required = true)]
         files: Vec<String>,
     },
+    /// Ingest a phenotype table (TSV, CSV or Parquet keyed by sample ID) as one commit;
+    /// an existing table of the same name is replaced.
+    Phenotypes {
+        /// Store location.
+        #[arg(long)]
+        store: String,
+        /// Table name in SQL.
+        #[arg(long, default_value = "phenotypes")]
+        table: String,
+        /// The column holding sample IDs.
+        #[arg(long, default_value = "sample_id")]
+        key: String,
+        /// Column types, e.g. `age=integer,visit=date` (integer, float, boolean, string,
+        /// date); other columns are inferred.
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<String>,
+        /// Store the table without rows of unknown sample IDs (reported) instead of refusing.
+        #[arg(long)]
+        drop_unknown: bool,
+        /// The table file (.tsv/.txt tab-separated, .csv, .parquet).
+        file: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -155,6 +178,57 @@ async fn run(command: Command) -> CliResult {
                 summary.version, summary.records, summary.samples_added, summary.fragments
             );
         }
+        Command::Ingest(IngestCommand::Phenotypes {
+            store,
+            table,
+            key,
+            types,
+            drop_unknown,
+            file,
+        }) => {
+            let store = Store::open(&store).await?;
+            let types = types
+                .iter()
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    let (name, kind) = t
+                        .split_once('=')
+                        .ok_or_else(|| format!("--types {t:?}: expected COLUMN=TYPE"))?;
+                    Ok((name.to_string(), kind.parse::<ColumnType>()?))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            let options = PhenotypeOptions {
+                table,
+                key,
+                types,
+                drop_unknown,
+            };
+            let summary = ingest_phenotypes(&store, &file, &options).await?;
+            if summary.unknown.0 > 0 {
+                eprintln!(
+                    "dropped {} rows of unknown sample IDs (first: {})",
+                    summary.unknown.0,
+                    summary.unknown.1.join(", ")
+                );
+            }
+            let columns: Vec<String> = summary
+                .columns
+                .iter()
+                .map(|(n, t)| format!("{n}:{t:?}").to_lowercase())
+                .collect();
+            eprintln!(
+                "committed version {}: table {} {} with {} rows; columns {}",
+                summary.version,
+                options.table,
+                if summary.replaced {
+                    "replaced"
+                } else {
+                    "created"
+                },
+                summary.rows,
+                columns.join(", ")
+            );
+        }
         Command::Af {
             store,
             regions,
@@ -196,26 +270,20 @@ async fn run(command: Command) -> CliResult {
                     s.sample_idx, s.sample_id, s.source
                 ));
             }
-            print!("{out}");
+            std::io::stdout().lock().write_all(out.as_bytes())?;
         }
         Command::Info { store } => {
             let engine = CohortEngine::open(&store).await?;
             let state = &engine.snapshot().state;
             let fragments: Vec<_> = state.variant_fragments().collect();
-            println!("store\t{store}");
-            println!("version\t{}", state.version);
-            println!(
-                "format_version\t{}",
-                cohortdb_store::log_entry::FORMAT_VERSION
-            );
-            println!("samples\t{}", engine.samples().len());
-            println!("fragments\t{}", fragments.len());
-            println!(
-                "variant_rows\t{}",
-                fragments.iter().map(|f| f.rows).sum::<u64>()
-            );
-            println!(
-                "bytes\t{}",
+            let mut out = format!(
+                "store\t{store}\nversion\t{}\nformat_version\t{}\nsamples\t{}\nfragments\t{}\n\
+                 variant_rows\t{}\nbytes\t{}\n",
+                state.version,
+                cohortdb_store::log_entry::FORMAT_VERSION,
+                engine.samples().len(),
+                fragments.len(),
+                fragments.iter().map(|f| f.rows).sum::<u64>(),
                 state.files.values().map(|f| f.bytes).sum::<u64>()
             );
             for contig in state.contigs() {
@@ -224,8 +292,12 @@ async fn run(command: Command) -> CliResult {
                     .filter(|f| f.contig.as_deref() == Some(&contig))
                     .map(|f| f.rows)
                     .sum();
-                println!("contig\t{contig}\t{rows}");
+                out.push_str(&format!("contig\t{contig}\t{rows}\n"));
             }
+            for (table, file) in state.phenotype_tables() {
+                out.push_str(&format!("table\t{table}\t{}\n", file.rows));
+            }
+            std::io::stdout().lock().write_all(out.as_bytes())?;
         }
         Command::Demo { store } => demo::run(store).await?,
     }

@@ -1,5 +1,6 @@
-//! Runs every `testdata/slt/*.slt` file against a store ingested from `testdata/slt/*.vcf`
-//! (one store for all files; each file gets a fresh session).
+//! Runs every `testdata/slt/*.slt` file against a store ingested from `testdata/slt/*.vcf` and
+//! the phenotype tables `testdata/slt/*.tsv` (one store for all files; each file gets a fresh
+//! session).
 //!
 //! Values print as Arrow displays them, NULL as `NULL`, the empty string as `(empty)`.
 
@@ -111,6 +112,21 @@ async fn sql_surface_matches_the_slt_files() {
     let mut args = vec!["ingest", "vcf", "--store", &store];
     args.extend(vcfs.iter().map(String::as_str));
     cohortdb(&args).expect("ingest");
+    // Each `*.tsv` becomes the phenotype table named after the file.
+    for table in files_with("tsv") {
+        let name = table.file_stem().unwrap().to_str().unwrap().to_string();
+        let file = table.display().to_string();
+        cohortdb(&[
+            "ingest",
+            "phenotypes",
+            "--store",
+            &store,
+            "--table",
+            &name,
+            &file,
+        ])
+        .expect("ingest phenotypes");
+    }
     let engine = CohortEngine::open(&store).await.expect("open store");
 
     let files = files_with("slt");

@@ -29,6 +29,7 @@ pub struct CohortEngine {
     snapshot: Snapshot,
     samples: std::sync::OnceLock<Vec<SampleRecord>>,
     sample_batch: RecordBatch,
+    phenotypes: Vec<(String, Vec<RecordBatch>)>,
     withdrawn: RoaringBitmap,
 }
 
@@ -38,13 +39,51 @@ impl CohortEngine {
         let store = Store::open(location).await?;
         let snapshot = store.snapshot().await?;
         let sample_batch = read_sample_batch(&store, &snapshot).await?;
+        let mut phenotypes = Vec::new();
+        for (table, file) in snapshot.state.phenotype_tables() {
+            let bytes = store.read_file(&file.path).await?;
+            let batches =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+                    .and_then(|b| b.build())
+                    .map_err(datafusion::error::DataFusionError::from)?
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(datafusion::error::DataFusionError::from)?;
+            phenotypes.push((table.to_string(), batches));
+        }
         Ok(Self {
             store,
             snapshot,
             samples: std::sync::OnceLock::new(),
             sample_batch,
+            phenotypes,
             withdrawn: RoaringBitmap::new(),
         })
+    }
+
+    /// `batch` (whose first column is `sample_idx`) without withdrawn samples' rows.
+    fn without_withdrawn(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let idx = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::UInt32Array>();
+        match idx {
+            Some(idx) if !self.withdrawn.is_empty() => {
+                let keep: datafusion::arrow::array::BooleanArray = idx
+                    .iter()
+                    .map(|i| i.map(|i| !self.withdrawn.contains(i)))
+                    .collect();
+                Ok(
+                    datafusion::arrow::compute::filter_record_batch(batch, &keep)
+                        .map_err(datafusion::error::DataFusionError::from)?,
+                )
+            }
+            _ => Ok(batch.clone()),
+        }
+    }
+
+    /// Names of the phenotype tables.
+    pub fn phenotype_tables(&self) -> Vec<&str> {
+        self.phenotypes.iter().map(|(n, _)| n.as_str()).collect()
     }
 
     /// The snapshot read.
@@ -99,22 +138,26 @@ impl CohortEngine {
             "variants",
             Arc::new(VariantsTable::new(schema, fragments, root)),
         )?;
-        // The registry batch as read, unless withdrawn samples must be filtered out.
-        let batch = if self.withdrawn.is_empty() {
-            self.sample_batch.clone()
-        } else {
-            let keep: datafusion::arrow::array::BooleanArray = self
-                .sample_records()
-                .iter()
-                .map(|s| Some(!self.withdrawn.contains(s.sample_idx)))
-                .collect();
-            datafusion::arrow::compute::filter_record_batch(&self.sample_batch, &keep)
-                .map_err(datafusion::error::DataFusionError::from)?
-        };
+        let batch = self.without_withdrawn(&self.sample_batch)?;
         ctx.register_table(
             "samples",
             Arc::new(MemTable::try_new(samples_schema(), vec![vec![batch]])?),
         )?;
+        // Phenotype tables by name (read whole at open: they are small next to genotypes),
+        // withdrawn samples removed.
+        for (name, batches) in &self.phenotypes {
+            let Some(schema) = batches.first().map(RecordBatch::schema) else {
+                continue;
+            };
+            let visible = batches
+                .iter()
+                .map(|b| self.without_withdrawn(b))
+                .collect::<Result<Vec<_>>>()?;
+            ctx.register_table(
+                name.as_str(),
+                Arc::new(MemTable::try_new(schema, vec![visible])?),
+            )?;
+        }
         for udf in [
             BitmapCountUdf::udf(BitmapCount::AlleleCount),
             BitmapCountUdf::udf(BitmapCount::AlleleNumber),

@@ -230,6 +230,7 @@ mod tests {
             max_end: Some(hi + 10),
             sample_idx_end: None,
             columns: vec![],
+            table: None,
         }
     }
 

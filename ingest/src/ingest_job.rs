@@ -95,6 +95,7 @@ pub async fn ingest_vcf(
             max_end: None,
             sample_idx_end: new_samples.last().map(|s| s.sample_idx + 1),
             columns: vec![],
+            table: None,
         };
         if let Err(e) = store.put_new_file(&path, bytes).await {
             discard(store, &written).await;
@@ -219,6 +220,7 @@ async fn write_all(
             max_end: Some(fragment.max_end),
             sample_idx_end: None,
             columns: fragment.extras,
+            table: None,
         });
     }
     reader.await.map_err(|e| IngestError::Inputs {

@@ -21,6 +21,7 @@ pub mod format_fields;
 pub mod genotype_accumulator;
 mod ingest_job;
 pub mod input_reader;
+pub mod phenotype_table;
 pub mod site;
 mod site_fields;
 pub mod vcf_header;

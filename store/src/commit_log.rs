@@ -328,6 +328,7 @@ mod tests {
             max_end: None,
             sample_idx_end: (kind == FileKind::Samples).then_some(3),
             columns: vec![],
+            table: None,
         }
     }
 

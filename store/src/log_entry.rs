@@ -31,6 +31,8 @@ pub enum FileKind {
     Variants,
     /// Sample registry rows under `samples/`.
     Samples,
+    /// A phenotype table under `phenotypes/<table>/`.
+    Phenotypes,
 }
 
 /// Scalar type of a typed INFO or FORMAT column.
@@ -87,6 +89,9 @@ pub struct FileEntry {
     /// Typed INFO columns of a variant fragment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<ExtraColumn>,
+    /// The table a phenotype file holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
 }
 
 /// One version of the store.

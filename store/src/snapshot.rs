@@ -45,6 +45,14 @@ impl SnapshotState {
         self.files.values().filter(|f| f.kind == FileKind::Samples)
     }
 
+    /// Live phenotype tables: (name, file), by name.
+    pub fn phenotype_tables(&self) -> impl Iterator<Item = (&str, &FileEntry)> {
+        self.files
+            .values()
+            .filter(|f| f.kind == FileKind::Phenotypes)
+            .filter_map(|f| f.table.as_deref().map(|t| (t, f)))
+    }
+
     /// Contigs with at least one fragment, sorted by name.
     pub fn contigs(&self) -> Vec<String> {
         let mut contigs: Vec<String> = self

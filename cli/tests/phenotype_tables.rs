@@ -1,0 +1,158 @@
+//! Phenotype tables: the simulated cohort's clinical table answers the reference cohorts of
+//! `../shared/testdata/reference_queries/` (written from the same table by the simulator's
+//! authors), unknown sample IDs are refused with a count and leave the store unchanged, and a
+//! re-ingest replaces the table in one commit.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod oracle_support;
+
+use std::path::PathBuf;
+
+use oracle_support::*;
+
+fn sim_prefix() -> PathBuf {
+    let dir = std::env::var_os("COHORTDB_SIM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/sim"));
+    let prefix = dir.join("sim_N10000_L1Mb");
+    assert!(
+        prefix.with_extension("vcf.gz").is_file(),
+        "simulated cohort not found under {}: run scripts/test.sh",
+        dir.display()
+    );
+    prefix
+}
+
+fn ids(text: &str) -> Vec<String> {
+    let mut ids: Vec<String> = tsv_rows(text).into_iter().map(|r| r[0].clone()).collect();
+    ids.sort();
+    ids
+}
+
+fn reference_ids(name: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(shared_dir().join("testdata/reference_queries").join(name))
+        .unwrap();
+    let mut ids: Vec<String> = text
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn version(store: &str) -> String {
+    let info = cohortdb(&["info", "--store", store]).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("version\t"))
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn clinical_cohorts_equal_the_reference_lists() {
+    let prefix = sim_prefix().display().to_string();
+    let (_dir, store) = new_store();
+    cohortdb(&[
+        "ingest",
+        "vcf",
+        "--store",
+        &store,
+        &format!("{prefix}.vcf.gz"),
+    ])
+    .unwrap();
+    cohortdb(&[
+        "ingest",
+        "phenotypes",
+        "--store",
+        &store,
+        &format!("{prefix}.pheno.tsv"),
+    ])
+    .unwrap();
+    let query = |sql: &str| ids(&cohortdb(&["query", "--store", &store, sql]).unwrap());
+    let women = query(
+        "SELECT sample_id FROM phenotypes WHERE sex = 'F' AND age BETWEEN 50 AND 60 AND bmi >= 30",
+    );
+    assert_eq!(women.len(), 621);
+    assert_eq!(women, reference_ids("female_50to60_bmi30.txt"));
+    assert_eq!(
+        query("SELECT sample_id FROM phenotypes WHERE case_control = 1"),
+        reference_ids("cases.txt")
+    );
+    // Replacing the table is one more commit, and the table is read from the new file.
+    let before = version(&store);
+    cohortdb(&[
+        "ingest",
+        "phenotypes",
+        "--store",
+        &store,
+        "--types",
+        "age=float",
+        &format!("{prefix}.pheno.tsv"),
+    ])
+    .unwrap();
+    assert_eq!(
+        version(&store).parse::<u64>().unwrap(),
+        before.parse::<u64>().unwrap() + 1
+    );
+    let types = cohortdb(&[
+        "query", "--store", &store,
+        "SELECT data_type FROM information_schema.columns WHERE table_name = 'phenotypes' AND column_name = 'age'",
+    ])
+    .unwrap();
+    assert!(types.contains("Float64"), "{types}");
+}
+
+#[test]
+fn unknown_sample_ids_are_refused_with_a_count_or_dropped_on_request() {
+    let (_dir, store) = new_store();
+    let vcf = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/slt/cohort.vcf");
+    cohortdb(&["ingest", "vcf", "--store", &store, vcf.to_str().unwrap()]).unwrap();
+    let csv = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/phenotypes/visits_with_unknown.csv")
+        .display()
+        .to_string();
+    let before = version(&store);
+    let err = cohortdb(&[
+        "ingest",
+        "phenotypes",
+        "--store",
+        &store,
+        "--table",
+        "visits",
+        "--key",
+        "participant",
+        &csv,
+    ])
+    .unwrap_err();
+    assert!(
+        err.contains("2 rows") && err.contains("NOPE1, NOPE2"),
+        "{err}"
+    );
+    assert_eq!(version(&store), before, "a refused table must not commit");
+
+    cohortdb(&[
+        "ingest",
+        "phenotypes",
+        "--store",
+        &store,
+        "--table",
+        "visits",
+        "--key",
+        "participant",
+        "--drop-unknown",
+        &csv,
+    ])
+    .unwrap();
+    let rows = cohortdb(&[
+        "query",
+        "--store",
+        &store,
+        "SELECT sample_id, visit, note FROM visits ORDER BY sample_idx",
+    ])
+    .unwrap();
+    assert_eq!(
+        rows,
+        "sample_id\tvisit\tnote\nS1\t2020-01-05\tfirst, baseline\nS2\t2020-02-10\tsaid \"fine\"\n"
+    );
+}
