@@ -50,8 +50,12 @@ enum Command {
         #[arg(short = 's', long = "samples", conflicts_with = "samples_file")]
         samples: Option<String>,
         /// File of sample IDs, one per line; ^FILE excludes them.
-        #[arg(short = 'S', long = "samples-file")]
+        #[arg(short = 'S', long = "samples-file", conflicts_with = "samples")]
         samples_file: Option<String>,
+        /// A cohort: SQL predicate over `samples` and the `phenotypes` table columns, e.g.
+        /// "sex = 'F' AND age BETWEEN 50 AND 60".
+        #[arg(long, conflicts_with_all = ["samples", "samples_file"])]
+        cohort: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value = "tsv")]
         format: OutputFormat,
@@ -235,6 +239,7 @@ async fn run(command: Command) -> CliResult {
             regions_file,
             samples,
             samples_file,
+            cohort,
             format,
         } => {
             let engine = CohortEngine::open(&store).await?;
@@ -243,12 +248,12 @@ async fn run(command: Command) -> CliResult {
                 (None, Some(f)) => Region::read_file(&f)?,
                 (None, None) => Vec::new(),
             };
-            let selection = match (samples, samples_file) {
-                (Some(s), _) => SampleSelection::from_list(&s),
-                (None, Some(f)) => SampleSelection::from_file(&f)?,
-                (None, None) => SampleSelection::All,
+            let set = match (samples, samples_file, cohort) {
+                (_, _, Some(predicate)) => engine.cohort(&predicate).await?,
+                (Some(s), _, _) => engine.resolve(&SampleSelection::from_list(&s))?,
+                (None, Some(f), _) => engine.resolve(&SampleSelection::from_file(&f)?)?,
+                (None, None, None) => engine.resolve(&SampleSelection::All)?,
             };
-            let set = engine.resolve(&selection)?;
             let df = engine.allele_frequencies(&regions, &set).await?;
             let schema = df.schema().inner().clone();
             let batches = df.collect().await?;

@@ -79,6 +79,54 @@ fn clinical_cohorts_equal_the_reference_lists() {
         query("SELECT sample_id FROM phenotypes WHERE case_control = 1"),
         reference_ids("cases.txt")
     );
+    // Cohorts defined by phenotype predicates give bcftools' case/control counts (Q3).
+    let q3 = std::fs::read_to_string(
+        shared_dir().join("testdata/reference_queries/q3_bcftools_case_control_counts.tsv"),
+    )
+    .unwrap();
+    for (predicate, first) in [("case_control = 1", 4), ("case_control = 0", 8)] {
+        let mut expected = Vec::new();
+        for line in q3.lines().filter(|l| !l.starts_with('#')) {
+            let f: Vec<&str> = line.split('\t').collect();
+            for (i, alt) in f[3].split(',').enumerate() {
+                let at = |c: usize| f[c].split(',').nth(i).unwrap().parse::<i64>().unwrap();
+                let an: i64 = f[first + 1].parse().unwrap();
+                expected.push(format!(
+                    "{} {} {} {alt} {} {an} {} {}",
+                    f[0],
+                    f[1],
+                    f[2],
+                    at(first),
+                    at(first + 2),
+                    at(first + 3) / 2
+                ));
+            }
+        }
+        let text = cohortdb(&[
+            "af",
+            "--store",
+            &store,
+            "-r",
+            "chr20:20500001-20600000",
+            "--cohort",
+            predicate,
+        ])
+        .unwrap();
+        let got: Vec<String> = tsv_rows(&text)
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {} {} {} {} {} {}",
+                    r[0], r[1], r[2], r[3], r[4], r[5], r[7], r[8]
+                )
+            })
+            .collect();
+        expected.sort();
+        let mut got = got;
+        got.sort();
+        assert_eq!(got.len(), 1496, "{predicate}");
+        assert_eq!(got, expected, "{predicate}");
+    }
     // Replacing the table is one more commit, and the table is read from the new file.
     let before = version(&store);
     cohortdb(&[

@@ -8,7 +8,7 @@ use cohortdb_store::sample_registry::{
     SampleRecord, read_sample_batch, records_of, samples_schema,
 };
 use cohortdb_store::{Snapshot, Store};
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{col, lit, when};
 use datafusion::prelude::{DataFrame, Expr, SessionConfig, SessionContext};
@@ -79,6 +79,52 @@ impl CohortEngine {
             }
             _ => Ok(batch.clone()),
         }
+    }
+
+    /// The samples a cohort predicate chooses: a SQL boolean expression over the columns of
+    /// `samples` and of the default phenotype table `phenotypes` (joined on `sample_idx`;
+    /// samples without a phenotype row see NULLs). Withdrawn samples are never chosen.
+    pub async fn cohort(&self, predicate: &str) -> Result<RoaringBitmap> {
+        let ctx = self.session()?;
+        let from = if self.phenotypes.iter().any(|(n, _)| n == "phenotypes") {
+            "samples LEFT JOIN phenotypes USING (sample_idx, sample_id)"
+        } else {
+            "samples"
+        };
+        // The predicate is parsed as one expression over the joined columns, never spliced
+        // into the statement's text.
+        let rows = ctx.sql(&format!("SELECT * FROM {from}")).await?;
+        let filter = rows.parse_sql_expr(predicate)?;
+        let batches = rows
+            .filter(filter)?
+            .aggregate(
+                vec![],
+                vec![
+                    SampleSetUdaf::udaf()
+                        .call(vec![col("sample_idx")])
+                        .alias("s"),
+                ],
+            )?
+            .collect()
+            .await?;
+        let bytes = batches
+            .first()
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::BinaryArray>()
+                    .filter(|a| !a.is_empty() && !a.is_null(0))
+                    .map(|a| a.value(0).to_vec())
+            })
+            .unwrap_or_default();
+        let set = if bytes.is_empty() {
+            RoaringBitmap::new()
+        } else {
+            cohortdb_store::genotype_bitmaps::deserialize_bitmap(&bytes).ok_or_else(|| {
+                datafusion::error::DataFusionError::Internal("unreadable sample set".into())
+            })?
+        };
+        Ok(set - &self.withdrawn)
     }
 
     /// Names of the phenotype tables.
