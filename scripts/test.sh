@@ -18,10 +18,11 @@ export COHORTDB_SHARED="${COHORTDB_SHARED:-$(cd .. && pwd)/shared}"
 
 # The simulated N=10,000 cohort of REFERENCE_QUERIES.md (seed 2), generated once into .cache/.
 export COHORTDB_SIM_DIR="${COHORTDB_SIM_DIR:-$PWD/.cache/sim}"
+# scipy is the oracle of the case/control statistics.
+python3 -c 'import msprime, stdpopsim, tskit, numpy, scipy' 2>/dev/null \
+  || pip3 install -q --break-system-packages msprime==1.4.4 stdpopsim==0.3.0 tskit==1.0.3 numpy==2.4.6 scipy \
+  || pip3 install -q msprime==1.4.4 stdpopsim==0.3.0 tskit==1.0.3 numpy==2.4.6 scipy
 if [ ! -f "$COHORTDB_SIM_DIR/sim_N10000_L1Mb.vcf.gz" ]; then
-  python3 -c 'import msprime, stdpopsim, tskit, numpy' 2>/dev/null \
-    || pip3 install -q --break-system-packages msprime==1.4.4 stdpopsim==0.3.0 tskit==1.0.3 numpy==2.4.6 \
-    || pip3 install -q msprime==1.4.4 stdpopsim==0.3.0 tskit==1.0.3 numpy==2.4.6
   mkdir -p "$COHORTDB_SIM_DIR"
   (cd "$COHORTDB_SHARED/testdata" && python3 ../sim/simulate.py -n 10000 -L 1000000 -s 2 --no-trees \
     -o "$COHORTDB_SIM_DIR/sim_N10000_L1Mb")

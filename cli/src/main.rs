@@ -60,6 +60,28 @@ enum Command {
         #[arg(long, value_enum, default_value = "tsv")]
         format: OutputFormat,
     },
+    /// Case/control counts per ALT allele with the allelic odds ratio, Fisher's exact p and the
+    /// allelic chi-square p.
+    CaseControl {
+        /// Store location.
+        #[arg(long)]
+        store: String,
+        /// Regions, comma-separated (1-based, inclusive).
+        #[arg(short = 'r', long = "regions", conflicts_with = "regions_file")]
+        regions: Option<String>,
+        /// Regions file.
+        #[arg(short = 'R', long = "regions-file")]
+        regions_file: Option<String>,
+        /// The cases: a cohort predicate over `samples` and `phenotypes`.
+        #[arg(long)]
+        cases: String,
+        /// The controls: a cohort predicate.
+        #[arg(long)]
+        controls: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "tsv")]
+        format: OutputFormat,
+    },
     /// Run SQL over the store (tables: variants, samples).
     Query {
         /// Store location.
@@ -232,6 +254,26 @@ async fn run(command: Command) -> CliResult {
                 summary.rows,
                 columns.join(", ")
             );
+        }
+        Command::CaseControl {
+            store,
+            regions,
+            regions_file,
+            cases,
+            controls,
+            format,
+        } => {
+            let engine = CohortEngine::open(&store).await?;
+            let regions = match (regions, regions_file) {
+                (Some(r), _) => Region::parse_list(&r)?,
+                (None, Some(f)) => Region::read_file(&f)?,
+                (None, None) => Vec::new(),
+            };
+            let cases = engine.cohort(&cases).await?;
+            let controls = engine.cohort(&controls).await?;
+            let batches = engine.case_control(&regions, &cases, &controls).await?;
+            let schema = cohortdb_engine::case_control::case_control_schema();
+            write_batches(format, &batches, schema, &mut std::io::stdout().lock())?;
         }
         Command::Af {
             store,

@@ -9,8 +9,9 @@ use cohortdb_store::sample_registry::{
 };
 use cohortdb_store::{Snapshot, Store};
 use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::MemTable;
-use datafusion::logical_expr::{col, lit, when};
+use datafusion::logical_expr::{cast, col, lit, when};
 use datafusion::prelude::{DataFrame, Expr, SessionConfig, SessionContext};
 use roaring::RoaringBitmap;
 
@@ -228,97 +229,83 @@ impl CohortEngine {
         regions: &[Region],
         samples: &RoaringBitmap,
     ) -> Result<DataFrame> {
+        let df = self.counts(regions, &[(samples, "")]).await?;
+        let af = when(
+            col("an").gt(lit(0i64)),
+            cast(col("ac"), DataType::Float64) / cast(col("an"), DataType::Float64),
+        )
+        .end()?;
+        Ok(df.select(vec![
+            col("chrom"),
+            col("pos"),
+            col("ref"),
+            col("alt"),
+            col("ac"),
+            col("an"),
+            af.alias("af"),
+            col("n_het"),
+            col("n_hom_alt"),
+        ])?)
+    }
+
+    /// Per ALT in `regions`: `chrom pos ref alt`, then for each `(set, suffix)` the columns
+    /// `ac<suffix> an<suffix> n_het<suffix> n_hom_alt<suffix>` counted within the set; ordered
+    /// by contig, position and allele index.
+    pub(crate) async fn counts(
+        &self,
+        regions: &[Region],
+        sets: &[(&RoaringBitmap, &str)],
+    ) -> Result<DataFrame> {
         let ctx = self.session()?;
-        // Every registered sample: count whole bitmaps (a NULL set) rather than intersect.
-        let everyone = samples.len() == self.sample_batch.num_rows() as u64;
-        let set = Arc::new(samples.clone());
-        let call = |kind, mut args: Vec<Expr>| {
-            if everyone {
-                args.push(lit(datafusion::scalar::ScalarValue::Binary(None)));
-                BitmapCountUdf::udf(kind).call(args)
-            } else {
-                BitmapCountUdf::udf_in(kind, set.clone()).call(args)
-            }
-        };
-        // Each bitmap is read once: AC is derived from the three carrier counts.
-        let an = call(
-            BitmapCount::AlleleNumber,
-            vec![
-                col("called_diploid"),
-                col("called_haploid"),
-                col("gt_exceptions"),
-            ],
-        );
-        let n_het = call(BitmapCount::AndCount, vec![col("het")]);
-        let n_hom = call(BitmapCount::AndCount, vec![col("hom_alt")]);
-        let n_hemi = call(BitmapCount::AndCount, vec![col("hemi")]);
         let mut df = ctx.table("variants").await?;
         if let Some(filter) = region_filter(regions) {
             df = df.filter(filter)?;
         }
-        let df = df
-            .select(vec![
-                col("contig").alias("chrom"),
-                col("pos"),
-                col("ref"),
-                col("alt"),
-                an.alias("an"),
-                n_het.alias("n_het"),
-                n_hom.alias("n_hom_alt"),
-                n_hemi.alias("n_hemi"),
-                col("allele_index"),
-            ])?
-            .select(vec![
-                col("chrom"),
-                col("pos"),
-                col("ref"),
-                col("alt"),
-                (col("n_het") + lit(2i64) * col("n_hom_alt") + col("n_hemi")).alias("ac"),
-                col("an"),
-                col("n_het"),
-                col("n_hom_alt"),
-                col("allele_index"),
-            ])?
-            .select(vec![
-                col("chrom"),
-                col("pos"),
-                col("ref"),
-                col("alt"),
-                col("ac"),
-                col("an"),
-                when(
-                    col("an").gt(lit(0i64)),
-                    datafusion::logical_expr::cast(
-                        col("ac"),
-                        datafusion::arrow::datatypes::DataType::Float64,
-                    ) / datafusion::logical_expr::cast(
-                        col("an"),
-                        datafusion::arrow::datatypes::DataType::Float64,
-                    ),
-                )
-                .end()?
-                .alias("af"),
-                col("n_het"),
-                col("n_hom_alt"),
-                col("allele_index"),
-            ])?
-            .sort(vec![
-                col("chrom").sort(true, false),
-                col("pos").sort(true, false),
-                col("allele_index").sort(true, false),
-            ])?;
-        let columns = [
-            "chrom",
-            "pos",
-            "ref",
-            "alt",
-            "ac",
-            "an",
-            "af",
-            "n_het",
-            "n_hom_alt",
-        ];
-        Ok(df.select_columns(&columns)?)
+        let keys = || {
+            ["pos", "ref", "alt", "allele_index"]
+                .into_iter()
+                .map(col)
+                .collect::<Vec<_>>()
+        };
+        // Each bitmap is read once per set: AC is derived from the three carrier counts.
+        let mut first = vec![col("contig").alias("chrom")];
+        first.extend(keys());
+        let mut second = vec![col("chrom")];
+        second.extend(keys());
+        for (samples, suffix) in sets {
+            // Every registered sample: count whole bitmaps (a NULL set), no intersections.
+            let everyone = samples.len() == self.sample_batch.num_rows() as u64;
+            let set = Arc::new((*samples).clone());
+            let call = |kind, mut args: Vec<Expr>| {
+                if everyone {
+                    args.push(lit(datafusion::scalar::ScalarValue::Binary(None)));
+                    BitmapCountUdf::udf(kind).call(args)
+                } else {
+                    BitmapCountUdf::udf_in(kind, set.clone()).call(args)
+                }
+            };
+            let name = |n: &str| format!("{n}{suffix}");
+            let bitmaps = ["called_diploid", "called_haploid", "gt_exceptions"];
+            first.extend([
+                call(BitmapCount::AlleleNumber, bitmaps.map(col).to_vec()).alias(name("an")),
+                call(BitmapCount::AndCount, vec![col("het")]).alias(name("n_het")),
+                call(BitmapCount::AndCount, vec![col("hom_alt")]).alias(name("n_hom_alt")),
+                call(BitmapCount::AndCount, vec![col("hemi")]).alias(name("n_hemi")),
+            ]);
+            second.extend([
+                (col(name("n_het")) + lit(2i64) * col(name("n_hom_alt")) + col(name("n_hemi")))
+                    .alias(name("ac")),
+                col(name("an")),
+                col(name("n_het")),
+                col(name("n_hom_alt")),
+            ]);
+        }
+        let df = df.select(first)?.select(second)?.sort(vec![
+            col("chrom").sort(true, false),
+            col("pos").sort(true, false),
+            col("allele_index").sort(true, false),
+        ])?;
+        Ok(df.drop_columns(&["allele_index"])?)
     }
 }
 

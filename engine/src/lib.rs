@@ -15,9 +15,11 @@
 //! # Ok(()) }
 //! ```
 
+pub mod association_stats;
 mod bitmap_args;
 pub mod bitmap_count_functions;
 pub mod bitmap_set_functions;
+pub mod case_control;
 mod cohort_engine;
 mod error;
 mod region;

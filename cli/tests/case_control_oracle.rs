@@ -1,0 +1,157 @@
+//! `cohortdb case-control` on the simulated N=10,000 cohort: the counts equal bcftools'
+//! `+fill-tags -S groups` answer (Q3 of REFERENCE_QUERIES.md), and the odds ratio, Fisher's
+//! exact p and the allelic chi-square p equal scipy's `fisher_exact` and
+//! `chi2_contingency(correction=False)` computed live in this test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod oracle_support;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use oracle_support::*;
+
+const SCIPY: &str = r#"
+import sys
+from scipy.stats import fisher_exact, chi2_contingency
+for line in sys.stdin:
+    a, b, c, d = map(int, line.split())
+    odds, p = fisher_exact([[a, b], [c, d]])
+    try:
+        chi = chi2_contingency([[a, b], [c, d]], correction=False)[1]
+    except ValueError:
+        chi = float("nan")
+    print(repr(float(odds)), repr(float(p)), repr(float(chi)))
+"#;
+
+fn scipy(tables: &str) -> String {
+    let mut child = Command::new("python3")
+        .args(["-c", SCIPY])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 (scripts/test.sh installs scipy)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(tables.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "scipy failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Equal within `rel` (relative), both NaN, or both the same infinity.
+fn close(got: f64, want: f64, rel: f64) -> bool {
+    (got.is_nan() && want.is_nan())
+        || got == want
+        || (got - want).abs() <= rel * want.abs().max(f64::MIN_POSITIVE)
+}
+
+#[test]
+fn case_control_counts_and_tests_equal_bcftools_and_scipy() {
+    let dir = std::env::var_os("COHORTDB_SIM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/sim"));
+    let prefix = dir.join("sim_N10000_L1Mb").display().to_string();
+    let (_tmp, store) = new_store();
+    cohortdb(&[
+        "ingest",
+        "vcf",
+        "--store",
+        &store,
+        &format!("{prefix}.vcf.gz"),
+    ])
+    .expect("ingest (run scripts/test.sh to simulate the cohort)");
+    cohortdb(&[
+        "ingest",
+        "phenotypes",
+        "--store",
+        &store,
+        &format!("{prefix}.pheno.tsv"),
+    ])
+    .unwrap();
+    let text = cohortdb(&[
+        "case-control",
+        "--store",
+        &store,
+        "-r",
+        "chr20:20500001-20600000",
+        "--cases",
+        "case_control = 1",
+        "--controls",
+        "case_control = 0",
+    ])
+    .unwrap();
+    let rows = tsv_rows(&text);
+    assert_eq!(rows.len(), 1496);
+
+    // Counts: bcftools' AC_Hom counts alleles (2 per hom-alt sample).
+    let q3 = std::fs::read_to_string(
+        shared_dir().join("testdata/reference_queries/q3_bcftools_case_control_counts.tsv"),
+    )
+    .unwrap();
+    let mut expected = Vec::new();
+    for line in q3.lines().filter(|l| !l.starts_with('#')) {
+        let f: Vec<&str> = line.split('\t').collect();
+        for (i, alt) in f[3].split(',').enumerate() {
+            let at = |c: usize| f[c].split(',').nth(i).unwrap().parse::<i64>().unwrap();
+            expected.push(format!(
+                "{} {} {} {alt} {} {} {} {} {} {} {} {}",
+                f[0],
+                f[1],
+                f[2],
+                at(4),
+                f[5],
+                at(6),
+                at(7) / 2,
+                at(8),
+                f[9],
+                at(10),
+                at(11) / 2
+            ));
+        }
+    }
+    let mut got: Vec<String> = rows.iter().map(|r| r[..12].join(" ")).collect();
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected);
+
+    // Statistics against scipy, row by row.
+    let tables: String = rows
+        .iter()
+        .map(|r| {
+            let n = |i: usize| r[i].parse::<i64>().unwrap();
+            format!("{} {} {} {}\n", n(4), n(5) - n(4), n(8), n(9) - n(8))
+        })
+        .collect();
+    let reference = scipy(&tables);
+    let mut checked = 0;
+    for (row, line) in rows.iter().zip(reference.lines()) {
+        let want: Vec<f64> = line.split(' ').map(|v| v.parse().unwrap()).collect();
+        let value = |i: usize| -> f64 {
+            if row[i].is_empty() {
+                f64::NAN
+            } else {
+                row[i].parse().unwrap_or_else(|_| panic!("{row:?}"))
+            }
+        };
+        assert!(
+            close(value(12), want[0], 1e-12),
+            "odds ratio {row:?} vs {line}"
+        );
+        assert!(
+            close(value(13), want[1], 1e-7),
+            "Fisher p {row:?} vs {line}"
+        );
+        assert!(
+            close(value(14), want[2], 1e-9),
+            "chi-square p {row:?} vs {line}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 1496);
+}

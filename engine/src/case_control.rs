@@ -1,0 +1,99 @@
+//! Case/control counts per ALT allele with the allelic tests of [`crate::association_stats`].
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::error::DataFusionError;
+use roaring::RoaringBitmap;
+
+use crate::association_stats::{chi_square, fisher_exact, odds_ratio};
+use crate::cohort_engine::CohortEngine;
+use crate::error::Result;
+use crate::region::Region;
+
+/// The columns of [`CohortEngine::case_control`].
+pub const CASE_CONTROL_COLUMNS: [&str; 15] = [
+    "chrom",
+    "pos",
+    "ref",
+    "alt",
+    "ac_cases",
+    "an_cases",
+    "n_het_cases",
+    "n_hom_alt_cases",
+    "ac_controls",
+    "an_controls",
+    "n_het_controls",
+    "n_hom_alt_controls",
+    "odds_ratio",
+    "p_fisher",
+    "p_chi2",
+];
+
+/// The schema of [`CohortEngine::case_control`]'s batches.
+pub fn case_control_schema() -> Arc<Schema> {
+    let kind = |i: usize| match i {
+        0 | 2 | 3 => DataType::Utf8,
+        12.. => DataType::Float64,
+        _ => DataType::Int64,
+    };
+    Arc::new(Schema::new(
+        CASE_CONTROL_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Field::new(*name, kind(i), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+impl CohortEngine {
+    /// Per ALT in `regions`: AC, AN, het and hom-alt counts among `cases` and among `controls`,
+    /// the allelic odds ratio, Fisher's exact two-sided p and the allelic chi-square p (see
+    /// [`crate::association_stats`]), ordered by contig, position and allele index.
+    pub async fn case_control(
+        &self,
+        regions: &[Region],
+        cases: &RoaringBitmap,
+        controls: &RoaringBitmap,
+    ) -> Result<Vec<RecordBatch>> {
+        let batches = self
+            .counts(regions, &[(cases, "_cases"), (controls, "_controls")])
+            .await?
+            .collect()
+            .await?;
+        let schema = case_control_schema();
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let int = |name: &str| -> Result<&Int64Array> {
+                Ok(batch
+                    .column_by_name(name)
+                    .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+                    .ok_or_else(|| DataFusionError::Internal(format!("no column {name}")))?)
+            };
+            let (ac1, an1, ac2, an2) = (
+                int("ac_cases")?,
+                int("an_cases")?,
+                int("ac_controls")?,
+                int("an_controls")?,
+            );
+            let mut stats: [Vec<Option<f64>>; 3] = Default::default();
+            for i in 0..batch.num_rows() {
+                let a = ac1.value(i).max(0) as u64;
+                let b = (an1.value(i) - ac1.value(i)).max(0) as u64;
+                let c = ac2.value(i).max(0) as u64;
+                let d = (an2.value(i) - ac2.value(i)).max(0) as u64;
+                let finite = |v: f64| (!v.is_nan()).then_some(v);
+                stats[0].push(finite(odds_ratio(a, b, c, d)));
+                stats[1].push(Some(fisher_exact(a, b, c, d)));
+                stats[2].push(finite(chi_square(a, b, c, d)));
+            }
+            let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+            for values in stats {
+                columns.push(Arc::new(Float64Array::from(values)));
+            }
+            out.push(RecordBatch::try_new(schema.clone(), columns).map_err(DataFusionError::from)?);
+        }
+        Ok(out)
+    }
+}
