@@ -60,6 +60,24 @@ enum Command {
         #[arg(long, value_enum, default_value = "tsv")]
         format: OutputFormat,
     },
+    /// Carriers of a variant (non-reference calls) with chosen phenotype columns.
+    Carriers {
+        /// Store location.
+        #[arg(long)]
+        store: String,
+        /// The variant: CHR:POS (every ALT there) or CHR:POS:REF:ALT.
+        #[arg(short = 'r', long = "variant")]
+        variant: String,
+        /// A cohort predicate over `samples` and `phenotypes` (default: everyone).
+        #[arg(long)]
+        cohort: Option<String>,
+        /// Phenotype columns to list, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        columns: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "tsv")]
+        format: OutputFormat,
+    },
     /// Case/control counts per ALT allele with the allelic odds ratio, Fisher's exact p and the
     /// allelic chi-square p.
     CaseControl {
@@ -254,6 +272,25 @@ async fn run(command: Command) -> CliResult {
                 summary.rows,
                 columns.join(", ")
             );
+        }
+        Command::Carriers {
+            store,
+            variant,
+            cohort,
+            columns,
+            format,
+        } => {
+            let engine = CohortEngine::open(&store).await?;
+            let variant = cohortdb_engine::carriers::VariantSpec::parse(&variant)?;
+            let set = match cohort {
+                Some(predicate) => engine.cohort(&predicate).await?,
+                None => engine.resolve(&SampleSelection::All)?,
+            };
+            let columns: Vec<String> = columns.into_iter().filter(|c| !c.is_empty()).collect();
+            let df = engine.carriers(&variant, &set, &columns).await?;
+            let schema = df.schema().inner().clone();
+            let batches = df.collect().await?;
+            write_batches(format, &batches, schema, &mut std::io::stdout().lock())?;
         }
         Command::CaseControl {
             store,

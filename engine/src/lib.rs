@@ -19,6 +19,7 @@ pub mod association_stats;
 mod bitmap_args;
 pub mod bitmap_count_functions;
 pub mod bitmap_set_functions;
+pub mod carriers;
 pub mod case_control;
 mod cohort_engine;
 mod error;

@@ -1,7 +1,9 @@
-//! `cohortdb case-control` on the simulated N=10,000 cohort: the counts equal bcftools'
-//! `+fill-tags -S groups` answer (Q3 of REFERENCE_QUERIES.md), and the odds ratio, Fisher's
-//! exact p and the allelic chi-square p equal scipy's `fisher_exact` and
-//! `chi2_contingency(correction=False)` computed live in this test.
+//! Cohort operations on the simulated N=10,000 cohort:
+//! - `case-control`: the counts equal bcftools' `+fill-tags -S groups` answer (Q3 of
+//!   REFERENCE_QUERIES.md), and the odds ratio, Fisher's exact p and the allelic chi-square p
+//!   equal scipy's `fisher_exact` and `chi2_contingency(correction=False)` computed live here;
+//! - `carriers`: the carriers of Q2 equal bcftools', with genotype classes as plink2 counts
+//!   them, and phenotype columns as the table holds them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -154,4 +156,79 @@ fn case_control_counts_and_tests_equal_bcftools_and_scipy() {
         checked += 1;
     }
     assert_eq!(checked, 1496);
+}
+
+#[test]
+fn carriers_equal_bcftools_with_phenotype_columns_from_the_table() {
+    let dir = std::env::var_os("COHORTDB_SIM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/sim"));
+    let prefix = dir.join("sim_N10000_L1Mb").display().to_string();
+    let (_tmp, store) = new_store();
+    cohortdb(&[
+        "ingest",
+        "vcf",
+        "--store",
+        &store,
+        &format!("{prefix}.vcf.gz"),
+    ])
+    .expect("ingest (run scripts/test.sh to simulate the cohort)");
+    let pheno = std::fs::read_to_string(format!("{prefix}.pheno.tsv")).unwrap();
+    cohortdb(&[
+        "ingest",
+        "phenotypes",
+        "--store",
+        &store,
+        &format!("{prefix}.pheno.tsv"),
+    ])
+    .unwrap();
+
+    // Q2: the 719 carriers of chr20:20542845 T>C (654 het, 65 hom-alt as plink2 counts them).
+    let all =
+        tsv_rows(&cohortdb(&["carriers", "--store", &store, "-r", "chr20:20542845:T:C"]).unwrap());
+    let mut ids: Vec<String> = all.iter().map(|r| r[4].clone()).collect();
+    ids.sort();
+    let mut expected: Vec<String> = std::fs::read_to_string(
+        shared_dir().join("testdata/reference_queries/q2_bcftools_carriers.txt"),
+    )
+    .unwrap()
+    .lines()
+    .map(str::to_string)
+    .collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+    let count = |rows: &[Vec<String>], g: &str| rows.iter().filter(|r| r[5] == g).count();
+    assert_eq!((count(&all, "het"), count(&all, "hom_alt")), (654, 65));
+
+    // Among cases (170: 150 het + 20 hom-alt), with age and sex as the table has them.
+    let cases = tsv_rows(
+        &cohortdb(&[
+            "carriers",
+            "--store",
+            &store,
+            "-r",
+            "chr20:20542845",
+            "--cohort",
+            "case_control = 1",
+            "--columns",
+            "age,sex",
+        ])
+        .unwrap(),
+    );
+    assert_eq!((count(&cases, "het"), count(&cases, "hom_alt")), (150, 20));
+    let table: std::collections::HashMap<&str, (&str, &str)> = pheno
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0], (f[2], f[1]))
+        })
+        .collect();
+    for row in &cases {
+        assert_eq!(
+            (row[6].as_str(), row[7].as_str()),
+            table[row[4].as_str()],
+            "{row:?}"
+        );
+    }
 }
