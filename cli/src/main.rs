@@ -78,6 +78,24 @@ enum Command {
         #[arg(long, value_enum, default_value = "tsv")]
         format: OutputFormat,
     },
+    /// One sample's non-reference calls in regions.
+    Genotypes {
+        /// Store location.
+        #[arg(long)]
+        store: String,
+        /// The sample ID.
+        #[arg(long)]
+        sample: String,
+        /// Regions, comma-separated (1-based, inclusive).
+        #[arg(short = 'r', long = "regions", conflicts_with = "regions_file")]
+        regions: Option<String>,
+        /// Regions file.
+        #[arg(short = 'R', long = "regions-file")]
+        regions_file: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "tsv")]
+        format: OutputFormat,
+    },
     /// Case/control counts per ALT allele with the allelic odds ratio, Fisher's exact p and the
     /// allelic chi-square p.
     CaseControl {
@@ -288,6 +306,24 @@ async fn run(command: Command) -> CliResult {
             };
             let columns: Vec<String> = columns.into_iter().filter(|c| !c.is_empty()).collect();
             let df = engine.carriers(&variant, &set, &columns).await?;
+            let schema = df.schema().inner().clone();
+            let batches = df.collect().await?;
+            write_batches(format, &batches, schema, &mut std::io::stdout().lock())?;
+        }
+        Command::Genotypes {
+            store,
+            sample,
+            regions,
+            regions_file,
+            format,
+        } => {
+            let engine = CohortEngine::open(&store).await?;
+            let regions = match (regions, regions_file) {
+                (Some(r), _) => Region::parse_list(&r)?,
+                (None, Some(f)) => Region::read_file(&f)?,
+                (None, None) => Vec::new(),
+            };
+            let df = engine.sample_genotypes(&regions, &sample).await?;
             let schema = df.schema().inner().clone();
             let batches = df.collect().await?;
             write_batches(format, &batches, schema, &mut std::io::stdout().lock())?;

@@ -3,7 +3,8 @@
 //!   REFERENCE_QUERIES.md), and the odds ratio, Fisher's exact p and the allelic chi-square p
 //!   equal scipy's `fisher_exact` and `chi2_contingency(correction=False)` computed live here;
 //! - `carriers`: the carriers of Q2 equal bcftools', with genotype classes as plink2 counts
-//!   them, and phenotype columns as the table holds them.
+//!   them, and phenotype columns as the table holds them;
+//! - `genotypes`: one sample's non-reference calls equal bcftools' GT of that sample.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -231,4 +232,89 @@ fn carriers_equal_bcftools_with_phenotype_columns_from_the_table() {
             "{row:?}"
         );
     }
+}
+
+#[test]
+fn one_samples_genotypes_equal_bcftools() {
+    let dir = std::env::var_os("COHORTDB_SIM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/sim"));
+    let vcf = dir.join("sim_N10000_L1Mb.vcf.gz").display().to_string();
+    let (_tmp, store) = new_store();
+    cohortdb(&["ingest", "vcf", "--store", &store, &vcf])
+        .expect("ingest (run scripts/test.sh to simulate the cohort)");
+    let region = "chr20:20500001-20600000";
+    for sample in ["GSX1020738", "GSX4359091", "GSX6000420"] {
+        // bcftools' GT of the sample, split per ALT here: a call holding ALT i twice is
+        // hom_alt, once with another called allele het, once with a missing one hemi.
+        let text = run(
+            "bcftools",
+            &[
+                "query",
+                "-s",
+                sample,
+                "-r",
+                region,
+                "-i",
+                "GT=\"alt\"",
+                "-f",
+                "%CHROM\t%POS\t%REF\t%ALT\t[%GT]\n",
+                &vcf,
+            ],
+        )
+        .unwrap();
+        let mut expected = Vec::new();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            let phased = f[4].contains('|');
+            let alleles: Vec<&str> = f[4].split(['|', '/']).collect();
+            for (i, alt) in f[3].split(',').enumerate() {
+                let me = (i + 1).to_string();
+                let copies = alleles.iter().filter(|a| **a == me).count();
+                let missing = alleles.contains(&".");
+                let genotype = match (copies, missing) {
+                    (0, _) => continue,
+                    (2, _) => "hom_alt",
+                    (_, true) => "hemi",
+                    _ if alleles.len() == 1 => "hemi",
+                    _ => "het",
+                };
+                expected.push(format!(
+                    "{} {} {} {alt} {genotype} {phased}",
+                    f[0], f[1], f[2]
+                ));
+            }
+        }
+        let got: Vec<String> = tsv_rows(
+            &cohortdb(&[
+                "genotypes",
+                "--store",
+                &store,
+                "--sample",
+                sample,
+                "-r",
+                region,
+            ])
+            .unwrap(),
+        )
+        .iter()
+        .map(|r| r.join(" "))
+        .collect();
+        assert!(
+            !expected.is_empty(),
+            "{sample} has no ALT calls in {region}"
+        );
+        assert_eq!(got, expected, "{sample}");
+    }
+    let err = cohortdb(&[
+        "genotypes",
+        "--store",
+        &store,
+        "--sample",
+        "NOPE",
+        "-r",
+        region,
+    ])
+    .unwrap_err();
+    assert!(err.contains("NOPE"), "{err}");
 }

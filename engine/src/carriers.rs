@@ -105,6 +105,58 @@ impl CohortEngine {
     }
 }
 
+impl CohortEngine {
+    /// One sample's non-reference calls in `regions` (all contigs when empty):
+    /// `chrom pos ref alt genotype phased`, `genotype` being `het`, `hom_alt` or `hemi` for
+    /// that ALT; ordered by contig, position and allele index. An unknown or withdrawn sample
+    /// is an error.
+    pub async fn sample_genotypes(
+        &self,
+        regions: &[crate::region::Region],
+        sample_id: &str,
+    ) -> Result<DataFrame> {
+        use datafusion::logical_expr::{col, lit, when};
+
+        use crate::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
+        let selection = crate::sample_selection::SampleSelection::Include(vec![sample_id.into()]);
+        let set = Arc::new(self.resolve(&selection)?);
+        if set.is_empty() {
+            return Err(crate::error::EngineError::UnknownSample {
+                sample_id: sample_id.to_string(),
+            });
+        }
+        let has = |column: &str| {
+            BitmapCountUdf::udf_in(BitmapCount::AndCount, set.clone())
+                .call(vec![col(column)])
+                .gt(lit(0i64))
+        };
+        let mut df = self.session()?.table("variants").await?;
+        if let Some(filter) = crate::cohort_engine::region_filter(regions) {
+            df = df.filter(filter)?;
+        }
+        let genotype = when(has("het"), lit("het"))
+            .when(has("hom_alt"), lit("hom_alt"))
+            .otherwise(lit("hemi"))?;
+        Ok(df
+            .filter(has("het").or(has("hom_alt")).or(has("hemi")))?
+            .select(vec![
+                col("contig").alias("chrom"),
+                col("pos"),
+                col("ref"),
+                col("alt"),
+                genotype.alias("genotype"),
+                has("phased").alias("phased"),
+                col("allele_index"),
+            ])?
+            .sort(vec![
+                col("chrom").sort(true, false),
+                col("pos").sort(true, false),
+                col("allele_index").sort(true, false),
+            ])?
+            .drop_columns(&["allele_index"])?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
