@@ -35,6 +35,9 @@ enum Command {
     /// Ingest data into a store.
     #[command(subcommand)]
     Ingest(IngestCommand),
+    /// Named cohorts.
+    #[command(subcommand)]
+    Cohort(CohortCommand),
     /// Allele counts and frequencies per ALT allele in regions and a sample set.
     Af {
         /// Store location (directory, file://, s3://bucket/prefix, memory://name).
@@ -146,6 +149,27 @@ enum Command {
         /// Where to create the demo store (default: a temporary directory).
         #[arg(long)]
         store: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CohortCommand {
+    /// Save (or redefine) a named cohort as one commit; use it as `--cohort @NAME`.
+    Save {
+        /// Store location.
+        #[arg(long)]
+        store: String,
+        /// The name (letters, digits, _ and -).
+        name: String,
+        /// The predicate over `samples` and `phenotypes`.
+        #[arg(long = "where")]
+        predicate: String,
+    },
+    /// List the saved cohorts with their current sizes.
+    List {
+        /// Store location.
+        #[arg(long)]
+        store: String,
     },
 }
 
@@ -291,6 +315,24 @@ async fn run(command: Command) -> CliResult {
                 columns.join(", ")
             );
         }
+        Command::Cohort(CohortCommand::Save {
+            store,
+            name,
+            predicate,
+        }) => {
+            let engine = CohortEngine::open(&store).await?;
+            let (version, size) = engine.save_cohort(&name, &predicate).await?;
+            eprintln!("committed version {version}: cohort {name} ({size} samples now)");
+        }
+        Command::Cohort(CohortCommand::List { store }) => {
+            let engine = CohortEngine::open(&store).await?;
+            let mut out = String::from("name\tsamples\tpredicate\n");
+            for c in engine.named_cohorts().await? {
+                let size = engine.cohort(&c.predicate).await?.len();
+                out.push_str(&format!("{}\t{size}\t{}\n", c.name, c.predicate));
+            }
+            std::io::stdout().lock().write_all(out.as_bytes())?;
+        }
         Command::Carriers {
             store,
             variant,
@@ -301,7 +343,7 @@ async fn run(command: Command) -> CliResult {
             let engine = CohortEngine::open(&store).await?;
             let variant = cohortdb_engine::carriers::VariantSpec::parse(&variant)?;
             let set = match cohort {
-                Some(predicate) => engine.cohort(&predicate).await?,
+                Some(predicate) => engine.cohort_or_named(&predicate).await?,
                 None => engine.resolve(&SampleSelection::All)?,
             };
             let columns: Vec<String> = columns.into_iter().filter(|c| !c.is_empty()).collect();
@@ -342,8 +384,8 @@ async fn run(command: Command) -> CliResult {
                 (None, Some(f)) => Region::read_file(&f)?,
                 (None, None) => Vec::new(),
             };
-            let cases = engine.cohort(&cases).await?;
-            let controls = engine.cohort(&controls).await?;
+            let cases = engine.cohort_or_named(&cases).await?;
+            let controls = engine.cohort_or_named(&controls).await?;
             let batches = engine.case_control(&regions, &cases, &controls).await?;
             let schema = cohortdb_engine::case_control::case_control_schema();
             write_batches(format, &batches, schema, &mut std::io::stdout().lock())?;
@@ -364,7 +406,7 @@ async fn run(command: Command) -> CliResult {
                 (None, None) => Vec::new(),
             };
             let set = match (samples, samples_file, cohort) {
-                (_, _, Some(predicate)) => engine.cohort(&predicate).await?,
+                (_, _, Some(predicate)) => engine.cohort_or_named(&predicate).await?,
                 (Some(s), _, _) => engine.resolve(&SampleSelection::from_list(&s))?,
                 (None, Some(f), _) => engine.resolve(&SampleSelection::from_file(&f)?)?,
                 (None, None, None) => engine.resolve(&SampleSelection::All)?,

@@ -127,6 +127,53 @@ fn clinical_cohorts_equal_the_reference_lists() {
         assert_eq!(got.len(), 1496, "{predicate}");
         assert_eq!(got, expected, "{predicate}");
     }
+    // A named cohort is one commit and answers as the ID list it stands for.
+    let predicate = "sex = 'F' AND age BETWEEN 50 AND 60 AND bmi >= 30";
+    cohortdb(&[
+        "cohort",
+        "save",
+        "--store",
+        &store,
+        "women_50s",
+        "--where",
+        predicate,
+    ])
+    .unwrap();
+    let list = cohortdb(&["cohort", "list", "--store", &store]).unwrap();
+    assert!(list.contains("women_50s\t621\t"), "{list}");
+    let women_file = shared_dir()
+        .join("testdata/reference_queries/female_50to60_bmi30.txt")
+        .display()
+        .to_string();
+    let af = |selection: &[&str]| {
+        let mut args = vec!["af", "--store", &store, "-r", "chr20:20500001-20600000"];
+        args.extend(selection);
+        cohortdb(&args).unwrap()
+    };
+    assert_eq!(af(&["--cohort", "@women_50s"]), af(&["-S", &women_file]));
+    let before_bad = version(&store);
+    assert!(
+        cohortdb(&[
+            "cohort",
+            "save",
+            "--store",
+            &store,
+            "bad",
+            "--where",
+            "nosuch = 1"
+        ])
+        .is_err()
+    );
+    assert!(
+        cohortdb(&["af", "--store", &store, "--cohort", "@nope"])
+            .unwrap_err()
+            .contains("nope")
+    );
+    assert_eq!(
+        version(&store),
+        before_bad,
+        "a refused cohort must not commit"
+    );
     // Replacing the table is one more commit, and the table is read from the new file.
     let before = version(&store);
     cohortdb(&[

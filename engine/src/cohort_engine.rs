@@ -133,6 +133,11 @@ impl CohortEngine {
         self.phenotypes.iter().map(|(n, _)| n.as_str()).collect()
     }
 
+    /// The store read.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The snapshot read.
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot

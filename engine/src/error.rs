@@ -25,6 +25,14 @@ pub enum EngineError {
         /// The ID.
         sample_id: String,
     },
+    /// A named cohort is not defined, or its name is not valid.
+    #[error("cohort {name:?}: {reason}")]
+    Cohort {
+        /// The name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A file named by the user could not be read.
     #[error("{path}: {source}")]
     Io {

@@ -23,6 +23,7 @@ pub mod carriers;
 pub mod case_control;
 mod cohort_engine;
 mod error;
+pub mod named_cohorts;
 mod region;
 mod sample_selection;
 pub mod sample_set;

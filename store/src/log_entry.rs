@@ -21,6 +21,8 @@ pub enum CommitKind {
     Withdraw,
     /// Fragments rewritten into fewer.
     Compact,
+    /// A named cohort saved or redefined.
+    Cohort,
 }
 
 /// The kind of a data file.
@@ -33,6 +35,8 @@ pub enum FileKind {
     Samples,
     /// A phenotype table under `phenotypes/<table>/`.
     Phenotypes,
+    /// A named cohort's definition under `cohorts/<name>/` (JSON; its name in `table`).
+    Cohort,
 }
 
 /// Scalar type of a typed INFO or FORMAT column.

@@ -53,6 +53,14 @@ impl SnapshotState {
             .filter_map(|f| f.table.as_deref().map(|t| (t, f)))
     }
 
+    /// Live named cohort definitions: (name, file), by name.
+    pub fn cohorts(&self) -> impl Iterator<Item = (&str, &FileEntry)> {
+        self.files
+            .values()
+            .filter(|f| f.kind == FileKind::Cohort)
+            .filter_map(|f| f.table.as_deref().map(|t| (t, f)))
+    }
+
     /// Contigs with at least one fragment, sorted by name.
     pub fn contigs(&self) -> Vec<String> {
         let mut contigs: Vec<String> = self
