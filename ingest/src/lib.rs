@@ -22,6 +22,7 @@ pub mod genotype_accumulator;
 mod ingest_job;
 pub mod input_reader;
 pub mod phenotype_table;
+mod phenotype_values;
 pub mod site;
 mod site_fields;
 pub mod vcf_header;
