@@ -3,214 +3,23 @@
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use cohortdb_engine::{CohortEngine, Region, SampleSelection};
 use cohortdb_ingest::phenotype_table::{ColumnType, PhenotypeOptions, ingest_phenotypes};
 use cohortdb_ingest::{IngestOptions, ingest_vcf};
 use cohortdb_store::Store;
 
+mod command_line;
 mod demo;
 mod output_format;
 
-use output_format::{OutputFormat, write_batches};
+use command_line::{Cli, CohortCommand, Command, IngestCommand};
+use output_format::write_batches;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
-
-#[derive(Parser)]
-#[command(
-    name = "cohortdb",
-    version,
-    about = "A genomic variant store and query engine for biobank cohorts"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Ingest data into a store.
-    #[command(subcommand)]
-    Ingest(IngestCommand),
-    /// Named cohorts.
-    #[command(subcommand)]
-    Cohort(CohortCommand),
-    /// Allele counts and frequencies per ALT allele in regions and a sample set.
-    Af {
-        /// Store location (directory, file://, s3://bucket/prefix, memory://name).
-        #[arg(long)]
-        store: String,
-        /// Regions, comma-separated: chr20, chr20:1000, chr20:1000-2000 (1-based, inclusive).
-        #[arg(short = 'r', long = "regions", conflicts_with = "regions_file")]
-        regions: Option<String>,
-        /// Regions file: CHROM POS or CHROM BEG END (1-based), or BED (0-based) for *.bed.
-        #[arg(short = 'R', long = "regions-file")]
-        regions_file: Option<String>,
-        /// Samples, comma-separated; a leading ^ excludes them.
-        #[arg(short = 's', long = "samples", conflicts_with = "samples_file")]
-        samples: Option<String>,
-        /// File of sample IDs, one per line; ^FILE excludes them.
-        #[arg(short = 'S', long = "samples-file", conflicts_with = "samples")]
-        samples_file: Option<String>,
-        /// A cohort: SQL predicate over `samples` and the `phenotypes` table columns, e.g.
-        /// "sex = 'F' AND age BETWEEN 50 AND 60".
-        #[arg(long, conflicts_with_all = ["samples", "samples_file"])]
-        cohort: Option<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "tsv")]
-        format: OutputFormat,
-    },
-    /// Carriers of a variant (non-reference calls) with chosen phenotype columns.
-    Carriers {
-        /// Store location.
-        #[arg(long)]
-        store: String,
-        /// The variant: CHR:POS (every ALT there) or CHR:POS:REF:ALT.
-        #[arg(short = 'r', long = "variant")]
-        variant: String,
-        /// A cohort predicate over `samples` and `phenotypes` (default: everyone).
-        #[arg(long)]
-        cohort: Option<String>,
-        /// Phenotype columns to list, comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        columns: Vec<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "tsv")]
-        format: OutputFormat,
-    },
-    /// One sample's non-reference calls in regions.
-    Genotypes {
-        /// Store location.
-        #[arg(long)]
-        store: String,
-        /// The sample ID.
-        #[arg(long)]
-        sample: String,
-        /// Regions, comma-separated (1-based, inclusive).
-        #[arg(short = 'r', long = "regions", conflicts_with = "regions_file")]
-        regions: Option<String>,
-        /// Regions file.
-        #[arg(short = 'R', long = "regions-file")]
-        regions_file: Option<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "tsv")]
-        format: OutputFormat,
-    },
-    /// Case/control counts per ALT allele with the allelic odds ratio, Fisher's exact p and the
-    /// allelic chi-square p.
-    CaseControl {
-        /// Store location.
-        #[arg(long)]
-        store: String,
-        /// Regions, comma-separated (1-based, inclusive).
-        #[arg(short = 'r', long = "regions", conflicts_with = "regions_file")]
-        regions: Option<String>,
-        /// Regions file.
-        #[arg(short = 'R', long = "regions-file")]
-        regions_file: Option<String>,
-        /// The cases: a cohort predicate over `samples` and `phenotypes`.
-        #[arg(long)]
-        cases: String,
-        /// The controls: a cohort predicate.
-        #[arg(long)]
-        controls: String,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "tsv")]
-        format: OutputFormat,
-    },
-    /// Run SQL over the store (tables: variants, samples).
-    Query {
-        /// Store location.
-        #[arg(long)]
-        store: String,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "tsv")]
-        format: OutputFormat,
-        /// The SQL statement.
-        sql: String,
-    },
-    /// List the store's samples.
-    Samples {
-        /// Store location.
-        #[arg(long)]
-        store: String,
-    },
-    /// Describe the store: version, samples, contigs, fragments.
-    Info {
-        /// Store location.
-        #[arg(long)]
-        store: String,
-    },
-    /// Ingest bundled data into a new store and answer cohort queries on it.
-    Demo {
-        /// Where to create the demo store (default: a temporary directory).
-        #[arg(long)]
-        store: Option<String>,
-    },
-}
-
-#[derive(Subcommand)]
-enum CohortCommand {
-    /// Save (or redefine) a named cohort as one commit; use it as `--cohort @NAME`.
-    Save {
-        /// Store location.
-        #[arg(long)]
-        store: String,
-        /// The name (letters, digits, _ and -).
-        name: String,
-        /// The predicate over `samples` and `phenotypes`.
-        #[arg(long = "where")]
-        predicate: String,
-    },
-    /// List the saved cohorts with their current sizes.
-    List {
-        /// Store location.
-        #[arg(long)]
-        store: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum IngestCommand {
-    /// Ingest VCF or BCF files (plain, gzip or BGZF; `-` for standard input) as one commit.
-    Vcf {
-        /// Store location (created when missing).
-        #[arg(long)]
-        store: String,
-        /// FORMAT fields kept for non-reference calls (Integer or Float, Number 1, A or R),
-        /// comma-separated; an empty value keeps none.
-        #[arg(long, value_delimiter = ',', default_value = "DP,GQ,AD")]
-        format_fields: Vec<String>,
-        /// Input files.
-        #[arg(required = true)]
-        files: Vec<String>,
-    },
-    /// Ingest a phenotype table (TSV, CSV or Parquet keyed by sample ID) as one commit;
-    /// an existing table of the same name is replaced.
-    Phenotypes {
-        /// Store location.
-        #[arg(long)]
-        store: String,
-        /// Table name in SQL.
-        #[arg(long, default_value = "phenotypes")]
-        table: String,
-        /// The column holding sample IDs.
-        #[arg(long, default_value = "sample_id")]
-        key: String,
-        /// Column types, e.g. `age=integer,visit=date` (integer, float, boolean, string,
-        /// date); other columns are inferred.
-        #[arg(long, value_delimiter = ',')]
-        types: Vec<String>,
-        /// Store the table without rows of unknown sample IDs (reported) instead of refusing.
-        #[arg(long)]
-        drop_unknown: bool,
-        /// The table file (.tsv/.txt tab-separated, .csv, .parquet).
-        file: String,
-    },
-}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
