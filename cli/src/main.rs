@@ -265,7 +265,8 @@ async fn run(command: Command) -> CliResult {
                     .sum();
                 out.push_str(&format!("contig\t{contig}\t{rows}\n"));
             }
-            for (table, file) in state.phenotype_tables() {
+            for (table, file) in state.named_files(cohortdb_store::log_entry::FileKind::Phenotypes)
+            {
                 out.push_str(&format!("table\t{table}\t{}\n", file.rows));
             }
             std::io::stdout().lock().write_all(out.as_bytes())?;

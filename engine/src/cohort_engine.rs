@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use cohortdb_store::fragment_schema::fragment_schema;
+use cohortdb_store::log_entry::FileKind;
 use cohortdb_store::sample_registry::{
     SampleRecord, read_sample_batch, records_of, samples_schema,
 };
@@ -18,6 +19,7 @@ use roaring::RoaringBitmap;
 use crate::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
 use crate::bitmap_set_functions::{BitmapSetOp, BitmapSetUdf};
 use crate::error::Result;
+use crate::phenotype_schema::{StoreSchema, without_withdrawn};
 use crate::region::Region;
 use crate::sample_selection::SampleSelection;
 use crate::sample_set::SampleSetUdaf;
@@ -30,7 +32,8 @@ pub struct CohortEngine {
     snapshot: Snapshot,
     samples: std::sync::OnceLock<Vec<SampleRecord>>,
     sample_batch: RecordBatch,
-    phenotypes: Vec<(String, Vec<RecordBatch>)>,
+    /// Phenotype tables: name -> file, read by a session only when a query names them.
+    phenotypes: std::collections::BTreeMap<String, String>,
     withdrawn: RoaringBitmap,
 }
 
@@ -40,17 +43,11 @@ impl CohortEngine {
         let store = Store::open(location).await?;
         let snapshot = store.snapshot().await?;
         let sample_batch = read_sample_batch(&store, &snapshot).await?;
-        let mut phenotypes = Vec::new();
-        for (table, file) in snapshot.state.phenotype_tables() {
-            let bytes = store.read_file(&file.path).await?;
-            let batches =
-                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-                    .and_then(|b| b.build())
-                    .map_err(datafusion::error::DataFusionError::from)?
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(datafusion::error::DataFusionError::from)?;
-            phenotypes.push((table.to_string(), batches));
-        }
+        let phenotypes = snapshot
+            .state
+            .named_files(FileKind::Phenotypes)
+            .map(|(name, file)| (name.to_string(), file.path.clone()))
+            .collect();
         Ok(Self {
             store,
             snapshot,
@@ -61,33 +58,12 @@ impl CohortEngine {
         })
     }
 
-    /// `batch` (whose first column is `sample_idx`) without withdrawn samples' rows.
-    fn without_withdrawn(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let idx = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<datafusion::arrow::array::UInt32Array>();
-        match idx {
-            Some(idx) if !self.withdrawn.is_empty() => {
-                let keep: datafusion::arrow::array::BooleanArray = idx
-                    .iter()
-                    .map(|i| i.map(|i| !self.withdrawn.contains(i)))
-                    .collect();
-                Ok(
-                    datafusion::arrow::compute::filter_record_batch(batch, &keep)
-                        .map_err(datafusion::error::DataFusionError::from)?,
-                )
-            }
-            _ => Ok(batch.clone()),
-        }
-    }
-
     /// The samples a cohort predicate chooses: a SQL boolean expression over the columns of
     /// `samples` and of the default phenotype table `phenotypes` (joined on `sample_idx`;
     /// samples without a phenotype row see NULLs). Withdrawn samples are never chosen.
     pub async fn cohort(&self, predicate: &str) -> Result<RoaringBitmap> {
         let ctx = self.session()?;
-        let from = if self.phenotypes.iter().any(|(n, _)| n == "phenotypes") {
+        let from = if self.phenotypes.contains_key("phenotypes") {
             "samples LEFT JOIN phenotypes USING (sample_idx, sample_id)"
         } else {
             "samples"
@@ -130,7 +106,7 @@ impl CohortEngine {
 
     /// Names of the phenotype tables.
     pub fn phenotype_tables(&self) -> Vec<&str> {
-        self.phenotypes.iter().map(|(n, _)| n.as_str()).collect()
+        self.phenotypes.keys().map(String::as_str).collect()
     }
 
     /// The store read.
@@ -183,6 +159,20 @@ impl CohortEngine {
         let url = url::Url::parse(STORE_URL)
             .map_err(|e| datafusion::error::DataFusionError::Internal(e.to_string()))?;
         ctx.register_object_store(&url, self.store.location().object_store.clone());
+        // The default schema also serves the phenotype tables, read when a query names them.
+        let catalog = ctx
+            .catalog(&ctx.state().config().options().catalog.default_catalog)
+            .ok_or_else(|| {
+                datafusion::error::DataFusionError::Internal("no default catalog".into())
+            })?;
+        catalog.register_schema(
+            &ctx.state().config().options().catalog.default_schema,
+            Arc::new(StoreSchema::new(
+                self.store.clone(),
+                self.phenotypes.clone(),
+                self.withdrawn.clone(),
+            )),
+        )?;
         let schema = fragment_schema(&self.snapshot.state.extra_columns()?);
         let fragments = self.snapshot.state.variant_fragments().cloned().collect();
         let root = self.store.location().root.to_string();
@@ -190,26 +180,11 @@ impl CohortEngine {
             "variants",
             Arc::new(VariantsTable::new(schema, fragments, root)),
         )?;
-        let batch = self.without_withdrawn(&self.sample_batch)?;
+        let batch = without_withdrawn(&self.sample_batch, &self.withdrawn)?;
         ctx.register_table(
             "samples",
             Arc::new(MemTable::try_new(samples_schema(), vec![vec![batch]])?),
         )?;
-        // Phenotype tables by name (read whole at open: they are small next to genotypes),
-        // withdrawn samples removed.
-        for (name, batches) in &self.phenotypes {
-            let Some(schema) = batches.first().map(RecordBatch::schema) else {
-                continue;
-            };
-            let visible = batches
-                .iter()
-                .map(|b| self.without_withdrawn(b))
-                .collect::<Result<Vec<_>>>()?;
-            ctx.register_table(
-                name.as_str(),
-                Arc::new(MemTable::try_new(schema, vec![visible])?),
-            )?;
-        }
         for udf in [
             BitmapCountUdf::udf(BitmapCount::AlleleCount),
             BitmapCountUdf::udf(BitmapCount::AlleleNumber),

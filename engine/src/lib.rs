@@ -24,6 +24,7 @@ pub mod case_control;
 mod cohort_engine;
 mod error;
 pub mod named_cohorts;
+mod phenotype_schema;
 mod region;
 mod sample_selection;
 pub mod sample_set;

@@ -44,7 +44,7 @@ impl CohortEngine {
         let file = self
             .snapshot()
             .state
-            .cohorts()
+            .named_files(FileKind::Cohort)
             .find(|(n, _)| *n == name)
             .map(|(_, f)| f.path.clone())
             .ok_or_else(|| EngineError::Cohort {
@@ -63,7 +63,7 @@ impl CohortEngine {
         let names: Vec<String> = self
             .snapshot()
             .state
-            .cohorts()
+            .named_files(FileKind::Cohort)
             .map(|(n, _)| n.to_string())
             .collect();
         let mut out = Vec::with_capacity(names.len());
@@ -99,32 +99,18 @@ impl CohortEngine {
         let commit = Commit {
             kind: CommitKind::Cohort,
             add: vec![FileEntry {
-                path: path.clone(),
-                kind: FileKind::Cohort,
-                rows: size,
-                bytes,
-                contig: None,
-                min_pos: None,
-                max_pos: None,
-                max_end: None,
-                sample_idx_end: None,
-                columns: vec![],
                 table: Some(name.to_string()),
+                ..FileEntry::new(path.clone(), FileKind::Cohort, size, bytes)
             }],
             remove: snapshot
                 .state
-                .cohorts()
+                .named_files(FileKind::Cohort)
                 .filter(|(n, _)| *n == name)
                 .map(|(_, f)| f.path.clone())
                 .collect(),
             operation: serde_json::json!({"cohort": name, "where": predicate}),
         };
-        match store.commit(snapshot, commit).await {
-            Ok(s) => Ok((s.state.version, size)),
-            Err(e) => {
-                let _ = store.delete_file(&path).await;
-                Err(e.into())
-            }
-        }
+        let committed = store.commit_or_discard(snapshot, commit).await?;
+        Ok((committed.state.version, size))
     }
 }

@@ -220,17 +220,11 @@ mod tests {
 
     fn fragment(contig: &str, lo: i64, hi: i64) -> FileEntry {
         FileEntry {
-            path: "f".into(),
-            kind: FileKind::Variants,
-            rows: 1,
-            bytes: 1,
             contig: Some(contig.into()),
             min_pos: Some(lo),
             max_pos: Some(hi),
             max_end: Some(hi + 10),
-            sample_idx_end: None,
-            columns: vec![],
-            table: None,
+            ..FileEntry::new("f", FileKind::Variants, 1, 1)
         }
     }
 

@@ -12,6 +12,7 @@ use cohortdb_store::fragment_builder::ExtraValue;
 use cohortdb_store::log_entry::{ExtraColumn, ValueKind};
 
 use crate::site::InfoValues;
+use crate::site_fields::parse_numbers;
 use crate::vcf_header::{FieldDef, Header, Number};
 
 /// The FORMAT fields kept when the ingest does not say otherwise.
@@ -93,22 +94,8 @@ fn parse_values(def: &FieldDef, text: &str) -> Result<InfoValues, String> {
     let items = text.split(',').filter(|s| !s.is_empty());
     let bad = |s: &str| format!("{:?} is not a {:?}", crate::vcf_header::clip(s), def.kind);
     Ok(match def.kind {
-        ValueKind::Float => InfoValues::Float(
-            items
-                .map(|s| match s {
-                    "." => Ok(None),
-                    s => s.parse::<f32>().map(Some).map_err(|_| bad(s)),
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        _ => InfoValues::Int(
-            items
-                .map(|s| match s {
-                    "." => Ok(None),
-                    s => s.parse::<i32>().map(Some).map_err(|_| bad(s)),
-                })
-                .collect::<Result<_, _>>()?,
-        ),
+        ValueKind::Float => InfoValues::Float(parse_numbers(items).map_err(bad)?),
+        _ => InfoValues::Int(parse_numbers(items).map_err(bad)?),
     })
 }
 

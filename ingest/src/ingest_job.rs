@@ -76,7 +76,7 @@ pub async fn ingest_vcf(
     let records = match result {
         Ok(records) => records,
         Err(e) => {
-            discard(store, &written).await;
+            store.discard(&written).await;
             return Err(e);
         }
     };
@@ -85,20 +85,16 @@ pub async fn ingest_vcf(
         let path = format!("samples/{}.parquet", uuid::Uuid::new_v4());
         let bytes = encode_samples(&new_samples)?;
         let entry = FileEntry {
-            path: path.clone(),
-            kind: FileKind::Samples,
-            rows: new_samples.len() as u64,
-            bytes: bytes.len() as u64,
-            contig: None,
-            min_pos: None,
-            max_pos: None,
-            max_end: None,
             sample_idx_end: new_samples.last().map(|s| s.sample_idx + 1),
-            columns: vec![],
-            table: None,
+            ..FileEntry::new(
+                path.clone(),
+                FileKind::Samples,
+                new_samples.len() as u64,
+                bytes.len() as u64,
+            )
         };
         if let Err(e) = store.put_new_file(&path, bytes).await {
-            discard(store, &written).await;
+            store.discard(&written).await;
             return Err(e.into());
         }
         written.push(entry);
@@ -109,27 +105,13 @@ pub async fn ingest_vcf(
         remove: vec![],
         operation: serde_json::json!({ "inputs": inputs, "records": records, "tool": concat!("cohortdb ", env!("CARGO_PKG_VERSION")) }),
     };
-    match store.commit(&snapshot, commit).await {
-        Ok(committed) => Ok(IngestSummary {
-            version: committed.version(),
-            samples_added: new_samples.len(),
-            records,
-            fragments,
-        }),
-        Err(e) => {
-            discard(store, &written).await;
-            Err(e.into())
-        }
-    }
-}
-
-/// Best-effort removal of files written by a failed ingest (they are invisible either way).
-async fn discard(store: &Store, files: &[FileEntry]) {
-    for file in files {
-        if let Err(e) = store.delete_file(&file.path).await {
-            tracing::warn!("could not remove uncommitted {}: {e}", file.path);
-        }
-    }
+    let committed = store.commit_or_discard(&snapshot, commit).await?;
+    Ok(IngestSummary {
+        version: committed.version(),
+        samples_added: new_samples.len(),
+        records,
+        fragments,
+    })
 }
 
 fn plan_inputs(
@@ -210,17 +192,12 @@ async fn write_all(
         let bytes = fragment.parquet.len() as u64;
         store.put_new_file(&path, fragment.parquet).await?;
         written.push(FileEntry {
-            path,
-            kind: FileKind::Variants,
-            rows: fragment.rows,
-            bytes,
             contig: Some(fragment.contig),
             min_pos: Some(fragment.min_pos),
             max_pos: Some(fragment.max_pos),
             max_end: Some(fragment.max_end),
-            sample_idx_end: None,
             columns: fragment.extras,
-            table: None,
+            ..FileEntry::new(path, FileKind::Variants, fragment.rows, bytes)
         });
     }
     reader.await.map_err(|e| IngestError::Inputs {

@@ -251,35 +251,25 @@ pub async fn ingest_phenotypes(
     store.put_new_file(&path, parquet.into()).await?;
     let old: Vec<String> = snapshot
         .state
-        .phenotype_tables()
+        .named_files(FileKind::Phenotypes)
         .filter(|(t, _)| *t == options.table)
         .map(|(_, f)| f.path.clone())
         .collect();
     let commit = Commit {
         kind: CommitKind::Phenotypes,
         add: vec![FileEntry {
-            path: path.clone(),
-            kind: FileKind::Phenotypes,
-            rows: batch.num_rows() as u64,
-            bytes: size,
-            contig: None,
-            min_pos: None,
-            max_pos: None,
-            max_end: None,
-            sample_idx_end: None,
-            columns: vec![],
             table: Some(options.table.clone()),
+            ..FileEntry::new(
+                path.clone(),
+                FileKind::Phenotypes,
+                batch.num_rows() as u64,
+                size,
+            )
         }],
         remove: old.clone(),
         operation: serde_json::json!({"phenotypes": file, "table": options.table}),
     };
-    let committed = match store.commit(&snapshot, commit).await {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = store.delete_file(&path).await;
-            return Err(e.into());
-        }
-    };
+    let committed = store.commit_or_discard(&snapshot, commit).await?;
     Ok(PhenotypeSummary {
         version: committed.state.version,
         rows: batch.num_rows() as u64,

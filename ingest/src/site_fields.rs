@@ -110,44 +110,37 @@ pub fn parse_info_text(
             parts.len()
         ));
     }
-    let missing = |p: &str| p == ".";
+    let bad =
+        |what: &'static str| move |p: &str| format!("INFO/{} value {p:?} is not {what}", def.id);
     Ok(match def.kind {
         ValueKind::Flag => InfoValues::Flag,
-        ValueKind::Integer => InfoValues::Int(
-            parts
-                .iter()
-                .map(|p| {
-                    if missing(p) {
-                        Ok(None)
-                    } else {
-                        p.parse::<i32>()
-                            .map(Some)
-                            .map_err(|_| format!("INFO/{} value {p:?} is not an integer", def.id))
-                    }
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        ValueKind::Float => InfoValues::Float(
-            parts
-                .iter()
-                .map(|p| {
-                    if missing(p) {
-                        Ok(None)
-                    } else {
-                        p.parse::<f32>()
-                            .map(Some)
-                            .map_err(|_| format!("INFO/{} value {p:?} is not a number", def.id))
-                    }
-                })
-                .collect::<Result<_, _>>()?,
-        ),
+        ValueKind::Integer => {
+            InfoValues::Int(parse_numbers(parts.iter().copied()).map_err(bad("an integer"))?)
+        }
+        ValueKind::Float => {
+            InfoValues::Float(parse_numbers(parts.iter().copied()).map_err(bad("a number"))?)
+        }
         ValueKind::String => InfoValues::Text(
             parts
                 .iter()
-                .map(|p| (!missing(p)).then(|| p.to_string()))
+                .map(|p| (*p != ".").then(|| p.to_string()))
                 .collect(),
         ),
     })
+}
+
+/// Numbers of a comma-separated INFO or FORMAT value, `.` as missing; `Err` holds the first
+/// value that does not parse.
+pub(crate) fn parse_numbers<'a, T: std::str::FromStr>(
+    parts: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<Option<T>>, &'a str> {
+    parts
+        .into_iter()
+        .map(|p| match p {
+            "." => Ok(None),
+            p => p.parse().map(Some).map_err(|_| p),
+        })
+        .collect()
 }
 
 #[cfg(test)]

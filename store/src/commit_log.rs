@@ -178,6 +178,26 @@ impl Store {
             .map_err(|e| StoreError::object_store(&path, e))
     }
 
+    /// [`Store::commit`], deleting the files `commit` adds when it fails (they were written
+    /// for it alone and are invisible to readers either way).
+    pub async fn commit_or_discard(&self, base: &Snapshot, commit: Commit) -> Result<Snapshot> {
+        let written = commit.add.clone();
+        let result = self.commit(base, commit).await;
+        if result.is_err() {
+            self.discard(&written).await;
+        }
+        result
+    }
+
+    /// Best-effort removal of files written for a commit that did not happen.
+    pub async fn discard(&self, files: &[FileEntry]) {
+        for file in files {
+            if let Err(e) = self.delete_file(&file.path).await {
+                tracing::warn!("could not remove uncommitted {}: {e}", file.path);
+            }
+        }
+    }
+
     /// Commits `commit` on top of `base`, retrying at later versions when concurrent writers
     /// win, as long as their changes do not conflict. Returns the new snapshot.
     pub async fn commit(&self, base: &Snapshot, commit: Commit) -> Result<Snapshot> {
@@ -318,17 +338,8 @@ mod tests {
 
     fn file(path: &str, kind: FileKind) -> FileEntry {
         FileEntry {
-            path: path.into(),
-            kind,
-            rows: 1,
-            bytes: 1,
-            contig: None,
-            min_pos: None,
-            max_pos: None,
-            max_end: None,
             sample_idx_end: (kind == FileKind::Samples).then_some(3),
-            columns: vec![],
-            table: None,
+            ..FileEntry::new(path, kind, 1, 1)
         }
     }
 

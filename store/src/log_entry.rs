@@ -98,6 +98,25 @@ pub struct FileEntry {
     pub table: Option<String>,
 }
 
+impl FileEntry {
+    /// An entry with only the fields every file has; the kind-specific ones are `None`/empty.
+    pub fn new(path: impl Into<String>, kind: FileKind, rows: u64, bytes: u64) -> Self {
+        Self {
+            path: path.into(),
+            kind,
+            rows,
+            bytes,
+            contig: None,
+            min_pos: None,
+            max_pos: None,
+            max_end: None,
+            sample_idx_end: None,
+            columns: Vec::new(),
+            table: None,
+        }
+    }
+}
+
 /// One version of the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {

@@ -45,19 +45,12 @@ impl SnapshotState {
         self.files.values().filter(|f| f.kind == FileKind::Samples)
     }
 
-    /// Live phenotype tables: (name, file), by name.
-    pub fn phenotype_tables(&self) -> impl Iterator<Item = (&str, &FileEntry)> {
+    /// Live files of `kind` that carry a name (phenotype tables, named cohorts):
+    /// (name, file), by path.
+    pub fn named_files(&self, kind: FileKind) -> impl Iterator<Item = (&str, &FileEntry)> {
         self.files
             .values()
-            .filter(|f| f.kind == FileKind::Phenotypes)
-            .filter_map(|f| f.table.as_deref().map(|t| (t, f)))
-    }
-
-    /// Live named cohort definitions: (name, file), by name.
-    pub fn cohorts(&self) -> impl Iterator<Item = (&str, &FileEntry)> {
-        self.files
-            .values()
-            .filter(|f| f.kind == FileKind::Cohort)
+            .filter(move |f| f.kind == kind)
             .filter_map(|f| f.table.as_deref().map(|t| (t, f)))
     }
 

@@ -1,0 +1,124 @@
+//! The session's default schema: the tables a session registers, plus the store's phenotype
+//! tables, each read from its Parquet file only when a query first names it (so `af` and the
+//! other genotype-only operations never read them).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cohortdb_store::Store;
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, UInt32Array};
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
+use datafusion::datasource::MemTable;
+use datafusion::error::{DataFusionError, Result};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use roaring::RoaringBitmap;
+
+/// `batch` (whose first column is `sample_idx`) without the rows of `withdrawn` samples.
+pub(crate) fn without_withdrawn(
+    batch: &RecordBatch,
+    withdrawn: &RoaringBitmap,
+) -> Result<RecordBatch> {
+    let idx = batch.column(0).as_any().downcast_ref::<UInt32Array>();
+    match idx {
+        Some(idx) if !withdrawn.is_empty() => {
+            let keep: BooleanArray = idx
+                .iter()
+                .map(|i| i.map(|i| !withdrawn.contains(i)))
+                .collect();
+            Ok(datafusion::arrow::compute::filter_record_batch(
+                batch, &keep,
+            )?)
+        }
+        _ => Ok(batch.clone()),
+    }
+}
+
+/// Registered tables, and phenotype tables (name -> file path) read on first use.
+#[derive(Debug)]
+pub(crate) struct StoreSchema {
+    registered: MemorySchemaProvider,
+    store: Store,
+    phenotypes: BTreeMap<String, String>,
+    withdrawn: RoaringBitmap,
+}
+
+impl StoreSchema {
+    pub(crate) fn new(
+        store: Store,
+        phenotypes: BTreeMap<String, String>,
+        withdrawn: RoaringBitmap,
+    ) -> Self {
+        Self {
+            registered: MemorySchemaProvider::new(),
+            store,
+            phenotypes,
+            withdrawn,
+        }
+    }
+
+    /// Reads a phenotype table, withdrawn samples removed.
+    async fn load(&self, path: &str) -> Result<Arc<dyn TableProvider>> {
+        let bytes = self
+            .store
+            .read_file(path)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+        let schema = reader.schema().clone();
+        let batches = reader
+            .build()?
+            .map(|b| without_withdrawn(&b?, &self.withdrawn))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for StoreSchema {
+    fn table_names(&self) -> Vec<String> {
+        let mut names = self.registered.table_names();
+        names.extend(
+            self.phenotypes
+                .keys()
+                .filter(|n| !self.registered.table_exist(n))
+                .cloned(),
+        );
+        names
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if let Some(table) = self.registered.table(name).await? {
+            return Ok(Some(table));
+        }
+        let Some(path) = self.phenotypes.get(name) else {
+            return Ok(None);
+        };
+        let table = self.load(path).await?;
+        // Kept for the rest of the session; a concurrent first use may have won the race.
+        if self
+            .registered
+            .register_table(name.to_string(), table.clone())
+            .is_err()
+        {
+            return self.registered.table(name).await;
+        }
+        Ok(Some(table))
+    }
+
+    fn register_table(
+        &self,
+        name: String,
+        table: Arc<dyn TableProvider>,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        self.registered.register_table(name, table)
+    }
+
+    fn deregister_table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        self.registered.deregister_table(name)
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.registered.table_exist(name) || self.phenotypes.contains_key(name)
+    }
+}
