@@ -1,6 +1,7 @@
 //! The command line: subcommands and their options (the contract of README.md).
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use cohortdb_engine::Region;
 
 use crate::output_format::OutputFormat;
 
@@ -28,12 +29,8 @@ pub(crate) enum Command {
         /// Store location (directory, file://, s3://bucket/prefix, memory://name).
         #[arg(long)]
         store: String,
-        /// Regions, comma-separated: chr20, chr20:1000, chr20:1000-2000 (1-based, inclusive).
-        #[arg(short = 'r', long = "regions", conflicts_with = "regions_file")]
-        regions: Option<String>,
-        /// Regions file: CHROM POS or CHROM BEG END (1-based), or BED (0-based) for *.bed.
-        #[arg(short = 'R', long = "regions-file")]
-        regions_file: Option<String>,
+        #[command(flatten)]
+        regions: RegionArgs,
         /// Samples, comma-separated; a leading ^ excludes them.
         #[arg(short = 's', long = "samples", conflicts_with = "samples_file")]
         samples: Option<String>,
@@ -74,12 +71,8 @@ pub(crate) enum Command {
         /// The sample ID.
         #[arg(long)]
         sample: String,
-        /// Regions, comma-separated (1-based, inclusive).
-        #[arg(short = 'r', long = "regions", conflicts_with = "regions_file")]
-        regions: Option<String>,
-        /// Regions file.
-        #[arg(short = 'R', long = "regions-file")]
-        regions_file: Option<String>,
+        #[command(flatten)]
+        regions: RegionArgs,
         /// Output format.
         #[arg(long, value_enum, default_value = "tsv")]
         format: OutputFormat,
@@ -90,12 +83,8 @@ pub(crate) enum Command {
         /// Store location.
         #[arg(long)]
         store: String,
-        /// Regions, comma-separated (1-based, inclusive).
-        #[arg(short = 'r', long = "regions", conflicts_with = "regions_file")]
-        regions: Option<String>,
-        /// Regions file.
-        #[arg(short = 'R', long = "regions-file")]
-        regions_file: Option<String>,
+        #[command(flatten)]
+        regions: RegionArgs,
         /// The cases: a cohort predicate over `samples` and `phenotypes`.
         #[arg(long)]
         cases: String,
@@ -195,4 +184,26 @@ pub(crate) enum IngestCommand {
         /// The table file (.tsv/.txt tab-separated, .csv, .parquet).
         file: String,
     },
+}
+
+/// `-r REGIONS | -R FILE`, as bcftools takes them.
+#[derive(Args)]
+pub(crate) struct RegionArgs {
+    /// Regions, comma-separated: chr20, chr20:1000, chr20:1000-2000 (1-based, inclusive).
+    #[arg(short = 'r', long = "regions", conflicts_with = "regions_file")]
+    regions: Option<String>,
+    /// Regions file: CHROM POS or CHROM BEG END (1-based), or BED (0-based) for *.bed.
+    #[arg(short = 'R', long = "regions-file")]
+    regions_file: Option<String>,
+}
+
+impl RegionArgs {
+    /// The regions given; empty (every contig) when neither option is.
+    pub(crate) fn parse(&self) -> cohortdb_engine::Result<Vec<Region>> {
+        match (&self.regions, &self.regions_file) {
+            (Some(r), _) => Region::parse_list(r),
+            (None, Some(f)) => Region::read_file(f),
+            (None, None) => Ok(Vec::new()),
+        }
+    }
 }

@@ -4,10 +4,11 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use cohortdb_engine::{CohortEngine, Region, SampleSelection};
+use cohortdb_engine::{CohortEngine, SampleSelection};
 use cohortdb_ingest::phenotype_table::{ColumnType, PhenotypeOptions, ingest_phenotypes};
 use cohortdb_ingest::{IngestOptions, ingest_vcf};
 use cohortdb_store::Store;
+use datafusion::prelude::DataFrame;
 
 mod command_line;
 mod demo;
@@ -20,6 +21,13 @@ use output_format::write_batches;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+/// Runs `df` and prints its rows as `format`.
+async fn print_frame(format: output_format::OutputFormat, df: DataFrame) -> CliResult {
+    let schema = df.schema().inner().clone();
+    let batches = df.collect().await?;
+    write_batches(format, &batches, schema, &mut std::io::stdout().lock())
+}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -157,42 +165,28 @@ async fn run(command: Command) -> CliResult {
             };
             let columns: Vec<String> = columns.into_iter().filter(|c| !c.is_empty()).collect();
             let df = engine.carriers(&variant, &set, &columns).await?;
-            let schema = df.schema().inner().clone();
-            let batches = df.collect().await?;
-            write_batches(format, &batches, schema, &mut std::io::stdout().lock())?;
+            print_frame(format, df).await?;
         }
         Command::Genotypes {
             store,
             sample,
             regions,
-            regions_file,
             format,
         } => {
             let engine = CohortEngine::open(&store).await?;
-            let regions = match (regions, regions_file) {
-                (Some(r), _) => Region::parse_list(&r)?,
-                (None, Some(f)) => Region::read_file(&f)?,
-                (None, None) => Vec::new(),
-            };
+            let regions = regions.parse()?;
             let df = engine.sample_genotypes(&regions, &sample).await?;
-            let schema = df.schema().inner().clone();
-            let batches = df.collect().await?;
-            write_batches(format, &batches, schema, &mut std::io::stdout().lock())?;
+            print_frame(format, df).await?;
         }
         Command::CaseControl {
             store,
             regions,
-            regions_file,
             cases,
             controls,
             format,
         } => {
             let engine = CohortEngine::open(&store).await?;
-            let regions = match (regions, regions_file) {
-                (Some(r), _) => Region::parse_list(&r)?,
-                (None, Some(f)) => Region::read_file(&f)?,
-                (None, None) => Vec::new(),
-            };
+            let regions = regions.parse()?;
             let cases = engine.cohort_or_named(&cases).await?;
             let controls = engine.cohort_or_named(&controls).await?;
             let batches = engine.case_control(&regions, &cases, &controls).await?;
@@ -202,18 +196,13 @@ async fn run(command: Command) -> CliResult {
         Command::Af {
             store,
             regions,
-            regions_file,
             samples,
             samples_file,
             cohort,
             format,
         } => {
             let engine = CohortEngine::open(&store).await?;
-            let regions = match (regions, regions_file) {
-                (Some(r), _) => Region::parse_list(&r)?,
-                (None, Some(f)) => Region::read_file(&f)?,
-                (None, None) => Vec::new(),
-            };
+            let regions = regions.parse()?;
             let set = match (samples, samples_file, cohort) {
                 (_, _, Some(predicate)) => engine.cohort_or_named(&predicate).await?,
                 (Some(s), _, _) => engine.resolve(&SampleSelection::from_list(&s))?,
@@ -221,16 +210,12 @@ async fn run(command: Command) -> CliResult {
                 (None, None, None) => engine.resolve(&SampleSelection::All)?,
             };
             let df = engine.allele_frequencies(&regions, &set).await?;
-            let schema = df.schema().inner().clone();
-            let batches = df.collect().await?;
-            write_batches(format, &batches, schema, &mut std::io::stdout().lock())?;
+            print_frame(format, df).await?;
         }
         Command::Query { store, format, sql } => {
             let engine = CohortEngine::open(&store).await?;
             let df = engine.session()?.sql(&sql).await?;
-            let schema = df.schema().inner().clone();
-            let batches = df.collect().await?;
-            write_batches(format, &batches, schema, &mut std::io::stdout().lock())?;
+            print_frame(format, df).await?;
         }
         Command::Samples { store } => {
             let engine = CohortEngine::open(&store).await?;

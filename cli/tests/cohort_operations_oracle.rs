@@ -11,7 +11,6 @@
 mod oracle_support;
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use oracle_support::*;
@@ -56,27 +55,7 @@ fn close(got: f64, want: f64, rel: f64) -> bool {
 
 #[test]
 fn case_control_counts_and_tests_equal_bcftools_and_scipy() {
-    let dir = std::env::var_os("COHORTDB_SIM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/sim"));
-    let prefix = dir.join("sim_N10000_L1Mb").display().to_string();
-    let (_tmp, store) = new_store();
-    cohortdb(&[
-        "ingest",
-        "vcf",
-        "--store",
-        &store,
-        &format!("{prefix}.vcf.gz"),
-    ])
-    .expect("ingest (run scripts/test.sh to simulate the cohort)");
-    cohortdb(&[
-        "ingest",
-        "phenotypes",
-        "--store",
-        &store,
-        &format!("{prefix}.pheno.tsv"),
-    ])
-    .unwrap();
+    let (_tmp, store) = sim_store(true);
     let text = cohortdb(&[
         "case-control",
         "--store",
@@ -161,28 +140,8 @@ fn case_control_counts_and_tests_equal_bcftools_and_scipy() {
 
 #[test]
 fn carriers_equal_bcftools_with_phenotype_columns_from_the_table() {
-    let dir = std::env::var_os("COHORTDB_SIM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/sim"));
-    let prefix = dir.join("sim_N10000_L1Mb").display().to_string();
-    let (_tmp, store) = new_store();
-    cohortdb(&[
-        "ingest",
-        "vcf",
-        "--store",
-        &store,
-        &format!("{prefix}.vcf.gz"),
-    ])
-    .expect("ingest (run scripts/test.sh to simulate the cohort)");
-    let pheno = std::fs::read_to_string(format!("{prefix}.pheno.tsv")).unwrap();
-    cohortdb(&[
-        "ingest",
-        "phenotypes",
-        "--store",
-        &store,
-        &format!("{prefix}.pheno.tsv"),
-    ])
-    .unwrap();
+    let (_tmp, store) = sim_store(true);
+    let pheno = std::fs::read_to_string(format!("{}.pheno.tsv", sim_prefix())).unwrap();
 
     // Q2: the 719 carriers of chr20:20542845 T>C (654 het, 65 hom-alt as plink2 counts them).
     let all =
@@ -236,13 +195,8 @@ fn carriers_equal_bcftools_with_phenotype_columns_from_the_table() {
 
 #[test]
 fn one_samples_genotypes_equal_bcftools() {
-    let dir = std::env::var_os("COHORTDB_SIM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/sim"));
-    let vcf = dir.join("sim_N10000_L1Mb.vcf.gz").display().to_string();
-    let (_tmp, store) = new_store();
-    cohortdb(&["ingest", "vcf", "--store", &store, &vcf])
-        .expect("ingest (run scripts/test.sh to simulate the cohort)");
+    let vcf = format!("{}.vcf.gz", sim_prefix());
+    let (_tmp, store) = sim_store(false);
     let region = "chr20:20500001-20600000";
     for sample in ["GSX1020738", "GSX4359091", "GSX6000420"] {
         // bcftools' GT of the sample, split per ALT here: a call holding ALT i twice is

@@ -57,3 +57,41 @@ pub fn tsv_rows(text: &str) -> Vec<Vec<String>> {
         .map(|l| l.split('\t').map(str::to_string).collect())
         .collect()
 }
+
+/// Path prefix of the simulated N=10,000 cohort (seed 2) that `scripts/test.sh` generates into
+/// `.cache/sim/` (or `$COHORTDB_SIM_DIR`): `<prefix>.vcf.gz`, `<prefix>.pheno.tsv`. Fails,
+/// naming the command that makes it, when it is missing.
+pub fn sim_prefix() -> String {
+    let dir = std::env::var_os("COHORTDB_SIM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/sim"));
+    let prefix = dir.join("sim_N10000_L1Mb");
+    assert!(
+        dir.join("sim_N10000_L1Mb.vcf.gz").is_file(),
+        "simulated cohort not found under {}: run scripts/test.sh, or from ../shared/testdata: \
+         python3 ../sim/simulate.py -n 10000 -L 1000000 -s 2 --no-trees -o {}",
+        dir.display(),
+        prefix.display()
+    );
+    prefix.display().to_string()
+}
+
+/// A new store holding the simulated cohort's genotypes and, with `phenotypes`, its phenotype
+/// table (as `phenotypes`).
+pub fn sim_store(phenotypes: bool) -> (tempfile::TempDir, String) {
+    let prefix = sim_prefix();
+    let (dir, store) = new_store();
+    cohortdb(&[
+        "ingest",
+        "vcf",
+        "--store",
+        &store,
+        &format!("{prefix}.vcf.gz"),
+    ])
+    .expect("ingest");
+    if phenotypes {
+        let table = format!("{prefix}.pheno.tsv");
+        cohortdb(&["ingest", "phenotypes", "--store", &store, &table]).expect("phenotypes");
+    }
+    (dir, store)
+}

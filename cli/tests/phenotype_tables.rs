@@ -11,19 +11,6 @@ use std::path::PathBuf;
 
 use oracle_support::*;
 
-fn sim_prefix() -> PathBuf {
-    let dir = std::env::var_os("COHORTDB_SIM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/sim"));
-    let prefix = dir.join("sim_N10000_L1Mb");
-    assert!(
-        prefix.with_extension("vcf.gz").is_file(),
-        "simulated cohort not found under {}: run scripts/test.sh",
-        dir.display()
-    );
-    prefix
-}
-
 fn ids(text: &str) -> Vec<String> {
     let mut ids: Vec<String> = tsv_rows(text).into_iter().map(|r| r[0].clone()).collect();
     ids.sort();
@@ -51,24 +38,8 @@ fn version(store: &str) -> String {
 
 #[test]
 fn clinical_cohorts_equal_the_reference_lists() {
-    let prefix = sim_prefix().display().to_string();
-    let (_dir, store) = new_store();
-    cohortdb(&[
-        "ingest",
-        "vcf",
-        "--store",
-        &store,
-        &format!("{prefix}.vcf.gz"),
-    ])
-    .unwrap();
-    cohortdb(&[
-        "ingest",
-        "phenotypes",
-        "--store",
-        &store,
-        &format!("{prefix}.pheno.tsv"),
-    ])
-    .unwrap();
+    let prefix = sim_prefix();
+    let (_dir, store) = sim_store(true);
     let query = |sql: &str| ids(&cohortdb(&["query", "--store", &store, sql]).unwrap());
     let women = query(
         "SELECT sample_id FROM phenotypes WHERE sex = 'F' AND age BETWEEN 50 AND 60 AND bmi >= 30",

@@ -17,31 +17,10 @@ use oracle_support::*;
 
 const REGION: &str = "chr20:20500001-20600000";
 
-fn sim_vcf() -> String {
-    let dir = std::env::var_os("COHORTDB_SIM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/sim"));
-    let vcf = dir.join("sim_N10000_L1Mb.vcf.gz");
-    assert!(
-        vcf.is_file(),
-        "simulated cohort not found at {}: run scripts/test.sh, or from ../shared/testdata: \
-         python3 ../sim/simulate.py -n 10000 -L 1000000 -s 2 --no-trees -o {}",
-        vcf.display(),
-        dir.join("sim_N10000_L1Mb").display()
-    );
-    vcf.display().to_string()
-}
-
 /// The store of the cohort, ingested once per process.
 fn store() -> &'static str {
     static STORE: OnceLock<(tempfile::TempDir, String)> = OnceLock::new();
-    &STORE
-        .get_or_init(|| {
-            let (dir, store) = new_store();
-            cohortdb(&["ingest", "vcf", "--store", &store, &sim_vcf()]).expect("ingest");
-            (dir, store)
-        })
-        .1
+    &STORE.get_or_init(|| sim_store(false)).1
 }
 
 /// One test, so the cohort is ingested once (nextest runs each test in its own process).
