@@ -1,7 +1,7 @@
 //! The command line: subcommands and their options (the contract of README.md).
 
 use clap::{Args, Parser, Subcommand};
-use cohortdb_engine::Region;
+use cohortdb_engine::{CohortEngine, Region, SampleSelection};
 
 use crate::output_format::OutputFormat;
 
@@ -31,19 +31,32 @@ pub(crate) enum Command {
         store: String,
         #[command(flatten)]
         regions: RegionArgs,
-        /// Samples, comma-separated; a leading ^ excludes them.
-        #[arg(short = 's', long = "samples", conflicts_with = "samples_file")]
-        samples: Option<String>,
-        /// File of sample IDs, one per line; ^FILE excludes them.
-        #[arg(short = 'S', long = "samples-file", conflicts_with = "samples")]
-        samples_file: Option<String>,
-        /// A cohort: SQL predicate over `samples` and the `phenotypes` table columns, e.g.
-        /// "sex = 'F' AND age BETWEEN 50 AND 60".
-        #[arg(long, conflicts_with_all = ["samples", "samples_file"])]
-        cohort: Option<String>,
+        #[command(flatten)]
+        samples: SampleArgs,
         /// Output format.
         #[arg(long, value_enum, default_value = "tsv")]
         format: OutputFormat,
+    },
+    /// Write regions x samples as VCF or BCF (GT, with AC/AN over the written samples) that
+    /// bcftools reads back, with a tabix or CSI index.
+    Export {
+        /// Store location.
+        #[arg(long)]
+        store: String,
+        #[command(flatten)]
+        regions: RegionArgs,
+        #[command(flatten)]
+        samples: SampleArgs,
+        /// Output type: v (VCF), z (bgzipped VCF), b (BCF).
+        #[arg(short = 'O', long = "output-type", default_value = "v")]
+        output_type: ExportType,
+        /// Output file; - for standard output.
+        #[arg(short = 'o', long = "output", default_value = "-")]
+        output: String,
+        /// Index written beside the output: tbi or csi (default tbi for -O z, csi for -O b),
+        /// or none. Not for standard output.
+        #[arg(long = "write-index")]
+        write_index: Option<IndexChoice>,
     },
     /// Carriers of a variant (non-reference calls) with chosen phenotype columns.
     Carriers {
@@ -184,6 +197,65 @@ pub(crate) enum IngestCommand {
         /// The table file (.tsv/.txt tab-separated, .csv, .parquet).
         file: String,
     },
+}
+
+/// `-O` of `export`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum ExportType {
+    /// VCF.
+    V,
+    /// BGZF-compressed VCF.
+    Z,
+    /// BCF.
+    B,
+}
+
+/// `--write-index` of `export`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum IndexChoice {
+    /// Tabix.
+    Tbi,
+    /// CSI.
+    Csi,
+    /// No index.
+    None,
+}
+
+/// `-s LIST | -S FILE | --cohort PREDICATE`: the samples an operation covers.
+#[derive(Args)]
+pub(crate) struct SampleArgs {
+    /// Samples, comma-separated; a leading ^ excludes them.
+    #[arg(short = 's', long = "samples", conflicts_with = "samples_file")]
+    samples: Option<String>,
+    /// File of sample IDs, one per line; ^FILE excludes them.
+    #[arg(short = 'S', long = "samples-file", conflicts_with = "samples")]
+    samples_file: Option<String>,
+    /// A cohort: SQL predicate over `samples` and the `phenotypes` table columns, e.g.
+    /// "sex = 'F' AND age BETWEEN 50 AND 60", or @NAME for a saved cohort.
+    #[arg(long, conflicts_with_all = ["samples", "samples_file"])]
+    cohort: Option<String>,
+}
+
+impl SampleArgs {
+    /// The selection as given, and the set of sample indices it resolves to.
+    pub(crate) async fn resolve(
+        &self,
+        engine: &CohortEngine,
+    ) -> cohortdb_engine::Result<(SampleSelection, roaring::RoaringBitmap)> {
+        if let Some(predicate) = &self.cohort {
+            return Ok((
+                SampleSelection::All,
+                engine.cohort_or_named(predicate).await?,
+            ));
+        }
+        let selection = match (&self.samples, &self.samples_file) {
+            (Some(s), _) => SampleSelection::from_list(s),
+            (None, Some(f)) => SampleSelection::from_file(f)?,
+            (None, None) => SampleSelection::All,
+        };
+        let set = engine.resolve(&selection)?;
+        Ok((selection, set))
+    }
 }
 
 /// `-r REGIONS | -R FILE`, as bcftools takes them.

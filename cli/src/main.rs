@@ -12,6 +12,7 @@ use datafusion::prelude::DataFrame;
 
 mod command_line;
 mod demo;
+mod export;
 mod output_format;
 
 use command_line::{Cli, CohortCommand, Command, IngestCommand};
@@ -197,20 +198,31 @@ async fn run(command: Command) -> CliResult {
             store,
             regions,
             samples,
-            samples_file,
-            cohort,
             format,
         } => {
             let engine = CohortEngine::open(&store).await?;
             let regions = regions.parse()?;
-            let set = match (samples, samples_file, cohort) {
-                (_, _, Some(predicate)) => engine.cohort_or_named(&predicate).await?,
-                (Some(s), _, _) => engine.resolve(&SampleSelection::from_list(&s))?,
-                (None, Some(f), _) => engine.resolve(&SampleSelection::from_file(&f)?)?,
-                (None, None, None) => engine.resolve(&SampleSelection::All)?,
-            };
+            let (_, set) = samples.resolve(&engine).await?;
             let df = engine.allele_frequencies(&regions, &set).await?;
             print_frame(format, df).await?;
+        }
+        Command::Export {
+            store,
+            regions,
+            samples,
+            output_type,
+            output,
+            write_index,
+        } => {
+            export::run(
+                &store,
+                &regions,
+                &samples,
+                output_type,
+                &output,
+                write_index,
+            )
+            .await?
         }
         Command::Query { store, format, sql } => {
             let engine = CohortEngine::open(&store).await?;

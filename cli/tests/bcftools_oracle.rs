@@ -93,28 +93,6 @@ fn sorted(mut c: Counts) -> Counts {
 /// Edge cases whose rejection is deliberate (docs/ingest.md explains each class).
 const REJECTED: &[(&str, &str)] = &[];
 
-fn edge_case_files() -> Vec<String> {
-    let root = shared_dir().join("testdata/curated/edge_cases");
-    let mut files = Vec::new();
-    for category in std::fs::read_dir(&root).expect("edge_cases") {
-        let category = category.expect("entry").path();
-        if category.file_name().is_some_and(|n| n == "bam") {
-            continue;
-        }
-        for f in std::fs::read_dir(&category).expect("category") {
-            let p = f.expect("entry").path().display().to_string();
-            if [".vcf", ".vcf.gz", ".bcf", ".gvcf", ".vcf.bgz"]
-                .iter()
-                .any(|s| p.ends_with(s))
-            {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
 #[test]
 fn edge_cases_match_bcftools_fill_tags() {
     let mut checked = 0;

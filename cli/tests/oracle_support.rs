@@ -95,3 +95,26 @@ pub fn sim_store(phenotypes: bool) -> (tempfile::TempDir, String) {
     }
     (dir, store)
 }
+
+/// Every VCF/BCF under `curated/edge_cases` (BAM excluded), sorted: the foundation's oracle set.
+pub fn edge_case_files() -> Vec<String> {
+    let root = shared_dir().join("testdata/curated/edge_cases");
+    let mut files = Vec::new();
+    for category in std::fs::read_dir(&root).expect("edge_cases") {
+        let category = category.expect("entry").path();
+        if category.file_name().is_some_and(|n| n == "bam") {
+            continue;
+        }
+        for f in std::fs::read_dir(&category).expect("category") {
+            let p = f.expect("entry").path().display().to_string();
+            if [".vcf", ".vcf.gz", ".bcf", ".gvcf", ".vcf.bgz"]
+                .iter()
+                .any(|s| p.ends_with(s))
+            {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files
+}

@@ -154,7 +154,12 @@ impl CohortEngine {
 
     /// A new session with `variants`, `samples` and the genotype functions registered.
     pub fn session(&self) -> Result<SessionContext> {
-        let config = SessionConfig::new().with_information_schema(true);
+        self.session_with(SessionConfig::new())
+    }
+
+    /// [`CohortEngine::session`] with a given configuration (information schema added).
+    pub fn session_with(&self, config: SessionConfig) -> Result<SessionContext> {
+        let config = config.with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         let url = url::Url::parse(STORE_URL)
             .map_err(|e| datafusion::error::DataFusionError::Internal(e.to_string()))?;

@@ -33,6 +33,9 @@ pub enum EngineError {
         /// What is wrong.
         reason: String,
     },
+    /// An option or argument is not valid for the operation.
+    #[error("{0}")]
+    InvalidArgument(String),
     /// A file named by the user could not be read.
     #[error("{path}: {source}")]
     Io {

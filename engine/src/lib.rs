@@ -16,6 +16,8 @@
 //! ```
 
 pub mod association_stats;
+mod bcf_encoding;
+mod bgzf_writer;
 mod bitmap_args;
 pub mod bitmap_count_functions;
 pub mod bitmap_set_functions;
@@ -23,12 +25,14 @@ pub mod carriers;
 pub mod case_control;
 mod cohort_engine;
 mod error;
+pub mod genomic_index;
 pub mod named_cohorts;
 mod phenotype_schema;
 mod region;
 mod sample_selection;
 pub mod sample_set;
 pub mod variants_table;
+pub mod vcf_export;
 
 pub use cohort_engine::{CohortEngine, region_filter};
 pub use error::{EngineError, Result};

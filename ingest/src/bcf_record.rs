@@ -368,7 +368,7 @@ pub fn parse_bcf_record(
     }
     if !saw_gt {
         for s in 0..n_sample {
-            acc.add_diploid(ctx.sample_base + s as u32, None, None, false);
+            acc.add_call(ctx.sample_base + s as u32, &[], false);
         }
     }
     Ok(EncodedSite {

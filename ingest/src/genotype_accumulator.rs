@@ -152,7 +152,8 @@ impl GenotypeAccumulator {
     /// Adds a call of any ploidy (ploidy 1 and 2 go to the fast forms).
     pub fn add_call(&mut self, sample: u32, alleles: &[Option<u32>], phased: bool) {
         match alleles {
-            [] => self.site[NO_CALL].push(sample),
+            // No GT at all reads back as `.`, as bcftools shows it.
+            [] => self.add_haploid(sample, None),
             [a] => self.add_haploid(sample, *a),
             [a, b] => self.add_diploid(sample, *a, *b, phased),
             _ => self.add_polyploid(sample, alleles, phased),

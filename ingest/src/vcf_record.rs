@@ -4,7 +4,7 @@
 use crate::error::{RecordLocation, Result};
 use crate::format_fields::{CarrierFormat, called_alts, parse_vcf_sample};
 use crate::genotype_accumulator::GenotypeAccumulator;
-use crate::site::{EncodedSite, InfoValues};
+use crate::site::EncodedSite;
 use crate::site_fields::{RecordContext, check_alt, check_ref, parse_info_text};
 use crate::vcf_header::FieldDef;
 
@@ -107,17 +107,24 @@ pub fn parse_vcf_line(
             let Some(def_idx) = ctx.header.info_index(key) else {
                 continue;
             };
-            let values = parse_info_text(ctx.header, def_idx, value)
-                .map_err(|r| err(&format!("INFO/{key}"), r))?;
             if key == "END"
-                && let InfoValues::Int(v) = &values
-                && let Some(Some(end)) = v.first()
+                && let Some(v) = value
             {
-                if i64::from(*end) < pos {
+                // Positions are 64-bit (htslib reads VCF positions beyond 2^31); the typed
+                // INFO column is Int32, so a larger END lives in `end_pos` only.
+                let end: i64 = v
+                    .parse()
+                    .map_err(|_| err("INFO/END", format!("END={v:?} is not an integer")))?;
+                if end < pos {
                     return Err(err("INFO/END", format!("END={end} is before POS={pos}")));
                 }
-                end_pos = i64::from(*end);
+                end_pos = end;
+                if i32::try_from(end).is_err() {
+                    continue;
+                }
             }
+            let values = parse_info_text(ctx.header, def_idx, value)
+                .map_err(|r| err(&format!("INFO/{key}"), r))?;
             info.push((def_idx, values));
         }
     }
@@ -243,7 +250,7 @@ fn parse_samples(
         }
         let sample = base + i as u32;
         let Some(gt_index) = gt_index else {
-            acc.add_diploid(sample, None, None, false);
+            acc.add_call(sample, &[], false);
             continue;
         };
         let gt = if gt_index == 0 {

@@ -159,6 +159,9 @@ pub struct FragmentBuilder {
     filters: StringBuilder,
     allele_index: Int32Builder,
     n_alleles: Int32Builder,
+    record_ordinal: Int32Builder,
+    /// Position and ordinal of the last input record started.
+    last_record: (i64, i32),
     counts: [Int64Builder; 6],
     bitmaps: [BinaryBuilder; 9],
     gt_exceptions: BinaryBuilder,
@@ -204,6 +207,8 @@ impl FragmentBuilder {
             filters: StringBuilder::new(),
             allele_index: Int32Builder::new(),
             n_alleles: Int32Builder::new(),
+            record_ordinal: Int32Builder::new(),
+            last_record: (i64::MIN, -1),
             counts: std::array::from_fn(|_| Int64Builder::new()),
             bitmaps: std::array::from_fn(|_| BinaryBuilder::new()),
             gt_exceptions: BinaryBuilder::new(),
@@ -240,6 +245,14 @@ impl FragmentBuilder {
         self.filters.append_option(row.filters);
         self.allele_index.append_value(row.allele_index);
         self.n_alleles.append_value(row.n_alleles);
+        // Allele index 0 (no ALT) or 1 starts an input record.
+        if row.allele_index <= 1 {
+            self.last_record = match self.last_record {
+                (pos, n) if pos == row.pos => (pos, n + 1),
+                _ => (row.pos, 0),
+            };
+        }
+        self.record_ordinal.append_value(self.last_record.1.max(0));
         let c = row.counts;
         for (builder, value) in
             self.counts
@@ -280,6 +293,7 @@ impl FragmentBuilder {
             Arc::new(self.filters.finish()),
             Arc::new(self.allele_index.finish()),
             Arc::new(self.n_alleles.finish()),
+            Arc::new(self.record_ordinal.finish()),
         ];
         columns.extend(
             self.counts

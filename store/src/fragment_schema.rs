@@ -3,7 +3,8 @@
 //! Fixed columns, in order: `contig`, `pos` and `end_pos` (1-based, inclusive; `end_pos` is
 //! `INFO/END` when present, else `pos + len(ref) - 1`), `id`, `ref`, `alt`, `qual`, `filters`
 //! (the VCF FILTER text, null for `.`), `allele_index` (1-based index of this ALT at the
-//! original site) and `n_alleles` (REF included), the precomputed counts over the fragment's
+//! original site) and `n_alleles` (REF included), `record_ordinal` (which of the input
+//! records at this position, in input order, the row comes from), the precomputed counts over the fragment's
 //! samples (`ac`, `an`, `n_het`, `n_hom_alt`, `n_hemi`, `n_no_call`), the genotype bitmaps
 //! ([`BITMAP_COLUMNS`]) and `gt_exceptions`. Typed INFO columns (`info_<id>`) follow.
 
@@ -45,6 +46,7 @@ pub fn fixed_fields() -> Vec<Field> {
         Field::new("filters", DataType::Utf8, true),
         Field::new("allele_index", DataType::Int32, false),
         Field::new("n_alleles", DataType::Int32, false),
+        Field::new("record_ordinal", DataType::Int32, false),
     ];
     fields.extend(
         COUNT_COLUMNS

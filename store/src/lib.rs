@@ -18,6 +18,7 @@ mod error;
 pub mod fragment_builder;
 pub mod fragment_schema;
 pub mod genotype_bitmaps;
+pub mod genotype_calls;
 mod location;
 pub mod log_entry;
 pub mod sample_registry;
