@@ -5,11 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in bcftools tabix python3 pip3; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
+for tool in bcftools tabix plink2 python3 pip3; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq bcftools tabix python3 python3-pip >/dev/null
+  apt-get install -y -qq bcftools tabix plink2 python3 python3-pip >/dev/null
 fi
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
 

@@ -108,6 +108,33 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value = "tsv")]
         format: OutputFormat,
     },
+    /// Per-variant regression of a phenotype on ALT dosage with covariates: linear for a
+    /// quantitative trait, logistic for a binary one (`chrom pos ref alt n beta se p`).
+    Assoc {
+        /// Store location.
+        #[arg(long)]
+        store: String,
+        #[command(flatten)]
+        regions: RegionArgs,
+        /// The trait: a column of the phenotype table.
+        #[arg(long = "trait")]
+        trait_column: String,
+        /// Covariate columns, comma-separated (strings become level indicators).
+        #[arg(long, value_delimiter = ',')]
+        covar: Vec<String>,
+        /// linear or logistic (default: logistic for a boolean or 0/1 trait, else linear).
+        #[arg(long, value_enum)]
+        model: Option<ModelChoice>,
+        /// The phenotype table holding the trait and covariates.
+        #[arg(long, default_value = "phenotypes")]
+        table: String,
+        /// Only these samples: a cohort predicate or @NAME (default: everyone).
+        #[arg(long)]
+        cohort: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "tsv")]
+        format: OutputFormat,
+    },
     /// Run SQL over the store (tables: variants, samples, phenotype tables by name).
     Query {
         /// Store location.
@@ -208,6 +235,15 @@ pub(crate) enum ExportType {
     Z,
     /// BCF.
     B,
+}
+
+/// `--model` of `assoc`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum ModelChoice {
+    /// Ordinary least squares.
+    Linear,
+    /// Logistic regression.
+    Logistic,
 }
 
 /// `--write-index` of `export`.

@@ -224,6 +224,38 @@ async fn run(command: Command) -> CliResult {
             )
             .await?
         }
+        Command::Assoc {
+            store,
+            regions,
+            trait_column,
+            covar,
+            model,
+            table,
+            cohort,
+            format,
+        } => {
+            use cohortdb_engine::association::{Model, association_schema};
+            let engine = CohortEngine::open(&store).await?;
+            let regions = regions.parse()?;
+            let set = match cohort {
+                Some(predicate) => engine.cohort_or_named(&predicate).await?,
+                None => engine.resolve(&SampleSelection::All)?,
+            };
+            let model = model.map(|m| match m {
+                command_line::ModelChoice::Linear => Model::Linear,
+                command_line::ModelChoice::Logistic => Model::Logistic,
+            });
+            let covar: Vec<String> = covar.into_iter().filter(|c| !c.is_empty()).collect();
+            let batches = engine
+                .association(&regions, &set, &table, &trait_column, &covar, model)
+                .await?;
+            write_batches(
+                format,
+                &batches,
+                association_schema(),
+                &mut std::io::stdout().lock(),
+            )?;
+        }
         Command::Query { store, format, sql } => {
             let engine = CohortEngine::open(&store).await?;
             let df = engine.session()?.sql(&sql).await?;

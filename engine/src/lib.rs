@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod association;
 pub mod association_stats;
 mod bcf_encoding;
 mod bgzf_writer;
@@ -29,6 +30,7 @@ pub mod genomic_index;
 pub mod named_cohorts;
 mod phenotype_schema;
 mod region;
+pub mod regression;
 mod sample_selection;
 pub mod sample_set;
 pub mod variants_table;

@@ -1,0 +1,390 @@
+//! Per-variant association of a phenotype column with additive ALT dosage, with covariates
+//! (`cohortdb assoc`): linear for a quantitative trait, logistic for a binary one.
+//!
+//! - Samples: the cohort's samples whose trait and covariates are all non-null.
+//! - Dosage: copies of the row's ALT (het 1, hom-alt 2, haploid ALT 1). Each ALT row is its own
+//!   model (as after `bcftools norm -m-`). Samples with no call at the site, or a partly
+//!   missing call (`./1`), leave that variant's fit (plink2's per-variant `OBS_CT`).
+//! - Covariates: numeric columns as they are, booleans as 0/1, strings as indicator columns
+//!   for every level but the first in sorted order; collinear columns are dropped.
+//! - Output: `chrom pos ref alt n beta se p`; beta per ALT copy (log odds for logistic), p
+//!   two-sided (Student's t for linear, Wald normal for logistic). A variant whose dosage does
+//!   not vary, or whose logistic fit does not converge (separation), gets NULL beta, se, p;
+//!   plink2 falls back to Firth regression there instead.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, UInt32Type};
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{Expr, col, ident};
+use roaring::RoaringBitmap;
+
+use crate::cohort_engine::{CohortEngine, region_filter};
+use crate::error::{EngineError, Result};
+use crate::region::Region;
+use crate::regression::{Fit, LinearModel, irls, linear, logistic};
+
+/// The regression model of `assoc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    /// Ordinary least squares.
+    Linear,
+    /// Logistic regression of a 0/1 or boolean trait.
+    Logistic,
+}
+
+/// The columns of [`CohortEngine::association`].
+pub fn association_schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("chrom", DataType::Utf8, false),
+        Field::new("pos", DataType::Int64, false),
+        Field::new("ref", DataType::Utf8, false),
+        Field::new("alt", DataType::Utf8, false),
+        Field::new("n", DataType::Int64, false),
+        Field::new("beta", DataType::Float64, true),
+        Field::new("se", DataType::Float64, true),
+        Field::new("p", DataType::Float64, true),
+    ]))
+}
+
+/// The analysed samples with their trait and covariate values.
+struct Design {
+    /// Sample indices, ascending.
+    samples: Vec<u32>,
+    /// Row of each sample index (u32::MAX when not analysed).
+    row_of: Vec<u32>,
+    y: Vec<f64>,
+    covariates: Vec<Vec<f64>>,
+    binary_trait: bool,
+}
+
+fn invalid(text: String) -> EngineError {
+    EngineError::InvalidArgument(text)
+}
+
+/// A phenotype column as numbers (one column) or string-level indicators (several).
+fn numeric_columns(name: &str, array: &ArrayRef) -> Result<Vec<Vec<Option<f64>>>> {
+    match array.data_type() {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let text = datafusion::arrow::compute::cast(array, &DataType::Utf8)
+                .map_err(DataFusionError::from)?;
+            let text = text.as_string::<i32>();
+            let mut levels: Vec<&str> = text.iter().flatten().collect();
+            levels.sort_unstable();
+            levels.dedup();
+            Ok(levels
+                .iter()
+                .skip(1)
+                .map(|level| {
+                    text.iter()
+                        .map(|v| v.map(|v| f64::from(u8::from(v == *level))))
+                        .collect()
+                })
+                .collect())
+        }
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) => Err(invalid(format!(
+            "column {name:?} is a date; regress on a number derived from it instead"
+        ))),
+        _ => {
+            let numbers = datafusion::arrow::compute::cast(array, &DataType::Float64)
+                .map_err(|e| invalid(format!("column {name:?} is not numeric: {e}")))?;
+            Ok(vec![numbers.as_primitive::<Float64Type>().iter().collect()])
+        }
+    }
+}
+
+impl CohortEngine {
+    async fn design(
+        &self,
+        table: &str,
+        trait_column: &str,
+        covariates: &[String],
+        cohort: &RoaringBitmap,
+    ) -> Result<Design> {
+        let ctx = self.session()?;
+        let mut select: Vec<Expr> = vec![col("sample_idx"), ident(trait_column)];
+        select.extend(covariates.iter().map(ident));
+        let batches = ctx.table(table).await?.select(select)?.collect().await?;
+        let mut samples = Vec::new();
+        let mut y = Vec::new();
+        let mut binary_trait = true;
+        let mut columns: Vec<Vec<Vec<Option<f64>>>> = Vec::new();
+        let mut idx_all = Vec::new();
+        let mut trait_all = Vec::new();
+        for batch in &batches {
+            let idx = datafusion::arrow::compute::cast(batch.column(0), &DataType::UInt32)
+                .map_err(DataFusionError::from)?;
+            idx_all.extend(idx.as_primitive::<UInt32Type>().iter());
+            let t = batch.column(1);
+            if !matches!(t.data_type(), DataType::Boolean) {
+                binary_trait &= !matches!(t.data_type(), DataType::Float32 | DataType::Float64);
+            }
+            let values = numeric_columns(trait_column, t)?;
+            let [values] = <[Vec<Option<f64>>; 1]>::try_from(values).map_err(|_| {
+                invalid(format!("trait {trait_column:?} must be numeric or boolean"))
+            })?;
+            trait_all.extend(values);
+            for (i, name) in covariates.iter().enumerate() {
+                let parts = numeric_columns(name, batch.column(i + 2))?;
+                if columns.len() <= i {
+                    columns.push(vec![Vec::new(); parts.len()]);
+                }
+                // String levels are per batch; a table is read as one batch per file.
+                if columns[i].len() != parts.len() {
+                    return Err(invalid(format!(
+                        "covariate {name:?}: levels differ between batches"
+                    )));
+                }
+                for (acc, part) in columns[i].iter_mut().zip(parts) {
+                    acc.extend(part);
+                }
+            }
+        }
+        let flat: Vec<Vec<Option<f64>>> = columns.into_iter().flatten().collect();
+        let mut rows: Vec<usize> = (0..idx_all.len())
+            .filter(|&r| {
+                idx_all[r].is_some_and(|i| cohort.contains(i))
+                    && trait_all[r].is_some()
+                    && flat.iter().all(|c| c[r].is_some())
+            })
+            .collect();
+        rows.sort_by_key(|&r| idx_all[r]);
+        let mut covariate_values = vec![Vec::with_capacity(rows.len()); flat.len()];
+        for &r in &rows {
+            samples.push(idx_all[r].unwrap_or_default());
+            let v = trait_all[r].unwrap_or_default();
+            binary_trait &= v == 0.0 || v == 1.0;
+            y.push(v);
+            for (out, c) in covariate_values.iter_mut().zip(&flat) {
+                out.push(c[r].unwrap_or_default());
+            }
+        }
+        let size = samples.last().map_or(0, |m| *m as usize + 1);
+        let mut row_of = vec![u32::MAX; size];
+        for (row, idx) in samples.iter().enumerate() {
+            row_of[*idx as usize] = row as u32;
+        }
+        Ok(Design {
+            samples,
+            row_of,
+            y,
+            covariates: covariate_values,
+            binary_trait,
+        })
+    }
+
+    /// Regresses `trait_column` of phenotype `table` on the dosage of every ALT in `regions`
+    /// with `covariates`, over the `cohort` samples that have every value; `model` defaults to
+    /// logistic for a boolean or 0/1 trait and linear otherwise. Rows as
+    /// [`association_schema`], ordered by contig, position and allele index.
+    pub async fn association(
+        &self,
+        regions: &[Region],
+        cohort: &RoaringBitmap,
+        table: &str,
+        trait_column: &str,
+        covariates: &[String],
+        model: Option<Model>,
+    ) -> Result<Vec<RecordBatch>> {
+        let design = self.design(table, trait_column, covariates, cohort).await?;
+        let model = model.unwrap_or(if design.binary_trait {
+            Model::Logistic
+        } else {
+            Model::Linear
+        });
+        if model == Model::Logistic && !design.binary_trait {
+            return Err(invalid(format!(
+                "logistic regression needs a boolean or 0/1 trait; {trait_column:?} has other values"
+            )));
+        }
+        if design.samples.is_empty() {
+            return Err(invalid(format!(
+                "no sample of the cohort has {trait_column:?} and every covariate"
+            )));
+        }
+        let mut df = self.session()?.table("variants").await?;
+        if let Some(filter) = region_filter(regions) {
+            df = df.filter(filter)?;
+        }
+        let batches = df
+            .select_columns(&[
+                "contig",
+                "pos",
+                "ref",
+                "alt",
+                "allele_index",
+                "het",
+                "hom_alt",
+                "hemi",
+                "called_diploid",
+                "called_haploid",
+                "haploid",
+            ])?
+            .sort(vec![
+                col("contig").sort(true, false),
+                col("pos").sort(true, false),
+                col("allele_index").sort(true, false),
+            ])?
+            .collect()
+            .await?;
+        let fitter = Fitter::new(&design, model);
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in &batches {
+            let rows = batch.num_rows();
+            let binary = |i: usize| -> Result<ArrayRef> {
+                Ok(
+                    datafusion::arrow::compute::cast(batch.column(i), &DataType::Binary)
+                        .map_err(DataFusionError::from)?,
+                )
+            };
+            let bitmaps: Vec<ArrayRef> = (5..11).map(binary).collect::<Result<_>>()?;
+            let read = |c: usize, r: usize| -> Result<RoaringBitmap> {
+                let a = bitmaps[c].as_binary::<i32>();
+                if a.is_null(r) {
+                    return Ok(RoaringBitmap::new());
+                }
+                cohortdb_store::genotype_bitmaps::deserialize_bitmap(a.value(r)).ok_or_else(|| {
+                    DataFusionError::Execution("a genotype bitmap is unreadable".into()).into()
+                })
+            };
+            let mut inputs = Vec::with_capacity(rows);
+            for r in 0..rows {
+                inputs.push(VariantCalls {
+                    het: read(0, r)?,
+                    hom_alt: read(1, r)?,
+                    hemi: read(2, r)?,
+                    observed: read(3, r)? | (read(4, r)? & read(5, r)?),
+                });
+            }
+            let fits = fitter.fit_all(&inputs);
+            let text = |i: usize| -> Result<ArrayRef> {
+                Ok(
+                    datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)
+                        .map_err(DataFusionError::from)?,
+                )
+            };
+            let pos = datafusion::arrow::compute::cast(batch.column(1), &DataType::Int64)
+                .map_err(DataFusionError::from)?;
+            let float = |f: fn(&Fit) -> f64| -> ArrayRef {
+                Arc::new(Float64Array::from_iter(
+                    fits.iter()
+                        .map(|fit| Some(f(fit)).filter(|v| v.is_finite())),
+                ))
+            };
+            out.push(
+                RecordBatch::try_new(
+                    association_schema(),
+                    vec![
+                        text(0)?,
+                        pos,
+                        text(2)?,
+                        text(3)?,
+                        Arc::new(Int64Array::from_iter_values(
+                            fits.iter().map(|f| f.n as i64),
+                        )),
+                        float(|f| f.beta),
+                        float(|f| f.se),
+                        float(|f| f.p),
+                    ],
+                )
+                .map_err(DataFusionError::from)?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// One ALT row's calls.
+struct VariantCalls {
+    het: RoaringBitmap,
+    hom_alt: RoaringBitmap,
+    hemi: RoaringBitmap,
+    /// Samples with a fully called genotype at the site.
+    observed: RoaringBitmap,
+}
+
+/// Fits variants against one design.
+struct Fitter<'a> {
+    design: &'a Design,
+    model: Model,
+    analysed: RoaringBitmap,
+    linear: Option<LinearModel>,
+    null_start: Option<Vec<f64>>,
+}
+
+impl<'a> Fitter<'a> {
+    fn new(design: &'a Design, model: Model) -> Self {
+        let analysed: RoaringBitmap = design.samples.iter().copied().collect();
+        let (linear, null_start) = match model {
+            Model::Linear => (Some(LinearModel::new(&design.y, &design.covariates)), None),
+            Model::Logistic => {
+                let ones = vec![1.0; design.y.len()];
+                let mut columns: Vec<&[f64]> = vec![&ones];
+                columns.extend(design.covariates.iter().map(Vec::as_slice));
+                (None, irls(&design.y, &columns, None).map(|(b, _)| b))
+            }
+        };
+        Self {
+            design,
+            model,
+            analysed,
+            linear,
+            null_start,
+        }
+    }
+
+    fn fit_all(&self, variants: &[VariantCalls]) -> Vec<Fit> {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let chunk = variants.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = variants
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || part.iter().map(|v| self.fit(v)).collect::<Vec<_>>())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    }
+
+    fn fit(&self, v: &VariantCalls) -> Fit {
+        let d = self.design;
+        let mut carriers: Vec<(usize, f64)> = Vec::new();
+        for (bitmap, dose) in [(&v.het, 1.0), (&v.hom_alt, 2.0), (&v.hemi, 1.0)] {
+            for idx in &(bitmap & &self.analysed) {
+                carriers.push((d.row_of[idx as usize] as usize, dose));
+            }
+        }
+        let missing = &self.analysed - &v.observed;
+        if missing.is_empty() {
+            if let Some(linear) = &self.linear {
+                return linear.fit_sparse(&carriers);
+            }
+            let mut dosage = vec![0.0; d.y.len()];
+            for (row, dose) in carriers {
+                dosage[row] += dose;
+            }
+            return logistic(&d.y, &dosage, &d.covariates, self.null_start.as_deref());
+        }
+        // Samples without a call leave this variant's fit.
+        let keep: Vec<usize> = (0..d.y.len())
+            .filter(|&r| !missing.contains(d.samples[r]))
+            .collect();
+        let mut dosage_all = vec![0.0; d.y.len()];
+        for (row, dose) in carriers {
+            dosage_all[row] += dose;
+        }
+        let pick = |values: &[f64]| keep.iter().map(|&r| values[r]).collect::<Vec<f64>>();
+        let y = pick(&d.y);
+        let dosage = pick(&dosage_all);
+        let covariates: Vec<Vec<f64>> = d.covariates.iter().map(|c| pick(c)).collect();
+        match self.model {
+            Model::Linear => linear(&y, &dosage, &covariates),
+            Model::Logistic => logistic(&y, &dosage, &covariates, self.null_start.as_deref()),
+        }
+    }
+}
