@@ -258,7 +258,7 @@ async fn run(command: Command) -> CliResult {
         }
         Command::Query { store, format, sql } => {
             let engine = CohortEngine::open(&store).await?;
-            let df = engine.session()?.sql(&sql).await?;
+            let df = engine.sql_session()?.sql(&sql).await?;
             print_frame(format, df).await?;
         }
         Command::Samples { store } => {

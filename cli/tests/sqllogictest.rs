@@ -133,7 +133,7 @@ async fn sql_surface_matches_the_slt_files() {
     assert!(files.len() >= 4, "slt files missing in {:?}", slt_dir());
     let mut failures = Vec::new();
     for file in files {
-        let ctx = engine.session().expect("session");
+        let ctx = engine.sql_session().expect("session");
         let mut runner = sqllogictest::Runner::new(move || {
             let ctx = ctx.clone();
             async move { Ok(Session(ctx)) }

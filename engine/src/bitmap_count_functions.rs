@@ -59,6 +59,7 @@ pub struct BitmapCountUdf {
     kind: BitmapCount,
     signature: Signature,
     bound: Option<BoundSet>,
+    name: String,
 }
 
 impl BitmapCountUdf {
@@ -77,24 +78,39 @@ impl BitmapCountUdf {
             BitmapCount::AlleleCount | BitmapCount::AlleleNumber => 4,
             BitmapCount::AndCount => 2,
         } - usize::from(bound.is_some());
-        ScalarUDF::from(Self {
-            kind,
-            signature: Signature::any(arity, Volatility::Immutable),
-            bound,
-        })
-    }
-}
-
-impl ScalarUDFImpl for BitmapCountUdf {
-    fn name(&self) -> &str {
-        match (self.kind, self.bound.is_some()) {
+        let base = match (kind, bound.is_some()) {
             (BitmapCount::AlleleCount, false) => "allele_count",
             (BitmapCount::AlleleNumber, false) => "allele_number",
             (BitmapCount::AndCount, false) => "bitmap_and_count",
             (BitmapCount::AlleleCount, true) => "allele_count_in_cohort",
             (BitmapCount::AlleleNumber, true) => "allele_number_in_cohort",
             (BitmapCount::AndCount, true) => "bitmap_count_in_cohort",
-        }
+        };
+        // DataFusion's common-subexpression elimination compares functions by name: each
+        // bound set needs its own name, or two cohorts of one query would share a result.
+        let name = match &bound {
+            Some(set) => format!("{base}_{:016x}", fingerprint(&set.0)),
+            None => base.to_string(),
+        };
+        ScalarUDF::from(Self {
+            kind,
+            signature: Signature::any(arity, Volatility::Immutable),
+            bound,
+            name,
+        })
+    }
+}
+
+/// A content hash of a sample set (FNV-1a over its members).
+fn fingerprint(set: &RoaringBitmap) -> u64 {
+    set.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| {
+        (h ^ u64::from(v)).wrapping_mul(0x0100_0000_01b3)
+    }) ^ set.len()
+}
+
+impl ScalarUDFImpl for BitmapCountUdf {
+    fn name(&self) -> &str {
+        &self.name
     }
 
     fn signature(&self) -> &Signature {

@@ -157,6 +157,14 @@ impl CohortEngine {
         self.session_with(SessionConfig::new())
     }
 
+    /// [`CohortEngine::session`] plus the cohort operations as table functions
+    /// ([`crate::table_functions`]): the session SQL clients get.
+    pub fn sql_session(&self) -> Result<SessionContext> {
+        let ctx = self.session()?;
+        crate::table_functions::register_table_functions(&ctx, self);
+        Ok(ctx)
+    }
+
     /// [`CohortEngine::session`] with a given configuration (information schema added).
     pub fn session_with(&self, config: SessionConfig) -> Result<SessionContext> {
         let config = config.with_information_schema(true);

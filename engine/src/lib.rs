@@ -33,6 +33,7 @@ mod region;
 pub mod regression;
 mod sample_selection;
 pub mod sample_set;
+pub mod table_functions;
 pub mod variants_table;
 pub mod vcf_export;
 
