@@ -11,7 +11,8 @@ use cohortdb_store::sample_registry::{
 use cohortdb_store::{Snapshot, Store};
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::datasource::MemTable;
+use datafusion::catalog::view::ViewTable;
+use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::logical_expr::{cast, col, lit, when};
 use datafusion::prelude::{DataFrame, Expr, SessionConfig, SessionContext};
 use roaring::RoaringBitmap;
@@ -19,6 +20,7 @@ use roaring::RoaringBitmap;
 use crate::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
 use crate::bitmap_set_functions::{BitmapSetOp, BitmapSetUdf};
 use crate::error::Result;
+use crate::genotypes_view::{GenotypeCallsUdf, genotypes_plan};
 use crate::phenotype_schema::{StoreSchema, without_withdrawn};
 use crate::region::Region;
 use crate::sample_selection::SampleSelection;
@@ -189,15 +191,21 @@ impl CohortEngine {
         let schema = fragment_schema(&self.snapshot.state.extra_columns()?);
         let fragments = self.snapshot.state.variant_fragments().cloned().collect();
         let root = self.store.location().root.to_string();
-        ctx.register_table(
-            "variants",
-            Arc::new(VariantsTable::new(schema, fragments, root)),
-        )?;
+        let format_columns: Vec<String> = schema
+            .fields()
+            .iter()
+            .filter(|f| f.name().starts_with("fmt_"))
+            .map(|f| f.name().clone())
+            .collect();
+        let variants: Arc<dyn TableProvider> =
+            Arc::new(VariantsTable::new(schema, fragments, root));
+        ctx.register_table("variants", variants.clone())?;
         let batch = without_withdrawn(&self.sample_batch, &self.withdrawn)?;
-        ctx.register_table(
-            "samples",
-            Arc::new(MemTable::try_new(samples_schema(), vec![vec![batch]])?),
-        )?;
+        let samples: Arc<dyn TableProvider> =
+            Arc::new(MemTable::try_new(samples_schema(), vec![vec![batch]])?);
+        ctx.register_table("samples", samples.clone())?;
+        let view = genotypes_plan(variants, samples, &format_columns)?;
+        ctx.register_table("genotypes", Arc::new(ViewTable::new(view, None)))?;
         for udf in [
             BitmapCountUdf::udf(BitmapCount::AlleleCount),
             BitmapCountUdf::udf(BitmapCount::AlleleNumber),
@@ -210,6 +218,7 @@ impl CohortEngine {
         ] {
             ctx.register_udf(udf);
         }
+        ctx.register_udf(GenotypeCallsUdf::udf());
         ctx.register_udaf(SampleSetUdaf::udaf());
         Ok(ctx)
     }
