@@ -8,7 +8,11 @@
 # bcftools view -Ob), on-disk size (store, BCF, pgen+pvar+psam), and `af` over the 100 kb region
 # chr20:20500001-20600000 for a 10% subset (cohortdb af; bcftools view -S | +fill-tags | query;
 # plink2 --keep --freq counts), each including process start. The three af answers are checked
-# equal before timing. Results go to stdout and .cache/peer/results.md; inputs are generated
+# equal before timing. Then, with the simulated phenotypes: case-control (vs two plink2 --keep
+# --geno-counts runs and bcftools +fill-tags -S groups), assoc --model linear with age, sex, bmi
+# (vs plink2 --glm), af --cohort with a phenotype predicate (vs plink2 --keep --freq), and the
+# genotypes view's GROUP BY against the bitmap path; answers checked first, then timed
+# together. Results go to stdout and .cache/peer/results.md; inputs are generated
 # under .cache/sim (never committed). Needs: bcftools, tabix, plink2, hyperfine, GNU time,
 # python3 with msprime/stdpopsim (scripts/test.sh installs those).
 set -euo pipefail
@@ -93,6 +97,70 @@ import json,sys
 r={x["command"]:x for x in json.load(open(sys.argv[1]))["results"]}
 print(*("%.3f" % r[k]["median"] for k in ("cohortdb", "plink2", "bcftools")))' "$w/af.json")
 
+  echo "== N=$n: cohort operations" >&2
+  pheno="$prefix.pheno.tsv"
+  "$COHORTDB" ingest phenotypes --store "$w/store" "$pheno" 2>/dev/null
+  # plink2 inputs from the phenotype table: case/control as 1/2, sex as an M indicator.
+  awk -F'\t' 'BEGIN{OFS="\t"} NR==1{print "#IID","quant_trait","case_control";next}
+    {print $1,$7,($6=="NA"?"NA":$6+1)}' "$pheno" >"$w/pheno.txt"
+  awk -F'\t' 'BEGIN{OFS="\t"} NR==1{print "#IID","age","sex_m","bmi";next}
+    {print $1,$3,($2=="M"?1:($2=="F"?0:"NA")),$4}' "$pheno" >"$w/covar.txt"
+  awk -F'\t' 'NR>1 && $6=="1"{print $1}' "$pheno" >"$w/cases.txt"
+  awk -F'\t' 'NR>1 && $6=="0"{print $1}' "$pheno" >"$w/controls.txt"
+  awk -F'\t' 'NR>1 && $6!="NA"{print $1"\t"($6=="1"?"case":"control")}' "$pheno" >"$w/groups.txt"
+  predicate="sex = 'F' AND age BETWEEN 50 AND 60"
+  awk -F'\t' 'NR>1 && $2=="F" && $3>=50 && $3<=60{print $1}' "$pheno" >"$w/keep.txt"
+  plink_range="--chr 20 --from-bp $from --to-bp $to --threads $THREADS"
+
+  # Answers agree before timing: case/control counts (cohortdb vs bcftools +fill-tags -S),
+  # af --cohort (cohortdb vs plink2 --keep --freq), assoc (cohortdb vs plink2 --glm).
+  "$COHORTDB" case-control --store "$w/store" -r "$REGION" --cases "case_control = 1" \
+    --controls "case_control = 0" | tail -n +2 | cut -f2,4,5,6,9,10 | sort >"$w/cc.cohortdb"
+  bcftools view -r "$REGION" "$w/cohort.bcf" -Ou | bcftools +fill-tags -Ou -- -S "$w/groups.txt" -t AC,AN \
+    | bcftools norm --no-version -m- -Ou \
+    | bcftools query -f '%POS\t%ALT\t%INFO/AC_case\t%INFO/AN_case\t%INFO/AC_control\t%INFO/AN_control\n' \
+    | sort >"$w/cc.bcftools"
+  diff -q "$w/cc.cohortdb" "$w/cc.bcftools" >&2 || { echo "case-control: cohortdb and bcftools disagree" >&2; exit 1; }
+  "$COHORTDB" af --store "$w/store" -r "$REGION" --cohort "$predicate" | tail -n +2 \
+    | cut -f3-6 | sort >"$w/afc.cohortdb"
+  plink2 --pfile "$w/pgen" --keep "$w/keep.txt" $plink_range --freq counts --out "$w/afc" >/dev/null
+  awk -F'\t' 'NR>1 && $4 !~ /,/{print $3"\t"$4"\t"$5"\t"$6}' "$w/afc.acount" | sort >"$w/afc.plink2"
+  comm -13 "$w/afc.cohortdb" "$w/afc.plink2" | head -3 | grep -q . \
+    && { echo "af --cohort: plink2 rows cohortdb lacks" >&2; exit 1; }
+  "$COHORTDB" assoc --store "$w/store" -r "$REGION" --trait quant_trait --covar age,sex,bmi \
+    --model linear >"$w/assoc.cohortdb"
+  plink2 --pfile "$w/pgen" --pheno "$w/pheno.txt" --pheno-name quant_trait --covar "$w/covar.txt" \
+    --glm hide-covar $plink_range --out "$w/glm" >/dev/null
+  python3 - "$w/assoc.cohortdb" "$w/glm.quant_trait.glm.linear" >&2 <<'PY'
+import csv, sys
+ours = {(r["pos"], r["alt"]): r for r in csv.DictReader(open(sys.argv[1]), delimiter="\t")}
+worst = 0.0
+for r in csv.DictReader(open(sys.argv[2]), delimiter="\t"):
+    if "," in r["ALT"] or r["BETA"] == "NA":
+        continue
+    beta = float(r["BETA"]) * (1 if r["A1"] == r["ALT"] else -1)
+    o = ours[(r["POS"], r["ALT"])]
+    worst = max(worst, abs(float(o["beta"]) - beta) / (abs(beta) + 1e-5), abs(float(o["p"]) - float(r["P"])) / float(r["P"]))
+assert worst < 1e-4, f"assoc differs from plink2 --glm by {worst}"
+print(f"assoc agrees with plink2 --glm (worst relative difference {worst:.1e})")
+PY
+
+  echo "== N=$n: cohort timings" >&2
+  hyperfine -N --warmup 1 --runs 10 --export-json "$w/cohort.json" \
+    -n cc-cohortdb "$COHORTDB case-control --store $w/store -r $REGION --cases 'case_control = 1' --controls 'case_control = 0'" \
+    -n cc-plink2x2 "bash -c 'plink2 --pfile $w/pgen --keep $w/cases.txt $plink_range --geno-counts --out $w/g1 && plink2 --pfile $w/pgen --keep $w/controls.txt $plink_range --geno-counts --out $w/g2'" \
+    -n cc-bcftools "bash -c 'bcftools view -r $REGION $w/cohort.bcf -Ou | bcftools +fill-tags -Ou -- -S $w/groups.txt -t AC,AN,AC_Het,AC_Hom | bcftools query -f \"%POS\t%INFO/AC_case\n\"'" \
+    -n sql-genotypes "$COHORTDB query --store $w/store \"SELECT g.pos, g.alt, p.case_control, count(*) FROM genotypes g JOIN phenotypes p USING (sample_id) WHERE g.contig = 'chr20' AND g.pos BETWEEN $from AND $to GROUP BY 1, 2, 3\"" \
+    -n assoc-cohortdb "$COHORTDB assoc --store $w/store -r $REGION --trait quant_trait --covar age,sex,bmi --model linear" \
+    -n assoc-plink2 "plink2 --pfile $w/pgen --pheno $w/pheno.txt --pheno-name quant_trait --covar $w/covar.txt --glm hide-covar $plink_range --out $w/glm" \
+    -n afc-cohortdb "$COHORTDB af --store $w/store -r $REGION --cohort \"$predicate\"" \
+    -n afc-plink2 "plink2 --pfile $w/pgen --keep $w/keep.txt $plink_range --freq counts --out $w/afc" \
+    >&2
+  read -r cc_c cc_p cc_b sql_g as_c as_p afc_c afc_p < <(python3 -c '
+import json,sys
+r={x["command"]:x for x in json.load(open(sys.argv[1]))["results"]}
+print(*("%.3f" % r[k]["median"] for k in ("cc-cohortdb", "cc-plink2x2", "cc-bcftools", "sql-genotypes", "assoc-cohortdb", "assoc-plink2", "afc-cohortdb", "afc-plink2")))' "$w/cohort.json")
+
   ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
   {
     echo "## N=$n ($(basename "$vcf"), ${vcf_mb} MB)"
@@ -103,6 +171,12 @@ print(*("%.3f" % r[k]["median"] for k in ("cohortdb", "plink2", "bcftools")))' "
     echo "| ingest peak RSS (MiB) | $c_m | $p_m | $b_m | | |"
     echo "| size on disk (MB) | $(ratio "$store_b" 1e6) (store) | $(ratio "$pgen_b" 1e6) (pgen+pvar+psam) | $(ratio "$bcf_b" 1e6) (BCF) | $(ratio "$pgen_b" "$store_b") | $(ratio "$bcf_b" "$store_b") |"
     echo "| af, 100 kb, 10% subset, median of 10 (s) | $af_c | $af_p | $af_b | $(ratio "$af_p" "$af_c") | $(ratio "$af_b" "$af_c") |"
+    echo "| case-control, 100 kb (s) | $cc_c | $cc_p (2 x --keep --geno-counts) | $cc_b (+fill-tags -S groups) | $(ratio "$cc_p" "$cc_c") | $(ratio "$cc_b" "$cc_c") |"
+    echo "| assoc linear + 3 covariates, 100 kb (s) | $as_c | $as_p (--glm) | | $(ratio "$as_p" "$as_c") | |"
+    echo "| af --cohort \"$predicate\", 100 kb (s) | $afc_c | $afc_p (--keep --freq) | | $(ratio "$afc_p" "$afc_c") | |"
+    echo
+    echo "The genotypes view, per-group carrier counts over the same 100 kb in plain SQL (join with"
+    echo "phenotypes, GROUP BY): $sql_g s, $(ratio "$sql_g" "$cc_c")x the bitmap path (case-control)."
     echo
   } >>"$report"
 done
