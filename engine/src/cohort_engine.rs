@@ -11,7 +11,6 @@ use cohortdb_store::sample_registry::{
 use cohortdb_store::{Snapshot, Store};
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::catalog::view::ViewTable;
 use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::logical_expr::{cast, col, lit, when};
 use datafusion::prelude::{DataFrame, Expr, SessionConfig, SessionContext};
@@ -20,7 +19,8 @@ use roaring::RoaringBitmap;
 use crate::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
 use crate::bitmap_set_functions::{BitmapSetOp, BitmapSetUdf};
 use crate::error::Result;
-use crate::genotypes_view::{GenotypeCallsUdf, genotypes_plan};
+use crate::genotype_aggregates::GenotypeAggregates;
+use crate::genotypes_view::{GENOTYPES, GenotypeCallsUdf, GenotypesTable, genotypes_plan};
 use crate::phenotype_schema::{StoreSchema, without_withdrawn};
 use crate::region::Region;
 use crate::sample_selection::SampleSelection;
@@ -204,8 +204,9 @@ impl CohortEngine {
         let samples: Arc<dyn TableProvider> =
             Arc::new(MemTable::try_new(samples_schema(), vec![vec![batch]])?);
         ctx.register_table("samples", samples.clone())?;
-        let view = genotypes_plan(variants, samples, &format_columns)?;
-        ctx.register_table("genotypes", Arc::new(ViewTable::new(view, None)))?;
+        let view = genotypes_plan(variants.clone(), samples.clone(), &format_columns)?;
+        ctx.register_table(GENOTYPES, Arc::new(GenotypesTable::new(view)))?;
+        ctx.add_optimizer_rule(Arc::new(GenotypeAggregates::new(variants, samples)));
         for udf in [
             BitmapCountUdf::udf(BitmapCount::AlleleCount),
             BitmapCountUdf::udf(BitmapCount::AlleleNumber),

@@ -12,10 +12,13 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use datafusion::arrow::array::{
     ArrayRef, BooleanBuilder, Int8Builder, ListBuilder, StructBuilder, UInt32Builder,
 };
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
+use datafusion::catalog::Session;
 use datafusion::common::{Column, UnnestOptions};
 use datafusion::datasource::{TableProvider, provider_as_source};
 use datafusion::error::Result;
@@ -24,6 +27,8 @@ use datafusion::logical_expr::{
     ColumnarValue, JoinType, LogicalPlan, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility, col,
 };
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
 
 use crate::bitmap_args::{binary_args, into_columnar, output_rows};
 
@@ -179,5 +184,68 @@ pub fn genotypes_plan(
             None,
         )?
         .project(output)?
+        .alias(GENOTYPES)?
         .build()
+}
+
+/// The name of the view.
+pub const GENOTYPES: &str = "genotypes";
+
+/// The `genotypes` table: the plan of [`genotypes_plan`], kept as a table (not inlined as a
+/// view) so that the optimizer can recognise it (see [`crate::genotype_aggregates`]).
+#[derive(Debug)]
+pub struct GenotypesTable {
+    plan: LogicalPlan,
+    schema: SchemaRef,
+}
+
+impl GenotypesTable {
+    /// The table over `plan` ([`genotypes_plan`]).
+    pub fn new(plan: LogicalPlan) -> Self {
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        Self { plan, schema }
+    }
+}
+
+#[async_trait]
+impl TableProvider for GenotypesTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Every filter is applied on the plan, where it reaches the variants scan.
+        Ok(vec![TableProviderFilterPushDown::Exact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut plan = LogicalPlanBuilder::from(self.plan.clone());
+        if let Some(filter) = filters.iter().cloned().reduce(Expr::and) {
+            plan = plan.filter(filter)?;
+        }
+        if let Some(projection) = projection {
+            let columns = projection
+                .iter()
+                .map(|i| Expr::Column(Column::from(self.plan.schema().qualified_field(*i))))
+                .collect::<Vec<_>>();
+            plan = plan.project(columns)?;
+        }
+        if let Some(limit) = limit {
+            plan = plan.limit(0, Some(limit))?;
+        }
+        state.create_physical_plan(&plan.build()?).await
+    }
 }

@@ -27,6 +27,7 @@ pub mod case_control;
 mod cohort_engine;
 mod error;
 pub mod genomic_index;
+pub mod genotype_aggregates;
 pub mod genotypes_view;
 pub mod named_cohorts;
 mod phenotype_schema;
