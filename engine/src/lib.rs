@@ -26,6 +26,8 @@ pub mod carriers;
 pub mod case_control;
 mod cohort_engine;
 mod error;
+mod export_encoders;
+mod export_records;
 pub mod genomic_index;
 pub mod genotype_aggregates;
 pub mod genotypes_view;
