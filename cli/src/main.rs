@@ -188,9 +188,9 @@ async fn run(command: Command) -> CliResult {
         } => {
             let engine = CohortEngine::open(&store).await?;
             let regions = regions.parse()?;
-            let cases = engine.cohort_or_named(&cases).await?;
-            let controls = engine.cohort_or_named(&controls).await?;
-            let batches = engine.case_control(&regions, &cases, &controls).await?;
+            let sets = engine.cohorts_or_named(&[&cases, &controls]).await?;
+            let (cases, controls) = (&sets[0], &sets[1]);
+            let batches = engine.case_control(&regions, cases, controls).await?;
             let schema = cohortdb_engine::case_control::case_control_schema();
             write_batches(format, &batches, schema, &mut std::io::stdout().lock())?;
         }

@@ -64,46 +64,82 @@ impl CohortEngine {
     /// `samples` and of the default phenotype table `phenotypes` (joined on `sample_idx`;
     /// samples without a phenotype row see NULLs). Withdrawn samples are never chosen.
     pub async fn cohort(&self, predicate: &str) -> Result<RoaringBitmap> {
+        Ok(self.cohorts(&[predicate]).await?.pop().unwrap_or_default())
+    }
+
+    /// [`CohortEngine::cohort`] of several predicates in one pass over the tables.
+    pub async fn cohorts(&self, predicates: &[&str]) -> Result<Vec<RoaringBitmap>> {
+        use datafusion::logical_expr::{ExprFunctionExt, JoinType};
         let ctx = self.session()?;
-        let from = if self.phenotypes.contains_key("phenotypes") {
-            "samples LEFT JOIN phenotypes USING (sample_idx, sample_id)"
+        let samples = ctx.table("samples").await?;
+        let rows = if self.phenotypes.contains_key("phenotypes") {
+            // Joined on the index alone: a phenotype row's sample_id is its sample's.
+            let phenotypes = ctx.table("phenotypes").await?.alias("__p")?;
+            let mut columns: Vec<Expr> = samples
+                .schema()
+                .columns()
+                .into_iter()
+                .map(Expr::Column)
+                .collect();
+            columns.extend(
+                phenotypes
+                    .schema()
+                    .columns()
+                    .into_iter()
+                    .filter(|c| {
+                        samples
+                            .schema()
+                            .field_with_unqualified_name(&c.name)
+                            .is_err()
+                    })
+                    .map(|c| Expr::Column(c.clone()).alias(c.name)),
+            );
+            samples
+                .join_on(
+                    phenotypes,
+                    JoinType::Left,
+                    [col("samples.sample_idx").eq(col("__p.sample_idx"))],
+                )?
+                .select(columns)?
         } else {
-            "samples"
+            samples
         };
-        // The predicate is parsed as one expression over the joined columns, never spliced
-        // into the statement's text.
-        let rows = ctx.sql(&format!("SELECT * FROM {from}")).await?;
-        let filter = rows.parse_sql_expr(predicate)?;
-        let batches = rows
-            .filter(filter)?
-            .aggregate(
-                vec![],
-                vec![
-                    SampleSetUdaf::udaf()
-                        .call(vec![col("sample_idx")])
-                        .alias("s"),
-                ],
-            )?
-            .collect()
-            .await?;
-        let bytes = batches
-            .first()
-            .and_then(|b| {
-                b.column(0)
-                    .as_any()
-                    .downcast_ref::<datafusion::arrow::array::BinaryArray>()
-                    .filter(|a| !a.is_empty() && !a.is_null(0))
-                    .map(|a| a.value(0).to_vec())
-            })
-            .unwrap_or_default();
-        let set = if bytes.is_empty() {
-            RoaringBitmap::new()
-        } else {
-            cohortdb_store::genotype_bitmaps::deserialize_bitmap(&bytes).ok_or_else(|| {
-                datafusion::error::DataFusionError::Internal("unreadable sample set".into())
-            })?
-        };
-        Ok(set - &self.withdrawn)
+        // Each predicate is parsed as one expression over the joined columns, never spliced
+        // into a statement's text.
+        let mut sets = Vec::with_capacity(predicates.len());
+        for (i, predicate) in predicates.iter().enumerate() {
+            let filter = rows.parse_sql_expr(predicate)?;
+            sets.push(
+                SampleSetUdaf::udaf()
+                    .call(vec![col("sample_idx")])
+                    .filter(filter)
+                    .build()?
+                    .alias(format!("s{i}")),
+            );
+        }
+        let batches = rows.aggregate(vec![], sets)?.collect().await?;
+        let mut out = Vec::with_capacity(predicates.len());
+        for i in 0..predicates.len() {
+            let bytes = batches
+                .first()
+                .and_then(|b| {
+                    b.column(i)
+                        .as_any()
+                        .downcast_ref::<datafusion::arrow::array::BinaryArray>()
+                        .filter(|a| !a.is_empty() && !a.is_null(0))
+                        .map(|a| a.value(0).to_vec())
+                })
+                .unwrap_or_default();
+            let set = if bytes.is_empty() {
+                RoaringBitmap::new()
+            } else {
+                cohortdb_store::genotype_bitmaps::deserialize_bitmap(&bytes).ok_or_else(|| {
+                    datafusion::error::DataFusionError::Internal("unreadable sample set".into())
+                })?
+            };
+            out.push(set - &self.withdrawn);
+        }
+        Ok(out)
     }
 
     /// Names of the phenotype tables.

@@ -39,6 +39,19 @@ impl CohortEngine {
         }
     }
 
+    /// [`CohortEngine::cohort_or_named`] of several cohorts, evaluated in one pass.
+    pub async fn cohorts_or_named(&self, cohorts: &[&str]) -> Result<Vec<RoaringBitmap>> {
+        let mut predicates = Vec::with_capacity(cohorts.len());
+        for cohort in cohorts {
+            predicates.push(match cohort.strip_prefix('@') {
+                Some(name) => self.named_cohort(name).await?.predicate,
+                None => cohort.to_string(),
+            });
+        }
+        let predicates: Vec<&str> = predicates.iter().map(String::as_str).collect();
+        self.cohorts(&predicates).await
+    }
+
     /// The definition of the saved cohort `name`.
     pub async fn named_cohort(&self, name: &str) -> Result<CohortDefinition> {
         let file = self

@@ -195,8 +195,13 @@ impl OperationTable {
                     .await?
             }
             Operation::CaseControl => {
-                let (cases, controls) = (self.cohort(1).await?, self.cohort(2).await?);
-                e.case_control(&self.regions(0)?, &cases, &controls).await?
+                let everyone = |i: usize| match self.arg(i).trim() {
+                    "" => "TRUE",
+                    given => given,
+                };
+                let sets = e.cohorts_or_named(&[everyone(1), everyone(2)]).await?;
+                e.case_control(&self.regions(0)?, &sets[0], &sets[1])
+                    .await?
             }
             Operation::Association => {
                 let covariates: Vec<String> = self
