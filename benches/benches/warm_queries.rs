@@ -1,0 +1,68 @@
+//! Cohort operations on a warm engine (store open, runtime running), as a server runs them:
+//! the per-query cost without process start. Needs the N=100,000 store of the peer harness
+//! (`bash benches/peer/run.sh 100000`), or `COHORTDB_BENCH_STORE=<store with the simulated
+//! phenotypes>`.
+//!
+//!     cargo bench -p cohortdb-benches --bench warm_queries
+
+use cohortdb_engine::{CohortEngine, Region};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+const REGION: &str = "chr20:20500001-20600000";
+
+fn bench(c: &mut Criterion) {
+    let store = std::env::var("COHORTDB_BENCH_STORE").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../.cache/peer/N100000/store").to_string()
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let engine = runtime
+        .block_on(CohortEngine::open(&store))
+        .unwrap_or_else(|e| panic!("{store}: {e} (run benches/peer/run.sh 100000 first)"));
+    let regions = Region::parse_list(REGION).unwrap_or_else(|e| panic!("{e}"));
+    let mut group = c.benchmark_group("warm_N100000_100kb");
+    group.sample_size(20);
+    group.bench_function("case_control", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let sets = engine
+                    .cohorts_or_named(&["case_control = 1", "case_control = 0"])
+                    .await?;
+                engine.case_control(&regions, &sets[0], &sets[1]).await
+            })
+        })
+    });
+    group.bench_function("af_cohort", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let set = engine.cohort("sex = 'F' AND age BETWEEN 50 AND 60").await?;
+                let frame = engine.allele_frequencies(&regions, &set).await?;
+                Ok::<_, cohortdb_engine::EngineError>(frame.collect().await?)
+            })
+        })
+    });
+    group.bench_function("assoc_linear", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let everyone = engine.resolve(&cohortdb_engine::SampleSelection::All)?;
+                let covariates = ["age", "sex", "bmi"].map(String::from);
+                engine
+                    .association(
+                        &regions,
+                        &everyone,
+                        "phenotypes",
+                        "quant_trait",
+                        &covariates,
+                        Some(cohortdb_engine::association::Model::Linear),
+                    )
+                    .await
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
