@@ -56,7 +56,10 @@ struct Design {
     row_of: Vec<u32>,
     y: Vec<f64>,
     covariates: Vec<Vec<f64>>,
-    binary_trait: bool,
+    /// Every analysed trait value is 0 or 1.
+    zero_one: bool,
+    /// The trait column is boolean or integer (not float).
+    discrete: bool,
 }
 
 fn invalid(text: String) -> EngineError {
@@ -105,43 +108,25 @@ impl CohortEngine {
         let ctx = self.session()?;
         let mut select: Vec<Expr> = vec![col("sample_idx"), ident(trait_column)];
         select.extend(covariates.iter().map(ident));
-        let batches = ctx.table(table).await?.select(select)?.collect().await?;
+        let frame = ctx.table(table).await?.select(select)?;
+        let schema = frame.schema().inner().clone();
+        // One batch, so that string levels are numbered over the whole table.
+        let batch = datafusion::arrow::compute::concat_batches(&schema, &frame.collect().await?)
+            .map_err(DataFusionError::from)?;
         let mut samples = Vec::new();
         let mut y = Vec::new();
-        let mut binary_trait = true;
-        let mut columns: Vec<Vec<Vec<Option<f64>>>> = Vec::new();
-        let mut idx_all = Vec::new();
-        let mut trait_all = Vec::new();
-        for batch in &batches {
-            let idx = datafusion::arrow::compute::cast(batch.column(0), &DataType::UInt32)
-                .map_err(DataFusionError::from)?;
-            idx_all.extend(idx.as_primitive::<UInt32Type>().iter());
-            let t = batch.column(1);
-            if !matches!(t.data_type(), DataType::Boolean) {
-                binary_trait &= !matches!(t.data_type(), DataType::Float32 | DataType::Float64);
-            }
-            let values = numeric_columns(trait_column, t)?;
-            let [values] = <[Vec<Option<f64>>; 1]>::try_from(values).map_err(|_| {
-                invalid(format!("trait {trait_column:?} must be numeric or boolean"))
-            })?;
-            trait_all.extend(values);
-            for (i, name) in covariates.iter().enumerate() {
-                let parts = numeric_columns(name, batch.column(i + 2))?;
-                if columns.len() <= i {
-                    columns.push(vec![Vec::new(); parts.len()]);
-                }
-                // String levels are per batch; a table is read as one batch per file.
-                if columns[i].len() != parts.len() {
-                    return Err(invalid(format!(
-                        "covariate {name:?}: levels differ between batches"
-                    )));
-                }
-                for (acc, part) in columns[i].iter_mut().zip(parts) {
-                    acc.extend(part);
-                }
-            }
+        let idx = datafusion::arrow::compute::cast(batch.column(0), &DataType::UInt32)
+            .map_err(DataFusionError::from)?;
+        let idx_all: Vec<Option<u32>> = idx.as_primitive::<UInt32Type>().iter().collect();
+        let t = batch.column(1);
+        let discrete = !matches!(t.data_type(), DataType::Float32 | DataType::Float64);
+        let mut zero_one = true;
+        let [trait_all] = <[Vec<Option<f64>>; 1]>::try_from(numeric_columns(trait_column, t)?)
+            .map_err(|_| invalid(format!("trait {trait_column:?} must be numeric or boolean")))?;
+        let mut flat: Vec<Vec<Option<f64>>> = Vec::new();
+        for (i, name) in covariates.iter().enumerate() {
+            flat.extend(numeric_columns(name, batch.column(i + 2))?);
         }
-        let flat: Vec<Vec<Option<f64>>> = columns.into_iter().flatten().collect();
         let mut rows: Vec<usize> = (0..idx_all.len())
             .filter(|&r| {
                 idx_all[r].is_some_and(|i| cohort.contains(i))
@@ -154,7 +139,7 @@ impl CohortEngine {
         for &r in &rows {
             samples.push(idx_all[r].unwrap_or_default());
             let v = trait_all[r].unwrap_or_default();
-            binary_trait &= v == 0.0 || v == 1.0;
+            zero_one &= v == 0.0 || v == 1.0;
             y.push(v);
             for (out, c) in covariate_values.iter_mut().zip(&flat) {
                 out.push(c[r].unwrap_or_default());
@@ -170,13 +155,14 @@ impl CohortEngine {
             row_of,
             y,
             covariates: covariate_values,
-            binary_trait,
+            zero_one,
+            discrete,
         })
     }
 
     /// Regresses `trait_column` of phenotype `table` on the dosage of every ALT in `regions`
     /// with `covariates`, over the `cohort` samples that have every value; `model` defaults to
-    /// logistic for a boolean or 0/1 trait and linear otherwise. Rows as
+    /// logistic for a boolean trait or an integer one of 0 and 1, and linear otherwise. Rows as
     /// [`association_schema`], ordered by contig, position and allele index.
     pub async fn association(
         &self,
@@ -188,12 +174,13 @@ impl CohortEngine {
         model: Option<Model>,
     ) -> Result<Vec<RecordBatch>> {
         let design = self.design(table, trait_column, covariates, cohort).await?;
-        let model = model.unwrap_or(if design.binary_trait {
+        // Logistic by default for a boolean trait, or an integer one holding only 0 and 1.
+        let model = model.unwrap_or(if design.zero_one && design.discrete {
             Model::Logistic
         } else {
             Model::Linear
         });
-        if model == Model::Logistic && !design.binary_trait {
+        if model == Model::Logistic && !design.zero_one {
             return Err(invalid(format!(
                 "logistic regression needs a boolean or 0/1 trait; {trait_column:?} has other values"
             )));
