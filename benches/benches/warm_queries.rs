@@ -34,6 +34,17 @@ fn bench(c: &mut Criterion) {
             })
         })
     });
+    group.bench_function("case_control_cohorts_only", |b| {
+        b.iter(|| {
+            runtime.block_on(engine.cohorts_or_named(&["case_control = 1", "case_control = 0"]))
+        })
+    });
+    let sets = runtime
+        .block_on(engine.cohorts_or_named(&["case_control = 1", "case_control = 0"]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    group.bench_function("case_control_counts_only", |b| {
+        b.iter(|| runtime.block_on(engine.case_control(&regions, &sets[0], &sets[1])))
+    });
     group.bench_function("af_cohort", |b| {
         b.iter(|| {
             runtime.block_on(async {
