@@ -1,9 +1,17 @@
 //! cohortdb's query engine: DataFusion tables over a store snapshot, genotype bitmap
 //! functions, and cohort operations.
 //!
-//! Tables: `variants` (one row per ALT allele, genotypes as roaring bitmaps), `samples`.
+//! Tables: `variants` (one row per ALT allele, genotypes as roaring bitmaps), `samples`,
+//! `genotypes` (one row per non-reference call, [`genotypes_view`]; per-group counts over it
+//! are rewritten to bitmaps by [`genotype_aggregates`]) and the phenotype tables by name.
 //! Functions: `allele_count`, `allele_number`, `bitmap_and_count`, `bitmap_or`, `bitmap_and`,
-//! `bitmap_andnot`, `bitmap_count`, `bitmap_to_list` and the aggregate `sample_set`.
+//! `bitmap_andnot`, `bitmap_count`, `bitmap_to_list`, `genotype_calls` and the aggregate
+//! `sample_set`; in [`CohortEngine::sql_session`] also the cohort operations as table
+//! functions ([`table_functions`]).
+//!
+//! Operations: allele frequencies, carriers, one sample's genotypes, case/control tests
+//! ([`case_control`]), regression on dosage ([`association`]) and export to VCF/BCF with a
+//! tabix or CSI index ([`vcf_export`]).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
