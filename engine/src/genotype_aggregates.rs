@@ -321,9 +321,10 @@ impl OptimizerRule for GenotypeAggregates {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        Ok(match self.try_rewrite(&plan)? {
-            Some(rewritten) => Transformed::yes(rewritten),
-            None => Transformed::no(plan),
+        // A plan the rewrite cannot build (say, join keys of other types) runs as written.
+        Ok(match self.try_rewrite(&plan) {
+            Ok(Some(rewritten)) => Transformed::yes(rewritten),
+            Ok(None) | Err(_) => Transformed::no(plan),
         })
     }
 }
