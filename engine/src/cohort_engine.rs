@@ -21,7 +21,7 @@ use crate::bitmap_set_functions::{BitmapSetOp, BitmapSetUdf};
 use crate::error::Result;
 use crate::genotype_aggregates::GenotypeAggregates;
 use crate::genotypes_view::{GENOTYPES, GenotypeCallsUdf, GenotypesTable, genotypes_plan};
-use crate::phenotype_schema::{StoreSchema, without_withdrawn};
+use crate::phenotype_schema::{PhenotypeCache, StoreSchema, without_withdrawn};
 use crate::region::Region;
 use crate::sample_selection::SampleSelection;
 use crate::sample_set::SampleSetUdaf;
@@ -36,6 +36,7 @@ pub struct CohortEngine {
     sample_batch: RecordBatch,
     /// Phenotype tables: name -> file, read by a session only when a query names them.
     phenotypes: std::collections::BTreeMap<String, String>,
+    phenotype_cache: PhenotypeCache,
     withdrawn: RoaringBitmap,
 }
 
@@ -56,6 +57,7 @@ impl CohortEngine {
             samples: std::sync::OnceLock::new(),
             sample_batch,
             phenotypes,
+            phenotype_cache: PhenotypeCache::default(),
             withdrawn: RoaringBitmap::new(),
         })
     }
@@ -222,6 +224,7 @@ impl CohortEngine {
                 self.store.clone(),
                 self.phenotypes.clone(),
                 self.withdrawn.clone(),
+                self.phenotype_cache.clone(),
             )),
         )?;
         let schema = fragment_schema(&self.snapshot.state.extra_columns()?);

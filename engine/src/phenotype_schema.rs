@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use cohortdb_store::Store;
 use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, UInt32Array};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
@@ -34,6 +35,11 @@ pub(crate) fn without_withdrawn(
     }
 }
 
+/// Decoded phenotype tables by file path, shared by the sessions of one engine (one snapshot,
+/// so a path's content never changes). Each session gets its own `MemTable` over the batches.
+pub(crate) type PhenotypeCache =
+    Arc<std::sync::Mutex<std::collections::HashMap<String, (SchemaRef, Vec<RecordBatch>)>>>;
+
 /// Registered tables, and phenotype tables (name -> file path) read on first use.
 #[derive(Debug)]
 pub(crate) struct StoreSchema {
@@ -41,6 +47,7 @@ pub(crate) struct StoreSchema {
     store: Store,
     phenotypes: BTreeMap<String, String>,
     withdrawn: RoaringBitmap,
+    cache: PhenotypeCache,
 }
 
 impl StoreSchema {
@@ -48,17 +55,34 @@ impl StoreSchema {
         store: Store,
         phenotypes: BTreeMap<String, String>,
         withdrawn: RoaringBitmap,
+        cache: PhenotypeCache,
     ) -> Self {
         Self {
             registered: MemorySchemaProvider::new(),
             store,
             phenotypes,
             withdrawn,
+            cache,
         }
     }
 
-    /// Reads a phenotype table, withdrawn samples removed.
+    /// A phenotype table, withdrawn samples removed: decoded once per engine.
     async fn load(&self, path: &str) -> Result<Arc<dyn TableProvider>> {
+        let cached = self.cache.lock().ok().and_then(|c| c.get(path).cloned());
+        let (schema, batches) = match cached {
+            Some(hit) => hit,
+            None => {
+                let decoded = self.decode(path).await?;
+                if let Ok(mut cache) = self.cache.lock() {
+                    cache.insert(path.to_string(), decoded.clone());
+                }
+                decoded
+            }
+        };
+        Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
+    }
+
+    async fn decode(&self, path: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let bytes = self
             .store
             .read_file(path)
@@ -70,7 +94,7 @@ impl StoreSchema {
             .build()?
             .map(|b| without_withdrawn(&b?, &self.withdrawn))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
+        Ok((schema, batches))
     }
 }
 
