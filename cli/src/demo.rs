@@ -134,6 +134,76 @@ pub async fn run(store: Option<String>) -> CliResult {
     let df = engine.session()?.sql(sql).await?;
     let schema = df.schema().inner().clone();
     write_batches(OutputFormat::Tsv, &df.collect().await?, schema, &mut out)?;
+
+    // Phenotypes: sex, age and a case/control status, deterministic per participant.
+    let table = dir.join("phenotypes.tsv");
+    let mut text = String::from("sample_id\tsex\tage\tcase_control\n");
+    let mut rng = Xorshift(0x5eed_cafe);
+    for i in 0..SAMPLES {
+        let sex = if rng.unit() < 0.5 { "F" } else { "M" };
+        let age = 40 + (rng.unit() * 30.0) as u32;
+        let case = u8::from(rng.unit() < 0.3);
+        text.push_str(&format!("DEMO{i:04}\t{sex}\t{age}\t{case}\n"));
+    }
+    std::fs::write(&table, text)?;
+    writeln!(
+        out,
+        "\n# cohortdb ingest phenotypes --store {location} {}",
+        table.display()
+    )?;
+    let options = cohortdb_ingest::phenotype_table::PhenotypeOptions {
+        table: "phenotypes".into(),
+        key: "sample_id".into(),
+        types: Vec::new(),
+        drop_unknown: false,
+    };
+    let store_handle = Store::open(&location).await?;
+    cohortdb_ingest::phenotype_table::ingest_phenotypes(
+        &store_handle,
+        &table.display().to_string(),
+        &options,
+    )
+    .await?;
+    let engine = CohortEngine::open(&location).await?;
+    let sql = "SELECT chrom, pos, ref, alt, ac_cases, ac_controls, odds_ratio, p_fisher \
+               FROM case_control('chr20:20000000-20050000', 'case_control = 1 AND age >= 50', \
+               'case_control = 0 AND age >= 50') ORDER BY p_fisher LIMIT 5";
+    writeln!(
+        out,
+        "\n# case/control among the over-50s, as a table function\n# cohortdb query --store {location} \"{sql}\""
+    )?;
+    let df = engine.sql_session()?.sql(sql).await?;
+    let schema = df.schema().inner().clone();
+    write_batches(OutputFormat::Tsv, &df.collect().await?, schema, &mut out)?;
+
+    let bcf = dir.join("women.bcf");
+    writeln!(
+        out,
+        "\n# cohortdb export --store {location} -r chr20:20000000-20010000 --cohort \"sex = 'F'\" -O b -o {}",
+        bcf.display()
+    )?;
+    let women = engine.cohort("sex = 'F'").await?;
+    let order = engine.export_order(&SampleSelection::All, &women);
+    let file = std::io::BufWriter::new(std::fs::File::create(&bcf)?);
+    let summary = engine
+        .export(
+            &Region::parse_list("chr20:20000000-20010000")?,
+            &order,
+            cohortdb_engine::vcf_export::ExportFormat::Bcf,
+            Some(cohortdb_engine::genomic_index::IndexKind::Csi),
+            file,
+        )
+        .await?;
+    if let Some(index) = summary.index {
+        std::fs::write(format!("{}.csi", bcf.display()), index)?;
+    }
+    writeln!(
+        out,
+        "wrote {} records x {} samples (and {}.csi): bcftools view reads it",
+        summary.records,
+        summary.samples,
+        bcf.display()
+    )?;
     writeln!(out, "\n# store: {location}")?;
     Ok(())
 }
