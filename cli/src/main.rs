@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use cohortdb_engine::{CohortEngine, SampleSelection};
+use cohortdb_engine::CohortEngine;
 use cohortdb_ingest::phenotype_table::{ColumnType, PhenotypeOptions, ingest_phenotypes};
 use cohortdb_ingest::{IngestOptions, ingest_vcf};
 use cohortdb_store::Store;
@@ -160,10 +160,7 @@ async fn run(command: Command) -> CliResult {
         } => {
             let engine = CohortEngine::open(&store).await?;
             let variant = cohortdb_engine::carriers::VariantSpec::parse(&variant)?;
-            let set = match cohort {
-                Some(predicate) => engine.cohort_or_named(&predicate).await?,
-                None => engine.resolve(&SampleSelection::All)?,
-            };
+            let set = engine.cohort_or_everyone(cohort.as_deref()).await?;
             let columns: Vec<String> = columns.into_iter().filter(|c| !c.is_empty()).collect();
             let df = engine.carriers(&variant, &set, &columns).await?;
             print_frame(format, df).await?;
@@ -237,10 +234,7 @@ async fn run(command: Command) -> CliResult {
             use cohortdb_engine::association::{Model, association_schema};
             let engine = CohortEngine::open(&store).await?;
             let regions = regions.parse()?;
-            let set = match cohort {
-                Some(predicate) => engine.cohort_or_named(&predicate).await?,
-                None => engine.resolve(&SampleSelection::All)?,
-            };
+            let set = engine.cohort_or_everyone(cohort.as_deref()).await?;
             let model = model.map(|m| match m {
                 command_line::ModelChoice::Linear => Model::Linear,
                 command_line::ModelChoice::Logistic => Model::Logistic,

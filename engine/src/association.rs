@@ -20,6 +20,7 @@ use datafusion::error::DataFusionError;
 use datafusion::prelude::{Expr, col, ident};
 use roaring::RoaringBitmap;
 
+use crate::bitmap_args::{cast_column, stored_bitmap};
 use crate::cohort_engine::{CohortEngine, region_filter};
 use crate::error::{EngineError, Result};
 use crate::region::Region;
@@ -219,22 +220,10 @@ impl CohortEngine {
         let mut out = Vec::with_capacity(batches.len());
         for batch in &batches {
             let rows = batch.num_rows();
-            let binary = |i: usize| -> Result<ArrayRef> {
-                Ok(
-                    datafusion::arrow::compute::cast(batch.column(i), &DataType::Binary)
-                        .map_err(DataFusionError::from)?,
-                )
-            };
-            let bitmaps: Vec<ArrayRef> = (5..11).map(binary).collect::<Result<_>>()?;
-            let read = |c: usize, r: usize| -> Result<RoaringBitmap> {
-                let a = bitmaps[c].as_binary::<i32>();
-                if a.is_null(r) {
-                    return Ok(RoaringBitmap::new());
-                }
-                cohortdb_store::genotype_bitmaps::deserialize_bitmap(a.value(r)).ok_or_else(|| {
-                    DataFusionError::Execution("a genotype bitmap is unreadable".into()).into()
-                })
-            };
+            let bitmaps: Vec<ArrayRef> = (5..11)
+                .map(|i| cast_column(batch.column(i), &DataType::Binary))
+                .collect::<Result<_>>()?;
+            let read = |c: usize, r: usize| stored_bitmap(bitmaps[c].as_binary::<i32>(), r);
             let mut inputs = Vec::with_capacity(rows);
             for r in 0..rows {
                 inputs.push(VariantCalls {

@@ -96,6 +96,25 @@ fn decode(name: &str, bytes: &[u8]) -> Result<RoaringBitmap> {
     })
 }
 
+/// A stored column cast to `to` (Parquet may hand back view types).
+pub fn cast_column(array: &ArrayRef, to: &DataType) -> crate::error::Result<ArrayRef> {
+    Ok(cast(array, to).map_err(DataFusionError::from)?)
+}
+
+/// The bitmap in `row` of a stored bitmap column; empty for NULL.
+pub fn stored_bitmap(array: &BinaryArray, row: usize) -> crate::error::Result<RoaringBitmap> {
+    if array.is_null(row) {
+        return Ok(RoaringBitmap::new());
+    }
+    deserialize_bitmap(array.value(row)).ok_or_else(|| {
+        crate::error::EngineError::Store(cohortdb_store::StoreError::Corrupt {
+            path: "variants".into(),
+            what: "genotype bitmap".into(),
+            reason: "not a portable roaring bitmap".into(),
+        })
+    })
+}
+
 /// Wraps every argument.
 pub fn binary_args(name: &str, args: &[ColumnarValue]) -> Result<Vec<BinaryArg>> {
     args.iter().map(|a| BinaryArg::new(name, a)).collect()

@@ -1,21 +1,20 @@
 //! Export's view of the `variants` rows: typed columns, VCF records rebuilt from their ALT
 //! rows, and the chosen samples' genotypes of a record.
 
-use cohortdb_store::genotype_bitmaps::{GenotypeException, decode_exceptions, deserialize_bitmap};
+use cohortdb_store::genotype_bitmaps::{BITMAP_COLUMNS, GenotypeException, decode_exceptions};
 use cohortdb_store::genotype_calls::{
     AltBitmaps, Call, MISSING_ALLELE, SampleColumns, SiteBitmaps, decode_calls,
 };
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, Float32Array, Int32Array, Int64Array, RecordBatch,
-    StringArray,
+    Array, AsArray, BinaryArray, Float32Array, Int32Array, Int64Array, RecordBatch, StringArray,
 };
 use datafusion::arrow::datatypes::{DataType, Float32Type, Int32Type, Int64Type};
-use datafusion::error::DataFusionError;
 
-use crate::error::{EngineError, Result};
+use crate::bitmap_args::{cast_column, stored_bitmap};
+use crate::error::Result;
 
-/// The `variants` columns export reads, in this order.
-pub const COLUMNS: [&str; 21] = [
+/// Site columns read before the bitmaps.
+const SITE: [&str; 9] = [
     "pos",
     "end_pos",
     "id",
@@ -25,19 +24,16 @@ pub const COLUMNS: [&str; 21] = [
     "filters",
     "allele_index",
     "n_alleles",
-    "het",
-    "hom_alt",
-    "hemi",
-    "called_diploid",
-    "called_haploid",
-    "no_call",
-    "haploid",
-    "phased",
-    "swapped",
-    "gt_exceptions",
-    "record_ordinal",
-    "contig",
 ];
+
+/// The `variants` columns export reads, in this order: the site columns, the bitmaps in
+/// [`BITMAP_COLUMNS`] order (which `genotypes` indexes), `gt_exceptions`, `record_ordinal`.
+pub fn columns() -> Vec<&'static str> {
+    let mut all = SITE.to_vec();
+    all.extend(BITMAP_COLUMNS);
+    all.extend(["gt_exceptions", "record_ordinal"]);
+    all
+}
 
 /// One fragment row, addressed in the collected batches.
 #[derive(Clone, Copy)]
@@ -62,18 +58,20 @@ pub struct Columns {
     exceptions: BinaryArray,
 }
 
-pub fn cast(array: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
-    Ok(datafusion::arrow::compute::cast(array, to).map_err(DataFusionError::from)?)
-}
+const BITMAPS_END: usize = SITE.len() + BITMAP_COLUMNS.len();
 
 impl Columns {
     pub fn new(batch: &RecordBatch) -> Result<Self> {
         let c = |i: usize| batch.column(i);
         let text = |i: usize| -> Result<StringArray> {
-            Ok(cast(c(i), &DataType::Utf8)?.as_string::<i32>().clone())
+            Ok(cast_column(c(i), &DataType::Utf8)?
+                .as_string::<i32>()
+                .clone())
         };
         let binary = |i: usize| -> Result<BinaryArray> {
-            Ok(cast(c(i), &DataType::Binary)?.as_binary::<i32>().clone())
+            Ok(cast_column(c(i), &DataType::Binary)?
+                .as_binary::<i32>()
+                .clone())
         };
         Ok(Self {
             pos: c(0).as_primitive::<Int64Type>().clone(),
@@ -85,9 +83,11 @@ impl Columns {
             filters: text(6)?,
             allele_index: c(7).as_primitive::<Int32Type>().clone(),
             n_alleles: c(8).as_primitive::<Int32Type>().clone(),
-            bitmaps: (9..18).map(binary).collect::<Result<_>>()?,
-            exceptions: binary(18)?,
-            record_ordinal: c(19).as_primitive::<Int32Type>().clone(),
+            bitmaps: (SITE.len()..BITMAPS_END)
+                .map(binary)
+                .collect::<Result<_>>()?,
+            exceptions: binary(BITMAPS_END)?,
+            record_ordinal: c(BITMAPS_END + 1).as_primitive::<Int32Type>().clone(),
         })
     }
 }
@@ -107,19 +107,6 @@ pub struct Genotypes {
     pub ac: Vec<i32>,
     /// AN over the written samples.
     pub an: i32,
-}
-
-fn bitmap(array: &BinaryArray, row: usize) -> Result<roaring::RoaringBitmap> {
-    if array.is_null(row) {
-        return Ok(Default::default());
-    }
-    deserialize_bitmap(array.value(row)).ok_or_else(|| {
-        EngineError::Store(cohortdb_store::StoreError::Corrupt {
-            path: "variants".into(),
-            what: "genotype bitmap".into(),
-            reason: "a genotype bitmap is not a portable roaring bitmap".into(),
-        })
-    })
 }
 
 /// The site fields of a record (from its first row).
@@ -233,12 +220,12 @@ pub fn genotypes(
     if let Some(f) = first {
         let b = &batches[f.batch].bitmaps;
         site = SiteBitmaps {
-            called_diploid: bitmap(&b[3], f.row)?,
-            called_haploid: bitmap(&b[4], f.row)?,
-            no_call: bitmap(&b[5], f.row)?,
-            haploid: bitmap(&b[6], f.row)?,
-            phased: bitmap(&b[7], f.row)?,
-            swapped: bitmap(&b[8], f.row)?,
+            called_diploid: stored_bitmap(&b[3], f.row)?,
+            called_haploid: stored_bitmap(&b[4], f.row)?,
+            no_call: stored_bitmap(&b[5], f.row)?,
+            haploid: stored_bitmap(&b[6], f.row)?,
+            phased: stored_bitmap(&b[7], f.row)?,
+            swapped: stored_bitmap(&b[8], f.row)?,
         };
         let e = &batches[f.batch].exceptions;
         if !e.is_null(f.row) {
@@ -252,9 +239,9 @@ pub fn genotypes(
             Some(r) if batches[r.batch].allele_index.value(r.row) > 0 => {
                 let b = &batches[r.batch].bitmaps;
                 Ok(AltBitmaps {
-                    het: bitmap(&b[0], r.row)?,
-                    hom_alt: bitmap(&b[1], r.row)?,
-                    hemi: bitmap(&b[2], r.row)?,
+                    het: stored_bitmap(&b[0], r.row)?,
+                    hom_alt: stored_bitmap(&b[1], r.row)?,
+                    hemi: stored_bitmap(&b[2], r.row)?,
                 })
             }
             _ => Ok(AltBitmaps::default()),

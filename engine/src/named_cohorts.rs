@@ -39,6 +39,14 @@ impl CohortEngine {
         }
     }
 
+    /// [`CohortEngine::cohort_or_named`], or every sample when `cohort` is absent or blank.
+    pub async fn cohort_or_everyone(&self, cohort: Option<&str>) -> Result<RoaringBitmap> {
+        match cohort.map(str::trim) {
+            None | Some("") => self.resolve(&crate::SampleSelection::All),
+            Some(given) => self.cohort_or_named(given).await,
+        }
+    }
+
     /// [`CohortEngine::cohort_or_named`] of several cohorts, evaluated in one pass.
     pub async fn cohorts_or_named(&self, cohorts: &[&str]) -> Result<Vec<RoaringBitmap>> {
         let mut predicates = Vec::with_capacity(cohorts.len());

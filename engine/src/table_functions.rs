@@ -32,7 +32,6 @@ use crate::carriers::VariantSpec;
 use crate::case_control::case_control_schema;
 use crate::cohort_engine::CohortEngine;
 use crate::region::Region;
-use crate::sample_selection::SampleSelection;
 
 /// Which operation a table function runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,10 +170,7 @@ impl OperationTable {
     }
 
     async fn cohort(&self, i: usize) -> crate::error::Result<roaring::RoaringBitmap> {
-        match self.arg(i).trim() {
-            "" => self.engine.resolve(&SampleSelection::All),
-            predicate => self.engine.cohort_or_named(predicate).await,
-        }
+        self.engine.cohort_or_everyone(Some(self.arg(i))).await
     }
 
     fn regions(&self, i: usize) -> crate::error::Result<Vec<Region>> {

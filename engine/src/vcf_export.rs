@@ -17,10 +17,11 @@ use datafusion::prelude::{SessionConfig, col};
 
 use crate::bcf_encoding::encode_header;
 use crate::bgzf_writer::BgzfWriter;
+use crate::bitmap_args::cast_column;
 use crate::cohort_engine::{CohortEngine, region_filter};
 use crate::error::{EngineError, Result};
 use crate::export_encoders::{bcf_record, header_text, vcf_line};
-use crate::export_records::{COLUMNS, Columns, cast, genotypes, group_records};
+use crate::export_records::{self, Columns, genotypes, group_records};
 use crate::genomic_index::{IndexBuilder, IndexKind};
 use crate::region::Region;
 
@@ -173,7 +174,7 @@ impl CohortEngine {
                 .table("variants")
                 .await?
                 .filter(filter)?
-                .select_columns(&COLUMNS)?
+                .select_columns(&export_records::columns())?
                 .collect()
                 .await?;
             let typed = batches
@@ -229,7 +230,7 @@ impl CohortEngine {
             .await?;
         let mut names = vec!["PASS".to_string()];
         for batch in &batches {
-            let column = cast(batch.column(0), &DataType::Utf8)?;
+            let column = cast_column(batch.column(0), &DataType::Utf8)?;
             for text in column.as_string::<i32>().iter().flatten() {
                 for f in text.split(';') {
                     if !f.is_empty() && f != "." && !names.iter().any(|n| n == f) {
