@@ -318,21 +318,29 @@ impl CohortEngine {
             // Every registered sample: count whole bitmaps (a NULL set), no intersections.
             let everyone = samples.len() == self.sample_batch.num_rows() as u64;
             let set = Arc::new((*samples).clone());
-            let call = |kind, mut args: Vec<Expr>| {
+            // One function per kind and set (binding hashes the set to name the function).
+            let udf = |kind| {
+                if everyone {
+                    BitmapCountUdf::udf(kind)
+                } else {
+                    BitmapCountUdf::udf_in(kind, set.clone())
+                }
+            };
+            let (allele_number, and_count) =
+                (udf(BitmapCount::AlleleNumber), udf(BitmapCount::AndCount));
+            let call = |f: &datafusion::logical_expr::ScalarUDF, mut args: Vec<Expr>| {
                 if everyone {
                     args.push(lit(datafusion::scalar::ScalarValue::Binary(None)));
-                    BitmapCountUdf::udf(kind).call(args)
-                } else {
-                    BitmapCountUdf::udf_in(kind, set.clone()).call(args)
                 }
+                f.call(args)
             };
             let name = |n: &str| format!("{n}{suffix}");
             let bitmaps = ["called_diploid", "called_haploid", "gt_exceptions"];
             first.extend([
-                call(BitmapCount::AlleleNumber, bitmaps.map(col).to_vec()).alias(name("an")),
-                call(BitmapCount::AndCount, vec![col("het")]).alias(name("n_het")),
-                call(BitmapCount::AndCount, vec![col("hom_alt")]).alias(name("n_hom_alt")),
-                call(BitmapCount::AndCount, vec![col("hemi")]).alias(name("n_hemi")),
+                call(&allele_number, bitmaps.map(col).to_vec()).alias(name("an")),
+                call(&and_count, vec![col("het")]).alias(name("n_het")),
+                call(&and_count, vec![col("hom_alt")]).alias(name("n_hom_alt")),
+                call(&and_count, vec![col("hemi")]).alias(name("n_hemi")),
             ]);
             second.extend([
                 (col(name("n_het")) + lit(2i64) * col(name("n_hom_alt")) + col(name("n_hemi")))
