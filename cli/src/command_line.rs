@@ -146,6 +146,37 @@ pub(crate) enum Command {
         /// The SQL statement.
         sql: String,
     },
+    /// Serve the store over gRPC (cohortdb.v1), Arrow Flight SQL, health and reflection on
+    /// one port, with bearer tokens, access tiers and an audit trail.
+    Serve {
+        /// Store location.
+        #[arg(long)]
+        store: String,
+        /// Address to listen on (port 0 picks a free port, printed on standard error).
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: String,
+        /// The tokens file (TOML `[[token]]` entries: token, name, project, tier).
+        #[arg(long, required_unless_present = "dev_anonymous")]
+        tokens: Option<String>,
+        /// Counts from 1 to this minus 1 are suppressed for the aggregate tier.
+        #[arg(long, default_value_t = 20)]
+        min_count: u32,
+        /// The largest gRPC message decoded or encoded, in bytes.
+        #[arg(long, default_value_t = 16 << 20)]
+        max_message_bytes: usize,
+        /// Development only: requests without a token run as an admin named "anonymous".
+        #[arg(long)]
+        dev_anonymous: bool,
+    },
+    /// List the audit trail of a store, or verify its hash chain.
+    Audit {
+        /// Store location.
+        #[arg(long)]
+        store: String,
+        /// Verify the chain instead of listing the records.
+        #[arg(long)]
+        verify: bool,
+    },
     /// List the store's samples.
     Samples {
         /// Store location.

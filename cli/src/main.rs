@@ -14,6 +14,7 @@ mod command_line;
 mod demo;
 mod export;
 mod output_format;
+mod serve;
 
 use command_line::{Cli, CohortCommand, Command, IngestCommand};
 use output_format::write_batches;
@@ -254,6 +255,57 @@ async fn run(command: Command) -> CliResult {
             let engine = CohortEngine::open(&store).await?;
             let df = engine.sql_session()?.sql(&sql).await?;
             print_frame(format, df).await?;
+        }
+        Command::Serve {
+            store,
+            listen,
+            tokens,
+            min_count,
+            max_message_bytes,
+            dev_anonymous,
+        } => {
+            let options = cohortdb_server::ServerOptions {
+                min_count,
+                max_message_bytes,
+                anonymous: dev_anonymous.then(|| cohortdb_server::Principal {
+                    name: "anonymous".into(),
+                    project: "development".into(),
+                    tier: cohortdb_engine::Tier::Admin,
+                }),
+                ..Default::default()
+            };
+            serve::run(&store, &listen, tokens.as_deref(), options).await?;
+        }
+        Command::Audit { store, verify } => {
+            let store = Store::open(&store).await?;
+            let log = cohortdb_store::audit_log::AuditLog::new(store.location().clone());
+            if verify {
+                let n = log.verify().await?;
+                println!("audit trail intact: {n} records");
+            } else {
+                let mut out = std::io::stdout().lock();
+                writeln!(
+                    out,
+                    "seq\ttime\tprincipal\tproject\ttier\tmethod\trows\tdecision\trequest"
+                )?;
+                for r in log.records().await? {
+                    let e = &r.event;
+                    let clean = |t: &str| t.replace(['\t', '\n'], " ");
+                    writeln!(
+                        out,
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        r.seq,
+                        cohortdb_store::audit_log::iso8601(r.time_unix_ms),
+                        e.principal,
+                        e.project,
+                        e.tier,
+                        e.method,
+                        e.rows,
+                        clean(&e.decision),
+                        clean(&e.request)
+                    )?;
+                }
+            }
         }
         Command::Samples { store } => {
             let engine = CohortEngine::open(&store).await?;

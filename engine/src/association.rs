@@ -106,7 +106,7 @@ impl CohortEngine {
         covariates: &[String],
         cohort: &RoaringBitmap,
     ) -> Result<Design> {
-        let ctx = self.session()?;
+        let ctx = self.full_session()?;
         let mut select: Vec<Expr> = vec![col("sample_idx"), ident(trait_column)];
         select.extend(covariates.iter().map(ident));
         let frame = ctx.table(table).await?.select(select)?;
@@ -191,7 +191,7 @@ impl CohortEngine {
                 "no sample of the cohort has {trait_column:?} and every covariate"
             )));
         }
-        let mut df = self.session()?.table("variants").await?;
+        let mut df = self.full_session()?.table("variants").await?;
         if let Some(filter) = region_filter(regions) {
             df = df.filter(filter)?;
         }
@@ -217,6 +217,14 @@ impl CohortEngine {
             .collect()
             .await?;
         let fitter = Fitter::new(&design, model);
+        // The aggregate tier: the analysed samples are a cohort too, and rows with small
+        // counts of participants are suppressed.
+        let analysed = RoaringBitmap::from_sorted_iter(design.samples.iter().copied())
+            .map_err(|e| invalid(format!("unsorted design: {e}")))?;
+        let aggregate = self.tier() == crate::access_policy::Tier::Aggregate;
+        if aggregate {
+            self.admit(&analysed)?;
+        }
         let mut out = Vec::with_capacity(batches.len());
         for batch in &batches {
             let rows = batch.num_rows();
@@ -234,6 +242,46 @@ impl CohortEngine {
                 });
             }
             let fits = fitter.fit_all(&inputs);
+            let small_counts = aggregate.then(|| {
+                let k = u64::from(self.access().min_count);
+                let small = |n: u64| n > 0 && n < k;
+                let flags: Vec<bool> = inputs
+                    .iter()
+                    .zip(&fits)
+                    .map(|(calls, fit)| {
+                        let carriers = (&calls.het | &calls.hom_alt | &calls.hemi)
+                            & &calls.observed
+                            & &analysed;
+                        let n = fit.n as u64;
+                        let c = carriers.len();
+                        // For a 0/1 trait, also the carriers and non-carriers with value 1.
+                        let ones = |set: &RoaringBitmap| {
+                            set.iter()
+                                .filter(|i| {
+                                    design
+                                        .row_of
+                                        .get(*i as usize)
+                                        .and_then(|row| design.y.get(*row as usize))
+                                        .is_some_and(|y| *y == 1.0)
+                                })
+                                .count() as u64
+                        };
+                        let mut counts = vec![n, c, n.saturating_sub(c)];
+                        if design.zero_one {
+                            let observed = &calls.observed & &analysed;
+                            let carrier_ones = ones(&carriers);
+                            let all_ones = ones(&observed);
+                            counts.extend([
+                                carrier_ones,
+                                c - carrier_ones.min(c),
+                                all_ones - carrier_ones.min(all_ones),
+                            ]);
+                        }
+                        counts.into_iter().any(small)
+                    })
+                    .collect();
+                datafusion::arrow::array::BooleanArray::from(flags)
+            });
             let text = |i: usize| -> Result<ArrayRef> {
                 Ok(
                     datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)
@@ -266,6 +314,11 @@ impl CohortEngine {
                 )
                 .map_err(DataFusionError::from)?,
             );
+            if let Some(flags) = &small_counts
+                && let Some(batch) = out.pop()
+            {
+                out.push(crate::count_suppression::suppress_rows(&batch, flags)?);
+            }
         }
         Ok(out)
     }

@@ -54,7 +54,8 @@ impl CohortEngine {
         cohort: &RoaringBitmap,
         columns: &[String],
     ) -> Result<DataFrame> {
-        let ctx = self.session()?;
+        self.require_record_level("carriers")?;
+        let ctx = self.full_session()?;
         let schema = Arc::new(Schema::new(vec![Field::new(
             "sample_idx",
             DataType::UInt32,
@@ -118,6 +119,7 @@ impl CohortEngine {
         use datafusion::logical_expr::{col, lit, when};
 
         use crate::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
+        self.require_record_level("sample genotypes")?;
         let selection = crate::sample_selection::SampleSelection::Include(vec![sample_id.into()]);
         let set = Arc::new(self.resolve(&selection)?);
         if set.is_empty() {
@@ -130,7 +132,7 @@ impl CohortEngine {
                 .call(vec![col(column)])
                 .gt(lit(0i64))
         };
-        let mut df = self.session()?.table("variants").await?;
+        let mut df = self.full_session()?.table("variants").await?;
         if let Some(filter) = crate::cohort_engine::region_filter(regions) {
             df = df.filter(filter)?;
         }

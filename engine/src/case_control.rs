@@ -94,6 +94,11 @@ impl CohortEngine {
             }
             out.push(RecordBatch::try_new(schema.clone(), columns).map_err(DataFusionError::from)?);
         }
+        if self.tier() == crate::access_policy::Tier::Aggregate {
+            let k = self.access().min_count;
+            out =
+                crate::count_suppression::suppress_small_counts(&out, &["_cases", "_controls"], k)?;
+        }
         Ok(out)
     }
 }

@@ -16,9 +16,10 @@ use datafusion::logical_expr::{cast, col, lit, when};
 use datafusion::prelude::{DataFrame, Expr, SessionConfig, SessionContext};
 use roaring::RoaringBitmap;
 
+use crate::access_policy::{Access, AccessState, Tier, pseudonym};
 use crate::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
 use crate::bitmap_set_functions::{BitmapSetOp, BitmapSetUdf};
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::genotype_aggregates::GenotypeAggregates;
 use crate::genotypes_view::{GENOTYPES, GenotypeCallsUdf, GenotypesTable, genotypes_plan};
 use crate::phenotype_schema::{PhenotypeCache, StoreSchema, without_withdrawn};
@@ -27,17 +28,33 @@ use crate::sample_selection::SampleSelection;
 use crate::sample_set::SampleSetUdaf;
 use crate::variants_table::{STORE_URL, VariantsTable};
 
+/// The columns of `variants` the aggregate tier sees: the site, never counts over the stored
+/// samples (they include withdrawn ones), bitmaps, FORMAT or INFO values (INFO may hold the
+/// input's small counts).
+const SITE_COLUMNS: [&str; 9] = [
+    "contig",
+    "pos",
+    "id",
+    "ref",
+    "alt",
+    "qual",
+    "filters",
+    "allele_index",
+    "n_alleles",
+];
+
 /// A store opened at one snapshot.
 #[derive(Debug, Clone)]
 pub struct CohortEngine {
     store: Store,
     snapshot: Snapshot,
-    samples: std::sync::OnceLock<Vec<SampleRecord>>,
+    samples: Arc<std::sync::OnceLock<Vec<SampleRecord>>>,
     sample_batch: RecordBatch,
     /// Phenotype tables: name -> file, read by a session only when a query names them.
     phenotypes: std::collections::BTreeMap<String, String>,
     phenotype_cache: PhenotypeCache,
     withdrawn: RoaringBitmap,
+    access: AccessState,
 }
 
 impl CohortEngine {
@@ -54,12 +71,65 @@ impl CohortEngine {
         Ok(Self {
             store,
             snapshot,
-            samples: std::sync::OnceLock::new(),
+            samples: Default::default(),
             sample_batch,
             phenotypes,
             phenotype_cache: PhenotypeCache::default(),
             withdrawn: RoaringBitmap::new(),
+            access: AccessState::new(Access::admin()),
         })
+    }
+
+    /// This engine under `access` (see [`crate::access_policy`]). For the record tier every
+    /// sample ID becomes the project's pseudonym, which costs one HMAC per sample: keep the
+    /// result and call [`CohortEngine::for_request`] per request.
+    pub fn with_access(&self, access: Access) -> Result<Self> {
+        let mut engine = self.clone();
+        if access.tier == Tier::Record {
+            let secret = access.pseudonym_secret.as_deref().ok_or_else(|| {
+                EngineError::InvalidArgument("the record tier needs a pseudonym secret".into())
+            })?;
+            engine.sample_batch = pseudonymous_samples(&self.sample_batch, secret.as_bytes())?;
+            engine.samples = Default::default();
+            engine.phenotype_cache = PhenotypeCache::default();
+        }
+        engine.access = AccessState::new(access);
+        Ok(engine)
+    }
+
+    /// This engine with a fresh disclosure guard: every cohort of one request is checked
+    /// against the others of that request.
+    pub fn for_request(&self) -> Self {
+        let mut engine = self.clone();
+        engine.access = AccessState::new(self.access.access.clone());
+        engine
+    }
+
+    /// The tier this engine serves.
+    pub fn tier(&self) -> Tier {
+        self.access.tier()
+    }
+
+    /// The policy this engine applies.
+    pub fn access(&self) -> &Access {
+        &self.access.access
+    }
+
+    pub(crate) fn access_state(&self) -> &AccessState {
+        &self.access
+    }
+
+    /// Every registered sample that has not withdrawn.
+    pub(crate) fn everyone(&self) -> RoaringBitmap {
+        let idx = self
+            .sample_batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::UInt32Array>();
+        let all: RoaringBitmap = idx
+            .map(|a| a.values().iter().copied().collect())
+            .unwrap_or_default();
+        all - &self.withdrawn
     }
 
     /// The samples a cohort predicate chooses: a SQL boolean expression over the columns of
@@ -72,7 +142,7 @@ impl CohortEngine {
     /// [`CohortEngine::cohort`] of several predicates in one pass over the tables.
     pub async fn cohorts(&self, predicates: &[&str]) -> Result<Vec<RoaringBitmap>> {
         use datafusion::logical_expr::{ExprFunctionExt, JoinType};
-        let ctx = self.session()?;
+        let ctx = self.full_session()?;
         let samples = ctx.table("samples").await?;
         let rows = if self.phenotypes.contains_key("phenotypes") {
             // Joined on the index alone: a phenotype row's sample_id is its sample's.
@@ -111,6 +181,7 @@ impl CohortEngine {
         let mut sets = Vec::with_capacity(predicates.len());
         for (i, predicate) in predicates.iter().enumerate() {
             let filter = rows.parse_sql_expr(predicate)?;
+            self.check_predicate_columns(&filter)?;
             sets.push(
                 SampleSetUdaf::udaf()
                     .call(vec![col("sample_idx")])
@@ -139,7 +210,9 @@ impl CohortEngine {
                     datafusion::error::DataFusionError::Internal("unreadable sample set".into())
                 })?
             };
-            out.push(set - &self.withdrawn);
+            let set = set - &self.withdrawn;
+            self.admit(&set)?;
+            out.push(set);
         }
         Ok(out)
     }
@@ -175,15 +248,24 @@ impl CohortEngine {
     /// The `sample_idx` values `selection` chooses, withdrawn samples removed; read straight
     /// from the registry's Arrow arrays.
     pub fn resolve(&self, selection: &SampleSelection) -> Result<RoaringBitmap> {
+        if self.tier() == Tier::Aggregate && *selection != SampleSelection::All {
+            return Err(EngineError::PermissionDenied(
+                "the aggregate tier chooses participants by predicate, not by ID".into(),
+            ));
+        }
         let column = |i: usize| self.sample_batch.column(i).as_any();
         let (Some(idx), Some(ids)) = (
             column(0).downcast_ref::<datafusion::arrow::array::UInt32Array>(),
             column(1).downcast_ref::<datafusion::arrow::array::StringArray>(),
         ) else {
-            return selection.resolve(self.sample_records(), &self.withdrawn);
+            let set = selection.resolve(self.sample_records(), &self.withdrawn)?;
+            self.admit(&set)?;
+            return Ok(set);
         };
         let pairs = idx.values().iter().copied().zip(ids.iter().flatten());
-        selection.resolve_ids(pairs, &self.withdrawn)
+        let set = selection.resolve_ids(pairs, &self.withdrawn)?;
+        self.admit(&set)?;
+        Ok(set)
     }
 
     /// Samples that withdrew consent; every read path removes them. Empty until withdrawal
@@ -192,13 +274,16 @@ impl CohortEngine {
         &self.withdrawn
     }
 
-    /// A new session with `variants`, `samples` and the genotype functions registered.
+    /// A new session for this engine's tier: for admin and record, `variants`, `samples`,
+    /// `genotypes`, the phenotype tables and the genotype functions; for aggregate, only the
+    /// site columns of `variants` (see [`crate::access_policy`]).
     pub fn session(&self) -> Result<SessionContext> {
         self.session_with(SessionConfig::new())
     }
 
     /// [`CohortEngine::session`] plus the cohort operations as table functions
-    /// ([`crate::table_functions`]): the session SQL clients get.
+    /// ([`crate::table_functions`]; for the aggregate tier only the aggregate ones): the
+    /// session SQL clients get.
     pub fn sql_session(&self) -> Result<SessionContext> {
         let ctx = self.session()?;
         crate::table_functions::register_table_functions(&ctx, self);
@@ -207,11 +292,64 @@ impl CohortEngine {
 
     /// [`CohortEngine::session`] with a given configuration (information schema added).
     pub fn session_with(&self, config: SessionConfig) -> Result<SessionContext> {
-        let config = config.with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        if self.tier() != Tier::Aggregate {
+            return self.full_session_with(config);
+        }
+        let ctx = SessionContext::new_with_config(config.with_information_schema(true));
+        self.register_store(&ctx)?;
+        let mut denied: Vec<String> = vec!["samples".into(), GENOTYPES.into()];
+        denied.extend(self.phenotypes.keys().cloned());
+        crate::aggregate_schema::AggregateSchema::install(&ctx, denied)?;
+        // The provider is not registered by name, so only the view's columns are reachable.
+        let sites = ctx
+            .read_table(self.variants_table()?)?
+            .select_columns(&SITE_COLUMNS)?
+            .into_view();
+        ctx.register_table("variants", sites)?;
+        Ok(ctx)
+    }
+
+    /// Registers the store's object store for the `variants` scans of `ctx`.
+    fn register_store(&self, ctx: &SessionContext) -> Result<()> {
         let url = url::Url::parse(STORE_URL)
             .map_err(|e| datafusion::error::DataFusionError::Internal(e.to_string()))?;
         ctx.register_object_store(&url, self.store.location().object_store.clone());
+        Ok(())
+    }
+
+    /// The `variants` table over this snapshot's fragments.
+    fn variants_table(&self) -> Result<Arc<dyn TableProvider>> {
+        let schema = fragment_schema(&self.snapshot.state.extra_columns()?);
+        let fragments = self.snapshot.state.variant_fragments().cloned().collect();
+        let root = self.store.location().root.to_string();
+        Ok(Arc::new(VariantsTable::new(schema, fragments, root)))
+    }
+
+    /// Plans `query` in [`CohortEngine::sql_session`]. Only queries: no DDL (which could
+    /// read any file the server can), DML or statements (`SET`, `PREPARE`, ...); placeholders
+    /// (`$1`) are left for the caller to bind.
+    pub async fn sql(&self, query: &str) -> Result<DataFrame> {
+        let options = datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let ctx = self.sql_session()?;
+        let plan = ctx.state().create_logical_plan(query).await?;
+        options
+            .verify_plan(&plan)
+            .map_err(|e| EngineError::PermissionDenied(format!("only queries are served: {e}")))?;
+        Ok(ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// A session with every table and function, whatever the tier: the operations' own.
+    pub(crate) fn full_session(&self) -> Result<SessionContext> {
+        self.full_session_with(SessionConfig::new())
+    }
+
+    fn full_session_with(&self, config: SessionConfig) -> Result<SessionContext> {
+        let config = config.with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        self.register_store(&ctx)?;
         // The default schema also serves the phenotype tables, read when a query names them.
         let catalog = ctx
             .catalog(&ctx.state().config().options().catalog.default_catalog)
@@ -225,19 +363,17 @@ impl CohortEngine {
                 self.phenotypes.clone(),
                 self.withdrawn.clone(),
                 self.phenotype_cache.clone(),
+                (self.tier() == Tier::Record).then(|| self.sample_batch.clone()),
             )),
         )?;
-        let schema = fragment_schema(&self.snapshot.state.extra_columns()?);
-        let fragments = self.snapshot.state.variant_fragments().cloned().collect();
-        let root = self.store.location().root.to_string();
-        let format_columns: Vec<String> = schema
+        let variants = self.variants_table()?;
+        let format_columns: Vec<String> = variants
+            .schema()
             .fields()
             .iter()
             .filter(|f| f.name().starts_with("fmt_"))
             .map(|f| f.name().clone())
             .collect();
-        let variants: Arc<dyn TableProvider> =
-            Arc::new(VariantsTable::new(schema, fragments, root));
         ctx.register_table("variants", variants.clone())?;
         let batch = without_withdrawn(&self.sample_batch, &self.withdrawn)?;
         let samples: Arc<dyn TableProvider> =
@@ -272,6 +408,19 @@ impl CohortEngine {
         samples: &RoaringBitmap,
     ) -> Result<DataFrame> {
         let df = self.counts(regions, &[(samples, "")]).await?;
+        let df = self.frequencies(df)?;
+        if self.tier() != Tier::Aggregate {
+            return Ok(df);
+        }
+        let schema = crate::count_suppression::suppressed_schema(df.schema().as_arrow());
+        let batches = df.collect().await?;
+        let k = self.access().min_count;
+        let batches = crate::count_suppression::suppress_small_counts(&batches, &[""], k)?;
+        let table = MemTable::try_new(schema, vec![batches])?;
+        Ok(SessionContext::new().read_table(Arc::new(table))?)
+    }
+
+    fn frequencies(&self, df: DataFrame) -> Result<DataFrame> {
         let af = when(
             col("an").gt(lit(0i64)),
             cast(col("ac"), DataType::Float64) / cast(col("an"), DataType::Float64),
@@ -298,7 +447,7 @@ impl CohortEngine {
         regions: &[Region],
         sets: &[(&RoaringBitmap, &str)],
     ) -> Result<DataFrame> {
-        let ctx = self.session()?;
+        let ctx = self.full_session()?;
         let mut df = ctx.table("variants").await?;
         if let Some(filter) = region_filter(regions) {
             df = df.filter(filter)?;
@@ -374,4 +523,31 @@ pub fn region_filter(regions: &[Region]) -> Option<Expr> {
             e
         })
         .reduce(Expr::or)
+}
+
+/// The sample registry batch with `sample_id` replaced by pseudonyms and `source` (a file name
+/// that may hold the ID) emptied.
+fn pseudonymous_samples(batch: &RecordBatch, secret: &[u8]) -> Result<RecordBatch> {
+    use datafusion::arrow::array::StringArray;
+    let ids = batch
+        .column(1)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| {
+            datafusion::error::DataFusionError::Internal("sample_id is not text".into())
+        })?;
+    let pseudonyms: StringArray = ids
+        .iter()
+        .map(|id| id.map(|id| pseudonym(secret, id)))
+        .collect();
+    let sources = StringArray::from(vec![""; batch.num_rows()]);
+    Ok(RecordBatch::try_new(
+        batch.schema(),
+        vec![
+            batch.column(0).clone(),
+            Arc::new(pseudonyms),
+            Arc::new(sources),
+        ],
+    )
+    .map_err(datafusion::error::DataFusionError::from)?)
 }

@@ -36,6 +36,9 @@ pub enum EngineError {
     /// An option or argument is not valid for the operation.
     #[error("{0}")]
     InvalidArgument(String),
+    /// The caller's access tier does not allow the request.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
     /// A file named by the user could not be read.
     #[error("{path}: {source}")]
     Io {

@@ -23,6 +23,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access_policy;
+mod aggregate_schema;
 pub mod association;
 pub mod association_stats;
 mod bcf_encoding;
@@ -33,6 +35,7 @@ pub mod bitmap_set_functions;
 pub mod carriers;
 pub mod case_control;
 mod cohort_engine;
+pub mod count_suppression;
 mod error;
 mod export_encoders;
 mod export_records;
@@ -49,6 +52,7 @@ pub mod table_functions;
 pub mod variants_table;
 pub mod vcf_export;
 
+pub use access_policy::{Access, Tier};
 pub use cohort_engine::{CohortEngine, region_filter};
 pub use error::{EngineError, Result};
 pub use region::Region;

@@ -35,6 +35,38 @@ pub(crate) fn without_withdrawn(
     }
 }
 
+/// `batch` (columns `sample_idx`, `sample_id`, ...) with each `sample_id` taken from
+/// `registry` (columns `sample_idx`, `sample_id`, ...) by `sample_idx`.
+fn with_registry_ids(batch: &RecordBatch, registry: &RecordBatch) -> Result<RecordBatch> {
+    use datafusion::arrow::array::{StringArray, UInt32Array};
+    let ids = |b: &RecordBatch| {
+        b.column(0)
+            .as_any()
+            .downcast_ref::<UInt32Array>()
+            .zip(b.column(1).as_any().downcast_ref::<StringArray>())
+            .map(|(idx, id)| (idx.clone(), id.clone()))
+            .ok_or_else(|| DataFusionError::Internal("sample_idx, sample_id expected".into()))
+    };
+    let (registry_idx, registry_ids) = ids(registry)?;
+    let position: std::collections::HashMap<u32, usize> = registry_idx
+        .values()
+        .iter()
+        .enumerate()
+        .map(|(row, idx)| (*idx, row))
+        .collect();
+    let (idx, _) = ids(batch)?;
+    let replaced: StringArray = idx
+        .iter()
+        .map(|i| {
+            i.and_then(|i| position.get(&i))
+                .map(|row| registry_ids.value(*row).to_string())
+        })
+        .collect();
+    let mut columns = batch.columns().to_vec();
+    columns[1] = Arc::new(replaced);
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
 /// Decoded phenotype tables by file path, shared by the sessions of one engine (one snapshot,
 /// so a path's content never changes). Each session gets its own `MemTable` over the batches.
 pub(crate) type PhenotypeCache =
@@ -48,6 +80,9 @@ pub(crate) struct StoreSchema {
     phenotypes: BTreeMap<String, String>,
     withdrawn: RoaringBitmap,
     cache: PhenotypeCache,
+    /// For the record tier: the registry with pseudonymous IDs, which replace the tables'
+    /// `sample_id` values.
+    pseudonymous_registry: Option<RecordBatch>,
 }
 
 impl StoreSchema {
@@ -56,6 +91,7 @@ impl StoreSchema {
         phenotypes: BTreeMap<String, String>,
         withdrawn: RoaringBitmap,
         cache: PhenotypeCache,
+        pseudonymous_registry: Option<RecordBatch>,
     ) -> Self {
         Self {
             registered: MemorySchemaProvider::new(),
@@ -63,6 +99,7 @@ impl StoreSchema {
             phenotypes,
             withdrawn,
             cache,
+            pseudonymous_registry,
         }
     }
 
@@ -92,7 +129,13 @@ impl StoreSchema {
         let schema = reader.schema().clone();
         let batches = reader
             .build()?
-            .map(|b| without_withdrawn(&b?, &self.withdrawn))
+            .map(|b| {
+                let batch = without_withdrawn(&b?, &self.withdrawn)?;
+                match &self.pseudonymous_registry {
+                    Some(registry) => with_registry_ids(&batch, registry),
+                    None => Ok(batch),
+                }
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok((schema, batches))
     }

@@ -27,10 +27,12 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 
+use crate::access_policy::Tier;
 use crate::association::{Model, association_schema};
 use crate::carriers::VariantSpec;
 use crate::case_control::case_control_schema;
 use crate::cohort_engine::CohortEngine;
+use crate::count_suppression::suppressed_schema;
 use crate::region::Region;
 
 /// Which operation a table function runs.
@@ -51,6 +53,14 @@ impl Operation {
         (Self::Carriers, "carriers", 1, 2),
         (Self::SampleGenotypes, "sample_genotypes", 1, 2),
     ];
+
+    /// Whether the operation's rows are aggregates over participants.
+    fn is_aggregate(self) -> bool {
+        matches!(
+            self,
+            Self::AlleleFrequencies | Self::CaseControl | Self::Association
+        )
+    }
 
     fn schema(self) -> SchemaRef {
         let fields = |cols: &[(&str, DataType)]| -> SchemaRef {
@@ -126,6 +136,14 @@ fn text_argument(name: &str, expr: &Expr) -> Result<String> {
 
 impl TableFunctionImpl for OperationFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        if self.engine.tier() == Tier::Aggregate && !self.operation.is_aggregate() {
+            return Err(engine_error(crate::error::EngineError::PermissionDenied(
+                format!(
+                    "{} returns individual-level data, which the aggregate tier may not see",
+                    self.name
+                ),
+            )));
+        }
         let exprs = args.exprs();
         let (min, max) = self.arity;
         if exprs.len() < min || exprs.len() > max {
@@ -139,10 +157,14 @@ impl TableFunctionImpl for OperationFunction {
             .iter()
             .map(|e| text_argument(self.name, e))
             .collect::<Result<Vec<_>>>()?;
+        let schema = match self.engine.tier() {
+            Tier::Aggregate => suppressed_schema(self.operation.schema().as_ref()),
+            _ => self.operation.schema(),
+        };
         Ok(Arc::new(OperationTable {
             engine: self.engine.clone(),
             operation: self.operation,
-            schema: self.operation.schema(),
+            schema,
             args,
         }))
     }
@@ -157,10 +179,12 @@ struct OperationTable {
     args: Vec<String>,
 }
 
+/// Engine errors pass through DataFusion as `External`, so their kind (a refusal, a bad
+/// region) reaches the caller.
 fn engine_error(e: crate::error::EngineError) -> DataFusionError {
     match e {
         crate::error::EngineError::DataFusion(e) => e,
-        other => DataFusionError::Execution(other.to_string()),
+        other => DataFusionError::External(Box::new(other)),
     }
 }
 
@@ -281,7 +305,9 @@ impl TableProvider for OperationTable {
     }
 }
 
-/// Registers the table functions of `engine` in `ctx`.
+/// Registers the table functions of `engine` in `ctx`. For the aggregate tier, those that
+/// return individual-level rows refuse to plan, and the others' rows carry the `suppressed`
+/// flag.
 pub fn register_table_functions(ctx: &SessionContext, engine: &CohortEngine) {
     let engine = Arc::new(engine.clone());
     for (operation, name, min, max) in Operation::ALL {

@@ -119,6 +119,7 @@ impl CohortEngine {
         index: Option<IndexKind>,
         out: W,
     ) -> Result<ExportSummary> {
+        self.require_record_level("export")?;
         if format == ExportFormat::Vcf && index.is_some() {
             return Err(EngineError::InvalidArgument(
                 "an index needs a BGZF-compressed output (-O z or -O b)".into(),

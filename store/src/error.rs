@@ -51,6 +51,14 @@ pub enum StoreError {
         /// The version this build supports.
         supported: u32,
     },
+    /// The audit trail is broken at a record, or no record could be appended.
+    #[error("audit record {seq}: {reason}")]
+    AuditChain {
+        /// The record number.
+        seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// A concurrent writer committed a change that conflicts with this one; retrying the whole
     /// operation on the new snapshot may succeed.
     #[error("commit conflict at version {version}: {reason}; re-run the operation")]

@@ -13,6 +13,7 @@
 //! # });
 //! ```
 
+pub mod audit_log;
 mod commit_log;
 mod error;
 pub mod fragment_builder;

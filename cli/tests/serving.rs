@@ -1,0 +1,740 @@
+//! The server in-process on 127.0.0.1:0 over the simulated N=10,000 cohort, through real tonic
+//! and Arrow Flight SQL clients: authentication, tiers, pseudonyms (checked with `openssl`),
+//! results (checked with bcftools), the aggregate tier's attack suite, chunking and the audit
+//! trail.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod oracle_support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use cohortdb_proto::v1 as pb;
+use cohortdb_proto::v1::admin_service_client::AdminServiceClient;
+use cohortdb_proto::v1::query_service_client::QueryServiceClient;
+use cohortdb_server::{ServerOptions, ServerState, TokenRegistry, serve};
+use futures::TryStreamExt;
+use oracle_support::{cohortdb, sh, sim_prefix, sim_store};
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+const ADMIN: &str = "token-admin-0001";
+const RECORD_P1: &str = "token-record-p1";
+const RECORD_P2: &str = "token-record-p2";
+const AGGREGATE: &str = "token-aggregate-1";
+const REGION: &str = "chr20:20100001-20200000";
+
+const TOKENS: &str = r#"
+[[token]]
+token = "token-admin-0001"
+name = "root"
+project = "operations"
+tier = "admin"
+
+[[token]]
+token = "token-record-p1"
+name = "alice"
+project = "p1"
+tier = "record"
+
+[[token]]
+token = "token-record-p2"
+name = "bob"
+project = "p2"
+tier = "record"
+
+[[token]]
+token = "token-aggregate-1"
+name = "carol"
+project = "p3"
+tier = "aggregate"
+
+[projects.p1]
+secret = "secret-one"
+
+[projects.p2]
+secret = "secret-two"
+"#;
+
+struct Server {
+    _dir: tempfile::TempDir,
+    store: String,
+    channel: Channel,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start_with(options: ServerOptions) -> Server {
+    let (dir, store) = tokio::task::spawn_blocking(|| sim_store(true))
+        .await
+        .unwrap();
+    let engine = cohortdb_engine::CohortEngine::open(&store).await.unwrap();
+    let tokens = TokenRegistry::parse(TOKENS).unwrap();
+    let state = Arc::new(ServerState::new(engine, tokens, options));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    Server {
+        _dir: dir,
+        store,
+        channel,
+        _stop: stop,
+    }
+}
+
+async fn start() -> Server {
+    start_with(ServerOptions::default()).await
+}
+
+fn request<T>(message: T, token: Option<&str>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(token) = token {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    request
+}
+
+async fn read_chunks(
+    stream: Result<tonic::Response<tonic::Streaming<pb::ArrowChunk>>, tonic::Status>,
+) -> Result<(Vec<RecordBatch>, usize), tonic::Status> {
+    let chunks: Vec<pb::ArrowChunk> = stream?.into_inner().try_collect().await?;
+    let n = chunks.len();
+    let bytes: Vec<u8> = chunks.into_iter().flat_map(|c| c.ipc).collect();
+    let reader =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
+    Ok((reader.collect::<Result<_, _>>().unwrap(), n))
+}
+
+async fn sql(
+    channel: &Channel,
+    token: &str,
+    query: &str,
+) -> Result<Vec<RecordBatch>, tonic::Status> {
+    let mut client = QueryServiceClient::new(channel.clone());
+    let sql = pb::SqlRequest {
+        query: query.into(),
+    };
+    Ok(read_chunks(client.sql(request(sql, Some(token))).await)
+        .await?
+        .0)
+}
+
+fn predicate(p: &str) -> Option<pb::Cohort> {
+    Some(pb::Cohort {
+        selection: Some(pb::cohort::Selection::Predicate(p.into())),
+    })
+}
+
+fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in batches {
+        let c = arrow::compute::cast(
+            b.column_by_name(column).unwrap(),
+            &arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
+        out.extend(
+            c.as_string::<i32>()
+                .iter()
+                .map(|v| v.unwrap_or("").to_string()),
+        );
+    }
+    out
+}
+
+/// `P` + 32 hex digits of HMAC-SHA-256(secret, id), computed by openssl.
+fn openssl_pseudonym(secret: &str, id: &str) -> String {
+    let out = sh(&format!(
+        "printf %s '{id}' | openssl dgst -sha256 -hmac '{secret}' | sed 's/.*= //'"
+    ))
+    .unwrap();
+    format!("P{}", &out.trim()[..32])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_tiers_results_and_audit() {
+    let server = start().await;
+    let mut admin = AdminServiceClient::new(server.channel.clone());
+    let mut query = QueryServiceClient::new(server.channel.clone());
+    let mut calls = 0;
+
+    // No token, an unknown token: UNAUTHENTICATED.
+    for token in [None, Some("token-nobody-00")] {
+        let err = admin
+            .store_info(request(pb::StoreInfoRequest {}, token))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated, "{err}");
+        calls += 1;
+    }
+    let info = admin
+        .store_info(request(pb::StoreInfoRequest {}, Some(AGGREGATE)))
+        .await
+        .unwrap()
+        .into_inner();
+    calls += 1;
+    assert_eq!(
+        (info.samples, info.tier.as_str(), info.min_count),
+        (10_000, "aggregate", 20)
+    );
+    assert!(info.location.is_empty(), "only admins see the location");
+
+    // Allele frequencies over the whole cohort equal bcftools +fill-tags.
+    let af = pb::AlleleFrequenciesRequest {
+        regions: vec![REGION.into()],
+        cohort: None,
+    };
+    let (batches, _) = read_chunks(query.allele_frequencies(request(af, Some(ADMIN))).await)
+        .await
+        .unwrap();
+    calls += 1;
+    let ours: BTreeSet<String> = {
+        let (pos, alt, ac, an) = (
+            strings(&batches, "pos"),
+            strings(&batches, "alt"),
+            strings(&batches, "ac"),
+            strings(&batches, "an"),
+        );
+        (0..pos.len())
+            .map(|i| format!("{}\t{}\t{}\t{}", pos[i], alt[i], ac[i], an[i]))
+            .collect()
+    };
+    let prefix = sim_prefix();
+    let oracle: BTreeSet<String> = sh(&format!(
+        "bcftools view -r {REGION} {prefix}.vcf.gz -Ou | bcftools norm -m- -Ou \
+         | bcftools +fill-tags -Ou -- -t AC,AN \
+         | bcftools query -f '%POS\\t%ALT\\t%INFO/AC\\t%INFO/AN\\n'"
+    ))
+    .unwrap()
+    .lines()
+    .map(str::to_string)
+    .collect();
+    assert!(oracle.len() > 100);
+    let differ: Vec<_> = ours.symmetric_difference(&oracle).take(5).collect();
+    assert!(
+        differ.is_empty(),
+        "{} vs {} rows; first differences: {differ:?}",
+        ours.len(),
+        oracle.len()
+    );
+
+    // Record tier: carriers come back as the project's pseudonyms.
+    let variant = sh(&format!(
+        "bcftools view -H -r {REGION} -i 'COUNT(GT=\"alt\")>=3' {prefix}.vcf.gz | sed -n 1p | cut -f1,2,4,5 | tr '\\t' ':'"
+    ))
+    .unwrap()
+    .trim()
+    .to_string();
+    let carriers = |token: &'static str| {
+        let mut query = query.clone();
+        let variant = variant.clone();
+        async move {
+            let message = pb::CarriersRequest {
+                variant,
+                cohort: None,
+                columns: vec!["age".into()],
+            };
+            read_chunks(query.carriers(request(message, Some(token))).await).await
+        }
+    };
+    let real = strings(&carriers(ADMIN).await.unwrap().0, "sample_id");
+    let p1 = strings(&carriers(RECORD_P1).await.unwrap().0, "sample_id");
+    let p2 = strings(&carriers(RECORD_P2).await.unwrap().0, "sample_id");
+    calls += 3;
+    assert!(real.len() >= 3 && real.iter().all(|id| id.starts_with("GSX")));
+    let expected: BTreeSet<String> = real
+        .iter()
+        .map(|id| openssl_pseudonym("secret-one", id))
+        .collect();
+    assert_eq!(p1.iter().cloned().collect::<BTreeSet<_>>(), expected);
+    assert!(
+        p1.iter().all(|p| !p2.contains(p)),
+        "pseudonyms are unlinkable across projects"
+    );
+    // Pseudonyms name samples for their project, and stored IDs are not found.
+    let genotypes = |token: &'static str, sample: String| {
+        let mut query = query.clone();
+        async move {
+            let message = pb::SampleGenotypesRequest {
+                sample,
+                regions: vec![REGION.into()],
+            };
+            read_chunks(query.sample_genotypes(request(message, Some(token))).await).await
+        }
+    };
+    assert!(
+        !genotypes(RECORD_P1, p1[0].clone())
+            .await
+            .unwrap()
+            .0
+            .is_empty()
+    );
+    assert_eq!(
+        genotypes(RECORD_P1, real[0].clone())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    calls += 2;
+    // Phenotype rows carry the same pseudonyms.
+    let joined = sql(
+        &server.channel,
+        RECORD_P1,
+        "SELECT count(*) AS n FROM samples s JOIN phenotypes p USING (sample_id)",
+    )
+    .await
+    .unwrap();
+    calls += 1;
+    assert_eq!(strings(&joined, "n"), ["10000"]);
+
+    // Every request above is in the audit trail, whose chain verifies.
+    let verified = cohortdb(&["audit", "--store", &server.store, "--verify"]).unwrap();
+    assert_eq!(
+        verified.trim(),
+        format!("audit trail intact: {calls} records")
+    );
+    let listing = cohortdb(&["audit", "--store", &server.store]).unwrap();
+    assert_eq!(
+        listing.matches("denied: unauthenticated").count(),
+        2,
+        "{listing}"
+    );
+    assert!(
+        listing.contains(
+            "alice\tp1\trecord\tcohortdb.v1.QueryService/Sql\t1\tallowed\tSELECT count(*)"
+        )
+    );
+    // Tampering with a record is found.
+    let first = format!("{}/_audit/{:020}.json", server.store, 3);
+    let text = std::fs::read_to_string(&first).unwrap();
+    std::fs::write(&first, text.replace("\"rows\":1", "\"rows\":2")).unwrap();
+    let err = cohortdb(&["audit", "--store", &server.store, "--verify"]).unwrap_err();
+    assert!(err.contains("audit record 3"), "{err}");
+}
+
+/// ALT alleles in the simulated VCF (rows of `variants`), counted by bcftools.
+fn alt_rows() -> String {
+    let prefix = sim_prefix();
+    sh(&format!(
+        "bcftools query -f '%ALT\\n' {prefix}.vcf.gz | tr , '\\n' | wc -l"
+    ))
+    .unwrap()
+    .trim()
+    .to_string()
+}
+
+fn assert_no_small_counts(batches: &[RecordBatch], k: i64) {
+    for b in batches {
+        let flags = b.column_by_name("suppressed").unwrap().as_boolean();
+        for name in ["ac", "an", "n_het", "n_hom_alt"] {
+            let Some(c) = b.column_by_name(name) else {
+                continue;
+            };
+            let c = arrow::compute::cast(c, &arrow::datatypes::DataType::Int64).unwrap();
+            let c = c.as_primitive::<Int64Type>();
+            for row in 0..b.num_rows() {
+                if flags.value(row) {
+                    assert!(c.is_null(row), "a suppressed row shows {name}");
+                } else {
+                    let v = c.value(row);
+                    assert!(v == 0 || v >= k, "{name} = {v} is shown");
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregate_tier_attack_suite() {
+    let server = start().await;
+    let channel = &server.channel;
+    let mut query = QueryServiceClient::new(channel.clone());
+    let some_id = sh(&format!(
+        "head -2 {}.pheno.tsv | tail -1 | cut -f1",
+        sim_prefix()
+    ))
+    .unwrap()
+    .trim()
+    .to_string();
+    let mut attempts = 0;
+    let mut denied = |result: Result<Vec<RecordBatch>, tonic::Status>, what: &str| {
+        attempts += 1;
+        match result {
+            Err(s) if s.code() == Code::PermissionDenied => {}
+            Err(s) => panic!("{what}: expected PERMISSION_DENIED, got {s}"),
+            Ok(b) => panic!("{what}: answered with {} batches", b.len()),
+        }
+    };
+
+    // Individual-level operations.
+    let carriers = pb::CarriersRequest {
+        variant: "chr20:20100022".into(),
+        cohort: None,
+        columns: vec![],
+    };
+    denied(
+        read_chunks(query.carriers(request(carriers, Some(AGGREGATE))).await)
+            .await
+            .map(|r| r.0),
+        "carriers",
+    );
+    let genotypes = pb::SampleGenotypesRequest {
+        sample: some_id.clone(),
+        regions: vec![],
+    };
+    denied(
+        read_chunks(
+            query
+                .sample_genotypes(request(genotypes, Some(AGGREGATE)))
+                .await,
+        )
+        .await
+        .map(|r| r.0),
+        "sample genotypes",
+    );
+    let export = pb::ExportRequest {
+        regions: vec![REGION.into()],
+        cohort: None,
+        format: pb::ExportFormat::Bcf as i32,
+        index: false,
+    };
+    let export = match query.export(request(export, Some(AGGREGATE))).await {
+        Ok(s) => s.into_inner().try_collect::<Vec<_>>().await.map(|_| vec![]),
+        Err(e) => Err(e),
+    };
+    denied(export, "export");
+
+    // SQL over individual-level tables, functions and files.
+    for attack in [
+        "SELECT * FROM samples",
+        "SELECT * FROM phenotypes",
+        "SELECT sample_id, age FROM phenotypes WHERE age > 70",
+        "SELECT count(*) FROM genotypes WHERE pos = 20100022",
+        "SELECT p.case_control, count(*) FROM genotypes g JOIN phenotypes p USING (sample_id) GROUP BY 1",
+        "SELECT * FROM carriers('chr20:20100022')",
+        &format!("SELECT * FROM sample_genotypes('{some_id}', '')"),
+        &format!("SELECT * FROM allele_frequencies('{REGION}', 'sample_id = ''{some_id}''')"),
+        "SELECT * FROM allele_frequencies('chr20:20100001-20100100', 'age = 58 AND bmi = 22.0')",
+        // Complement of a handful: everyone but the four aged 58 with a BMI of 22.0.
+        "SELECT * FROM allele_frequencies('chr20:20100001-20100100', 'age <> 58 OR bmi <> 22.0 OR bmi IS NULL')",
+        // Differencing two cohorts of one response.
+        "SELECT a.pos, a.ac - b.ac FROM allele_frequencies('chr20:20100001-20100100', 'age > 50') a \
+         JOIN allele_frequencies('chr20:20100001-20100100', 'age > 50 AND (age <> 58 OR bmi <> 22.0 OR bmi IS NULL)') b USING (pos, alt)",
+        "SELECT ac FROM allele_frequencies('chr20:20100001-20100100', 'sex = ''F''') UNION ALL \
+         SELECT ac FROM allele_frequencies('chr20:20100001-20100100', 'sex = ''F'' AND (age <> 58 OR bmi <> 22.0 OR bmi IS NULL)')",
+        "SELECT * FROM case_control('chr20:20100001-20100100', 'age = 58 AND bmi = 22.0', 'TRUE')",
+        "SELECT * FROM association('chr20:20100001-20100100', 'quant_trait', 'age', 'linear', 'age = 58 AND bmi = 22.0')",
+        "CREATE EXTERNAL TABLE s STORED AS PARQUET LOCATION '/tmp'",
+        "SET datafusion.execution.batch_size = 1",
+    ] {
+        denied(sql(channel, AGGREGATE, attack).await, attack);
+    }
+
+    // Typed RPCs with small cohorts.
+    let af = |cohort: Option<pb::Cohort>| pb::AlleleFrequenciesRequest {
+        regions: vec!["chr20:20100001-20100100".into()],
+        cohort,
+    };
+    let ids = Some(pb::Cohort {
+        selection: Some(pb::cohort::Selection::Samples(pb::SampleIds {
+            ids: vec![some_id.clone(); 30],
+        })),
+    });
+    for (cohort, what) in [
+        (ids, "explicit IDs"),
+        (predicate("age = 58 AND bmi = 22.0"), "a tiny predicate"),
+        (predicate("age < 0"), "an empty predicate"),
+    ] {
+        denied(
+            read_chunks(
+                query
+                    .allele_frequencies(request(af(cohort), Some(AGGREGATE)))
+                    .await,
+            )
+            .await
+            .map(|r| r.0),
+            what,
+        );
+    }
+    let cc = pb::CaseControlRequest {
+        regions: vec!["chr20:20100001-20100100".into()],
+        cases: predicate("age > 50"),
+        controls: predicate("age > 50 AND (age <> 58 OR bmi <> 22.0 OR bmi IS NULL)"),
+    };
+    denied(
+        read_chunks(query.case_control(request(cc, Some(AGGREGATE))).await)
+            .await
+            .map(|r| r.0),
+        "case/control differencing",
+    );
+
+    // Prepared statements through Flight SQL.
+    let mut flight = FlightSqlServiceClient::new(channel.clone());
+    flight.set_token(AGGREGATE.into());
+    let prepared = flight
+        .prepare("SELECT * FROM phenotypes WHERE sample_id = $1".into(), None)
+        .await;
+    attempts += 1;
+    assert!(
+        matches!(&prepared, Err(arrow_flight::error::FlightError::Tonic(s)) if s.code() == Code::PermissionDenied),
+        "prepared statement over phenotypes: {prepared:?}"
+    );
+    assert!(attempts >= 20, "{attempts} attempts");
+
+    // What the tier may see: aggregates with small counts suppressed.
+    let rows = sql(
+        channel,
+        AGGREGATE,
+        &format!("SELECT * FROM allele_frequencies('{REGION}', 'sex = ''F''')"),
+    )
+    .await
+    .unwrap();
+    let flagged: usize = rows
+        .iter()
+        .map(|b| {
+            b.column_by_name("suppressed")
+                .unwrap()
+                .as_boolean()
+                .true_count()
+        })
+        .sum();
+    let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
+    assert!(
+        flagged > 0 && flagged < total,
+        "{flagged} of {total} rows suppressed"
+    );
+    assert_no_small_counts(&rows, 20);
+    let cc = pb::CaseControlRequest {
+        regions: vec![REGION.into()],
+        cases: predicate("case_control = 1"),
+        controls: predicate("case_control = 0"),
+    };
+    let (rows, _) = read_chunks(query.case_control(request(cc, Some(AGGREGATE))).await)
+        .await
+        .unwrap();
+    for b in &rows {
+        let flags = b.column_by_name("suppressed").unwrap().as_boolean();
+        let p = b.column_by_name("p_fisher").unwrap();
+        for row in 0..b.num_rows() {
+            assert_eq!(flags.value(row), p.is_null(row));
+        }
+    }
+    let sites = sql(channel, AGGREGATE, "SELECT count(*) AS n FROM variants")
+        .await
+        .unwrap();
+    assert_eq!(strings(&sites, "n"), [alt_rows()]);
+    let columns = sql(channel, AGGREGATE, "SELECT het FROM variants")
+        .await
+        .unwrap_err();
+    assert_ne!(columns.code(), Code::Ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flight_sql_chunks_and_export() {
+    let server = start_with(ServerOptions {
+        chunk_bytes: 256 << 10,
+        ..Default::default()
+    })
+    .await;
+    let channel = &server.channel;
+
+    // Results larger than a chunk arrive in several chunks of at most the limit.
+    let mut query = QueryServiceClient::new(channel.clone());
+    let big = pb::SqlRequest {
+        query: "SELECT contig, pos, ref, alt, het FROM variants".into(),
+    };
+    let (batches, chunks) = read_chunks(query.sql(request(big, Some(ADMIN))).await)
+        .await
+        .unwrap();
+    assert!(chunks > 2, "{chunks} chunks");
+    assert_eq!(
+        batches
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>()
+            .to_string(),
+        alt_rows()
+    );
+
+    // Flight SQL: a statement, a prepared statement with a parameter, and the catalog.
+    let mut flight = FlightSqlServiceClient::new(channel.clone());
+    flight.set_token(RECORD_P1.into());
+    let info = flight
+        .execute(
+            "SELECT count(*) AS n FROM phenotypes WHERE age > 60".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let batches: Vec<RecordBatch> = flight
+        .do_get(ticket)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let expected = sh(&format!(
+        "awk -F'\\t' 'NR>1 && $3 != \"NA\" && $3 > 60' {}.pheno.tsv | wc -l",
+        sim_prefix()
+    ))
+    .unwrap();
+    assert_eq!(strings(&batches, "n"), [expected.trim()]);
+    let mut prepared = flight
+        .prepare(
+            "SELECT count(*) AS n FROM phenotypes WHERE age > $1".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let parameter = arrow::array::RecordBatch::try_from_iter([(
+        "$1",
+        Arc::new(arrow::array::Int64Array::from(vec![60])) as arrow::array::ArrayRef,
+    )])
+    .unwrap();
+    prepared.set_parameters(parameter).unwrap();
+    let info = prepared.execute().await.unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let batches: Vec<RecordBatch> = flight
+        .do_get(ticket)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(strings(&batches, "n"), [expected.trim()]);
+    let tables: Vec<RecordBatch> = {
+        let info = flight
+            .get_tables(arrow_flight::sql::CommandGetTables::default())
+            .await
+            .unwrap();
+        let ticket = info.endpoint[0].ticket.clone().unwrap();
+        flight
+            .do_get(ticket)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap()
+    };
+    let names = strings(&tables, "table_name");
+    for table in ["variants", "samples", "genotypes"] {
+        assert!(names.iter().any(|n| n == table), "{names:?}");
+    }
+
+    // Export streams a BCF and its CSI index that bcftools reads; genotypes of a record-tier
+    // export carry pseudonyms as sample names.
+    let export = pb::ExportRequest {
+        regions: vec!["chr20:20100001-20110000".into()],
+        cohort: predicate("age > 65"),
+        format: pb::ExportFormat::Bcf as i32,
+        index: true,
+    };
+    let parts: Vec<pb::ExportChunk> = query
+        .export(request(export, Some(RECORD_P1)))
+        .await
+        .unwrap()
+        .into_inner()
+        .try_collect()
+        .await
+        .unwrap();
+    let (mut data, mut index) = (Vec::new(), Vec::new());
+    for part in parts {
+        match part.part.unwrap() {
+            pb::export_chunk::Part::Data(d) => data.extend(d),
+            pb::export_chunk::Part::Index(i) => index.extend(i),
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bcf = dir.path().join("out.bcf");
+    std::fs::write(&bcf, &data).unwrap();
+    std::fs::write(dir.path().join("out.bcf.csi"), &index).unwrap();
+    let bcf = bcf.display().to_string();
+    let names = sh(&format!("bcftools query -l {bcf}")).unwrap();
+    assert!(
+        names.lines().count() > 20 && names.lines().all(|n| n.starts_with('P') && n.len() == 33)
+    );
+    let records = sh(&format!(
+        "bcftools view -H -r chr20:20100001-20110000 {bcf} | wc -l"
+    ))
+    .unwrap();
+    let expected = sh(&format!(
+        "bcftools view -H -r chr20:20100001-20110000 {}.vcf.gz | wc -l",
+        sim_prefix()
+    ))
+    .unwrap();
+    assert_eq!(records.trim(), expected.trim());
+}
+
+/// `cohortdb serve` as a process, used by real Python clients (grpcio with reflection and
+/// health, adbc_driver_flightsql, pyarrow.flight), then stopped by SIGTERM.
+#[test]
+fn python_clients_against_cohortdb_serve() {
+    use std::io::{BufRead, BufReader};
+    let (_dir, store) = sim_store(true);
+    let tokens = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tokens.path(), TOKENS).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cohortdb"))
+        .args([
+            "serve",
+            "--store",
+            &store,
+            "--listen",
+            "127.0.0.1:0",
+            "--tokens",
+        ])
+        .arg(tokens.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let address = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let over_60 = sh(&format!(
+        "awk -F'\\t' 'NR>1 && $3 != \"NA\" && $3 > 60' {}.pheno.tsv | wc -l",
+        sim_prefix()
+    ))
+    .unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/clients.py");
+    let result = std::process::Command::new("python3")
+        .args([script, &address, ADMIN, AGGREGATE, over_60.trim()])
+        .output()
+        .unwrap();
+    // SIGTERM drains and stops the server whatever the clients did.
+    sh(&format!("kill -TERM {}", child.id())).unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(
+        result.status.success(),
+        "python clients failed:\n{}\n{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(
+        status.success() && rest.contains("stopped"),
+        "{status}: {rest}"
+    );
+    let audit = cohortdb(&["audit", "--store", &store, "--verify"]).unwrap();
+    assert!(audit.starts_with("audit trail intact"), "{audit}");
+}

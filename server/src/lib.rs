@@ -1,0 +1,93 @@
+//! The cohortdb server: on one port, the `cohortdb.v1` query and admin services, Arrow Flight
+//! SQL, `grpc.health.v1` and server reflection (v1 and v1alpha). Every request is
+//! authenticated by bearer token ([`principal`]), answered by an engine under the caller's
+//! access tier (enforced in the engine: [`cohortdb_engine::access_policy`]) and written to the
+//! store's audit trail ([`cohortdb_store::audit_log`]). Errors become gRPC codes in one place
+//! ([`server_error`]).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use cohortdb_server::{ServerOptions, ServerState, TokenRegistry, serve};
+//! let engine = cohortdb_engine::CohortEngine::open("/tmp/store").await?;
+//! let tokens = TokenRegistry::from_file("tokens.toml")?;
+//! let state = Arc::new(ServerState::new(engine, tokens, ServerOptions::default()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:50051").await?;
+//! serve(listener, state, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod admin_service;
+pub mod arrow_chunks;
+pub mod flight_sql_service;
+pub mod principal;
+pub mod query_service;
+pub mod server_error;
+pub mod server_state;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use cohortdb_proto::v1::admin_service_server::AdminServiceServer;
+use cohortdb_proto::v1::query_service_server::QueryServiceServer;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use principal::{Principal, TokenRegistry};
+pub use server_error::ServerError;
+pub use server_state::{ServerOptions, ServerState};
+
+use admin_service::AdminServiceImpl;
+use flight_sql_service::FlightSqlServiceImpl;
+use query_service::QueryServiceImpl;
+
+/// Serves every service on `listener` until `shutdown` completes, then drains the requests in
+/// flight and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ServerState>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let max = state.options().max_message_bytes;
+    let query = QueryServiceServer::new(QueryServiceImpl::new(state.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let admin = AdminServiceServer::new(AdminServiceImpl::new(state.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let flight = FlightServiceServer::new(FlightSqlServiceImpl::new(state.clone())?)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<QueryServiceServer<QueryServiceImpl>>()
+        .await;
+    health_reporter
+        .set_serving::<AdminServiceServer<AdminServiceImpl>>()
+        .await;
+    health_reporter
+        .set_serving::<FlightServiceServer<FlightSqlServiceImpl>>()
+        .await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(cohortdb_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
+        .build_v1()
+        .map_err(|e| ServerError::InvalidArgument(format!("reflection: {e}")))?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(|e| ServerError::InvalidArgument(format!("reflection: {e}")))?;
+    tracing::info!(address = ?listener.local_addr().ok(), "serving");
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(query)
+        .add_service(admin)
+        .add_service(flight)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! Principals and the tokens file that names them.
+//!
+//! ```toml
+//! [[token]]
+//! token = "s3cr3t-alice"
+//! name = "alice"
+//! project = "diabetes"
+//! tier = "record"          # aggregate | record | admin
+//!
+//! [projects.diabetes]
+//! secret = "keys the project's pseudonyms"
+//! ```
+//!
+//! Tokens are kept only as SHA-256 digests, so a lookup compares digests, never the token.
+
+use std::collections::HashMap;
+
+use cohortdb_engine::Tier;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::server_error::ServerError;
+
+/// Who is calling: from a bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The principal's name.
+    pub name: String,
+    /// The project the principal works for.
+    pub project: String,
+    /// What the principal may see.
+    pub tier: Tier,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    #[serde(default)]
+    token: Vec<TokenEntry>,
+    #[serde(default)]
+    projects: HashMap<String, ProjectEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenEntry {
+    token: String,
+    name: String,
+    project: String,
+    tier: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectEntry {
+    secret: String,
+}
+
+/// Bearer tokens (as digests) and project secrets.
+#[derive(Debug, Default)]
+pub struct TokenRegistry {
+    principals: HashMap<[u8; 32], Principal>,
+    secrets: HashMap<String, String>,
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl TokenRegistry {
+    /// Reads a tokens file.
+    pub fn from_file(path: &str) -> Result<Self, ServerError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ServerError::Io {
+            path: path.to_string(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|reason| ServerError::Tokens {
+            path: path.to_string(),
+            reason,
+        })
+    }
+
+    /// Parses a tokens file's text; every record-tier project must have a secret, and every
+    /// token must be distinct.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let file: TokensFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut registry = TokenRegistry {
+            secrets: file
+                .projects
+                .into_iter()
+                .map(|(name, p)| (name, p.secret))
+                .collect(),
+            ..Default::default()
+        };
+        for (i, entry) in file.token.into_iter().enumerate() {
+            let at = format!("token entry {} ({})", i + 1, entry.name);
+            let tier = Tier::parse(&entry.tier).ok_or_else(|| {
+                format!(
+                    "{at}: tier {:?} is not aggregate, record or admin",
+                    entry.tier
+                )
+            })?;
+            if entry.token.len() < 8 {
+                return Err(format!("{at}: a token needs at least 8 characters"));
+            }
+            if tier == Tier::Record && !registry.secrets.contains_key(&entry.project) {
+                return Err(format!(
+                    "{at}: project {:?} has no [projects.{}] secret for its pseudonyms",
+                    entry.project, entry.project
+                ));
+            }
+            let principal = Principal {
+                name: entry.name,
+                project: entry.project,
+                tier,
+            };
+            if registry
+                .principals
+                .insert(digest(&entry.token), principal)
+                .is_some()
+            {
+                return Err(format!("{at}: the same token is listed twice"));
+            }
+        }
+        Ok(registry)
+    }
+
+    /// The principal of `token`, if any.
+    pub fn principal(&self, token: &str) -> Option<&Principal> {
+        self.principals.get(&digest(token))
+    }
+
+    /// The pseudonym secret of `project`.
+    pub fn secret(&self, project: &str) -> Option<&str> {
+        self.secrets.get(project).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+[[token]]
+token = "token-alice"
+name = "alice"
+project = "p1"
+tier = "record"
+
+[[token]]
+token = "token-bob-1"
+name = "bob"
+project = "p2"
+tier = "aggregate"
+
+[projects.p1]
+secret = "one"
+"#;
+
+    #[test]
+    fn tokens_map_to_principals() {
+        let registry = TokenRegistry::parse(FILE).unwrap();
+        let alice = registry.principal("token-alice").unwrap();
+        assert_eq!((alice.name.as_str(), alice.tier), ("alice", Tier::Record));
+        assert_eq!(
+            registry.principal("token-bob-1").unwrap().tier,
+            Tier::Aggregate
+        );
+        assert!(registry.principal("token-carol").is_none());
+        assert_eq!(registry.secret("p1"), Some("one"));
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_entry() {
+        let no_secret = FILE.replace("[projects.p1]", "[projects.p9]");
+        assert!(
+            TokenRegistry::parse(&no_secret)
+                .unwrap_err()
+                .contains("token entry 1")
+        );
+        let bad_tier = FILE.replace("\"aggregate\"", "\"superuser\"");
+        assert!(
+            TokenRegistry::parse(&bad_tier)
+                .unwrap_err()
+                .contains("superuser")
+        );
+        let twice = FILE.replace("token-bob-1", "token-alice");
+        assert!(TokenRegistry::parse(&twice).unwrap_err().contains("twice"));
+    }
+}

@@ -1,0 +1,311 @@
+//! `cohortdb.v1.QueryService`: the cohort operations and SQL, each audited and answered under
+//! the caller's access tier.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow::datatypes::Schema;
+use arrow::record_batch::RecordBatch;
+use cohortdb_engine::association::Model;
+use cohortdb_engine::carriers::VariantSpec;
+use cohortdb_engine::genomic_index::IndexKind;
+use cohortdb_engine::vcf_export::ExportFormat;
+use cohortdb_engine::{CohortEngine, Region, SampleSelection};
+use cohortdb_proto::v1 as pb;
+use cohortdb_proto::v1::query_service_server::QueryService;
+use datafusion::prelude::DataFrame;
+use futures::Stream;
+use roaring::RoaringBitmap;
+use tonic::{Request, Response, Status};
+
+use crate::arrow_chunks::arrow_chunks;
+use crate::server_error::ServerError;
+use crate::server_state::ServerState;
+
+/// A stream of response messages.
+pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+type Table = (Arc<Schema>, Vec<RecordBatch>);
+
+/// The query service over shared server state.
+#[derive(Debug, Clone)]
+pub struct QueryServiceImpl {
+    state: Arc<ServerState>,
+}
+
+impl QueryServiceImpl {
+    /// The service over `state`.
+    pub fn new(state: Arc<ServerState>) -> Self {
+        Self { state }
+    }
+
+    /// Runs an operation that yields a table, audits it and streams it as Arrow chunks.
+    async fn table<T, F, Fut>(
+        &self,
+        request: Request<T>,
+        method: &str,
+        work: F,
+    ) -> Result<Response<ResponseStream<pb::ArrowChunk>>, Status>
+    where
+        T: std::fmt::Debug,
+        F: FnOnce(CohortEngine, T) -> Fut,
+        Fut: std::future::Future<Output = Result<Table, ServerError>>,
+    {
+        let (metadata, _, message) = request.into_parts();
+        let text = format!("{message:?}");
+        let (schema, batches) = self
+            .state
+            .audited(&metadata, method, text, |scope| work(scope.engine, message))
+            .await?;
+        let chunks = arrow_chunks(schema, batches, self.state.options().chunk_bytes).await?;
+        Ok(Response::new(Box::pin(futures::stream::iter(
+            chunks.into_iter().map(Ok),
+        ))))
+    }
+}
+
+/// A DataFrame's schema and batches.
+pub async fn collect(frame: DataFrame) -> Result<Table, ServerError> {
+    let schema = Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await?;
+    Ok((schema, batches))
+}
+
+fn batches_table(schema: Arc<Schema>, batches: Vec<RecordBatch>) -> Table {
+    let schema = batches.first().map_or(schema, |b| b.schema());
+    (schema, batches)
+}
+
+fn regions(list: &[String]) -> Result<Vec<Region>, ServerError> {
+    let mut out = Vec::new();
+    for text in list {
+        out.extend(Region::parse_list(text)?);
+    }
+    Ok(out)
+}
+
+/// The participants of a `Cohort` message; everyone when absent.
+pub async fn cohort(
+    engine: &CohortEngine,
+    cohort: Option<&pb::Cohort>,
+) -> Result<RoaringBitmap, ServerError> {
+    use pb::cohort::Selection;
+    Ok(match cohort.and_then(|c| c.selection.as_ref()) {
+        None => engine.resolve(&SampleSelection::All)?,
+        Some(Selection::Predicate(p)) => engine.cohort_or_everyone(Some(p)).await?,
+        Some(Selection::Named(name)) => engine.cohort_or_named(&format!("@{name}")).await?,
+        Some(Selection::Samples(ids)) => {
+            engine.resolve(&SampleSelection::Include(ids.ids.clone()))?
+        }
+    })
+}
+
+#[tonic::async_trait]
+impl QueryService for QueryServiceImpl {
+    type AlleleFrequenciesStream = ResponseStream<pb::ArrowChunk>;
+    type CarriersStream = ResponseStream<pb::ArrowChunk>;
+    type CaseControlStream = ResponseStream<pb::ArrowChunk>;
+    type AssociationStream = ResponseStream<pb::ArrowChunk>;
+    type SampleGenotypesStream = ResponseStream<pb::ArrowChunk>;
+    type ExportStream = ResponseStream<pb::ExportChunk>;
+    type SqlStream = ResponseStream<pb::ArrowChunk>;
+
+    async fn allele_frequencies(
+        &self,
+        request: Request<pb::AlleleFrequenciesRequest>,
+    ) -> Result<Response<Self::AlleleFrequenciesStream>, Status> {
+        self.table(
+            request,
+            "cohortdb.v1.QueryService/AlleleFrequencies",
+            |e, m| async move {
+                let set = cohort(&e, m.cohort.as_ref()).await?;
+                collect(e.allele_frequencies(&regions(&m.regions)?, &set).await?).await
+            },
+        )
+        .await
+    }
+
+    async fn carriers(
+        &self,
+        request: Request<pb::CarriersRequest>,
+    ) -> Result<Response<Self::CarriersStream>, Status> {
+        self.table(
+            request,
+            "cohortdb.v1.QueryService/Carriers",
+            |e, m| async move {
+                let variant =
+                    VariantSpec::parse(&m.variant).map_err(ServerError::InvalidArgument)?;
+                let set = cohort(&e, m.cohort.as_ref()).await?;
+                collect(e.carriers(&variant, &set, &m.columns).await?).await
+            },
+        )
+        .await
+    }
+
+    async fn case_control(
+        &self,
+        request: Request<pb::CaseControlRequest>,
+    ) -> Result<Response<Self::CaseControlStream>, Status> {
+        self.table(
+            request,
+            "cohortdb.v1.QueryService/CaseControl",
+            |e, m| async move {
+                let cases = cohort(&e, m.cases.as_ref()).await?;
+                let controls = cohort(&e, m.controls.as_ref()).await?;
+                let batches = e
+                    .case_control(&regions(&m.regions)?, &cases, &controls)
+                    .await?;
+                let schema = cohortdb_engine::case_control::case_control_schema();
+                Ok(batches_table(schema, batches))
+            },
+        )
+        .await
+    }
+
+    async fn association(
+        &self,
+        request: Request<pb::AssociationRequest>,
+    ) -> Result<Response<Self::AssociationStream>, Status> {
+        self.table(
+            request,
+            "cohortdb.v1.QueryService/Association",
+            |e, m| async move {
+                let model = match pb::Model::try_from(m.model) {
+                    Ok(pb::Model::Linear) => Some(Model::Linear),
+                    Ok(pb::Model::Logistic) => Some(Model::Logistic),
+                    Ok(pb::Model::Unspecified) => None,
+                    Err(_) => {
+                        return Err(ServerError::InvalidArgument(format!(
+                            "unknown model {}",
+                            m.model
+                        )));
+                    }
+                };
+                let set = cohort(&e, m.cohort.as_ref()).await?;
+                let batches = e
+                    .association(
+                        &regions(&m.regions)?,
+                        &set,
+                        "phenotypes",
+                        &m.r#trait,
+                        &m.covariates,
+                        model,
+                    )
+                    .await?;
+                let schema = cohortdb_engine::association::association_schema();
+                Ok(batches_table(schema, batches))
+            },
+        )
+        .await
+    }
+
+    async fn sample_genotypes(
+        &self,
+        request: Request<pb::SampleGenotypesRequest>,
+    ) -> Result<Response<Self::SampleGenotypesStream>, Status> {
+        self.table(
+            request,
+            "cohortdb.v1.QueryService/SampleGenotypes",
+            |e, m| async move {
+                collect(e.sample_genotypes(&regions(&m.regions)?, &m.sample).await?).await
+            },
+        )
+        .await
+    }
+
+    async fn export(
+        &self,
+        request: Request<pb::ExportRequest>,
+    ) -> Result<Response<Self::ExportStream>, Status> {
+        let method = "cohortdb.v1.QueryService/Export";
+        let (metadata, _, m) = request.into_parts();
+        let text = format!("{m:?}");
+        let scope = match self.state.scope(&metadata).await {
+            Ok(scope) => scope,
+            Err(e) => {
+                self.state.audit(None, method, text, Err(&e)).await?;
+                return Err(e.into());
+            }
+        };
+        let run = async {
+            let e = &scope.engine;
+            let format = match pb::ExportFormat::try_from(m.format) {
+                Ok(pb::ExportFormat::Vcf) => ExportFormat::Vcf,
+                Ok(pb::ExportFormat::VcfGz) => ExportFormat::VcfGz,
+                Ok(pb::ExportFormat::Bcf | pb::ExportFormat::Unspecified) => ExportFormat::Bcf,
+                Err(_) => {
+                    return Err(ServerError::InvalidArgument(format!(
+                        "unknown export format {}",
+                        m.format
+                    )));
+                }
+            };
+            let index = match (m.index, format) {
+                (false, _) => None,
+                (true, ExportFormat::Vcf) => {
+                    return Err(ServerError::InvalidArgument(
+                        "an index needs VCF_GZ or BCF".into(),
+                    ));
+                }
+                (true, ExportFormat::VcfGz) => Some(IndexKind::Tbi),
+                (true, ExportFormat::Bcf) => Some(IndexKind::Csi),
+            };
+            let set = cohort(e, m.cohort.as_ref()).await?;
+            let selection = match m.cohort.as_ref().and_then(|c| c.selection.as_ref()) {
+                Some(pb::cohort::Selection::Samples(ids)) => {
+                    SampleSelection::Include(ids.ids.clone())
+                }
+                _ => SampleSelection::All,
+            };
+            let order = e.export_order(&selection, &set);
+            let mut data = Vec::new();
+            let summary = e
+                .export(&regions(&m.regions)?, &order, format, index, &mut data)
+                .await?;
+            Ok((data, summary))
+        };
+        let result = run.await;
+        let outcome = result.as_ref().map(|(_, s)| s.records);
+        self.state
+            .audit(Some(&scope.principal), method, text, outcome)
+            .await?;
+        let (data, summary) = result?;
+        let size = self.state.options().chunk_bytes;
+        let mut parts: Vec<pb::ExportChunk> = data
+            .chunks(size)
+            .map(|c| pb::ExportChunk {
+                part: Some(pb::export_chunk::Part::Data(c.to_vec())),
+            })
+            .collect();
+        for c in summary.index.unwrap_or_default().chunks(size) {
+            parts.push(pb::ExportChunk {
+                part: Some(pb::export_chunk::Part::Index(c.to_vec())),
+            });
+        }
+        Ok(Response::new(Box::pin(futures::stream::iter(
+            parts.into_iter().map(Ok),
+        ))))
+    }
+
+    async fn sql(
+        &self,
+        request: Request<pb::SqlRequest>,
+    ) -> Result<Response<Self::SqlStream>, Status> {
+        let (metadata, extensions, m) = request.into_parts();
+        // The audit record holds the SQL text itself.
+        let request = Request::from_parts(metadata, extensions, SqlText(m.query));
+        self.table(request, "cohortdb.v1.QueryService/Sql", |e, q| async move {
+            collect(e.sql(&q.0).await?).await
+        })
+        .await
+    }
+}
+
+/// A SQL text, recorded as itself in the audit trail.
+struct SqlText(String);
+
+impl std::fmt::Debug for SqlText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}

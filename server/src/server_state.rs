@@ -1,0 +1,199 @@
+//! What every service shares: the engine, the tokens, the audit trail, and the steps of a
+//! request (authenticate, choose the principal's engine, run, audit).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arrow::record_batch::RecordBatch;
+use cohortdb_engine::{Access, CohortEngine, Tier};
+use cohortdb_store::audit_log::{AuditEvent, AuditLog};
+use tonic::metadata::MetadataMap;
+
+use crate::principal::{Principal, TokenRegistry};
+use crate::server_error::ServerError;
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Counts from 1 to `min_count - 1` are suppressed for the aggregate tier.
+    pub min_count: u32,
+    /// The largest `ArrowChunk` or `ExportChunk`, in bytes.
+    pub chunk_bytes: usize,
+    /// The largest message the server decodes or encodes, in bytes.
+    pub max_message_bytes: usize,
+    /// Development only: requests without a token run as this principal.
+    pub anonymous: Option<Principal>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            min_count: cohortdb_engine::access_policy::DEFAULT_MIN_COUNT,
+            chunk_bytes: crate::arrow_chunks::DEFAULT_CHUNK_BYTES,
+            max_message_bytes: 16 << 20,
+            anonymous: None,
+        }
+    }
+}
+
+/// The state shared by the services.
+#[derive(Debug)]
+pub struct ServerState {
+    engine: CohortEngine,
+    tokens: TokenRegistry,
+    audit: AuditLog,
+    options: ServerOptions,
+    /// Engines per (project, tier): the record tier's carry the project's pseudonyms.
+    engines: Mutex<HashMap<(String, Tier), CohortEngine>>,
+}
+
+/// A request under way: who asked, and the engine that answers them.
+#[derive(Debug)]
+pub struct RequestScope {
+    /// The caller.
+    pub principal: Principal,
+    /// The caller's engine with a fresh disclosure guard.
+    pub engine: CohortEngine,
+}
+
+/// The bearer token of a request's metadata.
+pub fn bearer_token(metadata: &MetadataMap) -> Option<&str> {
+    let value = metadata.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl ServerState {
+    /// The state over `engine` (opened by the caller at the snapshot to serve).
+    pub fn new(engine: CohortEngine, tokens: TokenRegistry, options: ServerOptions) -> Self {
+        let audit = AuditLog::new(engine.store().location().clone());
+        Self {
+            engine,
+            tokens,
+            audit,
+            options,
+            engines: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The server's options.
+    pub fn options(&self) -> &ServerOptions {
+        &self.options
+    }
+
+    /// The engine with every right (store information for admins).
+    pub fn admin_engine(&self) -> &CohortEngine {
+        &self.engine
+    }
+
+    /// The principal of a bearer token.
+    pub fn principal_of_token(&self, token: &str) -> Result<Principal, ServerError> {
+        self.tokens
+            .principal(token)
+            .cloned()
+            .ok_or_else(|| ServerError::Unauthenticated("unknown bearer token".into()))
+    }
+
+    /// The principal of a request's `authorization: Bearer TOKEN` metadata.
+    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, ServerError> {
+        match bearer_token(metadata) {
+            Some(token) => self.principal_of_token(token),
+            None => self.options.anonymous.clone().ok_or_else(|| {
+                ServerError::Unauthenticated("no authorization: Bearer token".into())
+            }),
+        }
+    }
+
+    /// The engine that answers `principal`, with a fresh disclosure guard.
+    pub async fn engine_for(&self, principal: &Principal) -> Result<CohortEngine, ServerError> {
+        let key = (principal.project.clone(), principal.tier);
+        if let Some(engine) = self.engines.lock().ok().and_then(|e| e.get(&key).cloned()) {
+            return Ok(engine.for_request());
+        }
+        let access = Access {
+            tier: principal.tier,
+            min_count: self.options.min_count,
+            pseudonym_secret: (principal.tier == Tier::Record)
+                .then(|| self.tokens.secret(&principal.project).map(str::to_string))
+                .flatten(),
+        };
+        // One HMAC per sample for the record tier: off the async threads.
+        let base = self.engine.clone();
+        let engine = tokio::task::spawn_blocking(move || base.with_access(access))
+            .await
+            .map_err(|e| ServerError::InvalidArgument(format!("engine setup: {e}")))??;
+        if let Ok(mut engines) = self.engines.lock() {
+            engines.insert(key, engine.clone());
+        }
+        Ok(engine.for_request())
+    }
+
+    /// Authenticates a request and prepares its engine.
+    pub async fn scope(&self, metadata: &MetadataMap) -> Result<RequestScope, ServerError> {
+        let principal = self.authenticate(metadata)?;
+        let engine = self.engine_for(&principal).await?;
+        Ok(RequestScope { principal, engine })
+    }
+
+    /// Writes the audit record of a request: `outcome` is the rows returned or the error.
+    /// A request whose record cannot be written fails, so nothing leaves unaudited.
+    pub async fn audit(
+        &self,
+        principal: Option<&Principal>,
+        method: &str,
+        request: String,
+        outcome: Result<u64, &ServerError>,
+    ) -> Result<(), ServerError> {
+        let (principal, project, tier) = match principal {
+            Some(p) => (p.name.clone(), p.project.clone(), p.tier.name().to_string()),
+            None => Default::default(),
+        };
+        let (rows, decision) = match outcome {
+            Ok(rows) => (rows, "allowed".to_string()),
+            Err(e) => (0, e.decision()),
+        };
+        let event = AuditEvent {
+            principal,
+            project,
+            tier,
+            method: method.to_string(),
+            request,
+            rows,
+            decision,
+        };
+        self.audit.append(event).await?;
+        Ok(())
+    }
+
+    /// Runs `work` for an authenticated caller and audits it, whatever the outcome.
+    pub async fn audited<F, Fut>(
+        &self,
+        metadata: &MetadataMap,
+        method: &str,
+        request: String,
+        work: F,
+    ) -> Result<(Arc<arrow::datatypes::Schema>, Vec<RecordBatch>), ServerError>
+    where
+        F: FnOnce(RequestScope) -> Fut,
+        Fut: std::future::Future<
+                Output = Result<(Arc<arrow::datatypes::Schema>, Vec<RecordBatch>), ServerError>,
+            >,
+    {
+        let scope = match self.scope(metadata).await {
+            Ok(scope) => scope,
+            Err(e) => {
+                self.audit(None, method, request, Err(&e)).await?;
+                return Err(e);
+            }
+        };
+        let principal = scope.principal.clone();
+        let result = work(scope).await;
+        let outcome = match &result {
+            Ok((_, batches)) => Ok(batches.iter().map(|b| b.num_rows() as u64).sum()),
+            Err(e) => Err(e),
+        };
+        self.audit(Some(&principal), method, request, outcome)
+            .await?;
+        result
+    }
+}
