@@ -5,11 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in bcftools tabix plink2 python3 pip3; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
+for tool in bcftools tabix plink2 python3 pip3 openssl; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq bcftools tabix plink2 python3 python3-pip >/dev/null
+  apt-get install -y -qq bcftools tabix plink2 python3 python3-pip openssl >/dev/null
 fi
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
 
@@ -18,10 +18,14 @@ export COHORTDB_SHARED="${COHORTDB_SHARED:-$(cd .. && pwd)/shared}"
 
 # The simulated N=10,000 cohort of REFERENCE_QUERIES.md (seed 2), generated once into .cache/.
 export COHORTDB_SIM_DIR="${COHORTDB_SIM_DIR:-$PWD/.cache/sim}"
-# scipy is the oracle of the case/control statistics.
-python3 -c 'import msprime, stdpopsim, tskit, numpy, scipy' 2>/dev/null \
-  || pip3 install -q --break-system-packages msprime==1.4.4 stdpopsim==0.3.0 tskit==1.0.3 numpy==2.4.6 scipy \
-  || pip3 install -q msprime==1.4.4 stdpopsim==0.3.0 tskit==1.0.3 numpy==2.4.6 scipy
+# scipy is the oracle of the case/control statistics; grpcio, pyarrow and ADBC are the real
+# clients of the server tests (cli/tests/python/clients.py).
+pip_packages=(msprime==1.4.4 stdpopsim==0.3.0 tskit==1.0.3 numpy==2.4.6 scipy
+  grpcio==1.85.1 grpcio-reflection==1.85.1 grpcio-health-checking==1.85.1 protobuf==7.36.2
+  pyarrow==26.0.1 adbc_driver_flightsql==1.13.0 adbc_driver_manager==1.13.0)
+python3 -c 'import msprime, stdpopsim, tskit, numpy, scipy, grpc, grpc_reflection, grpc_health, pyarrow.flight, adbc_driver_flightsql' 2>/dev/null \
+  || pip3 install -q --break-system-packages "${pip_packages[@]}" \
+  || pip3 install -q "${pip_packages[@]}"
 if [ ! -f "$COHORTDB_SIM_DIR/sim_N10000_L1Mb.vcf.gz" ]; then
   mkdir -p "$COHORTDB_SIM_DIR"
   (cd "$COHORTDB_SHARED/testdata" && python3 ../sim/simulate.py -n 10000 -L 1000000 -s 2 --no-trees \

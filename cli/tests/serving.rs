@@ -301,6 +301,23 @@ async fn tokens_tiers_results_and_audit() {
     calls += 1;
     assert_eq!(strings(&joined, "n"), ["10000"]);
 
+    // Deadlines are honoured: a query that cannot finish in 1 ms is cut off.
+    let mut slow = request(
+        pb::SqlRequest {
+            query: "SELECT count(*), sum(dosage) FROM genotypes".into(),
+        },
+        Some(ADMIN),
+    );
+    slow.set_timeout(std::time::Duration::from_millis(1));
+    let err = read_chunks(query.sql(slow).await).await.unwrap_err();
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err}"
+    );
+    calls += 1;
+    // Its audit record is written when the server drops the request.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
     // Every request above is in the audit trail, whose chain verifies.
     let verified = cohortdb(&["audit", "--store", &server.store, "--verify"]).unwrap();
     assert_eq!(

@@ -14,13 +14,18 @@ use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
-use cohortdb_engine::CohortEngine;
+use cohortdb_engine::{Access, CohortEngine, Tier};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use oracle_support::*;
 use sqllogictest::{DBOutput, DefaultColumnType};
 
-struct Session(SessionContext);
+/// A file's session: one SQL session for the whole file, or (for `aggregate_tier*.slt`) the
+/// aggregate tier's engine, which plans each query as the server does, one request each.
+enum Session {
+    Full(SessionContext),
+    Aggregate(CohortEngine),
+}
 
 #[async_trait]
 impl sqllogictest::AsyncDB for Session {
@@ -28,7 +33,14 @@ impl sqllogictest::AsyncDB for Session {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DataFusionError> {
-        let df = self.0.sql(sql).await?;
+        let df = match self {
+            Session::Full(ctx) => ctx.sql(sql).await?,
+            Session::Aggregate(engine) => engine
+                .for_request()
+                .sql(sql)
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?,
+        };
         let schema = df.schema().as_arrow().clone();
         let batches = df.collect().await?;
         if schema.fields().is_empty() {
@@ -132,11 +144,27 @@ async fn sql_surface_matches_the_slt_files() {
     let files = files_with("slt");
     assert!(files.len() >= 4, "slt files missing in {:?}", slt_dir());
     let mut failures = Vec::new();
+    // k = 2 for the six samples of the aggregate tier's file.
+    let aggregate = engine
+        .with_access(Access {
+            tier: Tier::Aggregate,
+            min_count: 2,
+            pseudonym_secret: None,
+        })
+        .expect("aggregate engine");
     for file in files {
         let ctx = engine.sql_session().expect("session");
+        let aggregate = aggregate.clone();
+        let tiered = file
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("aggregate_tier"));
         let mut runner = sqllogictest::Runner::new(move || {
-            let ctx = ctx.clone();
-            async move { Ok(Session(ctx)) }
+            let session = if tiered {
+                Session::Aggregate(aggregate.clone())
+            } else {
+                Session::Full(ctx.clone())
+            };
+            async move { Ok(session) }
         });
         if let Err(e) = runner.run_file_async(&file).await {
             failures.push(format!("{}: {e}", file.display()));

@@ -41,7 +41,7 @@ impl Default for ServerOptions {
 pub struct ServerState {
     engine: CohortEngine,
     tokens: TokenRegistry,
-    audit: AuditLog,
+    audit: Arc<AuditLog>,
     options: ServerOptions,
     /// Engines per (project, tier): the record tier's carry the project's pseudonyms.
     engines: Mutex<HashMap<(String, Tier), CohortEngine>>,
@@ -66,7 +66,7 @@ pub fn bearer_token(metadata: &MetadataMap) -> Option<&str> {
 impl ServerState {
     /// The state over `engine` (opened by the caller at the snapshot to serve).
     pub fn new(engine: CohortEngine, tokens: TokenRegistry, options: ServerOptions) -> Self {
-        let audit = AuditLog::new(engine.store().location().clone());
+        let audit = Arc::new(AuditLog::new(engine.store().location().clone()));
         Self {
             engine,
             tokens,
@@ -187,7 +187,21 @@ impl ServerState {
             }
         };
         let principal = scope.principal.clone();
+        // Written if the request is dropped before it completes (deadline, client gone).
+        let mut pending = AuditOnDrop {
+            audit: self.audit.clone(),
+            event: Some(AuditEvent {
+                principal: principal.name.clone(),
+                project: principal.project.clone(),
+                tier: principal.tier.name().to_string(),
+                method: method.to_string(),
+                request: request.clone(),
+                rows: 0,
+                decision: "cancelled: deadline exceeded or client gone".into(),
+            }),
+        };
         let result = work(scope).await;
+        pending.event = None;
         let outcome = match &result {
             Ok((_, batches)) => Ok(batches.iter().map(|b| b.num_rows() as u64).sum()),
             Err(e) => Err(e),
@@ -195,5 +209,28 @@ impl ServerState {
         self.audit(Some(&principal), method, request, outcome)
             .await?;
         result
+    }
+}
+
+/// Appends its event, from a new task, when dropped with one: the record of a request whose
+/// future was dropped part-way.
+struct AuditOnDrop {
+    audit: Arc<AuditLog>,
+    event: Option<AuditEvent>,
+}
+
+impl Drop for AuditOnDrop {
+    fn drop(&mut self) {
+        let Some(event) = self.event.take() else {
+            return;
+        };
+        let audit = self.audit.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = audit.append(event).await {
+                    tracing::error!("audit record of a cancelled request: {e}");
+                }
+            });
+        }
     }
 }
