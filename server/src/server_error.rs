@@ -110,8 +110,8 @@ impl ServerError {
     /// How the audit trail records this error.
     pub fn decision(&self) -> String {
         match self.code() {
-            Code::PermissionDenied | Code::Unauthenticated => format!("denied: {self}"),
-            _ => format!("failed: {self}"),
+            Code::PermissionDenied | Code::Unauthenticated => format!("denied: {}", self.message()),
+            _ => format!("failed: {}", self.message()),
         }
     }
 }
@@ -122,9 +122,21 @@ impl From<DataFusionError> for ServerError {
     }
 }
 
+impl ServerError {
+    /// The message a client sees: an engine error's own text, not DataFusion's wrapping of it.
+    fn message(&self) -> String {
+        if let ServerError::Engine(EngineError::DataFusion(d)) = self
+            && let Some(inner) = engine_error_in(d)
+        {
+            return inner.to_string();
+        }
+        self.to_string()
+    }
+}
+
 impl From<ServerError> for Status {
     fn from(e: ServerError) -> Self {
-        Status::new(e.code(), e.to_string())
+        Status::new(e.code(), e.message())
     }
 }
 
