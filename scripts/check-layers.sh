@@ -12,7 +12,7 @@ allowed = {
     "cohortdb-ingest": {"cohortdb-store"},
     "cohortdb-server": {"cohortdb-proto", "cohortdb-engine", "cohortdb-store"},
     "cohortdb-cli": {"cohortdb-server", "cohortdb-ingest", "cohortdb-engine", "cohortdb-store", "cohortdb-proto"},
-    "cohortdb-benches": {"cohortdb-store", "cohortdb-ingest", "cohortdb-engine"},
+    "cohortdb-benches": {"cohortdb-store", "cohortdb-ingest", "cohortdb-engine", "cohortdb-proto"},
 }
 bad = []
 for pkg in meta["packages"]:

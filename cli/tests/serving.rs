@@ -454,6 +454,10 @@ async fn aggregate_tier_attack_suite() {
         "SELECT ac FROM allele_frequencies('chr20:20100001-20100100', 'sex = ''F''') UNION ALL \
          SELECT ac FROM allele_frequencies('chr20:20100001-20100100', 'sex = ''F'' AND (age <> 58 OR bmi <> 22.0 OR bmi IS NULL)')",
         "SELECT * FROM case_control('chr20:20100001-20100100', 'age = 58 AND bmi = 22.0', 'TRUE')",
+        // Predicates whose errors would tell whether a participant exists.
+        "SELECT * FROM allele_frequencies('chr20:20100001-20100100', \
+         'CASE WHEN age = 58 AND bmi = 22.0 THEN CAST(sex AS INT) ELSE 1 END = 1')",
+        "SELECT * FROM allele_frequencies('chr20:20100001-20100100', 'age / (age - 58) > 0')",
         "SELECT * FROM association('chr20:20100001-20100100', 'quant_trait', 'age', 'linear', 'age = 58 AND bmi = 22.0')",
         "CREATE EXTERNAL TABLE s STORED AS PARQUET LOCATION '/tmp'",
         "SET datafusion.execution.batch_size = 1",

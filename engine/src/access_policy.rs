@@ -102,7 +102,7 @@ pub fn pseudonym(secret: &[u8], sample_id: &str) -> String {
 }
 
 /// Admits the cohorts of one aggregate-tier request (see the module's invariants).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DisclosureGuard {
     min_count: u64,
     admitted: Mutex<Vec<RoaringBitmap>>,
@@ -182,24 +182,72 @@ impl CohortEngine {
         Ok(())
     }
 
-    /// Refuses, for the aggregate tier, a cohort predicate over the sample registry's own
-    /// columns (IDs and source files single out participants).
-    pub(crate) fn check_predicate_columns(
+    /// Refuses, for the aggregate tier, a cohort predicate that names the sample registry's
+    /// own columns (IDs and source files single out participants) or goes beyond columns,
+    /// literals, comparisons, `AND`/`OR`/`NOT`, `IS [NOT] NULL`, `BETWEEN`, `IN (...)` and
+    /// `LIKE`: functions, `CASE`, casts, arithmetic and subqueries could fail on one
+    /// participant's values and so tell by an error that such a participant exists.
+    pub(crate) fn check_aggregate_predicate(
         &self,
         predicate: &datafusion::prelude::Expr,
     ) -> Result<()> {
+        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+        use datafusion::logical_expr::{Expr, Operator};
         if self.tier() != Tier::Aggregate {
             return Ok(());
         }
-        for column in predicate.column_refs() {
-            if ["sample_id", "sample_idx", "source"].contains(&column.name.as_str()) {
-                return Err(EngineError::PermissionDenied(format!(
-                    "the aggregate tier may not choose participants by {}",
-                    column.name
-                )));
+        let mut refused: Option<String> = None;
+        let _ = predicate.apply(|e| {
+            let allowed = match e {
+                Expr::Column(c) => {
+                    if ["sample_id", "sample_idx", "source"].contains(&c.name.as_str()) {
+                        refused = Some(format!("choose participants by {}", c.name));
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                    true
+                }
+                Expr::BinaryExpr(b) => matches!(
+                    b.op,
+                    Operator::Eq
+                        | Operator::NotEq
+                        | Operator::Lt
+                        | Operator::LtEq
+                        | Operator::Gt
+                        | Operator::GtEq
+                        | Operator::And
+                        | Operator::Or
+                        | Operator::IsDistinctFrom
+                        | Operator::IsNotDistinctFrom
+                ),
+                Expr::Literal(..)
+                | Expr::Alias(_)
+                | Expr::Not(_)
+                | Expr::IsNull(_)
+                | Expr::IsNotNull(_)
+                | Expr::IsTrue(_)
+                | Expr::IsFalse(_)
+                | Expr::IsNotTrue(_)
+                | Expr::IsNotFalse(_)
+                | Expr::IsUnknown(_)
+                | Expr::IsNotUnknown(_)
+                | Expr::Between(_)
+                | Expr::InList(_)
+                | Expr::Like(_)
+                | Expr::Negative(_) => true,
+                _ => false,
+            };
+            if !allowed {
+                refused = Some(format!("use {} in a cohort predicate", e.variant_name()));
+                return Ok(TreeNodeRecursion::Stop);
             }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        match refused {
+            Some(what) => Err(EngineError::PermissionDenied(format!(
+                "the aggregate tier may not {what}"
+            ))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Admits a cohort through the request's guard (aggregate tier only).

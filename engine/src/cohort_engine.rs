@@ -181,7 +181,7 @@ impl CohortEngine {
         let mut sets = Vec::with_capacity(predicates.len());
         for (i, predicate) in predicates.iter().enumerate() {
             let filter = rows.parse_sql_expr(predicate)?;
-            self.check_predicate_columns(&filter)?;
+            self.check_aggregate_predicate(&filter)?;
             sets.push(
                 SampleSetUdaf::udaf()
                     .call(vec![col("sample_idx")])

@@ -196,14 +196,37 @@ impl FlightSqlServiceImpl {
         Ok(Response::new(batch_stream(schema, batches)))
     }
 
-    /// The caller's SQL session, for the catalog listings.
+    /// The caller's SQL session, for the catalog listings; a refusal is audited.
     async fn catalog_session(
         &self,
         metadata: &tonic::metadata::MetadataMap,
+        method: &str,
     ) -> Result<(Principal, SessionContext), ServerError> {
-        let scope = self.state.scope(metadata).await?;
+        let scope = match self.state.scope(metadata).await {
+            Ok(scope) => scope,
+            Err(e) => {
+                self.state
+                    .audit(None, method, String::new(), Err(&e))
+                    .await?;
+                return Err(e);
+            }
+        };
         let ctx = scope.engine.sql_session()?;
         Ok((scope.principal, ctx))
+    }
+
+    /// Audits a listing and streams it.
+    async fn listing(
+        &self,
+        principal: &Principal,
+        method: &str,
+        batch: RecordBatch,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let rows = batch.num_rows() as u64;
+        self.state
+            .audit(Some(principal), method, String::new(), Ok(rows))
+            .await?;
+        Ok(Response::new(batch_stream(batch.schema(), vec![batch])))
     }
 }
 
@@ -469,16 +492,16 @@ impl FlightSqlService for FlightSqlServiceImpl {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let (_, ctx) = self
-            .catalog_session(request.metadata())
+        let method = "arrow.flight.protocol.sql.CommandGetCatalogs";
+        let (principal, ctx) = self
+            .catalog_session(request.metadata(), method)
             .await
             .map_err(status)?;
         let mut builder = query.into_builder();
         for catalog in ctx.catalog_names() {
             builder.append(catalog);
         }
-        let schema = builder.schema();
-        Ok(Response::new(batch_stream(schema, vec![builder.build()?])))
+        self.listing(&principal, method, builder.build()?).await
     }
 
     async fn get_flight_info_schemas(
@@ -503,8 +526,9 @@ impl FlightSqlService for FlightSqlServiceImpl {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let (_, ctx) = self
-            .catalog_session(request.metadata())
+        let method = "arrow.flight.protocol.sql.CommandGetDbSchemas";
+        let (principal, ctx) = self
+            .catalog_session(request.metadata(), method)
             .await
             .map_err(status)?;
         let mut builder = query.into_builder();
@@ -515,8 +539,7 @@ impl FlightSqlService for FlightSqlServiceImpl {
                 }
             }
         }
-        let schema = builder.schema();
-        Ok(Response::new(batch_stream(schema, vec![builder.build()?])))
+        self.listing(&principal, method, builder.build()?).await
     }
 
     async fn get_flight_info_tables(
@@ -541,8 +564,9 @@ impl FlightSqlService for FlightSqlServiceImpl {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let (_, ctx) = self
-            .catalog_session(request.metadata())
+        let method = "arrow.flight.protocol.sql.CommandGetTables";
+        let (principal, ctx) = self
+            .catalog_session(request.metadata(), method)
             .await
             .map_err(status)?;
         let mut builder = query.into_builder();
@@ -570,8 +594,7 @@ impl FlightSqlService for FlightSqlServiceImpl {
                 }
             }
         }
-        let schema = builder.schema();
-        Ok(Response::new(batch_stream(schema, vec![builder.build()?])))
+        self.listing(&principal, method, builder.build()?).await
     }
 
     async fn get_flight_info_table_types(

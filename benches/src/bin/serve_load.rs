@@ -1,0 +1,210 @@
+//! A bounded load test of a running `cohortdb serve` (see `benches/serve/run.sh`): concurrent
+//! clients mixing carriers lookups (record tier) and 100 kb cohort allele frequencies
+//! (aggregate tier) for a fixed time; prints errors, QPS and latency percentiles per query type.
+//!
+//! `serve_load ADDRESS RECORD_TOKEN AGGREGATE_TOKEN [CLIENTS] [SECONDS]`
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use cohortdb_proto::v1 as pb;
+use cohortdb_proto::v1::query_service_client::QueryServiceClient;
+use futures::TryStreamExt;
+use tonic::transport::Channel;
+
+/// The cohorts of the frequency queries: phenotype predicates of the simulated cohort.
+const COHORTS: [&str; 4] = [
+    "sex = 'F'",
+    "age BETWEEN 50 AND 60",
+    "sex = 'M' AND bmi >= 25",
+    "case_control = 1",
+];
+/// The simulated chromosome: chr20:20,000,001-21,000,000.
+const FROM: i64 = 20_000_001;
+const LENGTH: i64 = 1_000_000;
+const WINDOW: i64 = 100_000;
+
+fn authorized<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// xorshift64: a fixed-seed stream per client.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+async fn ipc_rows(
+    stream: tonic::Streaming<pb::ArrowChunk>,
+) -> Result<usize, Box<dyn std::error::Error>> {
+    let chunks: Vec<pb::ArrowChunk> = stream.try_collect().await?;
+    let bytes: Vec<u8> = chunks.into_iter().flat_map(|c| c.ipc).collect();
+    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
+    let mut rows = 0;
+    for batch in reader {
+        rows += batch?.num_rows();
+    }
+    Ok(rows)
+}
+
+/// Variants with at least one carrier, to look up.
+async fn variants(channel: &Channel, token: &str) -> Vec<String> {
+    let sql = pb::SqlRequest {
+        query: "SELECT contig, pos, ref, alt FROM variants WHERE contig = 'chr20' \
+                AND bitmap_count(het) + bitmap_count(hom_alt) > 0 ORDER BY pos"
+            .into(),
+    };
+    let stream = QueryServiceClient::new(channel.clone())
+        .sql(authorized(sql, token))
+        .await
+        .unwrap()
+        .into_inner();
+    let chunks: Vec<pb::ArrowChunk> = stream.try_collect().await.unwrap();
+    let bytes: Vec<u8> = chunks.into_iter().flat_map(|c| c.ipc).collect();
+    let reader =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let text = |i: usize| {
+            arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8).unwrap()
+        };
+        let (c, p, r, a) = (text(0), text(1), text(2), text(3));
+        use arrow::array::AsArray;
+        for row in 0..batch.num_rows() {
+            out.push(format!(
+                "{}:{}:{}:{}",
+                c.as_string::<i32>().value(row),
+                p.as_string::<i32>().value(row),
+                r.as_string::<i32>().value(row),
+                a.as_string::<i32>().value(row)
+            ));
+        }
+    }
+    out
+}
+
+#[derive(Default)]
+struct Tally {
+    carriers: Vec<Duration>,
+    frequencies: Vec<Duration>,
+    errors: Vec<String>,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (address, record, aggregate) = (&args[1], args[2].clone(), args[3].clone());
+    let clients: usize = args.get(4).map_or(32, |a| a.parse().unwrap());
+    let seconds: u64 = args.get(5).map_or(60, |a| a.parse().unwrap());
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let variants = std::sync::Arc::new(variants(&channel, &record).await);
+    eprintln!(
+        "{} variants with carriers; {clients} clients for {seconds} s",
+        variants.len()
+    );
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let (channel, variants) = (channel.clone(), variants.clone());
+        let (record, aggregate) = (record.clone(), aggregate.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (client as u64 + 1));
+            let mut query = QueryServiceClient::new(channel).max_decoding_message_size(64 << 20);
+            let mut tally = Tally::default();
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                i += 1;
+                let start = Instant::now();
+                let outcome = if i.is_multiple_of(2) {
+                    let variant = variants[rng.next() as usize % variants.len()].clone();
+                    let message = pb::CarriersRequest {
+                        variant,
+                        cohort: None,
+                        columns: vec!["age".into(), "sex".into()],
+                    };
+                    match query.carriers(authorized(message, &record)).await {
+                        Ok(s) => ipc_rows(s.into_inner()).await.map(|_| true),
+                        Err(e) => Err(e.into()),
+                    }
+                } else {
+                    let from = FROM + (rng.next() % (LENGTH - WINDOW) as u64) as i64;
+                    let cohort = COHORTS[rng.next() as usize % COHORTS.len()];
+                    let message = pb::AlleleFrequenciesRequest {
+                        regions: vec![format!("chr20:{from}-{}", from + WINDOW - 1)],
+                        cohort: Some(pb::Cohort {
+                            selection: Some(pb::cohort::Selection::Predicate(cohort.into())),
+                        }),
+                    };
+                    match query
+                        .allele_frequencies(authorized(message, &aggregate))
+                        .await
+                    {
+                        Ok(s) => ipc_rows(s.into_inner()).await.map(|_| false),
+                        Err(e) => Err(e.into()),
+                    }
+                };
+                let took = start.elapsed();
+                match outcome {
+                    Ok(true) => tally.carriers.push(took),
+                    Ok(false) => tally.frequencies.push(took),
+                    Err(e) => tally.errors.push(e.to_string()),
+                }
+            }
+            tally
+        }));
+    }
+    let mut all = Tally::default();
+    for task in tasks {
+        let t = task.await.unwrap();
+        all.carriers.extend(t.carriers);
+        all.frequencies.extend(t.frequencies);
+        all.errors.extend(t.errors);
+    }
+    all.carriers.sort();
+    all.frequencies.sort();
+    println!("| query | requests | errors | QPS | p50 (ms) | p99 (ms) |");
+    println!("|---|---|---|---|---|---|");
+    for (name, list) in [
+        ("carriers", &all.carriers),
+        ("af 100 kb, cohort", &all.frequencies),
+    ] {
+        println!(
+            "| {name} | {} | - | {:.1} | {:.1} | {:.1} |",
+            list.len(),
+            list.len() as f64 / seconds as f64,
+            percentile(list, 0.5),
+            percentile(list, 0.99)
+        );
+    }
+    println!(
+        "| errors | {} | {} | | | |",
+        all.errors.len(),
+        all.errors.len()
+    );
+    for e in all.errors.iter().take(5) {
+        eprintln!("error: {e}");
+    }
+}
