@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, UInt32Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::DataFrame;
 use roaring::RoaringBitmap;
@@ -48,61 +47,124 @@ impl VariantSpec {
 impl CohortEngine {
     /// Carriers of `variant` within `cohort`: `chrom pos ref alt sample_id genotype` (`het`,
     /// `hom_alt` or `hemi`) and the phenotype `columns` asked for, ordered by ALT and sample ID.
+    ///
+    /// Built from the site's bitmaps directly: sample IDs and phenotype values are taken by
+    /// `sample_idx` from the registry and the (cached) phenotype table, with no join.
     pub async fn carriers(
         &self,
         variant: &VariantSpec,
         cohort: &RoaringBitmap,
         columns: &[String],
     ) -> Result<DataFrame> {
+        use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
+        use datafusion::arrow::compute::take;
+        use datafusion::prelude::{col, lit};
         self.require_record_level("carriers")?;
-        let ctx = self.full_session()?;
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "sample_idx",
-            DataType::UInt32,
-            false,
-        )]));
-        let chosen = RecordBatch::try_new(
-            schema.clone(),
-            vec![Arc::new(UInt32Array::from_iter_values(cohort.iter()))],
-        )
-        .map_err(DataFusionError::from)?;
-        ctx.register_table(
-            "cohort_samples",
-            Arc::new(MemTable::try_new(schema, vec![vec![chosen]])?),
-        )?;
-        let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
-        let mut site = format!(
-            "contig = {} AND pos = {}",
-            quote(&variant.contig),
-            variant.pos
-        );
+        let mut site = col("contig")
+            .eq(lit(variant.contig.clone()))
+            .and(col("pos").eq(lit(variant.pos)));
         if let Some((r, a)) = &variant.alleles {
-            site.push_str(&format!(" AND ref = {} AND alt = {}", quote(r), quote(a)));
+            site = site
+                .and(col("ref").eq(lit(r.clone())))
+                .and(col("alt").eq(lit(a.clone())));
         }
-        let calls = ["het", "hom_alt", "hemi"]
-            .map(|class| {
-                format!(
-                    "SELECT contig, pos, ref, alt, allele_index, '{class}' AS genotype, \
-                     unnest(bitmap_to_list({class})) AS sample_idx FROM variants WHERE {site}"
-                )
-            })
-            .join(" UNION ALL ");
-        let mut select =
-            "c.contig AS chrom, c.pos, c.ref, c.alt, s.sample_id, c.genotype".to_string();
-        let mut from = format!(
-            "({calls}) c JOIN cohort_samples k ON k.sample_idx = c.sample_idx \
-             JOIN samples s ON s.sample_idx = c.sample_idx"
-        );
-        if !columns.is_empty() {
-            from.push_str(" LEFT JOIN phenotypes p ON p.sample_idx = c.sample_idx");
-            for column in columns {
-                // Column names are identifiers, never SQL text.
-                let ident = format!("\"{}\"", column.replace('"', "\"\""));
-                select.push_str(&format!(", p.{ident}"));
+        let frame = self
+            .full_session()?
+            .table("variants")
+            .await?
+            .filter(site)?
+            .select_columns(&[
+                "contig",
+                "pos",
+                "ref",
+                "alt",
+                "allele_index",
+                "het",
+                "hom_alt",
+                "hemi",
+            ])?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let sites = datafusion::arrow::compute::concat_batches(&schema, &frame.collect().await?)
+            .map_err(DataFusionError::from)?;
+        let registry = self.sample_positions();
+        let ids = self
+            .sample_batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| DataFusionError::Internal("sample_id is not text".into()))?;
+        let id_of = |idx: u32| {
+            registry
+                .get(idx as usize)
+                .copied()
+                .flatten()
+                .map(|r| ids.value(r))
+        };
+        let allele = datafusion::arrow::compute::cast(sites.column(4), &DataType::Int64)
+            .map_err(DataFusionError::from)?;
+        let allele = allele.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        // One output row per (site row, class, sample in the cohort).
+        let mut calls: Vec<(usize, &'static str, u32)> = Vec::new();
+        for (class, i) in [("het", 5), ("hom_alt", 6), ("hemi", 7)] {
+            let bitmaps = crate::bitmap_args::cast_column(sites.column(i), &DataType::Binary)?;
+            for row in 0..sites.num_rows() {
+                let set = crate::bitmap_args::stored_bitmap(bitmaps.as_binary::<i32>(), row)?;
+                calls.extend((set & cohort).iter().map(|idx| (row, class, idx)));
             }
         }
-        let sql = format!("SELECT {select} FROM {from} ORDER BY c.allele_index, s.sample_id");
-        Ok(ctx.sql(&sql).await?)
+        calls.sort_by(|x, y| {
+            allele
+                .value(x.0)
+                .cmp(&allele.value(y.0))
+                .then_with(|| id_of(x.2).cmp(&id_of(y.2)))
+        });
+        let site_rows: UInt32Array = calls.iter().map(|c| c.0 as u32).collect();
+        let mut out_columns: Vec<ArrayRef> = Vec::new();
+        let mut fields: Vec<Field> = Vec::new();
+        for (i, name) in ["chrom", "pos", "ref", "alt"].into_iter().enumerate() {
+            let column = take(sites.column(i), &site_rows, None).map_err(DataFusionError::from)?;
+            fields.push(Field::new(name, column.data_type().clone(), false));
+            out_columns.push(column);
+        }
+        let sample_ids: StringArray = calls.iter().map(|c| id_of(c.2)).collect();
+        fields.push(Field::new("sample_id", DataType::Utf8, true));
+        out_columns.push(Arc::new(sample_ids));
+        let genotypes: StringArray = calls.iter().map(|c| Some(c.1)).collect();
+        fields.push(Field::new("genotype", DataType::Utf8, false));
+        out_columns.push(Arc::new(genotypes));
+        if !columns.is_empty() {
+            let (schema, table) = self.phenotype_table("phenotypes").await?;
+            let table = datafusion::arrow::compute::concat_batches(&schema, &table)
+                .map_err(DataFusionError::from)?;
+            let idx = table
+                .column(0)
+                .as_any()
+                .downcast_ref::<UInt32Array>()
+                .ok_or_else(|| DataFusionError::Internal("sample_idx is not UInt32".into()))?;
+            let mut row_of = vec![None; registry.len()];
+            for (row, i) in idx.values().iter().enumerate() {
+                if let Some(slot) = row_of.get_mut(*i as usize) {
+                    *slot = Some(row as u32);
+                }
+            }
+            let picks: UInt32Array = calls
+                .iter()
+                .map(|c| row_of.get(c.2 as usize).copied().flatten())
+                .collect();
+            for column in columns {
+                let Some((i, field)) = schema.column_with_name(column) else {
+                    return Err(crate::error::EngineError::InvalidArgument(format!(
+                        "phenotypes has no column {column:?}"
+                    )));
+                };
+                out_columns
+                    .push(take(table.column(i), &picks, None).map_err(DataFusionError::from)?);
+                fields.push(field.clone().with_nullable(true));
+            }
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), out_columns)
+            .map_err(DataFusionError::from)?;
+        Ok(datafusion::prelude::SessionContext::new().read_batch(batch)?)
     }
 }
 

@@ -49,13 +49,23 @@ pub struct CohortEngine {
     store: Store,
     snapshot: Snapshot,
     samples: Arc<std::sync::OnceLock<Vec<SampleRecord>>>,
-    sample_batch: RecordBatch,
+    pub(crate) sample_batch: RecordBatch,
     /// Phenotype tables: name -> file, read by a session only when a query names them.
     phenotypes: std::collections::BTreeMap<String, String>,
     phenotype_cache: PhenotypeCache,
     withdrawn: RoaringBitmap,
     access: AccessState,
+    /// Cohorts by predicate text, for this engine's view of the samples (an engine from
+    /// [`CohortEngine::with_access`] starts its own: pseudonyms change what a predicate means,
+    /// and an aggregate engine's entries are predicates its grammar check passed).
+    cohort_cache: Arc<std::sync::Mutex<std::collections::HashMap<String, RoaringBitmap>>>,
+    /// [`CohortEngine::sample_positions`], once built.
+    sample_positions: Arc<std::sync::OnceLock<Arc<Vec<Option<usize>>>>>,
 }
+
+/// At most this many cached cohorts per engine (about 12 KiB each at N=100,000); the cache is
+/// emptied when full.
+const COHORT_CACHE_ENTRIES: usize = 4096;
 
 impl CohortEngine {
     /// Opens the newest snapshot of the store at `location`.
@@ -77,6 +87,8 @@ impl CohortEngine {
             phenotype_cache: PhenotypeCache::default(),
             withdrawn: RoaringBitmap::new(),
             access: AccessState::new(Access::admin()),
+            cohort_cache: Default::default(),
+            sample_positions: Default::default(),
         })
     }
 
@@ -94,6 +106,7 @@ impl CohortEngine {
             engine.phenotype_cache = PhenotypeCache::default();
         }
         engine.access = AccessState::new(access);
+        engine.cohort_cache = Default::default();
         Ok(engine)
     }
 
@@ -119,6 +132,56 @@ impl CohortEngine {
         &self.access
     }
 
+    /// The registry row of each `sample_idx` (`None` where no sample has it), built once per
+    /// engine.
+    pub(crate) fn sample_positions(&self) -> Arc<Vec<Option<usize>>> {
+        self.sample_positions
+            .get_or_init(|| {
+                let idx = self
+                    .sample_batch
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::UInt32Array>();
+                let mut out: Vec<Option<usize>> = Vec::new();
+                for (row, i) in idx
+                    .map(|a| a.values().to_vec())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .enumerate()
+                {
+                    let i = i as usize;
+                    if out.len() <= i {
+                        out.resize(i + 1, None);
+                    }
+                    out[i] = Some(row);
+                }
+                Arc::new(out)
+            })
+            .clone()
+    }
+
+    /// The decoded batches of phenotype table `name` (withdrawn samples removed, pseudonyms
+    /// for the record tier), shared with the sessions of this engine.
+    pub(crate) async fn phenotype_table(
+        &self,
+        name: &str,
+    ) -> Result<(datafusion::arrow::datatypes::SchemaRef, Vec<RecordBatch>)> {
+        let path = self.phenotypes.get(name).ok_or_else(|| {
+            EngineError::InvalidArgument(format!("the store has no phenotype table {name:?}"))
+        })?;
+        Ok(self.store_schema().batches(path).await?)
+    }
+
+    fn store_schema(&self) -> StoreSchema {
+        StoreSchema::new(
+            self.store.clone(),
+            self.phenotypes.clone(),
+            self.withdrawn.clone(),
+            self.phenotype_cache.clone(),
+            (self.tier() == Tier::Record).then(|| self.sample_batch.clone()),
+        )
+    }
+
     /// Every registered sample that has not withdrawn.
     pub(crate) fn everyone(&self) -> RoaringBitmap {
         let idx = self
@@ -139,8 +202,49 @@ impl CohortEngine {
         Ok(self.cohorts(&[predicate]).await?.pop().unwrap_or_default())
     }
 
-    /// [`CohortEngine::cohort`] of several predicates in one pass over the tables.
+    /// [`CohortEngine::cohort`] of several predicates in one pass over the tables. Results are
+    /// kept per engine (a snapshot never changes), so a predicate asked again costs a lookup;
+    /// every cohort, cached or not, still passes the request's disclosure guard.
     pub async fn cohorts(&self, predicates: &[&str]) -> Result<Vec<RoaringBitmap>> {
+        let cached = |p: &str| {
+            self.cohort_cache
+                .lock()
+                .ok()
+                .and_then(|c| c.get(p).cloned())
+        };
+        let missing: Vec<&str> = predicates
+            .iter()
+            .copied()
+            .filter(|p| cached(p).is_none())
+            .collect();
+        let mut fresh: std::collections::HashMap<&str, RoaringBitmap> =
+            std::collections::HashMap::new();
+        if !missing.is_empty() {
+            let sets = self.evaluate_cohorts(&missing).await?;
+            if let Ok(mut cache) = self.cohort_cache.lock() {
+                if cache.len() + sets.len() > COHORT_CACHE_ENTRIES {
+                    cache.clear();
+                }
+                for (p, set) in missing.iter().zip(&sets) {
+                    cache.insert((*p).to_string(), set.clone());
+                }
+            }
+            fresh.extend(missing.into_iter().zip(sets));
+        }
+        let mut out = Vec::with_capacity(predicates.len());
+        for p in predicates {
+            let set = match fresh.get(p) {
+                Some(set) => set.clone(),
+                None => cached(p).unwrap_or_default(),
+            };
+            self.admit(&set)?;
+            out.push(set);
+        }
+        Ok(out)
+    }
+
+    /// Evaluates predicates in one pass (the aggregate tier's grammar checked first).
+    async fn evaluate_cohorts(&self, predicates: &[&str]) -> Result<Vec<RoaringBitmap>> {
         use datafusion::logical_expr::{ExprFunctionExt, JoinType};
         let ctx = self.full_session()?;
         let samples = ctx.table("samples").await?;
@@ -210,9 +314,7 @@ impl CohortEngine {
                     datafusion::error::DataFusionError::Internal("unreadable sample set".into())
                 })?
             };
-            let set = set - &self.withdrawn;
-            self.admit(&set)?;
-            out.push(set);
+            out.push(set - &self.withdrawn);
         }
         Ok(out)
     }
@@ -358,13 +460,7 @@ impl CohortEngine {
             })?;
         catalog.register_schema(
             &ctx.state().config().options().catalog.default_schema,
-            Arc::new(StoreSchema::new(
-                self.store.clone(),
-                self.phenotypes.clone(),
-                self.withdrawn.clone(),
-                self.phenotype_cache.clone(),
-                (self.tier() == Tier::Record).then(|| self.sample_batch.clone()),
-            )),
+            Arc::new(self.store_schema()),
         )?;
         let variants = self.variants_table()?;
         let format_columns: Vec<String> = variants

@@ -105,6 +105,12 @@ impl StoreSchema {
 
     /// A phenotype table, withdrawn samples removed: decoded once per engine.
     async fn load(&self, path: &str) -> Result<Arc<dyn TableProvider>> {
+        let (schema, batches) = self.batches(path).await?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
+    }
+
+    /// The decoded batches of the phenotype table at `path`, from the engine's cache.
+    pub(crate) async fn batches(&self, path: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let cached = self.cache.lock().ok().and_then(|c| c.get(path).cloned());
         let (schema, batches) = match cached {
             Some(hit) => hit,
@@ -116,7 +122,7 @@ impl StoreSchema {
                 decoded
             }
         };
-        Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
+        Ok((schema, batches))
     }
 
     async fn decode(&self, path: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
