@@ -21,9 +21,6 @@ use crate::log_entry::{ExtraColumn, FORMAT_VERSION, ValueKind};
 /// Rows per Parquet row group: small enough that position predicates skip most of a fragment.
 pub const ROW_GROUP_ROWS: usize = 2048;
 
-/// Rows per data page at most.
-pub const PAGE_ROWS: usize = 64;
-
 /// A typed INFO value of one row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExtraValue {
@@ -404,10 +401,6 @@ fn writer_properties() -> WriterProperties {
             ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default(),
         ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        // Small pages: with the page index, a lookup of one position decodes one page of
-        // each bitmap column, not the row group's.
-        .set_data_page_row_count_limit(PAGE_ROWS)
-        .set_write_batch_size(PAGE_ROWS)
         .set_key_value_metadata(Some(vec![KeyValue::new(
             FORMAT_VERSION_KEY.to_string(),
             FORMAT_VERSION.to_string(),
