@@ -24,7 +24,7 @@ use sqllogictest::{DBOutput, DefaultColumnType};
 /// aggregate tier's engine, which plans each query as the server does, one request each.
 enum Session {
     Full(SessionContext),
-    Aggregate(CohortEngine),
+    Aggregate(Box<CohortEngine>),
 }
 
 #[async_trait]
@@ -160,7 +160,7 @@ async fn sql_surface_matches_the_slt_files() {
             .is_some_and(|n| n.to_string_lossy().starts_with("aggregate_tier"));
         let mut runner = sqllogictest::Runner::new(move || {
             let session = if tiered {
-                Session::Aggregate(aggregate.clone())
+                Session::Aggregate(Box::new(aggregate.clone()))
             } else {
                 Session::Full(ctx.clone())
             };
