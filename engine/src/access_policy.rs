@@ -152,8 +152,7 @@ impl DisclosureGuard {
     }
 }
 
-/// The access state of one engine: its policy, the guard of the current request, and the
-/// pseudonym table for the record tier.
+/// The access state of one engine: its policy and the guard of the current request.
 #[derive(Debug, Clone)]
 pub(crate) struct AccessState {
     pub(crate) access: Access,
