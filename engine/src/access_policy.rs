@@ -254,8 +254,7 @@ impl CohortEngine {
         if self.tier() != Tier::Aggregate {
             return Ok(());
         }
-        let everyone = self.everyone();
-        self.access_state().guard.admit(cohort, &everyone)
+        self.access_state().guard.admit(cohort, self.everyone())
     }
 }
 

@@ -133,9 +133,13 @@ impl CohortEngine {
         fields.push(Field::new("genotype", DataType::Utf8, false));
         out_columns.push(Arc::new(genotypes));
         if !columns.is_empty() {
-            let (schema, table) = self.phenotype_table("phenotypes").await?;
-            let table = datafusion::arrow::compute::concat_batches(&schema, &table)
-                .map_err(DataFusionError::from)?;
+            // Decoded as one batch, once per engine.
+            let (schema, batches) = self.phenotype_table("phenotypes").await?;
+            let table = match batches.as_slice() {
+                [one] => one.clone(),
+                many => datafusion::arrow::compute::concat_batches(&schema, many)
+                    .map_err(DataFusionError::from)?,
+            };
             let idx = table
                 .column(0)
                 .as_any()

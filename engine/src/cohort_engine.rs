@@ -61,6 +61,8 @@ pub struct CohortEngine {
     cohort_cache: Arc<std::sync::Mutex<std::collections::HashMap<String, RoaringBitmap>>>,
     /// [`CohortEngine::sample_positions`], once built.
     sample_positions: Arc<std::sync::OnceLock<Arc<Vec<Option<usize>>>>>,
+    /// [`CohortEngine::everyone`], once built.
+    everyone: Arc<std::sync::OnceLock<RoaringBitmap>>,
 }
 
 /// At most this many cached cohorts per engine (about 12 KiB each at N=100,000); the cache is
@@ -89,6 +91,7 @@ impl CohortEngine {
             access: AccessState::new(Access::admin()),
             cohort_cache: Default::default(),
             sample_positions: Default::default(),
+            everyone: Default::default(),
         })
     }
 
@@ -183,16 +186,18 @@ impl CohortEngine {
     }
 
     /// Every registered sample that has not withdrawn.
-    pub(crate) fn everyone(&self) -> RoaringBitmap {
-        let idx = self
-            .sample_batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<datafusion::arrow::array::UInt32Array>();
-        let all: RoaringBitmap = idx
-            .map(|a| a.values().iter().copied().collect())
-            .unwrap_or_default();
-        all - &self.withdrawn
+    pub(crate) fn everyone(&self) -> &RoaringBitmap {
+        self.everyone.get_or_init(|| {
+            let idx = self
+                .sample_batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::UInt32Array>();
+            let all: RoaringBitmap = idx
+                .map(|a| a.values().iter().copied().collect())
+                .unwrap_or_default();
+            all - &self.withdrawn
+        })
     }
 
     /// The samples a cohort predicate chooses: a SQL boolean expression over the columns of

@@ -143,7 +143,9 @@ impl StoreSchema {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok((schema, batches))
+        // One batch, so that lookups by row (carriers) need no concatenation per request.
+        let table = datafusion::arrow::compute::concat_batches(&schema, &batches)?;
+        Ok((schema, vec![table]))
     }
 }
 

@@ -74,15 +74,11 @@ impl AdminService for AdminServiceImpl {
         request: Request<pb::StoreInfoRequest>,
     ) -> Result<Response<pb::StoreInfoResponse>, Status> {
         let method = "cohortdb.v1.AdminService/StoreInfo";
-        let principal = match self.state.authenticate(request.metadata()) {
-            Ok(p) => p,
-            Err(e) => {
-                self.state
-                    .audit(None, method, String::new(), Err(&e))
-                    .await?;
-                return Err(e.into());
-            }
-        };
+        let principal = self
+            .state
+            .audited_scope(request.metadata(), method, "")
+            .await?
+            .principal;
         let result = self.info(&principal).await;
         let outcome = result.as_ref().map(|_| 1);
         self.state

@@ -158,15 +158,10 @@ impl FlightSqlServiceImpl {
         method: &str,
         handle: &PreparedStatementHandle,
     ) -> Result<Schema, ServerError> {
-        let scope = match self.state.scope(metadata).await {
-            Ok(scope) => scope,
-            Err(e) => {
-                self.state
-                    .audit(None, method, handle.query.clone(), Err(&e))
-                    .await?;
-                return Err(e);
-            }
-        };
+        let scope = self
+            .state
+            .audited_scope(metadata, method, &handle.query)
+            .await?;
         match planned(&scope.engine, handle).await {
             Ok(frame) => Ok(frame.schema().as_arrow().clone()),
             Err(e) => {
@@ -196,21 +191,28 @@ impl FlightSqlServiceImpl {
         Ok(Response::new(batch_stream(schema, batches)))
     }
 
+    /// The FlightInfo of a metadata command for an authenticated caller: one endpoint whose
+    /// ticket is the command.
+    fn command_info(
+        &self,
+        request: Request<FlightDescriptor>,
+        schema: &Schema,
+        command: Vec<u8>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.state
+            .authenticate(request.metadata())
+            .map_err(status)?;
+        let info = flight_info(schema, command, request.into_inner()).map_err(status)?;
+        Ok(Response::new(info))
+    }
+
     /// The caller's SQL session, for the catalog listings; a refusal is audited.
     async fn catalog_session(
         &self,
         metadata: &tonic::metadata::MetadataMap,
         method: &str,
     ) -> Result<(Principal, SessionContext), ServerError> {
-        let scope = match self.state.scope(metadata).await {
-            Ok(scope) => scope,
-            Err(e) => {
-                self.state
-                    .audit(None, method, String::new(), Err(&e))
-                    .await?;
-                return Err(e);
-            }
-        };
+        let scope = self.state.audited_scope(metadata, method, "").await?;
         let ctx = scope.engine.sql_session()?;
         Ok((scope.principal, ctx))
     }
@@ -332,7 +334,11 @@ impl FlightSqlService for FlightSqlServiceImpl {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let handle = handle_of(&statement_handle(&query.query)).map_err(status)?;
         let method = "arrow.flight.protocol.sql.ActionCreatePreparedStatementRequest";
-        let scope = self.state.scope(request.metadata()).await.map_err(status)?;
+        let scope = self
+            .state
+            .audited_scope(request.metadata(), method, &handle.query)
+            .await
+            .map_err(status)?;
         let described = async {
             let frame = scope.engine.sql(&handle.query).await?;
             let types = frame.logical_plan().get_parameter_types()?;
@@ -445,16 +451,8 @@ impl FlightSqlService for FlightSqlServiceImpl {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.state
-            .authenticate(request.metadata())
-            .map_err(status)?;
         let schema = query.clone().into_builder(&self.sql_info).schema();
-        let info = flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        );
-        Ok(Response::new(info.map_err(status)?))
+        self.command_info(request, &schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_sql_info(
@@ -475,16 +473,8 @@ impl FlightSqlService for FlightSqlServiceImpl {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.state
-            .authenticate(request.metadata())
-            .map_err(status)?;
         let schema = query.into_builder().schema();
-        let info = flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        );
-        Ok(Response::new(info.map_err(status)?))
+        self.command_info(request, &schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_catalogs(
@@ -509,16 +499,8 @@ impl FlightSqlService for FlightSqlServiceImpl {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.state
-            .authenticate(request.metadata())
-            .map_err(status)?;
         let schema = query.clone().into_builder().schema();
-        let info = flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        );
-        Ok(Response::new(info.map_err(status)?))
+        self.command_info(request, &schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_schemas(
@@ -547,16 +529,8 @@ impl FlightSqlService for FlightSqlServiceImpl {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.state
-            .authenticate(request.metadata())
-            .map_err(status)?;
         let schema = query.clone().into_builder().schema();
-        let info = flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        );
-        Ok(Response::new(info.map_err(status)?))
+        self.command_info(request, &schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_tables(
@@ -602,16 +576,8 @@ impl FlightSqlService for FlightSqlServiceImpl {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.state
-            .authenticate(request.metadata())
-            .map_err(status)?;
         let schema = table_types_batch().map_err(status)?.schema();
-        let info = flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        );
-        Ok(Response::new(info.map_err(status)?))
+        self.command_info(request, &schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_table_types(

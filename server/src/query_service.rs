@@ -220,13 +220,7 @@ impl QueryService for QueryServiceImpl {
         let method = "cohortdb.v1.QueryService/Export";
         let (metadata, _, m) = request.into_parts();
         let text = format!("{m:?}");
-        let scope = match self.state.scope(&metadata).await {
-            Ok(scope) => scope,
-            Err(e) => {
-                self.state.audit(None, method, text, Err(&e)).await?;
-                return Err(e.into());
-            }
-        };
+        let scope = self.state.audited_scope(&metadata, method, &text).await?;
         let run = async {
             let e = &scope.engine;
             let format = match pb::ExportFormat::try_from(m.format) {

@@ -135,6 +135,23 @@ impl ServerState {
         Ok(RequestScope { principal, engine })
     }
 
+    /// [`ServerState::scope`], with a refusal written to the audit trail.
+    pub async fn audited_scope(
+        &self,
+        metadata: &MetadataMap,
+        method: &str,
+        request: &str,
+    ) -> Result<RequestScope, ServerError> {
+        match self.scope(metadata).await {
+            Ok(scope) => Ok(scope),
+            Err(e) => {
+                self.audit(None, method, request.to_string(), Err(&e))
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+
     /// Writes the audit record of a request: `outcome` is the rows returned or the error.
     /// A request whose record cannot be written fails, so nothing leaves unaudited.
     pub async fn audit(
@@ -179,13 +196,7 @@ impl ServerState {
                 Output = Result<(Arc<arrow::datatypes::Schema>, Vec<RecordBatch>), ServerError>,
             >,
     {
-        let scope = match self.scope(metadata).await {
-            Ok(scope) => scope,
-            Err(e) => {
-                self.audit(None, method, request, Err(&e)).await?;
-                return Err(e);
-            }
-        };
+        let scope = self.audited_scope(metadata, method, &request).await?;
         let principal = scope.principal.clone();
         // Written if the request is dropped before it completes (deadline, client gone).
         let mut pending = AuditOnDrop {
