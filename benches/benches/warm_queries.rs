@@ -49,8 +49,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             runtime.block_on(async {
                 let set = engine.cohort("sex = 'F' AND age BETWEEN 50 AND 60").await?;
-                let frame = engine.allele_frequencies(&regions, &set).await?;
-                Ok::<_, cohortdb_engine::EngineError>(frame.collect().await?)
+                engine.allele_frequencies(&regions, &set).await
             })
         })
     });

@@ -164,6 +164,10 @@ pub(crate) enum Command {
         /// The largest gRPC message decoded or encoded, in bytes.
         #[arg(long, default_value_t = 16 << 20)]
         max_message_bytes: usize,
+        /// Memory for decoded variant rows (counts and carriers read them), in MiB; the least
+        /// recently used row groups are dropped beyond it.
+        #[arg(long, default_value_t = 2048)]
+        cache_mib: usize,
         /// Development only: requests without a token run as an admin named "anonymous".
         #[arg(long)]
         dev_anonymous: bool,

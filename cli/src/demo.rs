@@ -111,11 +111,15 @@ pub async fn run(store: Option<String>) -> CliResult {
         "# cohortdb af --store {location} -r chr20:20010000-20020000 -s ^DEMO0000,DEMO0001"
     )?;
     let set = engine.resolve(&SampleSelection::from_list("^DEMO0000,DEMO0001"))?;
-    let df = engine
+    let batch = engine
         .allele_frequencies(&Region::parse_list("chr20:20010000-20020000")?, &set)
         .await?;
-    let schema = df.schema().inner().clone();
-    write_batches(OutputFormat::Tsv, &df.collect().await?, schema, &mut out)?;
+    write_batches(
+        OutputFormat::Tsv,
+        std::slice::from_ref(&batch),
+        batch.schema(),
+        &mut out,
+    )?;
 
     let sql = "SELECT count(*) AS variants, sum(ac) AS alt_alleles, sum(CASE WHEN ac = 0 THEN 1 ELSE 0 END) AS monomorphic FROM variants";
     writeln!(out, "\n# cohortdb query --store {location} \"{sql}\"")?;

@@ -8,6 +8,7 @@ use cohortdb_engine::CohortEngine;
 use cohortdb_ingest::phenotype_table::{ColumnType, PhenotypeOptions, ingest_phenotypes};
 use cohortdb_ingest::{IngestOptions, ingest_vcf};
 use cohortdb_store::Store;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::DataFrame;
 
 mod command_line;
@@ -29,6 +30,12 @@ async fn print_frame(format: output_format::OutputFormat, df: DataFrame) -> CliR
     let schema = df.schema().inner().clone();
     let batches = df.collect().await?;
     write_batches(format, &batches, schema, &mut std::io::stdout().lock())
+}
+
+/// Prints one batch as `format`.
+fn print_batch(format: output_format::OutputFormat, batch: RecordBatch) -> CliResult {
+    let schema = batch.schema();
+    write_batches(format, &[batch], schema, &mut std::io::stdout().lock())
 }
 
 fn main() -> ExitCode {
@@ -163,8 +170,7 @@ async fn run(command: Command) -> CliResult {
             let variant = cohortdb_engine::carriers::VariantSpec::parse(&variant)?;
             let set = engine.cohort_or_everyone(cohort.as_deref()).await?;
             let columns: Vec<String> = columns.into_iter().filter(|c| !c.is_empty()).collect();
-            let df = engine.carriers(&variant, &set, &columns).await?;
-            print_frame(format, df).await?;
+            print_batch(format, engine.carriers(&variant, &set, &columns).await?)?;
         }
         Command::Genotypes {
             store,
@@ -201,8 +207,7 @@ async fn run(command: Command) -> CliResult {
             let engine = CohortEngine::open(&store).await?;
             let regions = regions.parse()?;
             let (_, set) = samples.resolve(&engine).await?;
-            let df = engine.allele_frequencies(&regions, &set).await?;
-            print_frame(format, df).await?;
+            print_batch(format, engine.allele_frequencies(&regions, &set).await?)?;
         }
         Command::Export {
             store,
@@ -262,6 +267,7 @@ async fn run(command: Command) -> CliResult {
             tokens,
             min_count,
             max_message_bytes,
+            cache_mib,
             dev_anonymous,
         } => {
             let options = cohortdb_server::ServerOptions {
@@ -274,7 +280,7 @@ async fn run(command: Command) -> CliResult {
                 }),
                 ..Default::default()
             };
-            serve::run(&store, &listen, tokens.as_deref(), options).await?;
+            serve::run(&store, &listen, tokens.as_deref(), cache_mib << 20, options).await?;
         }
         Command::Audit { store, verify } => {
             let store = Store::open(&store).await?;

@@ -4,13 +4,15 @@
 use std::sync::Arc;
 
 use cohortdb_engine::CohortEngine;
+use cohortdb_engine::site_cache::SiteCache;
 use cohortdb_server::{ServerOptions, ServerState, TokenRegistry, serve};
 
-/// Serves `store` on `listen`.
+/// Serves `store` on `listen`, with `cache_bytes` of decoded variant rows.
 pub async fn run(
     store: &str,
     listen: &str,
     tokens: Option<&str>,
+    cache_bytes: usize,
     options: ServerOptions,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let tokens = match tokens {
@@ -22,7 +24,9 @@ pub async fn run(
             "cohortdb serve: WARNING: --dev-anonymous lets requests without a token in as admin"
         );
     }
-    let engine = CohortEngine::open(store).await?;
+    let engine = CohortEngine::open(store)
+        .await?
+        .with_site_cache(Arc::new(SiteCache::new(cache_bytes)));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;

@@ -46,46 +46,34 @@ impl VariantSpec {
 
 impl CohortEngine {
     /// Carriers of `variant` within `cohort`: `chrom pos ref alt sample_id genotype` (`het`,
-    /// `hom_alt` or `hemi`) and the phenotype `columns` asked for, ordered by ALT and sample ID.
+    /// `hom_alt` or `hemi`) and the phenotype `columns` asked for, ordered by ALT (in input
+    /// order) and sample ID.
     ///
-    /// Built from the site's bitmaps directly: sample IDs and phenotype values are taken by
-    /// `sample_idx` from the registry and the (cached) phenotype table, with no join.
+    /// Built from the site's cached bitmaps ([`crate::site_cache`]) directly: sample IDs and
+    /// phenotype values are taken by `sample_idx` from the registry and the (cached) phenotype
+    /// table, with no query plan and no join.
     pub async fn carriers(
         &self,
         variant: &VariantSpec,
         cohort: &RoaringBitmap,
         columns: &[String],
-    ) -> Result<DataFrame> {
-        use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
+    ) -> Result<RecordBatch> {
+        use datafusion::arrow::array::{ArrayRef, StringArray};
         use datafusion::arrow::compute::take;
-        use datafusion::prelude::{col, lit};
         self.require_record_level("carriers")?;
-        let mut site = col("contig")
-            .eq(lit(variant.contig.clone()))
-            .and(col("pos").eq(lit(variant.pos)));
-        if let Some((r, a)) = &variant.alleles {
-            site = site
-                .and(col("ref").eq(lit(r.clone())))
-                .and(col("alt").eq(lit(a.clone())));
-        }
-        let frame = self
-            .full_session()?
-            .table("variants")
-            .await?
-            .filter(site)?
-            .select_columns(&[
-                "contig",
-                "pos",
-                "ref",
-                "alt",
-                "allele_index",
-                "het",
-                "hom_alt",
-                "hemi",
-            ])?;
-        let schema = Arc::new(frame.schema().as_arrow().clone());
-        let sites = datafusion::arrow::compute::concat_batches(&schema, &frame.collect().await?)
-            .map_err(DataFusionError::from)?;
+        let at = crate::region::Region {
+            contig: variant.contig.clone(),
+            start: variant.pos,
+            end: variant.pos,
+        };
+        let mut selection = self.site_selection(std::slice::from_ref(&at)).await?;
+        selection.rows.retain(|&(g, r)| {
+            let rows = &selection.groups[g];
+            rows.pos[r] == variant.pos
+                && variant.alleles.as_ref().is_none_or(|(reference, alt)| {
+                    rows.ref_allele.value(r) == reference && rows.alt.value(r) == alt
+                })
+        });
         let registry = self.sample_positions();
         let ids = self
             .sample_batch
@@ -100,31 +88,30 @@ impl CohortEngine {
                 .flatten()
                 .map(|r| ids.value(r))
         };
-        let allele = datafusion::arrow::compute::cast(sites.column(4), &DataType::Int64)
-            .map_err(DataFusionError::from)?;
-        let allele = allele.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-        // One output row per (site row, class, sample in the cohort).
+        let ranks = self.sample_ranks();
+        // One output row per (selected row, class, sample in the cohort), by ALT then ID.
         let mut calls: Vec<(usize, &'static str, u32)> = Vec::new();
-        for (class, i) in [("het", 5), ("hom_alt", 6), ("hemi", 7)] {
-            let bitmaps = crate::bitmap_args::cast_column(sites.column(i), &DataType::Binary)?;
-            for row in 0..sites.num_rows() {
-                let set = crate::bitmap_args::stored_bitmap(bitmaps.as_binary::<i32>(), row)?;
-                calls.extend((set & cohort).iter().map(|idx| (row, class, idx)));
+        for (i, &(g, r)) in selection.rows.iter().enumerate() {
+            let rows = &selection.groups[g];
+            let start = calls.len();
+            for (class, set) in [
+                ("het", &rows.het[r]),
+                ("hom_alt", &rows.hom_alt[r]),
+                ("hemi", &rows.hemi[r]),
+            ] {
+                calls.extend((set & cohort).iter().map(|idx| (i, class, idx)));
             }
+            calls[start..].sort_unstable_by_key(|c| ranks.get(c.2 as usize).copied());
         }
-        calls.sort_by(|x, y| {
-            allele
-                .value(x.0)
-                .cmp(&allele.value(y.0))
-                .then_with(|| id_of(x.2).cmp(&id_of(y.2)))
-        });
-        let site_rows: UInt32Array = calls.iter().map(|c| c.0 as u32).collect();
-        let mut out_columns: Vec<ArrayRef> = Vec::new();
+        let picked: UInt32Array = calls.iter().map(|c| c.0 as u32).collect();
         let mut fields: Vec<Field> = Vec::new();
-        for (i, name) in ["chrom", "pos", "ref", "alt"].into_iter().enumerate() {
-            let column = take(sites.column(i), &site_rows, None).map_err(DataFusionError::from)?;
+        let mut out_columns: Vec<ArrayRef> = Vec::new();
+        for (name, column) in ["chrom", "pos", "ref", "alt"]
+            .into_iter()
+            .zip(selection.site_columns()?)
+        {
             fields.push(Field::new(name, column.data_type().clone(), false));
-            out_columns.push(column);
+            out_columns.push(take(&column, &picked, None).map_err(DataFusionError::from)?);
         }
         let sample_ids: StringArray = calls.iter().map(|c| id_of(c.2)).collect();
         fields.push(Field::new("sample_id", DataType::Utf8, true));
@@ -166,9 +153,10 @@ impl CohortEngine {
                 fields.push(field.clone().with_nullable(true));
             }
         }
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), out_columns)
-            .map_err(DataFusionError::from)?;
-        Ok(datafusion::prelude::SessionContext::new().read_batch(batch)?)
+        Ok(
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), out_columns)
+                .map_err(DataFusionError::from)?,
+        )
     }
 }
 

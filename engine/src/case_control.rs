@@ -50,18 +50,16 @@ pub fn case_control_schema() -> Arc<Schema> {
 impl CohortEngine {
     /// Per ALT in `regions`: AC, AN, het and hom-alt counts among `cases` and among `controls`,
     /// the allelic odds ratio, Fisher's exact two-sided p and the allelic chi-square p (see
-    /// [`crate::association_stats`]), ordered by contig, position and allele index.
+    /// [`crate::association_stats`]), ordered by contig, position, then input order (record, then ALT).
     pub async fn case_control(
         &self,
         regions: &[Region],
         cases: &RoaringBitmap,
         controls: &RoaringBitmap,
     ) -> Result<Vec<RecordBatch>> {
-        let batches = self
+        let batches = [self
             .counts(regions, &[(cases, "_cases"), (controls, "_controls")])
-            .await?
-            .collect()
-            .await?;
+            .await?];
         let schema = case_control_schema();
         let mut out = Vec::with_capacity(batches.len());
         for batch in batches {

@@ -10,9 +10,8 @@ use cohortdb_store::sample_registry::{
 };
 use cohortdb_store::{Snapshot, Store};
 use datafusion::arrow::array::{Array, RecordBatch};
-use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::{MemTable, TableProvider};
-use datafusion::logical_expr::{cast, col, lit, when};
+use datafusion::logical_expr::{col, lit};
 use datafusion::prelude::{DataFrame, Expr, SessionConfig, SessionContext};
 use roaring::RoaringBitmap;
 
@@ -26,6 +25,7 @@ use crate::phenotype_schema::{PhenotypeCache, StoreSchema, without_withdrawn};
 use crate::region::Region;
 use crate::sample_selection::SampleSelection;
 use crate::sample_set::SampleSetUdaf;
+use crate::site_cache::SiteCache;
 use crate::variants_table::{STORE_URL, VariantsTable};
 
 /// The columns of `variants` the aggregate tier sees: the site, never counts over the stored
@@ -63,6 +63,10 @@ pub struct CohortEngine {
     sample_positions: Arc<std::sync::OnceLock<Arc<Vec<Option<usize>>>>>,
     /// [`CohortEngine::everyone`], once built.
     everyone: Arc<std::sync::OnceLock<RoaringBitmap>>,
+    /// [`CohortEngine::sample_ranks`], once built.
+    sample_ranks: Arc<std::sync::OnceLock<Arc<Vec<u32>>>>,
+    /// Decoded variant rows, shared by every engine derived from this one.
+    pub(crate) site_cache: Arc<SiteCache>,
 }
 
 /// At most this many cached cohorts per engine (about 12 KiB each at N=100,000); the cache is
@@ -92,7 +96,21 @@ impl CohortEngine {
             cohort_cache: Default::default(),
             sample_positions: Default::default(),
             everyone: Default::default(),
+            sample_ranks: Default::default(),
+            site_cache: Default::default(),
         })
+    }
+
+    /// This engine reading variant rows through `cache` (see [`crate::site_cache`]), for
+    /// example one with another byte budget, or one shared with engines over other snapshots.
+    pub fn with_site_cache(mut self, cache: Arc<SiteCache>) -> Self {
+        self.site_cache = cache;
+        self
+    }
+
+    /// The cache of decoded variant rows this engine reads through.
+    pub fn site_cache(&self) -> &Arc<SiteCache> {
+        &self.site_cache
     }
 
     /// This engine under `access` (see [`crate::access_policy`]). For the record tier every
@@ -110,6 +128,7 @@ impl CohortEngine {
         }
         engine.access = AccessState::new(access);
         engine.cohort_cache = Default::default();
+        engine.sample_ranks = Default::default();
         Ok(engine)
     }
 
@@ -133,6 +152,31 @@ impl CohortEngine {
 
     pub(crate) fn access_state(&self) -> &AccessState {
         &self.access
+    }
+
+    /// The rank of each `sample_idx` in the order of sample IDs as this engine shows them
+    /// (pseudonyms at the record tier), built once per engine: sorting by it sorts by ID.
+    pub(crate) fn sample_ranks(&self) -> Arc<Vec<u32>> {
+        self.sample_ranks
+            .get_or_init(|| {
+                use datafusion::arrow::array::{StringArray, UInt32Array};
+                let column = |i: usize| self.sample_batch.column(i).as_any();
+                let (Some(idx), Some(ids)) = (
+                    column(0).downcast_ref::<UInt32Array>(),
+                    column(1).downcast_ref::<StringArray>(),
+                ) else {
+                    return Arc::default();
+                };
+                let mut rows: Vec<usize> = (0..idx.len()).collect();
+                rows.sort_by(|&a, &b| ids.value(a).cmp(ids.value(b)));
+                let end = idx.values().iter().max().map_or(0, |m| *m as usize + 1);
+                let mut ranks = vec![u32::MAX; end];
+                for (rank, row) in rows.into_iter().enumerate() {
+                    ranks[idx.value(row) as usize] = rank as u32;
+                }
+                Arc::new(ranks)
+            })
+            .clone()
     }
 
     /// The registry row of each `sample_idx` (`None` where no sample has it), built once per
@@ -360,6 +404,11 @@ impl CohortEngine {
                 "the aggregate tier chooses participants by predicate, not by ID".into(),
             ));
         }
+        if *selection == SampleSelection::All {
+            let set = self.everyone().clone();
+            self.admit(&set)?;
+            return Ok(set);
+        }
         let column = |i: usize| self.sample_batch.column(i).as_any();
         let (Some(idx), Some(ids)) = (
             column(0).downcast_ref::<datafusion::arrow::array::UInt32Array>(),
@@ -498,114 +547,6 @@ impl CohortEngine {
         ctx.register_udf(GenotypeCallsUdf::udf());
         ctx.register_udaf(SampleSetUdaf::udaf());
         Ok(ctx)
-    }
-
-    /// Allele frequencies of every ALT in `regions` (all contigs when empty) within `samples`:
-    /// columns `chrom pos ref alt ac an af n_het n_hom_alt`, `pos` 1-based, one row per ALT,
-    /// also where the count is 0, ordered by contig, position and allele index.
-    pub async fn allele_frequencies(
-        &self,
-        regions: &[Region],
-        samples: &RoaringBitmap,
-    ) -> Result<DataFrame> {
-        let df = self.counts(regions, &[(samples, "")]).await?;
-        let df = self.frequencies(df)?;
-        if self.tier() != Tier::Aggregate {
-            return Ok(df);
-        }
-        let schema = crate::count_suppression::suppressed_schema(df.schema().as_arrow());
-        let batches = df.collect().await?;
-        let k = self.access().min_count;
-        let batches = crate::count_suppression::suppress_small_counts(&batches, &[""], k)?;
-        let table = MemTable::try_new(schema, vec![batches])?;
-        Ok(SessionContext::new().read_table(Arc::new(table))?)
-    }
-
-    fn frequencies(&self, df: DataFrame) -> Result<DataFrame> {
-        let af = when(
-            col("an").gt(lit(0i64)),
-            cast(col("ac"), DataType::Float64) / cast(col("an"), DataType::Float64),
-        )
-        .end()?;
-        Ok(df.select(vec![
-            col("chrom"),
-            col("pos"),
-            col("ref"),
-            col("alt"),
-            col("ac"),
-            col("an"),
-            af.alias("af"),
-            col("n_het"),
-            col("n_hom_alt"),
-        ])?)
-    }
-
-    /// Per ALT in `regions`: `chrom pos ref alt`, then for each `(set, suffix)` the columns
-    /// `ac<suffix> an<suffix> n_het<suffix> n_hom_alt<suffix>` counted within the set; ordered
-    /// by contig, position and allele index.
-    pub(crate) async fn counts(
-        &self,
-        regions: &[Region],
-        sets: &[(&RoaringBitmap, &str)],
-    ) -> Result<DataFrame> {
-        let ctx = self.full_session()?;
-        let mut df = ctx.table("variants").await?;
-        if let Some(filter) = region_filter(regions) {
-            df = df.filter(filter)?;
-        }
-        let keys = || {
-            ["pos", "ref", "alt", "allele_index"]
-                .into_iter()
-                .map(col)
-                .collect::<Vec<_>>()
-        };
-        // Each bitmap is read once per set: AC is derived from the three carrier counts.
-        let mut first = vec![col("contig").alias("chrom")];
-        first.extend(keys());
-        let mut second = vec![col("chrom")];
-        second.extend(keys());
-        for (samples, suffix) in sets {
-            // Every registered sample: count whole bitmaps (a NULL set), no intersections.
-            let everyone = samples.len() == self.sample_batch.num_rows() as u64;
-            let set = Arc::new((*samples).clone());
-            // One function per kind and set (binding hashes the set to name the function).
-            let udf = |kind| {
-                if everyone {
-                    BitmapCountUdf::udf(kind)
-                } else {
-                    BitmapCountUdf::udf_in(kind, set.clone())
-                }
-            };
-            let (allele_number, and_count) =
-                (udf(BitmapCount::AlleleNumber), udf(BitmapCount::AndCount));
-            let call = |f: &datafusion::logical_expr::ScalarUDF, mut args: Vec<Expr>| {
-                if everyone {
-                    args.push(lit(datafusion::scalar::ScalarValue::Binary(None)));
-                }
-                f.call(args)
-            };
-            let name = |n: &str| format!("{n}{suffix}");
-            let bitmaps = ["called_diploid", "called_haploid", "gt_exceptions"];
-            first.extend([
-                call(&allele_number, bitmaps.map(col).to_vec()).alias(name("an")),
-                call(&and_count, vec![col("het")]).alias(name("n_het")),
-                call(&and_count, vec![col("hom_alt")]).alias(name("n_hom_alt")),
-                call(&and_count, vec![col("hemi")]).alias(name("n_hemi")),
-            ]);
-            second.extend([
-                (col(name("n_het")) + lit(2i64) * col(name("n_hom_alt")) + col(name("n_hemi")))
-                    .alias(name("ac")),
-                col(name("an")),
-                col(name("n_het")),
-                col(name("n_hom_alt")),
-            ]);
-        }
-        let df = df.select(first)?.select(second)?.sort(vec![
-            col("chrom").sort(true, false),
-            col("pos").sort(true, false),
-            col("allele_index").sort(true, false),
-        ])?;
-        Ok(df.drop_columns(&["allele_index"])?)
     }
 }
 

@@ -9,9 +9,10 @@
 //! `sample_set`; in [`CohortEngine::sql_session`] also the cohort operations as table
 //! functions ([`table_functions`]).
 //!
-//! Operations: allele frequencies, carriers, one sample's genotypes, case/control tests
+//! Operations: allele frequencies ([`allele_counts`]), carriers, one sample's genotypes, case/control tests
 //! ([`case_control`]), regression on dosage ([`association`]) and export to VCF/BCF with a
-//! tabix or CSI index ([`vcf_export`]).
+//! tabix or CSI index ([`vcf_export`]). Counting and carriers read decoded variant rows from
+//! a process-wide cache ([`site_cache`]) instead of planning a query.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,12 +20,13 @@
 //! let engine = CohortEngine::open("/tmp/store").await?;
 //! let set = engine.resolve(&SampleSelection::All)?;
 //! let regions = Region::parse_list("chr20:20000001-20100000")?;
-//! let batches = engine.allele_frequencies(&regions, &set).await?.collect().await?;
+//! let batch = engine.allele_frequencies(&regions, &set).await?;
 //! # Ok(()) }
 //! ```
 
 pub mod access_policy;
 mod aggregate_schema;
+pub mod allele_counts;
 pub mod association;
 pub mod association_stats;
 mod bcf_encoding;
@@ -48,6 +50,7 @@ mod region;
 pub mod regression;
 mod sample_selection;
 pub mod sample_set;
+pub mod site_cache;
 pub mod table_functions;
 pub mod variants_table;
 pub mod vcf_export;

@@ -209,10 +209,7 @@ impl OperationTable {
         Ok(match self.operation {
             Operation::AlleleFrequencies => {
                 let set = self.cohort(1).await?;
-                e.allele_frequencies(&self.regions(0)?, &set)
-                    .await?
-                    .collect()
-                    .await?
+                vec![e.allele_frequencies(&self.regions(0)?, &set).await?]
             }
             Operation::CaseControl => {
                 let everyone = |i: usize| match self.arg(i).trim() {
@@ -256,7 +253,7 @@ impl OperationTable {
                 let variant = VariantSpec::parse(self.arg(0))
                     .map_err(crate::error::EngineError::InvalidArgument)?;
                 let set = self.cohort(1).await?;
-                e.carriers(&variant, &set, &[]).await?.collect().await?
+                vec![e.carriers(&variant, &set, &[]).await?]
             }
             Operation::SampleGenotypes => {
                 e.sample_genotypes(&self.regions(1)?, self.arg(0))

@@ -31,7 +31,6 @@ use std::sync::Arc;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use cohortdb_proto::v1::admin_service_server::AdminServiceServer;
 use cohortdb_proto::v1::query_service_server::QueryServiceServer;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use principal::{Principal, TokenRegistry};
 pub use server_error::ServerError;
@@ -87,7 +86,11 @@ pub async fn serve(
         .add_service(query)
         .add_service(admin)
         .add_service(flight)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            // Without TCP_NODELAY a small response waits for the client's delayed ACK (40 ms).
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await?;
     Ok(())
 }

@@ -71,6 +71,11 @@ pub async fn collect(frame: DataFrame) -> Result<Table, ServerError> {
     Ok((schema, batches))
 }
 
+/// One batch as a table.
+fn one_batch(batch: RecordBatch) -> Table {
+    (batch.schema(), vec![batch])
+}
+
 fn batches_table(schema: Arc<Schema>, batches: Vec<RecordBatch>) -> Table {
     let schema = batches.first().map_or(schema, |b| b.schema());
     (schema, batches)
@@ -119,7 +124,9 @@ impl QueryService for QueryServiceImpl {
             "cohortdb.v1.QueryService/AlleleFrequencies",
             |e, m| async move {
                 let set = cohort(&e, m.cohort.as_ref()).await?;
-                collect(e.allele_frequencies(&regions(&m.regions)?, &set).await?).await
+                Ok(one_batch(
+                    e.allele_frequencies(&regions(&m.regions)?, &set).await?,
+                ))
             },
         )
         .await
@@ -136,7 +143,7 @@ impl QueryService for QueryServiceImpl {
                 let variant =
                     VariantSpec::parse(&m.variant).map_err(ServerError::InvalidArgument)?;
                 let set = cohort(&e, m.cohort.as_ref()).await?;
-                collect(e.carriers(&variant, &set, &m.columns).await?).await
+                Ok(one_batch(e.carriers(&variant, &set, &m.columns).await?))
             },
         )
         .await

@@ -2,7 +2,14 @@
 //! clients mixing carriers lookups (record tier) and 100 kb cohort allele frequencies
 //! (aggregate tier) for a fixed time; prints errors, QPS and latency percentiles per query type.
 //!
-//! `serve_load ADDRESS RECORD_TOKEN AGGREGATE_TOKEN [CLIENTS] [SECONDS]`
+//! `serve_load ADDRESS RECORD_TOKEN AGGREGATE_TOKEN [CLIENTS] [SECONDS] [RATE]`
+//!
+//! Each client has its own connection. Without RATE (or with 0) the clients are closed-loop:
+//! each sends its next request as soon as the last one is answered, so latency is mostly
+//! queueing at saturation. With RATE the load is open-loop: requests arrive as a Poisson
+//! process of RATE per second in total, spread over the clients, and latency is measured from
+//! each request's scheduled arrival (so a slow answer also delays the ones queued behind it
+//! in the count, without coordinated omission).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -115,29 +122,42 @@ async fn main() {
     let (address, record, aggregate) = (&args[1], args[2].clone(), args[3].clone());
     let clients: usize = args.get(4).map_or(32, |a| a.parse().unwrap());
     let seconds: u64 = args.get(5).map_or(60, |a| a.parse().unwrap());
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+    let rate: f64 = args.get(6).map_or(0.0, |a| a.parse().unwrap());
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
         .unwrap()
-        .connect()
-        .await
-        .unwrap();
+        .tcp_nodelay(true);
+    let channel = endpoint.connect().await.unwrap();
     let variants = std::sync::Arc::new(variants(&channel, &record).await);
     eprintln!(
-        "{} variants with carriers; {clients} clients for {seconds} s",
-        variants.len()
+        "{} variants with carriers; {clients} clients for {seconds} s, {}",
+        variants.len(),
+        match rate > 0.0 {
+            true => format!("open loop at {rate} requests/s"),
+            false => "closed loop".to_string(),
+        }
     );
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for client in 0..clients {
-        let (channel, variants) = (channel.clone(), variants.clone());
+        let channel = endpoint.connect().await.unwrap();
+        let variants = variants.clone();
         let (record, aggregate) = (record.clone(), aggregate.clone());
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (client as u64 + 1));
             let mut query = QueryServiceClient::new(channel).max_decoding_message_size(64 << 20);
             let mut tally = Tally::default();
             let mut i = 0u64;
+            let mut arrival = Instant::now();
             while Instant::now() < deadline {
                 i += 1;
-                let start = Instant::now();
+                if rate > 0.0 {
+                    // Exponential gaps: a Poisson process of rate / clients per client.
+                    let uniform = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+                    let gap = -(1.0 - uniform).ln() * clients as f64 / rate;
+                    arrival += Duration::from_secs_f64(gap);
+                    tokio::time::sleep_until(arrival.into()).await;
+                }
+                let start = if rate > 0.0 { arrival } else { Instant::now() };
                 let outcome = if i.is_multiple_of(2) {
                     let variant = variants[rng.next() as usize % variants.len()].clone();
                     let message = pb::CarriersRequest {

@@ -1,0 +1,549 @@
+//! Decoded variant rows, cached per fragment row group within a byte budget.
+//!
+//! Fragments are immutable once committed (a path is never rewritten), so a row group read
+//! and decoded once (Parquet pages, zstd, then the roaring bitmaps) stays valid for every
+//! snapshot and every engine of the process that shares the cache. Counting and carrier
+//! lookups read the decoded rows directly: a warm 100 kb query is then set intersections
+//! only, with no Parquet decoding and no query plan.
+//!
+//! Only the columns counting and carriers need are kept: the site (`pos`, `end_pos`, `ref`,
+//! `alt`, `allele_index`, `record_ordinal`), the carrier bitmaps `het`, `hom_alt` and `hemi`,
+//! the per-site bitmaps `called_diploid` and `called_haploid` (each distinct value decoded
+//! once per row group and shared, so counting can compute AN once per distinct value), and the calls of ploidy above 2 from `gt_exceptions`. When the decoded bytes pass
+//! the budget, the least recently used row groups are dropped.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use cohortdb_store::StoreLocation;
+use cohortdb_store::genotype_bitmaps::{GenotypeException, decode_exceptions, deserialize_bitmap};
+use cohortdb_store::log_entry::FileEntry;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type};
+use futures::future::BoxFuture;
+use futures::{FutureExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::statistics::Statistics;
+use roaring::RoaringBitmap;
+
+use crate::error::{EngineError, Result};
+use crate::region::Region;
+
+/// The default budget of decoded rows: 2 GiB.
+pub const DEFAULT_CACHE_BYTES: usize = 2 << 30;
+
+/// The fragment columns a [`SiteRows`] is decoded from, in this order.
+const COLUMNS: [&str; 12] = [
+    "pos",
+    "end_pos",
+    "ref",
+    "alt",
+    "allele_index",
+    "record_ordinal",
+    "het",
+    "hom_alt",
+    "hemi",
+    "called_diploid",
+    "called_haploid",
+    "gt_exceptions",
+];
+
+/// The decoded rows of one row group of one variant fragment (one contig).
+#[derive(Debug)]
+pub struct SiteRows {
+    /// The fragment's contig.
+    pub contig: Arc<str>,
+    /// 1-based position of each row.
+    pub pos: Vec<i64>,
+    /// 1-based inclusive end of each row.
+    pub end_pos: Vec<i64>,
+    /// REF of each row.
+    pub ref_allele: StringArray,
+    /// ALT of each row.
+    pub alt: StringArray,
+    /// 1-based index of the row's ALT at its site.
+    pub allele_index: Vec<i32>,
+    /// Which input record at this position the row comes from.
+    pub record_ordinal: Vec<i32>,
+    /// Samples heterozygous for the row's ALT.
+    pub het: Vec<RoaringBitmap>,
+    /// Samples homozygous for it.
+    pub hom_alt: Vec<RoaringBitmap>,
+    /// Samples hemizygous for it.
+    pub hemi: Vec<RoaringBitmap>,
+    /// Samples contributing 2 (or more) to AN at the row's site.
+    pub called_diploid: Vec<Arc<RoaringBitmap>>,
+    /// Samples contributing 1 to AN at the row's site.
+    pub called_haploid: Vec<Arc<RoaringBitmap>>,
+    /// Calls of ploidy above 2 at the row's site.
+    pub exceptions: Vec<Arc<Vec<GenotypeException>>>,
+    bytes: usize,
+}
+
+impl SiteRows {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.pos.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.pos.is_empty()
+    }
+
+    /// Whether row `row` overlaps one of `regions` (every row when `regions` is empty), as
+    /// `bcftools view -r` does: `pos <= end` and `end_pos >= start`.
+    pub fn in_regions(&self, row: usize, regions: &[Region]) -> bool {
+        regions.is_empty()
+            || regions.iter().any(|r| {
+                *r.contig == *self.contig && self.pos[row] <= r.end && self.end_pos[row] >= r.start
+            })
+    }
+
+    /// AN of row `row` within `set` (`None`: every sample), by the counting rules of
+    /// [`cohortdb_store::genotype_bitmaps`].
+    pub fn allele_number(&self, row: usize, set: Option<&RoaringBitmap>) -> u64 {
+        let extra: u64 = self.exceptions[row]
+            .iter()
+            .filter(|x| set.is_none_or(|s| s.contains(x.sample_idx)))
+            .map(|x| u64::from(x.an_contribution().saturating_sub(2)))
+            .sum();
+        2 * count_in(&self.called_diploid[row], set)
+            + count_in(&self.called_haploid[row], set)
+            + extra
+    }
+
+    fn decode(contig: &str, path: &str, batch: &RecordBatch) -> Result<Self> {
+        let corrupt = |what: &str, reason: &str| {
+            EngineError::Store(cohortdb_store::StoreError::Corrupt {
+                path: path.to_string(),
+                what: what.to_string(),
+                reason: reason.to_string(),
+            })
+        };
+        let column = |i: usize, to: &DataType| {
+            datafusion::arrow::compute::cast(batch.column(i), to)
+                .map_err(|e| corrupt(COLUMNS[i], &e.to_string()))
+        };
+        let int64 = |i: usize| -> Result<Vec<i64>> {
+            Ok(column(i, &DataType::Int64)?
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec())
+        };
+        let int32 = |i: usize| -> Result<Vec<i32>> {
+            Ok(column(i, &DataType::Int32)?
+                .as_primitive::<Int32Type>()
+                .values()
+                .to_vec())
+        };
+        let text = |i: usize| -> Result<StringArray> {
+            Ok(column(i, &DataType::Utf8)?.as_string::<i32>().clone())
+        };
+        let bitmaps = |i: usize| -> Result<Vec<RoaringBitmap>> {
+            let array = column(i, &DataType::Binary)?;
+            let array = array.as_binary::<i32>();
+            (0..array.len())
+                .map(|row| match array.is_null(row) {
+                    true => Ok(RoaringBitmap::new()),
+                    false => deserialize_bitmap(array.value(row))
+                        .ok_or_else(|| corrupt(COLUMNS[i], "not a portable roaring bitmap")),
+                })
+                .collect()
+        };
+        // Per-site bitmaps repeat on each ALT row, and most sites of a cohort have the same
+        // called samples: decode each distinct value once and share it.
+        let shared = |i: usize| -> Result<Vec<Arc<RoaringBitmap>>> {
+            let array = column(i, &DataType::Binary)?;
+            let array = array.as_binary::<i32>();
+            let mut seen: HashMap<&[u8], Arc<RoaringBitmap>> = HashMap::new();
+            let mut out: Vec<Arc<RoaringBitmap>> = Vec::with_capacity(array.len());
+            for row in 0..array.len() {
+                let bytes = match array.is_null(row) {
+                    true => &[][..],
+                    false => array.value(row),
+                };
+                if let Some(bitmap) = seen.get(bytes) {
+                    out.push(bitmap.clone());
+                    continue;
+                }
+                let bitmap = match bytes.is_empty() {
+                    true => RoaringBitmap::new(),
+                    false => deserialize_bitmap(bytes)
+                        .ok_or_else(|| corrupt(COLUMNS[i], "not a portable roaring bitmap"))?,
+                };
+                let bitmap = Arc::new(bitmap);
+                seen.insert(bytes, bitmap.clone());
+                out.push(bitmap);
+            }
+            Ok(out)
+        };
+        let exceptions = {
+            let array = column(11, &DataType::Binary)?;
+            let array = array.as_binary::<i32>();
+            let none = Arc::new(Vec::new());
+            (0..array.len())
+                .map(
+                    |row| match array.is_null(row) || array.value(row).is_empty() {
+                        true => Ok(none.clone()),
+                        false => decode_exceptions(array.value(row))
+                            .map(Arc::new)
+                            .ok_or_else(|| corrupt("gt_exceptions", "malformed value")),
+                    },
+                )
+                .collect::<Result<Vec<_>>>()?
+        };
+        let mut rows = Self {
+            contig: Arc::from(contig),
+            end_pos: int64(1)?,
+            ref_allele: text(2)?,
+            alt: text(3)?,
+            het: bitmaps(6)?,
+            hom_alt: bitmaps(7)?,
+            hemi: bitmaps(8)?,
+            called_diploid: shared(9)?,
+            called_haploid: shared(10)?,
+            exceptions,
+            pos: int64(0)?,
+            allele_index: int32(4)?,
+            record_ordinal: int32(5)?,
+            bytes: 0,
+        };
+        rows.bytes = rows.measure();
+        Ok(rows)
+    }
+
+    /// Approximate heap bytes held.
+    fn measure(&self) -> usize {
+        let bitmaps: usize = [&self.het, &self.hom_alt, &self.hemi]
+            .into_iter()
+            .flatten()
+            .map(|b| b.serialized_size())
+            .sum();
+        let mut seen = std::collections::HashSet::new();
+        let shared: usize = self
+            .called_diploid
+            .iter()
+            .chain(&self.called_haploid)
+            .filter(|b| seen.insert(Arc::as_ptr(b)))
+            .map(|b| b.serialized_size())
+            .sum();
+        bitmaps
+            + shared
+            + self.ref_allele.get_array_memory_size()
+            + self.alt.get_array_memory_size()
+            + self.len() * (8 + 8 + 4 + 4 + 3 * 32 + 3 * 8)
+    }
+}
+
+/// Samples of `bitmap` within `set` (all of them when `set` is `None`).
+fn count_in(bitmap: &RoaringBitmap, set: Option<&RoaringBitmap>) -> u64 {
+    match set {
+        None => bitmap.len(),
+        Some(s) => bitmap.intersection_len(s),
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    rows: Arc<SiteRows>,
+    last_used: u64,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    rows: HashMap<(String, usize), Entry>,
+    metadata: HashMap<String, ArrowReaderMetadata>,
+    bytes: usize,
+    tick: u64,
+}
+
+/// The cache: decoded row groups by (fragment path, row group), and fragments' Parquet
+/// metadata. Shared by the engines of one process ([`crate::CohortEngine::with_access`] keeps
+/// it); safe to use from many requests at once.
+#[derive(Debug)]
+pub struct SiteCache {
+    budget: usize,
+    state: Mutex<CacheState>,
+}
+
+impl Default for SiteCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_CACHE_BYTES)
+    }
+}
+
+impl SiteCache {
+    /// A cache holding at most about `budget` bytes of decoded rows.
+    pub fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            state: Mutex::default(),
+        }
+    }
+
+    /// Bytes of decoded rows held now.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        // A panic while holding the lock leaves consistent maps: keep using them.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The decoded row groups of `fragments` that may hold rows in `regions` (all of them when
+    /// `regions` is empty), read and decoded on a miss. Fragments are chosen by their log
+    /// statistics, row groups by their Parquet statistics of `pos` and `end_pos`.
+    pub async fn rows(
+        &self,
+        location: &StoreLocation,
+        fragments: &[&FileEntry],
+        regions: &[Region],
+    ) -> Result<Vec<Arc<SiteRows>>> {
+        let mut out = Vec::new();
+        for file in fragments.iter().filter(|f| fragment_may_match(f, regions)) {
+            let contig = file.contig.as_deref().unwrap_or_default();
+            let reader = FragmentReader::new(location, file);
+            let metadata = self.metadata(&reader, file).await?;
+            let wanted: Vec<usize> = metadata
+                .metadata()
+                .row_groups()
+                .iter()
+                .enumerate()
+                .filter(|(_, rg)| row_group_may_match(rg, &metadata, contig, regions))
+                .map(|(i, _)| i)
+                .collect();
+            let mut missing = Vec::new();
+            {
+                let mut state = self.lock();
+                state.tick += 1;
+                let tick = state.tick;
+                for &i in &wanted {
+                    match state.rows.get_mut(&(file.path.clone(), i)) {
+                        Some(entry) => {
+                            entry.last_used = tick;
+                            out.push(entry.rows.clone());
+                        }
+                        None => missing.push(i),
+                    }
+                }
+            }
+            for i in missing {
+                let rows = Arc::new(read_row_group(reader.clone(), file, &metadata, i).await?);
+                self.insert((file.path.clone(), i), rows.clone());
+                out.push(rows);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn metadata(
+        &self,
+        reader: &FragmentReader,
+        file: &FileEntry,
+    ) -> Result<ArrowReaderMetadata> {
+        if let Some(m) = self.lock().metadata.get(&file.path) {
+            return Ok(m.clone());
+        }
+        let mut reader = reader.clone();
+        let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+            .await
+            .map_err(|e| parquet_error(file, e))?;
+        self.lock()
+            .metadata
+            .insert(file.path.clone(), metadata.clone());
+        Ok(metadata)
+    }
+
+    fn insert(&self, key: (String, usize), rows: Arc<SiteRows>) {
+        let mut state = self.lock();
+        state.tick += 1;
+        let last_used = state.tick;
+        let bytes = rows.bytes;
+        if let Some(old) = state.rows.insert(key, Entry { rows, last_used }) {
+            state.bytes -= old.rows.bytes;
+        }
+        state.bytes += bytes;
+        if state.bytes > self.budget {
+            let mut by_age: Vec<(u64, (String, usize))> = state
+                .rows
+                .iter()
+                .map(|(k, e)| (e.last_used, k.clone()))
+                .collect();
+            by_age.sort_unstable();
+            for (_, key) in by_age {
+                if state.bytes <= self.budget / 4 * 3 {
+                    break;
+                }
+                if let Some(old) = state.rows.remove(&key) {
+                    state.bytes -= old.rows.bytes;
+                }
+            }
+        }
+    }
+}
+
+/// Reads one fragment from the store's object store (local disk, S3, memory).
+#[derive(Debug, Clone)]
+struct FragmentReader {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    size: u64,
+}
+
+impl FragmentReader {
+    fn new(location: &StoreLocation, file: &FileEntry) -> Self {
+        Self {
+            store: location.object_store.clone(),
+            path: location.path(&file.path),
+            size: file.bytes,
+        }
+    }
+}
+
+fn object_store_error(e: object_store::Error) -> parquet::errors::ParquetError {
+    parquet::errors::ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for FragmentReader {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
+        async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(object_store_error)
+        }
+        .boxed()
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<bytes::Bytes>>> {
+        async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(object_store_error)
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let metadata = ParquetMetaDataReader::new()
+                .with_arrow_reader_options(options)
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
+}
+
+fn parquet_error(file: &FileEntry, e: parquet::errors::ParquetError) -> EngineError {
+    EngineError::Store(cohortdb_store::StoreError::Corrupt {
+        path: file.path.clone(),
+        what: "variant fragment".into(),
+        reason: e.to_string(),
+    })
+}
+
+async fn read_row_group(
+    reader: FragmentReader,
+    file: &FileEntry,
+    metadata: &ArrowReaderMetadata,
+    row_group: usize,
+) -> Result<SiteRows> {
+    let schema = metadata.schema().clone();
+    let indices = COLUMNS
+        .iter()
+        .map(|name| schema.index_of(name))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| parquet_error(file, parquet::errors::ParquetError::General(e.to_string())))?;
+    let mask = ProjectionMask::roots(metadata.metadata().file_metadata().schema_descr(), indices);
+    let rows = metadata.metadata().row_group(row_group).num_rows() as usize;
+    let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata.clone())
+        .with_row_groups(vec![row_group])
+        .with_projection(mask)
+        .with_batch_size(rows.max(1))
+        .build()
+        .map_err(|e| parquet_error(file, e))?;
+    let batches: Vec<RecordBatch> = stream
+        .try_collect()
+        .await
+        .map_err(|e| parquet_error(file, e))?;
+    let Some(first) = batches.first() else {
+        return Err(parquet_error(
+            file,
+            parquet::errors::ParquetError::General(format!("row group {row_group} is empty")),
+        ));
+    };
+    let projected = datafusion::arrow::compute::concat_batches(&first.schema(), &batches)
+        .map_err(datafusion::error::DataFusionError::from)?;
+    // The projection keeps file order; put the columns in `COLUMNS` order.
+    let ordered = projected
+        .project(
+            &COLUMNS
+                .iter()
+                .map(|name| projected.schema().index_of(name))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(datafusion::error::DataFusionError::from)?,
+        )
+        .map_err(datafusion::error::DataFusionError::from)?;
+    SiteRows::decode(
+        file.contig.as_deref().unwrap_or_default(),
+        &file.path,
+        &ordered,
+    )
+}
+
+/// Whether a fragment may hold rows in `regions`, from its log statistics.
+fn fragment_may_match(file: &FileEntry, regions: &[Region]) -> bool {
+    regions.is_empty()
+        || regions.iter().any(|r| {
+            file.contig.as_deref().is_none_or(|c| c == r.contig)
+                && file.min_pos.is_none_or(|p| p <= r.end)
+                && file.max_end.or(file.max_pos).is_none_or(|e| e >= r.start)
+        })
+}
+
+/// Whether a row group may hold rows in `regions`, from its statistics of `pos` (min) and
+/// `end_pos` (max).
+fn row_group_may_match(
+    rg: &parquet::file::metadata::RowGroupMetaData,
+    metadata: &ArrowReaderMetadata,
+    contig: &str,
+    regions: &[Region],
+) -> bool {
+    if regions.is_empty() {
+        return true;
+    }
+    let descr = metadata.metadata().file_metadata().schema_descr();
+    let stat = |name: &str, min: bool| -> Option<i64> {
+        let i = (0..descr.num_columns()).find(|&i| descr.column(i).name() == name)?;
+        match rg.column(i).statistics()? {
+            Statistics::Int64(s) => if min { s.min_opt() } else { s.max_opt() }.copied(),
+            _ => None,
+        }
+    };
+    let (first, last_end) = (stat("pos", true), stat("end_pos", false));
+    regions.iter().any(|r| {
+        r.contig == contig
+            && first.is_none_or(|p| p <= r.end)
+            && last_end.is_none_or(|e| e >= r.start)
+    })
+}
