@@ -12,7 +12,8 @@
 # --geno-counts runs and bcftools +fill-tags -S groups), assoc --model linear with age, sex, bmi
 # (vs plink2 --glm), af --cohort with a phenotype predicate (vs plink2 --keep --freq), and the
 # genotypes view's GROUP BY against the bitmap path; answers checked first, then timed
-# together. Results go to stdout and .cache/peer/results.md; inputs are generated
+# together. Last, case-control on a warm `cohortdb serve` over the same store (a grpcio client,
+# median of 20, client decoding included), right after the plink2 runs it is compared with. Results go to stdout and .cache/peer/results.md; inputs are generated
 # under .cache/sim (never committed). Needs: bcftools, tabix, plink2, hyperfine, GNU time,
 # python3 with msprime/stdpopsim (scripts/test.sh installs those).
 set -euo pipefail
@@ -40,6 +41,19 @@ measure() {
   local out=$1; shift
   /usr/bin/time -f '%e %M' -o "$out.time" "$@" >"$out.log" 2>&1
   awk '{printf "%.2f %.0f\n", $1, $2/1024}' "$out.time"
+}
+
+# Median seconds of case-control over $REGION on a warm server over store $1.
+served_case_control() {
+  local tokens="$WORK/tokens.toml" log="$WORK/serve.log" pid address
+  printf '[[token]]\ntoken = "peer-admin"\nname = "peer"\nproject = "peer"\ntier = "admin"\n' >"$tokens"
+  "$COHORTDB" serve --store "$1" --listen 127.0.0.1:0 --tokens "$tokens" 2>"$log" &
+  pid=$!
+  for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
+  address=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$log")
+  python3 benches/serve/case_control.py "$address" peer-admin "$REGION" 20 | awk '{printf "%.4f\n", $1 / 1000}'
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
 }
 
 report="$WORK/results.md"
@@ -162,6 +176,8 @@ import json,sys
 r={x["command"]:x for x in json.load(open(sys.argv[1]))["results"]}
 print(*("%.3f" % r[k]["median"] for k in ("cc-cohortdb", "cc-plink2x2", "cc-bcftools", "sql-genotypes", "assoc-cohortdb", "assoc-plink2", "afc-cohortdb", "afc-plink2")))' "$w/cohort.json")
 
+  cc_served=$(served_case_control "$w/store")
+
   ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
   {
     echo "## N=$n ($(basename "$vcf"), ${vcf_mb} MB)"
@@ -173,6 +189,7 @@ print(*("%.3f" % r[k]["median"] for k in ("cc-cohortdb", "cc-plink2x2", "cc-bcft
     echo "| size on disk (MB) | $(ratio "$store_b" 1e6) (store) | $(ratio "$pgen_b" 1e6) (pgen+pvar+psam) | $(ratio "$bcf_b" 1e6) (BCF) | $(ratio "$pgen_b" "$store_b") | $(ratio "$bcf_b" "$store_b") |"
     echo "| af, 100 kb, 10% subset, median of 10 (s) | $af_c | $af_p | $af_b | $(ratio "$af_p" "$af_c") | $(ratio "$af_b" "$af_c") |"
     echo "| case-control, 100 kb (s) | $cc_c | $cc_p (2 x --keep --geno-counts) | $cc_b (+fill-tags -S groups) | $(ratio "$cc_p" "$cc_c") | $(ratio "$cc_b" "$cc_c") |"
+    echo "| case-control, 100 kb, warm server (s) | $cc_served (grpcio client) | $cc_p (2 x --keep --geno-counts) | $cc_b (+fill-tags -S groups) | $(ratio "$cc_p" "$cc_served") | $(ratio "$cc_b" "$cc_served") |"
     echo "| assoc linear + 3 covariates, 100 kb (s) | $as_c | $as_p (--glm) | | $(ratio "$as_p" "$as_c") | |"
     echo "| af --cohort \"$predicate\", 100 kb (s) | $afc_c | $afc_p (--keep --freq) | | $(ratio "$afc_p" "$afc_c") | |"
     echo

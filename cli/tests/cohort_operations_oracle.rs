@@ -147,6 +147,7 @@ fn carriers_equal_bcftools_with_phenotype_columns_from_the_table() {
     let all =
         tsv_rows(&cohortdb(&["carriers", "--store", &store, "-r", "chr20:20542845:T:C"]).unwrap());
     let mut ids: Vec<String> = all.iter().map(|r| r[4].clone()).collect();
+    assert!(ids.is_sorted(), "carriers are listed by sample ID");
     ids.sort();
     let mut expected: Vec<String> = std::fs::read_to_string(
         shared_dir().join("testdata/reference_queries/q2_bcftools_carriers.txt"),
@@ -176,6 +177,10 @@ fn carriers_equal_bcftools_with_phenotype_columns_from_the_table() {
         .unwrap(),
     );
     assert_eq!((count(&cases, "het"), count(&cases, "hom_alt")), (150, 20));
+    assert!(
+        cases.is_sorted_by_key(|r| r[4].clone()),
+        "listed by sample ID"
+    );
     let table: std::collections::HashMap<&str, (&str, &str)> = pheno
         .lines()
         .skip(1)

@@ -88,20 +88,31 @@ impl CohortEngine {
                 .flatten()
                 .map(|r| ids.value(r))
         };
-        let ranks = self.sample_ranks();
+        let order = self.sample_order();
         // One output row per (selected row, class, sample in the cohort), by ALT then ID.
         let mut calls: Vec<(usize, &'static str, u32)> = Vec::new();
         for (i, &(g, r)) in selection.rows.iter().enumerate() {
             let rows = &selection.groups[g];
-            let start = calls.len();
-            for (class, set) in [
-                ("het", &rows.het[r]),
-                ("hom_alt", &rows.hom_alt[r]),
-                ("hemi", &rows.hemi[r]),
-            ] {
-                calls.extend((set & cohort).iter().map(|idx| (i, class, idx)));
+            let classes = [
+                ("het", &rows.het[r] & cohort),
+                ("hom_alt", &rows.hom_alt[r] & cohort),
+                ("hemi", &rows.hemi[r] & cohort),
+            ];
+            let total: u64 = classes.iter().map(|(_, set)| set.len()).sum();
+            if total as usize * 16 > order.by_id.len() {
+                // Many carriers: walk the samples in ID order instead of sorting.
+                for &idx in &order.by_id {
+                    if let Some((class, _)) = classes.iter().find(|(_, set)| set.contains(idx)) {
+                        calls.push((i, class, idx));
+                    }
+                }
+            } else {
+                let start = calls.len();
+                for (class, set) in &classes {
+                    calls.extend(set.iter().map(|idx| (i, *class, idx)));
+                }
+                calls[start..].sort_unstable_by_key(|c| order.rank.get(c.2 as usize).copied());
             }
-            calls[start..].sort_unstable_by_key(|c| ranks.get(c.2 as usize).copied());
         }
         let picked: UInt32Array = calls.iter().map(|c| c.0 as u32).collect();
         let mut fields: Vec<Field> = Vec::new();

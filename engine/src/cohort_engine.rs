@@ -63,10 +63,20 @@ pub struct CohortEngine {
     sample_positions: Arc<std::sync::OnceLock<Arc<Vec<Option<usize>>>>>,
     /// [`CohortEngine::everyone`], once built.
     everyone: Arc<std::sync::OnceLock<RoaringBitmap>>,
-    /// [`CohortEngine::sample_ranks`], once built.
-    sample_ranks: Arc<std::sync::OnceLock<Arc<Vec<u32>>>>,
+    /// [`CohortEngine::sample_order`], once built.
+    sample_order: Arc<std::sync::OnceLock<Arc<SampleOrder>>>,
     /// Decoded variant rows, shared by every engine derived from this one.
     pub(crate) site_cache: Arc<SiteCache>,
+}
+
+/// Samples ordered by ID: sorting by `rank[sample_idx]` sorts by ID, and `by_id` lists every
+/// `sample_idx` in that order.
+#[derive(Debug, Default)]
+pub(crate) struct SampleOrder {
+    /// Position of each `sample_idx` in ID order (`u32::MAX` for unused indices).
+    pub rank: Vec<u32>,
+    /// Every registered `sample_idx`, in ID order.
+    pub by_id: Vec<u32>,
 }
 
 /// At most this many cached cohorts per engine (about 12 KiB each at N=100,000); the cache is
@@ -96,7 +106,7 @@ impl CohortEngine {
             cohort_cache: Default::default(),
             sample_positions: Default::default(),
             everyone: Default::default(),
-            sample_ranks: Default::default(),
+            sample_order: Default::default(),
             site_cache: Default::default(),
         })
     }
@@ -128,7 +138,7 @@ impl CohortEngine {
         }
         engine.access = AccessState::new(access);
         engine.cohort_cache = Default::default();
-        engine.sample_ranks = Default::default();
+        engine.sample_order = Default::default();
         Ok(engine)
     }
 
@@ -154,10 +164,10 @@ impl CohortEngine {
         &self.access
     }
 
-    /// The rank of each `sample_idx` in the order of sample IDs as this engine shows them
-    /// (pseudonyms at the record tier), built once per engine: sorting by it sorts by ID.
-    pub(crate) fn sample_ranks(&self) -> Arc<Vec<u32>> {
-        self.sample_ranks
+    /// The samples in the order of their IDs as this engine shows them (pseudonyms at the
+    /// record tier), built once per engine.
+    pub(crate) fn sample_order(&self) -> Arc<SampleOrder> {
+        self.sample_order
             .get_or_init(|| {
                 use datafusion::arrow::array::{StringArray, UInt32Array};
                 let column = |i: usize| self.sample_batch.column(i).as_any();
@@ -169,12 +179,13 @@ impl CohortEngine {
                 };
                 let mut rows: Vec<usize> = (0..idx.len()).collect();
                 rows.sort_by(|&a, &b| ids.value(a).cmp(ids.value(b)));
-                let end = idx.values().iter().max().map_or(0, |m| *m as usize + 1);
-                let mut ranks = vec![u32::MAX; end];
-                for (rank, row) in rows.into_iter().enumerate() {
-                    ranks[idx.value(row) as usize] = rank as u32;
+                let by_id: Vec<u32> = rows.iter().map(|&row| idx.value(row)).collect();
+                let end = by_id.iter().max().map_or(0, |m| *m as usize + 1);
+                let mut rank = vec![u32::MAX; end];
+                for (r, &i) in by_id.iter().enumerate() {
+                    rank[i as usize] = r as u32;
                 }
-                Arc::new(ranks)
+                Arc::new(SampleOrder { rank, by_id })
             })
             .clone()
     }

@@ -2,57 +2,100 @@
 //! into chunks of whole IPC messages, each at most a given size.
 
 use arrow::datatypes::SchemaRef;
-use arrow::ipc::writer::{EncodedData, IpcWriteOptions, write_message};
+use arrow::ipc::writer::{
+    DictionaryTracker, EncodedData, IpcDataGenerator, IpcWriteContext, IpcWriteOptions,
+    write_message,
+};
 use arrow::record_batch::RecordBatch;
-use arrow_flight::encode::FlightDataEncoderBuilder;
 use cohortdb_proto::v1::ArrowChunk;
-use futures::TryStreamExt;
 
 use crate::server_error::ServerError;
 
 /// The default largest chunk: 4 MiB.
 pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
 
-/// Room left in a chunk for a message's header and padding.
+/// Room left in a chunk for a message's header, its framing and padding.
 const HEADER_ROOM: usize = 64 << 10;
+
+/// Writes IPC messages straight into chunks, starting a new chunk when the next message would
+/// not fit.
+struct ChunkWriter {
+    limit: usize,
+    options: IpcWriteOptions,
+    chunks: Vec<ArrowChunk>,
+    current: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn push(&mut self, message: EncodedData) -> Result<(), ServerError> {
+        let size = message.ipc_message.len() + message.arrow_data.len() + 16;
+        if !self.current.is_empty() && self.current.len() + size > self.limit {
+            let full = std::mem::replace(&mut self.current, Vec::with_capacity(self.limit));
+            self.chunks.push(ArrowChunk { ipc: full });
+        }
+        write_message(&mut self.current, message, &self.options)?;
+        Ok(())
+    }
+}
 
 /// `batches` (of `schema`) as IPC stream bytes cut into chunks of at most `chunk_bytes`
 /// (batches are split by rows to fit; a single row larger than a chunk gets its own chunk).
-pub async fn arrow_chunks(
+/// Each batch is encoded once, into the chunk it lands in.
+pub fn arrow_chunks(
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
     chunk_bytes: usize,
 ) -> Result<Vec<ArrowChunk>, ServerError> {
-    let chunk_bytes = chunk_bytes.max(2 * HEADER_ROOM);
-    let messages: Vec<_> = FlightDataEncoderBuilder::new()
-        .with_schema(schema)
-        .with_max_flight_data_size(chunk_bytes - HEADER_ROOM)
-        .build(futures::stream::iter(batches.into_iter().map(Ok)))
-        .try_collect()
-        .await
-        .map_err(|e| ServerError::InvalidArgument(format!("encoding results: {e}")))?;
-    let options = IpcWriteOptions::default();
-    let mut chunks = Vec::new();
-    let mut current: Vec<u8> = Vec::new();
-    for message in messages {
-        let mut framed =
-            Vec::with_capacity(message.data_header.len() + message.data_body.len() + 16);
-        let encoded = EncodedData {
-            ipc_message: message.data_header.to_vec(),
-            arrow_data: message.data_body.to_vec(),
-        };
-        write_message(&mut framed, encoded, &options)?;
-        if !current.is_empty() && current.len() + framed.len() > chunk_bytes {
-            chunks.push(ArrowChunk {
-                ipc: std::mem::take(&mut current),
-            });
+    let limit = chunk_bytes.max(2 * HEADER_ROOM);
+    let generator = IpcDataGenerator::default();
+    let mut tracker = DictionaryTracker::new(false);
+    let mut context = IpcWriteContext::default();
+    let mut writer = ChunkWriter {
+        limit,
+        options: IpcWriteOptions::default(),
+        chunks: Vec::new(),
+        current: Vec::new(),
+    };
+    let options = writer.options.clone();
+    writer.push(generator.schema_to_bytes_with_dictionary_tracker(
+        &schema,
+        &mut tracker,
+        &options,
+    ))?;
+    // Row ranges still to encode, smallest first; a range too big for a chunk is halved.
+    for batch in &batches {
+        let body_limit = limit - HEADER_ROOM;
+        let rows = batch.num_rows();
+        let bytes = batch.get_array_memory_size().max(1);
+        let step = (rows * body_limit / bytes).clamp(1, rows.max(1));
+        let mut pending: Vec<(usize, usize)> = (0..rows)
+            .step_by(step)
+            .map(|start| (start, step.min(rows - start)))
+            .rev()
+            .collect();
+        while let Some((offset, length)) = pending.pop() {
+            let slice = batch.slice(offset, length);
+            let (dictionaries, encoded) =
+                generator.encode(&slice, &mut tracker, &options, &mut context)?;
+            if encoded.arrow_data.len() > body_limit && length > 1 {
+                let half = length / 2;
+                pending.push((offset + half, length - half));
+                pending.push((offset, half));
+                continue;
+            }
+            for message in dictionaries {
+                writer.push(message)?;
+            }
+            writer.push(encoded)?;
         }
-        current.extend_from_slice(&framed);
     }
     // The end-of-stream marker.
-    current.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
-    chunks.push(ArrowChunk { ipc: current });
-    Ok(chunks)
+    writer
+        .current
+        .extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+    let last = std::mem::take(&mut writer.current);
+    writer.chunks.push(ArrowChunk { ipc: last });
+    Ok(writer.chunks)
 }
 
 #[cfg(test)]
@@ -64,8 +107,8 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
     use arrow::ipc::reader::StreamReader;
 
-    #[tokio::test]
-    async fn chunks_concatenate_to_one_stream_and_respect_the_limit() {
+    #[test]
+    fn chunks_concatenate_to_one_stream_and_respect_the_limit() {
         let schema = Arc::new(Schema::new(vec![
             Field::new("n", DataType::Int64, false),
             Field::new("s", DataType::Utf8, false),
@@ -82,9 +125,7 @@ mod tests {
         )
         .unwrap();
         let limit = 256 << 10;
-        let chunks = arrow_chunks(schema, vec![batch.clone()], limit)
-            .await
-            .unwrap();
+        let chunks = arrow_chunks(schema, vec![batch.clone()], limit).unwrap();
         assert!(chunks.len() > 5);
         assert!(chunks.iter().all(|c| c.ipc.len() <= limit));
         let bytes: Vec<u8> = chunks.into_iter().flat_map(|c| c.ipc).collect();
@@ -96,12 +137,10 @@ mod tests {
         assert_eq!(read, batch);
     }
 
-    #[tokio::test]
-    async fn an_empty_result_is_a_schema_and_an_end() {
+    #[test]
+    fn an_empty_result_is_a_schema_and_an_end() {
         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
-        let chunks = arrow_chunks(schema.clone(), vec![], DEFAULT_CHUNK_BYTES)
-            .await
-            .unwrap();
+        let chunks = arrow_chunks(schema.clone(), vec![], DEFAULT_CHUNK_BYTES).unwrap();
         let bytes: Vec<u8> = chunks.into_iter().flat_map(|c| c.ipc).collect();
         let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
         assert_eq!(reader.schema(), schema);

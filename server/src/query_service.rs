@@ -57,7 +57,7 @@ impl QueryServiceImpl {
             .state
             .audited(&metadata, method, text, |scope| work(scope.engine, message))
             .await?;
-        let chunks = arrow_chunks(schema, batches, self.state.options().chunk_bytes).await?;
+        let chunks = arrow_chunks(schema, batches, self.state.options().chunk_bytes)?;
         Ok(Response::new(Box::pin(futures::stream::iter(
             chunks.into_iter().map(Ok),
         ))))
