@@ -2,15 +2,18 @@
 # The server's bounded load test (issue 4): `cohortdb serve` on loopback over the N=100,000
 # simulated cohort of benches/peer/run.sh (its store, with phenotypes, under .cache/peer/), then
 # serve_load with CLIENTS concurrent clients (default 32) for SECONDS (default 60), alternating
-# carriers lookups (record tier) and 100 kb cohort allele frequencies (aggregate tier). Then,
+# carriers lookups (record tier) and 100 kb cohort allele frequencies (aggregate tier), first
+# closed-loop (no think time: saturation), then open-loop at RATE requests/s (default 200) to
+# show latency below saturation. Then,
 # on the same warm server, case-control over the 100 kb region of the peer harness through a
 # grpcio client, against two `plink2 --keep --geno-counts` runs timed in the same run.
 #
-#   bash benches/serve/run.sh [CLIENTS] [SECONDS]
+#   bash benches/serve/run.sh [CLIENTS] [SECONDS] [RATE]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 clients="${1:-32}"
 seconds="${2:-60}"
+rate="${3:-200}"
 store=.cache/peer/N100000/store
 [ -d "$store" ] || { echo "no $store: run bash benches/peer/run.sh 100000 first" >&2; exit 1; }
 cargo build --release -q -p cohortdb-cli -p cohortdb-benches --bin cohortdb --bin serve_load
@@ -44,6 +47,8 @@ for _ in $(seq 100); do grep -q "listening on" "$work/serve.log" && break; sleep
 address=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$work/serve.log")
 echo "server at $address; $(nproc) cores shared by server and clients" >&2
 target/release/serve_load "$address" load-record-token load-aggregate-token "$clients" "$seconds"
+echo
+target/release/serve_load "$address" load-record-token load-aggregate-token "$clients" "$seconds" "$rate"
 
 # Case-control on the warm server vs two plink2 runs, same region and groups as benches/peer.
 peer=.cache/peer/N100000
