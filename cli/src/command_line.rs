@@ -24,6 +24,9 @@ pub(crate) enum Command {
     /// Named cohorts.
     #[command(subcommand)]
     Cohort(CohortCommand),
+    /// Store administration: consent withdrawal.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Allele counts and frequencies per ALT allele in regions and a sample set.
     Af {
         /// Store location (directory, file://, s3://bucket/prefix, memory://name).
@@ -168,6 +171,10 @@ pub(crate) enum Command {
         /// recently used row groups are dropped beyond it.
         #[arg(long, default_value_t = 2048)]
         cache_mib: usize,
+        /// Seconds between looks for a newer store version (new data, withdrawals); requests
+        /// after it see that version.
+        #[arg(long, default_value_t = 5.0)]
+        refresh_secs: f64,
         /// Development only: requests without a token run as an admin named "anonymous".
         #[arg(long)]
         dev_anonymous: bool,
@@ -219,6 +226,22 @@ pub(crate) enum CohortCommand {
         /// Store location.
         #[arg(long)]
         store: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Withdraw participants' consent (one commit): from the next snapshot on they are absent
+    /// from every read path.
+    Withdraw {
+        /// Store location.
+        #[arg(long)]
+        store: String,
+        /// A file of sample IDs, one per line (bcftools' -S form), withdrawn too.
+        #[arg(short = 'S', long = "samples-file")]
+        samples_file: Option<String>,
+        /// Sample IDs.
+        sample_ids: Vec<String>,
     },
 }
 

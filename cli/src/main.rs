@@ -17,7 +17,7 @@ mod export;
 mod output_format;
 mod serve;
 
-use command_line::{Cli, CohortCommand, Command, IngestCommand};
+use command_line::{AdminCommand, Cli, CohortCommand, Command, IngestCommand};
 use output_format::write_batches;
 
 #[global_allocator]
@@ -150,6 +150,31 @@ async fn run(command: Command) -> CliResult {
             let (version, size) = engine.save_cohort(&name, &predicate).await?;
             eprintln!("committed version {version}: cohort {name} ({size} samples now)");
         }
+        Command::Admin(AdminCommand::Withdraw {
+            store,
+            samples_file,
+            mut sample_ids,
+        }) => {
+            if let Some(path) = samples_file {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read samples file {path}: {e}"))?;
+                sample_ids.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string),
+                );
+            }
+            if sample_ids.is_empty() {
+                return Err("admin withdraw: name at least one sample ID (or -S FILE)".into());
+            }
+            let engine = CohortEngine::open(&store).await?;
+            let done = engine.withdraw(&sample_ids).await?;
+            println!(
+                "withdrew {} participant(s) ({} already withdrawn); store version {}",
+                done.withdrawn, done.already, done.version
+            );
+        }
         Command::Cohort(CohortCommand::List { store }) => {
             let engine = CohortEngine::open(&store).await?;
             let mut out = String::from("name\tsamples\tpredicate\n");
@@ -268,6 +293,7 @@ async fn run(command: Command) -> CliResult {
             min_count,
             max_message_bytes,
             cache_mib,
+            refresh_secs,
             dev_anonymous,
         } => {
             let options = cohortdb_server::ServerOptions {
@@ -278,6 +304,10 @@ async fn run(command: Command) -> CliResult {
                     project: "development".into(),
                     tier: cohortdb_engine::Tier::Admin,
                 }),
+                refresh_interval: std::time::Duration::try_from_secs_f64(refresh_secs)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or("--refresh-secs must be a positive number of seconds")?,
                 ..Default::default()
             };
             serve::run(&store, &listen, tokens.as_deref(), cache_mib << 20, options).await?;
@@ -330,13 +360,14 @@ async fn run(command: Command) -> CliResult {
             let fragments: Vec<_> = state.variant_fragments().collect();
             let mut out = format!(
                 "store\t{store}\nversion\t{}\nformat_version\t{}\nsamples\t{}\nfragments\t{}\n\
-                 variant_rows\t{}\nbytes\t{}\n",
+                 variant_rows\t{}\nbytes\t{}\nwithdrawn\t{}\n",
                 state.version,
                 cohortdb_store::log_entry::FORMAT_VERSION,
                 engine.samples().len(),
                 fragments.len(),
                 fragments.iter().map(|f| f.rows).sum::<u64>(),
-                state.files.values().map(|f| f.bytes).sum::<u64>()
+                state.files.values().map(|f| f.bytes).sum::<u64>(),
+                state.withdrawn.len()
             );
             for contig in state.contigs() {
                 let rows: u64 = fragments

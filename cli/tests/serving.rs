@@ -507,6 +507,84 @@ async fn flight_sql_chunks_and_export() {
 
 /// `cohortdb serve` as a process, used by real Python clients (grpcio with reflection and
 /// health, adbc_driver_flightsql, pyarrow.flight), then stopped by SIGTERM.
+/// A withdrawal committed while the server runs reaches every later request: the server moves
+/// to the new store version on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_server_follows_withdrawals() {
+    let server = start_with(ServerOptions {
+        refresh_interval: std::time::Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await;
+    let count = |batches: &[RecordBatch]| strings(batches, "n")[0].clone();
+    let ids = sql(
+        &server.channel,
+        ADMIN,
+        "SELECT sample_id FROM samples ORDER BY sample_idx LIMIT 3",
+    )
+    .await
+    .unwrap();
+    let ids = strings(&ids, "sample_id");
+    let before = sql(&server.channel, ADMIN, "SELECT count(*) AS n FROM samples")
+        .await
+        .unwrap();
+    assert_eq!(count(&before), "10000");
+    let engine = cohortdb_engine::CohortEngine::open(&server.store)
+        .await
+        .unwrap();
+    engine.withdraw(&ids).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let now = sql(&server.channel, ADMIN, "SELECT count(*) AS n FROM samples")
+            .await
+            .unwrap();
+        if count(&now) == "9997" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never moved on"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let list = ids
+        .iter()
+        .map(|i| format!("'{i}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    for query in [
+        format!("SELECT count(*) AS n FROM genotypes WHERE sample_id IN ({list})"),
+        format!("SELECT count(*) AS n FROM phenotypes WHERE sample_id IN ({list})"),
+    ] {
+        let rows = sql(&server.channel, ADMIN, &query).await.unwrap();
+        assert_eq!(count(&rows), "0", "{query}");
+    }
+    // Frequencies over everyone equal the engine's at the new version.
+    let fresh = cohortdb_engine::CohortEngine::open(&server.store)
+        .await
+        .unwrap();
+    let regions = cohortdb_engine::Region::parse_list(REGION).unwrap();
+    let everyone = fresh
+        .resolve(&cohortdb_engine::SampleSelection::All)
+        .unwrap();
+    let want = fresh.allele_frequencies(&regions, &everyone).await.unwrap();
+    let message = pb::AlleleFrequenciesRequest {
+        regions: vec![REGION.into()],
+        cohort: None,
+    };
+    let got = read_chunks(
+        QueryServiceClient::new(server.channel.clone())
+            .allele_frequencies(request(message, Some(ADMIN)))
+            .await,
+    )
+    .await
+    .unwrap()
+    .0;
+    let want = [want];
+    assert_eq!(strings(&got, "an"), strings(&want, "an"));
+    assert_eq!(strings(&got, "ac"), strings(&want, "ac"));
+}
+
 #[test]
 fn python_clients_against_cohortdb_serve() {
     use std::io::{BufRead, BufReader};

@@ -88,7 +88,14 @@ impl CohortEngine {
     pub async fn open(location: &str) -> Result<Self> {
         let store = Store::open(location).await?;
         let snapshot = store.snapshot().await?;
+        Self::open_at(store, snapshot).await
+    }
+
+    /// The engine over `snapshot` of `store`, with a cache of decoded rows of its own (share
+    /// one with [`CohortEngine::with_site_cache`]).
+    pub async fn open_at(store: Store, snapshot: Snapshot) -> Result<Self> {
         let sample_batch = read_sample_batch(&store, &snapshot).await?;
+        let withdrawn = snapshot.state.withdrawn_bitmap();
         let phenotypes = snapshot
             .state
             .named_files(FileKind::Phenotypes)
@@ -101,7 +108,7 @@ impl CohortEngine {
             sample_batch,
             phenotypes,
             phenotype_cache: PhenotypeCache::default(),
-            withdrawn: RoaringBitmap::new(),
+            withdrawn,
             access: AccessState::new(Access::admin()),
             cohort_cache: Default::default(),
             sample_positions: Default::default(),
@@ -435,8 +442,8 @@ impl CohortEngine {
         Ok(set)
     }
 
-    /// Samples that withdrew consent; every read path removes them. Empty until withdrawal
-    /// is implemented in the store.
+    /// Samples that withdrew consent (`cohortdb admin withdraw`); every read path removes
+    /// them.
     pub fn withdrawn(&self) -> &RoaringBitmap {
         &self.withdrawn
     }
@@ -535,7 +542,13 @@ impl CohortEngine {
             .filter(|f| f.name().starts_with("fmt_"))
             .map(|f| f.name().clone())
             .collect();
-        ctx.register_table("variants", variants.clone())?;
+        // Readers never see withdrawn participants; the genotypes view and the rewrite rule read
+        // the fragments as stored (they join `samples`, which has no withdrawn rows).
+        let visible = crate::withdrawal_masks::variants_without(
+            ctx.read_table(variants.clone())?,
+            &self.withdrawn,
+        )?;
+        ctx.register_table("variants", visible.into_view())?;
         let batch = without_withdrawn(&self.sample_batch, &self.withdrawn)?;
         let samples: Arc<dyn TableProvider> =
             Arc::new(MemTable::try_new(samples_schema(), vec![vec![batch]])?);

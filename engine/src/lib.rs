@@ -37,6 +37,7 @@ pub mod bitmap_set_functions;
 pub mod carriers;
 pub mod case_control;
 mod cohort_engine;
+pub mod consent;
 pub mod count_suppression;
 mod error;
 mod export_encoders;
@@ -54,6 +55,7 @@ pub mod site_cache;
 pub mod table_functions;
 pub mod variants_table;
 pub mod vcf_export;
+mod withdrawal_masks;
 
 pub use access_policy::{Access, Tier};
 pub use cohort_engine::{CohortEngine, region_filter};

@@ -129,6 +129,7 @@ impl CohortEngine {
                 .filter(|(n, _)| *n == name)
                 .map(|(_, f)| f.path.clone())
                 .collect(),
+            withdraw: Vec::new(),
             operation: serde_json::json!({"cohort": name, "where": predicate}),
         };
         let committed = store.commit_or_discard(snapshot, commit).await?;

@@ -103,6 +103,7 @@ pub async fn ingest_vcf(
         kind: CommitKind::Ingest,
         add: written.clone(),
         remove: vec![],
+        withdraw: Vec::new(),
         operation: serde_json::json!({ "inputs": inputs, "records": records, "tool": concat!("cohortdb ", env!("CARGO_PKG_VERSION")) }),
     };
     let committed = store.commit_or_discard(&snapshot, commit).await?;

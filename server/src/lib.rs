@@ -79,7 +79,20 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(|e| ServerError::InvalidArgument(format!("reflection: {e}")))?;
     tracing::info!(address = ?listener.local_addr().ok(), "serving");
-    tonic::transport::Server::builder()
+    let refresher = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(state.options().refresh_interval);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = state.refresh().await {
+                    tracing::warn!("looking for a newer store version: {e}");
+                }
+            }
+        })
+    };
+    let served = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -91,6 +104,7 @@ pub async fn serve(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
         )
-        .await?;
-    Ok(())
+        .await;
+    refresher.abort();
+    Ok(served?)
 }

@@ -2,7 +2,7 @@
 //! request (authenticate, choose the principal's engine, run, audit).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::record_batch::RecordBatch;
 use cohortdb_engine::{Access, CohortEngine, Tier};
@@ -23,6 +23,9 @@ pub struct ServerOptions {
     pub max_message_bytes: usize,
     /// Development only: requests without a token run as this principal.
     pub anonymous: Option<Principal>,
+    /// How often the server looks for a newer store version (new data, withdrawals) and
+    /// moves to it.
+    pub refresh_interval: std::time::Duration,
 }
 
 impl Default for ServerOptions {
@@ -32,6 +35,7 @@ impl Default for ServerOptions {
             chunk_bytes: crate::arrow_chunks::DEFAULT_CHUNK_BYTES,
             max_message_bytes: 16 << 20,
             anonymous: None,
+            refresh_interval: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -39,12 +43,14 @@ impl Default for ServerOptions {
 /// The state shared by the services.
 #[derive(Debug)]
 pub struct ServerState {
-    engine: CohortEngine,
+    /// The engine over the newest snapshot seen (see [`ServerState::refresh`]).
+    engine: RwLock<CohortEngine>,
     tokens: TokenRegistry,
     audit: Arc<AuditLog>,
     options: ServerOptions,
-    /// Engines per (project, tier): the record tier's carry the project's pseudonyms.
-    engines: Mutex<HashMap<(String, Tier), CohortEngine>>,
+    /// Engines per (project, tier, store version): the record tier's carry the project's
+    /// pseudonyms.
+    engines: Mutex<HashMap<(String, Tier, u64), CohortEngine>>,
 }
 
 /// A request under way: who asked, and the engine that answers them.
@@ -68,7 +74,7 @@ impl ServerState {
     pub fn new(engine: CohortEngine, tokens: TokenRegistry, options: ServerOptions) -> Self {
         let audit = Arc::new(AuditLog::new(engine.store().location().clone()));
         Self {
-            engine,
+            engine: RwLock::new(engine),
             tokens,
             audit,
             options,
@@ -81,9 +87,36 @@ impl ServerState {
         &self.options
     }
 
-    /// The engine with every right (store information for admins).
-    pub fn admin_engine(&self) -> &CohortEngine {
-        &self.engine
+    /// The engine with every right over the newest snapshot seen (store information for
+    /// admins).
+    pub fn admin_engine(&self) -> CohortEngine {
+        // A panic while holding the lock cannot leave a half-written engine: keep using it.
+        self.engine
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Moves to the store's newest version when there is one, so new data and withdrawals
+    /// reach every later request; returns the version served. Requests under way finish on
+    /// the snapshot they started with. The cache of decoded rows carries over (fragments
+    /// are immutable).
+    pub async fn refresh(&self) -> Result<u64, ServerError> {
+        let current = self.admin_engine();
+        let latest = current.store().snapshot().await?;
+        let version = latest.version();
+        if version == current.snapshot().version() {
+            return Ok(version);
+        }
+        let engine = CohortEngine::open_at(current.store().clone(), latest)
+            .await?
+            .with_site_cache(current.site_cache().clone());
+        *self.engine.write().unwrap_or_else(|e| e.into_inner()) = engine;
+        if let Ok(mut engines) = self.engines.lock() {
+            engines.retain(|key, _| key.2 == version);
+        }
+        tracing::info!(version, "serving a newer store version");
+        Ok(version)
     }
 
     /// The principal of a bearer token.
@@ -106,7 +139,12 @@ impl ServerState {
 
     /// The engine that answers `principal`, with a fresh disclosure guard.
     pub async fn engine_for(&self, principal: &Principal) -> Result<CohortEngine, ServerError> {
-        let key = (principal.project.clone(), principal.tier);
+        let base = self.admin_engine();
+        let key = (
+            principal.project.clone(),
+            principal.tier,
+            base.snapshot().version(),
+        );
         if let Some(engine) = self.engines.lock().ok().and_then(|e| e.get(&key).cloned()) {
             return Ok(engine.for_request());
         }
@@ -118,7 +156,6 @@ impl ServerState {
                 .flatten(),
         };
         // One HMAC per sample for the record tier: off the async threads.
-        let base = self.engine.clone();
         let engine = tokio::task::spawn_blocking(move || base.with_access(access))
             .await
             .map_err(|e| ServerError::InvalidArgument(format!("engine setup: {e}")))??;

@@ -58,6 +58,8 @@ pub struct Commit {
     pub add: Vec<FileEntry>,
     /// Paths of files removed.
     pub remove: Vec<String>,
+    /// `sample_idx` of participants withdrawing consent.
+    pub withdraw: Vec<u32>,
     /// Description of the operation for the log.
     pub operation: serde_json::Value,
 }
@@ -210,6 +212,7 @@ impl Store {
                 timestamp_ms: now_ms(),
                 add: commit.add.clone(),
                 remove: commit.remove.clone(),
+                withdraw: commit.withdraw.clone(),
                 operation: commit.operation.clone(),
             };
             let path = self.location.path(&entry_path(entry.version));
@@ -348,6 +351,7 @@ mod tests {
             kind: CommitKind::Ingest,
             add: files,
             remove: vec![],
+            withdraw: vec![],
             operation: serde_json::Value::Null,
         }
     }

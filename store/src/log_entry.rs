@@ -134,6 +134,9 @@ pub struct LogEntry {
     /// Paths of files removed.
     #[serde(default)]
     pub remove: Vec<String>,
+    /// `sample_idx` of participants who withdrew consent in this commit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withdraw: Vec<u32>,
     /// Free-form description of the operation (inputs, tool version).
     #[serde(default)]
     pub operation: serde_json::Value,

@@ -16,6 +16,9 @@ pub struct SnapshotState {
     pub files: BTreeMap<String, FileEntry>,
     /// The next unused `sample_idx`; indices are never reused.
     pub next_sample_idx: u32,
+    /// `sample_idx` of every participant who withdrew consent, ascending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withdrawn: Vec<u32>,
 }
 
 impl SnapshotState {
@@ -32,7 +35,17 @@ impl SnapshotState {
             }
             self.files.insert(file.path.clone(), file.clone());
         }
+        if !entry.withdraw.is_empty() {
+            self.withdrawn.extend(&entry.withdraw);
+            self.withdrawn.sort_unstable();
+            self.withdrawn.dedup();
+        }
         self.version = entry.version;
+    }
+
+    /// The participants who withdrew consent, as a bitmap over `sample_idx`.
+    pub fn withdrawn_bitmap(&self) -> roaring::RoaringBitmap {
+        self.withdrawn.iter().copied().collect()
     }
 
     /// Live variant fragments, in path order.
@@ -125,5 +138,40 @@ mod tests {
         assert_eq!(merged.len(), 2);
         let err = merge_extra_columns(&a, [column("info_dp", ValueKind::Float)]).unwrap_err();
         assert!(matches!(err, StoreError::ColumnTypeConflict { .. }));
+    }
+}
+
+#[cfg(test)]
+mod withdrawal_tests {
+    use super::*;
+    use crate::log_entry::{CommitKind, FORMAT_VERSION};
+
+    fn withdrawal(version: u64, withdraw: Vec<u32>) -> LogEntry {
+        LogEntry {
+            format_version: FORMAT_VERSION,
+            version,
+            kind: CommitKind::Withdraw,
+            timestamp_ms: 0,
+            add: vec![],
+            remove: vec![],
+            withdraw,
+            operation: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn withdrawals_accumulate_and_survive_a_checkpoint() {
+        let mut state = SnapshotState::default();
+        state.apply(&withdrawal(1, vec![7, 3]));
+        state.apply(&withdrawal(2, vec![3, 11]));
+        assert_eq!(state.withdrawn, vec![3, 7, 11]);
+        assert_eq!(state.withdrawn_bitmap().len(), 3);
+        let json = serde_json::to_string(&state).unwrap();
+        let back: SnapshotState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, state);
+        // A state written before withdrawals existed reads as none withdrawn.
+        let old: SnapshotState =
+            serde_json::from_str(r#"{"version":1,"files":{},"next_sample_idx":4}"#).unwrap();
+        assert!(old.withdrawn.is_empty());
     }
 }
