@@ -24,7 +24,7 @@ pub(crate) enum Command {
     /// Named cohorts.
     #[command(subcommand)]
     Cohort(CohortCommand),
-    /// Store administration: consent withdrawal.
+    /// Store administration: consent withdrawal, purge, vacuum.
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Allele counts and frequencies per ALT allele in regions and a sample set.
@@ -243,6 +243,43 @@ pub(crate) enum AdminCommand {
         /// Sample IDs.
         sample_ids: Vec<String>,
     },
+    /// Rewrite every file that still holds a withdrawn participant without them (one
+    /// commit); `vacuum` then deletes the old files.
+    Purge {
+        /// Store location.
+        #[arg(long)]
+        store: String,
+    },
+    /// Delete files no snapshot younger than the grace period needs (removed by older
+    /// commits, or never committed).
+    Vacuum {
+        /// Store location.
+        #[arg(long)]
+        store: String,
+        /// Grace period: `7d`, `12h`, `30m`, `45s` (0s deletes everything not live).
+        #[arg(long = "older-than", value_parser = parse_duration)]
+        older_than: std::time::Duration,
+    },
+}
+
+/// `7d`, `12h`, `30m`, `45s` or plain seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 7d, 12h, 30m or 45s"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit is one of s, m, h, d")),
+    };
+    Ok(std::time::Duration::from_secs(n.saturating_mul(seconds)))
 }
 
 #[derive(Subcommand)]

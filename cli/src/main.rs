@@ -175,6 +175,25 @@ async fn run(command: Command) -> CliResult {
                 done.withdrawn, done.already, done.version
             );
         }
+        Command::Admin(AdminCommand::Purge { store }) => {
+            let engine = CohortEngine::open(&store).await?;
+            let done = engine.purge().await?;
+            println!(
+                "rewrote {} fragment(s), {} sample registry file(s), {} phenotype file(s); \
+                 store version {}",
+                done.fragments, done.sample_files, done.phenotype_files, done.version
+            );
+        }
+        Command::Admin(AdminCommand::Vacuum { store, older_than }) => {
+            let store = Store::open(&store).await?;
+            let done = store.vacuum(older_than).await?;
+            println!(
+                "deleted {} removed file(s) and {} never-committed file(s); kept {}",
+                done.removed.len(),
+                done.orphans.len(),
+                done.kept
+            );
+        }
         Command::Cohort(CohortCommand::List { store }) => {
             let engine = CohortEngine::open(&store).await?;
             let mut out = String::from("name\tsamples\tpredicate\n");

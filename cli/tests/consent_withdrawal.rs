@@ -77,6 +77,19 @@ fn check(input: &str, withdrawn: &[String], region: &str) {
         ),
     );
     let idx: Vec<String> = idx_text.lines().skip(1).map(str::to_string).collect();
+    // A phenotype table, written here, for every sample (the oracle's for the others).
+    let all_ids = run("bcftools", &["query", "-l", input]).unwrap();
+    let table = |keep: &dyn Fn(&str) -> bool, name: &str| {
+        let path = tmp.path().join(name);
+        let mut text = String::from("sample_id\tscore\n");
+        for (i, id) in all_ids.lines().enumerate().filter(|(_, id)| keep(id)) {
+            text.push_str(&format!("{id}\t{}\n", i * 7 % 100));
+        }
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let everyone = table(&|_| true, "all.tsv");
+    cohortdb(&["ingest", "phenotypes", "--store", &store, &everyone]).unwrap();
     assert_eq!(
         idx.len(),
         withdrawn.len(),
@@ -117,7 +130,48 @@ fn check(input: &str, withdrawn: &[String], region: &str) {
     .unwrap();
     let (_tmp2, oracle) = new_store();
     cohortdb(&["ingest", "vcf", "--store", &oracle, &subset]).unwrap();
+    let others = table(&|id| !withdrawn.iter().any(|w| w == id), "others.tsv");
+    cohortdb(&["ingest", "phenotypes", "--store", &oracle, &others]).unwrap();
 
+    compare(&store, &oracle, withdrawn, &idx, region, input);
+
+    // Purge rewrites the files, vacuum deletes the old ones: the answers stay the same, and no
+    // file holds a withdrawn participant any more.
+    let purged = cohortdb(&["admin", "purge", "--store", &store]).unwrap();
+    assert!(purged.contains("sample registry"), "{purged}");
+    let before_vacuum = scan_store(&store, withdrawn, &idx);
+    assert!(
+        before_vacuum > 0,
+        "{input}: the old files still hold them before vacuum"
+    );
+    let vacuumed = cohortdb(&["admin", "vacuum", "--store", &store, "--older-than", "0s"]).unwrap();
+    assert!(vacuumed.contains("deleted"), "{vacuumed}");
+    compare(&store, &oracle, withdrawn, &idx, region, input);
+    assert_eq!(
+        scan_store(&store, withdrawn, &idx),
+        0,
+        "{input}: files still hold them"
+    );
+    // Purging again finds nothing to do.
+    let again = cohortdb(&["admin", "purge", "--store", &store]).unwrap();
+    assert!(
+        again.starts_with("rewrote 0 fragment(s), 0 sample"),
+        "{again}"
+    );
+}
+
+/// Every answer of `store` (after withdrawal) equals the oracle store's, and nothing names or
+/// indexes a withdrawn participant.
+fn compare(
+    store: &str,
+    oracle: &str,
+    withdrawn: &[String],
+    idx: &[String],
+    region: &str,
+    input: &str,
+) {
+    let store = store.to_string();
+    let oracle = oracle.to_string();
     let fmt = fmt_columns(&store);
     assert!(fmt.len() >= 3, "{input}: FORMAT columns {fmt:?}");
     let as_text = |c: &String| format!("CAST({c} AS VARCHAR) AS {c}, ");
@@ -125,6 +179,8 @@ fn check(input: &str, withdrawn: &[String], region: &str) {
         VARIANT_ROWS.replace("{fmt}", &fmt.iter().map(as_text).collect::<String>()),
         BITMAP_MEMBERS.to_string(),
         GENOTYPE_ROWS.replace("{fmt_values}", &fmt.join(", ")),
+        "SELECT sample_id, score FROM phenotypes ORDER BY sample_id".to_string(),
+        "SELECT * FROM allele_frequencies('', 'score < 50')".to_string(),
     ];
     for sql in queries {
         let (got, want) = (query(&store, &sql), query(&oracle, &sql));
@@ -183,6 +239,7 @@ fn check(input: &str, withdrawn: &[String], region: &str) {
     let idx = idx.join(",");
     for sql in [
         format!("SELECT count(*) FROM samples WHERE sample_id IN ({list})"),
+        format!("SELECT count(*) FROM phenotypes WHERE sample_id IN ({list})"),
         format!(
             "SELECT count(*) FROM genotypes WHERE sample_id IN ({list}) OR sample_idx IN ({idx})"
         ),
@@ -224,4 +281,55 @@ fn withdrawn_participants_vanish_from_every_read_path() {
     let ids = run("bcftools", &["query", "-l", &hail]).unwrap();
     let ids: Vec<String> = ids.lines().step_by(9).map(str::to_string).collect();
     check(&hail, &ids, "20");
+}
+
+/// Files of `store` that still hold a withdrawn participant: their ID in any text value, or
+/// their `sample_idx` in any genotype bitmap. Parquet files are decoded (their pages are
+/// compressed); every other file is read as text.
+fn scan_store(store: &str, withdrawn: &[String], idx: &[String]) -> usize {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::DataType;
+    let idx: roaring::RoaringBitmap = idx.iter().map(|i| i.parse::<u32>().unwrap()).collect();
+    let mut files = vec![std::path::PathBuf::from(store)];
+    let mut holding = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let mut found = false;
+        if path.extension().is_some_and(|e| e == "parquet") {
+            let file = std::fs::File::open(&path).unwrap();
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            for batch in reader {
+                for column in batch.unwrap().columns() {
+                    let text = datafusion::arrow::compute::cast(column, &DataType::Utf8);
+                    if matches!(column.data_type(), DataType::Utf8 | DataType::Utf8View) {
+                        let text = text.unwrap();
+                        found |= text
+                            .as_string::<i32>()
+                            .iter()
+                            .flatten()
+                            .any(|v| withdrawn.iter().any(|w| w == v));
+                    } else if column.data_type() == &DataType::Binary {
+                        let binary = column.as_binary::<i32>();
+                        found |= (0..binary.len()).filter(|&r| binary.is_valid(r)).any(|r| {
+                            cohortdb_store::genotype_bitmaps::deserialize_bitmap(binary.value(r))
+                                .is_some_and(|b| !b.is_disjoint(&idx))
+                        });
+                    }
+                }
+            }
+        } else {
+            let text = String::from_utf8_lossy(&bytes);
+            found = withdrawn.iter().any(|w| text.contains(w.as_str()));
+        }
+        holding += usize::from(found);
+    }
+    holding
 }

@@ -520,7 +520,7 @@ impl CohortEngine {
         self.full_session_with(SessionConfig::new())
     }
 
-    fn full_session_with(&self, config: SessionConfig) -> Result<SessionContext> {
+    pub(crate) fn full_session_with(&self, config: SessionConfig) -> Result<SessionContext> {
         let config = config.with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         self.register_store(&ctx)?;

@@ -47,6 +47,7 @@ pub mod genotype_aggregates;
 pub mod genotypes_view;
 pub mod named_cohorts;
 mod phenotype_schema;
+pub mod purge;
 mod region;
 pub mod regression;
 mod sample_selection;

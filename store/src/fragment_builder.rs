@@ -325,28 +325,35 @@ impl FragmentBuilder {
             let order = lexsort_to_indices(&keys, None).map_err(|e| arrow_err("sorting", e))?;
             batch = take_record_batch(&batch, &order).map_err(|e| arrow_err("sorting", e))?;
         }
-        let (min_pos, max_pos, max_end) = position_range(&batch);
-        let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(writer_properties()))
-            .map_err(|e| StoreError::Parquet {
-                path: format!("new fragment of {}", self.contig),
-                source: e,
-            })?;
-        let parquet_err = |source| StoreError::Parquet {
-            path: format!("new fragment of {}", self.contig),
-            source,
-        };
-        writer.write(&batch).map_err(parquet_err)?;
-        let parquet = writer.into_inner().map_err(parquet_err)?;
-        Ok(EncodedFragment {
-            contig: self.contig,
-            parquet: parquet.into(),
-            rows: rows as u64,
-            min_pos,
-            max_pos,
-            max_end,
-            extras: self.extras,
-        })
+        encode_fragment(&self.contig, batch, self.extras)
     }
+}
+
+/// Encodes `batch` (rows of one contig in fragment order, schema [`fragment_schema`] of
+/// `extras`) as a fragment's Parquet file; `purge` uses it to write fragments back.
+pub fn encode_fragment(
+    contig: &str,
+    batch: RecordBatch,
+    extras: Vec<ExtraColumn>,
+) -> Result<EncodedFragment> {
+    let (min_pos, max_pos, max_end) = position_range(&batch);
+    let parquet_err = |source| StoreError::Parquet {
+        path: format!("new fragment of {contig}"),
+        source,
+    };
+    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(writer_properties()))
+        .map_err(parquet_err)?;
+    writer.write(&batch).map_err(parquet_err)?;
+    let parquet = writer.into_inner().map_err(parquet_err)?;
+    Ok(EncodedFragment {
+        contig: contig.to_string(),
+        parquet: parquet.into(),
+        rows: batch.num_rows() as u64,
+        min_pos,
+        max_pos,
+        max_end,
+        extras,
+    })
 }
 
 /// True when rows at one position are not ordered by (ref, alt).

@@ -24,8 +24,10 @@ mod location;
 pub mod log_entry;
 pub mod sample_registry;
 mod snapshot;
+mod vacuum;
 
 pub use commit_log::{CHECKPOINT_INTERVAL, Commit, MAX_COMMIT_ATTEMPTS, Snapshot, Store};
 pub use error::{Result, StoreError};
 pub use location::StoreLocation;
 pub use snapshot::{SnapshotState, merge_extra_columns};
+pub use vacuum::Vacuum;
