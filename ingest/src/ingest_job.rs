@@ -61,8 +61,38 @@ struct PlannedInput {
     sample_base: u32,
 }
 
+/// Attempts of an ingest whose commit loses to a concurrent one that registered samples.
+const INGEST_ATTEMPTS: usize = 16;
+
 /// Ingests VCF/BCF `inputs` (`-` = standard input) into `store` as one commit.
+///
+/// When another writer registers samples first, this batch's `sample_idx` values (and so its
+/// bitmaps) are stale: the ingest starts again from the new snapshot, after a random pause,
+/// up to 16 times (standard input cannot be read twice, so it is not
+/// retried). Nothing of a lost attempt stays visible.
 pub async fn ingest_vcf(
+    store: &Store,
+    inputs: &[String],
+    options: &IngestOptions,
+) -> Result<IngestSummary> {
+    let rereadable = !inputs.iter().any(|i| i == "-");
+    let mut attempt = 1;
+    loop {
+        match ingest_once(store, inputs, options).await {
+            Err(IngestError::Store(e))
+                if e.is_retryable_conflict() && rereadable && attempt < INGEST_ATTEMPTS =>
+            {
+                attempt += 1;
+                let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]);
+                tracing::info!("ingest: {e}; attempt {attempt}");
+                tokio::time::sleep(std::time::Duration::from_millis(20 + 2 * jitter)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn ingest_once(
     store: &Store,
     inputs: &[String],
     options: &IngestOptions,

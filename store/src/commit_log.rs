@@ -11,6 +11,7 @@
 //! - A losing writer re-reads the winner's entry, checks for conflicts, and retries at the next
 //!   version, at most [`MAX_COMMIT_ATTEMPTS`] times.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -33,6 +34,9 @@ const LAST_CHECKPOINT: &str = "_log/_last_checkpoint";
 #[derive(Debug, Clone)]
 pub struct Store {
     location: StoreLocation,
+    /// Whether the location was seen to honour create-only puts (checked before the first
+    /// commit of this handle).
+    create_only: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A consistent view of the store at one version.
@@ -87,9 +91,7 @@ impl Store {
     /// Opens an existing store for reading; fails with [`StoreError::NotFound`] when the
     /// location holds no commit.
     pub async fn open(location: &str) -> Result<Self> {
-        let store = Self {
-            location: StoreLocation::open(location, false)?,
-        };
+        let store = Self::at(StoreLocation::open(location, false)?);
         if store.snapshot().await?.version() == 0 {
             return Err(StoreError::NotFound {
                 location: location.to_string(),
@@ -100,9 +102,55 @@ impl Store {
 
     /// Opens a store for writing, creating an empty one when none exists.
     pub fn open_or_create(location: &str) -> Result<Self> {
-        Ok(Self {
-            location: StoreLocation::open(location, true)?,
-        })
+        Ok(Self::at(StoreLocation::open(location, true)?))
+    }
+
+    /// The store at an already opened location (any object store, wrappers included).
+    pub fn at(location: StoreLocation) -> Self {
+        Self {
+            location,
+            create_only: Arc::default(),
+        }
+    }
+
+    /// Checks that the location refuses a second create-only put of one object (S3's
+    /// `If-None-Match: *`), which the commit log's concurrency rests on: a store that
+    /// silently overwrites would let two writers commit the same version. Run before this
+    /// handle's first commit; a probe object under `_probe/` is written and deleted.
+    pub async fn verify_create_only(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.create_only.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let path = self
+            .location
+            .path(&format!("_probe/{}", uuid::Uuid::new_v4()));
+        let put = |body: &'static [u8]| {
+            self.location.object_store.put_opts(
+                &path,
+                PutPayload::from_static(body),
+                PutOptions::from(PutMode::Create),
+            )
+        };
+        put(b"1")
+            .await
+            .map_err(|e| StoreError::object_store(&path, e))?;
+        let second = put(b"2").await;
+        let _ = self.location.object_store.delete(&path).await;
+        match second {
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                self.create_only.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(_) => Err(StoreError::InvalidLocation {
+                location: self.location.url.clone(),
+                reason: "it ignores create-only puts (a second `If-None-Match: *` put of one \
+                         object succeeded), so concurrent commits could overwrite each other; \
+                         refusing to write"
+                    .into(),
+            }),
+            Err(e) => Err(StoreError::object_store(&path, e)),
+        }
     }
 
     /// Where the store lives.
@@ -203,6 +251,7 @@ impl Store {
     /// Commits `commit` on top of `base`, retrying at later versions when concurrent writers
     /// win, as long as their changes do not conflict. Returns the new snapshot.
     pub async fn commit(&self, base: &Snapshot, commit: Commit) -> Result<Snapshot> {
+        self.verify_create_only().await?;
         let mut state = base.state.clone();
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             let entry = LogEntry {

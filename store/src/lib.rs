@@ -26,6 +26,9 @@ pub mod sample_registry;
 mod snapshot;
 mod vacuum;
 
+#[cfg(test)]
+mod fault_injection;
+
 pub use commit_log::{CHECKPOINT_INTERVAL, Commit, MAX_COMMIT_ATTEMPTS, Snapshot, Store};
 pub use error::{Result, StoreError};
 pub use location::StoreLocation;
