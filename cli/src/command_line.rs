@@ -24,7 +24,7 @@ pub(crate) enum Command {
     /// Named cohorts.
     #[command(subcommand)]
     Cohort(CohortCommand),
-    /// Store administration: consent withdrawal, purge, vacuum.
+    /// Store administration: consent withdrawal, purge, vacuum, compaction.
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Allele counts and frequencies per ALT allele in regions and a sample set.
@@ -249,6 +249,19 @@ pub(crate) enum AdminCommand {
         /// Store location.
         #[arg(long)]
         store: String,
+    },
+    /// Merge a contig's fragments (every contig's by default) into fewer, in one commit;
+    /// every answer stays the same.
+    Compact {
+        /// Store location.
+        #[arg(long)]
+        store: String,
+        /// Only this contig.
+        #[arg(long)]
+        contig: Option<String>,
+        /// The most stored bytes merged into one fragment (bounds memory too).
+        #[arg(long, default_value_t = cohortdb_engine::compaction::DEFAULT_COMPACT_BYTES)]
+        max_bytes: u64,
     },
     /// Delete files no snapshot younger than the grace period needs (removed by older
     /// commits, or never committed).

@@ -184,6 +184,18 @@ async fn run(command: Command) -> CliResult {
                 done.fragments, done.sample_files, done.phenotype_files, done.version
             );
         }
+        Command::Admin(AdminCommand::Compact {
+            store,
+            contig,
+            max_bytes,
+        }) => {
+            let engine = CohortEngine::open(&store).await?;
+            let done = engine.compact(contig.as_deref(), max_bytes).await?;
+            println!(
+                "merged {} fragment(s) into {}; store version {}",
+                done.before, done.after, done.version
+            );
+        }
         Command::Admin(AdminCommand::Vacuum { store, older_than }) => {
             let store = Store::open(&store).await?;
             let done = store.vacuum(older_than).await?;

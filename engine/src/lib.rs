@@ -37,6 +37,7 @@ pub mod bitmap_set_functions;
 pub mod carriers;
 pub mod case_control;
 mod cohort_engine;
+pub mod compaction;
 pub mod consent;
 pub mod count_suppression;
 mod error;

@@ -1,0 +1,155 @@
+//! `compact`: merges a contig's fragments into fewer, in one commit.
+//!
+//! Fragments are taken in the order readers take them (path order) and grouped so that each
+//! group holds at most a byte budget of stored fragments (memory is bounded by it); each group
+//! of two or more becomes one fragment whose rows are the group's rows, stably sorted by
+//! position, so rows at one position keep their relative order and every answer stays the
+//! same. Readers see the old fragments or the new ones: the commit removes the one set and
+//! adds the other.
+
+use std::sync::Arc;
+
+use cohortdb_store::Commit;
+use cohortdb_store::fragment_builder::encode_fragment;
+use cohortdb_store::fragment_schema::fragment_schema;
+use cohortdb_store::log_entry::{CommitKind, FileEntry};
+use cohortdb_store::merge_extra_columns;
+use datafusion::arrow::array::{Int64Array, UInt32Array};
+use datafusion::arrow::compute::{concat_batches, take_record_batch};
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionConfig;
+
+use crate::access_policy::Tier;
+use crate::cohort_engine::CohortEngine;
+use crate::error::{EngineError, Result};
+use crate::variants_table::VariantsTable;
+
+/// The default most stored bytes merged into one fragment: 512 MiB.
+pub const DEFAULT_COMPACT_BYTES: u64 = 512 << 20;
+
+/// What [`CohortEngine::compact`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Compaction {
+    /// The version that commits it (the current one when nothing was merged).
+    pub version: u64,
+    /// Fragments merged away.
+    pub before: usize,
+    /// Fragments written.
+    pub after: usize,
+}
+
+impl CohortEngine {
+    /// Merges the fragments of `contig` (every contig when `None`) into fewer, each new one
+    /// from at most `max_bytes` of stored fragments. Admin tier only.
+    pub async fn compact(&self, contig: Option<&str>, max_bytes: u64) -> Result<Compaction> {
+        if self.tier() != Tier::Admin {
+            return Err(EngineError::PermissionDenied(
+                "compaction needs the admin tier".into(),
+            ));
+        }
+        let mut done = Compaction {
+            version: self.snapshot().version(),
+            ..Compaction::default()
+        };
+        let state = &self.snapshot().state;
+        let contigs: Vec<String> = match contig {
+            Some(c) => vec![c.to_string()],
+            None => state.contigs(),
+        };
+        let mut groups: Vec<Vec<FileEntry>> = Vec::new();
+        for contig in &contigs {
+            let mut current: Vec<FileEntry> = Vec::new();
+            let mut bytes = 0;
+            for file in state
+                .variant_fragments()
+                .filter(|f| f.contig.as_deref() == Some(contig.as_str()))
+            {
+                if !current.is_empty() && bytes + file.bytes > max_bytes {
+                    groups.push(std::mem::take(&mut current));
+                    bytes = 0;
+                }
+                bytes += file.bytes;
+                current.push(file.clone());
+            }
+            groups.push(current);
+        }
+        groups.retain(|g| g.len() > 1);
+        if groups.is_empty() {
+            return Ok(done);
+        }
+        let mut add: Vec<FileEntry> = Vec::new();
+        let mut remove: Vec<String> = Vec::new();
+        for group in &groups {
+            match self.merge(group).await {
+                Ok(entry) => add.push(entry),
+                Err(e) => {
+                    self.store().discard(&add).await;
+                    return Err(e);
+                }
+            }
+            remove.extend(group.iter().map(|f| f.path.clone()));
+            done.before += group.len();
+            done.after += 1;
+        }
+        let commit = Commit {
+            kind: CommitKind::Compact,
+            add,
+            remove,
+            withdraw: Vec::new(),
+            operation: serde_json::json!({
+                "compact": { "contigs": contigs, "before": done.before, "after": done.after }
+            }),
+        };
+        done.version = self
+            .store()
+            .commit_or_discard(self.snapshot(), commit)
+            .await?
+            .version();
+        Ok(done)
+    }
+
+    /// One fragment with the rows of `group` (one contig, reader order), written to the store.
+    async fn merge(&self, group: &[FileEntry]) -> Result<FileEntry> {
+        let extras = group.iter().try_fold(Vec::new(), |acc, f| {
+            merge_extra_columns(&acc, f.columns.iter().cloned())
+        })?;
+        let schema = fragment_schema(&extras);
+        // One partition: batches come back in file order, files in the order given.
+        let ctx = self.full_session_with(SessionConfig::new().with_target_partitions(1))?;
+        let root = self.store().location().root.to_string();
+        let mut batches = Vec::new();
+        for file in group {
+            let table = VariantsTable::new(schema.clone(), vec![file.clone()], root.clone());
+            batches.extend(ctx.read_table(Arc::new(table))?.collect().await?);
+        }
+        let batch = concat_batches(&schema, &batches).map_err(DataFusionError::from)?;
+        let pos = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| DataFusionError::Internal("pos is not Int64".into()))?;
+        let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+        order.sort_by_key(|&i| pos.value(i as usize)); // stable: ties keep reader order
+        let batch =
+            take_record_batch(&batch, &UInt32Array::from(order)).map_err(DataFusionError::from)?;
+        let contig = group[0].contig.clone().unwrap_or_default();
+        let encoded = encode_fragment(&contig, batch, extras)?;
+        let dir = group[0].path.rsplit_once('/').map_or("", |(d, _)| d);
+        let path = format!("{dir}/{}.parquet", uuid::Uuid::new_v4());
+        let bytes = encoded.parquet.len() as u64;
+        self.store().put_new_file(&path, encoded.parquet).await?;
+        Ok(FileEntry {
+            contig: Some(contig),
+            min_pos: Some(encoded.min_pos),
+            max_pos: Some(encoded.max_pos),
+            max_end: Some(encoded.max_end),
+            columns: encoded.extras,
+            ..FileEntry::new(
+                path,
+                cohortdb_store::log_entry::FileKind::Variants,
+                encoded.rows,
+                bytes,
+            )
+        })
+    }
+}
