@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use cohortdb_store::fragment_builder::{EncodedFragment, FragmentBuilder};
 use cohortdb_store::log_entry::{CommitKind, FileEntry, FileKind};
-use cohortdb_store::sample_registry::{SampleIndex, SampleRecord, encode_samples, read_samples};
+use cohortdb_store::sample_registry::{SampleRecord, encode_samples, read_sample_batch};
 use cohortdb_store::{Commit, Snapshot, Store, merge_extra_columns};
 use tokio::sync::mpsc;
 
@@ -98,9 +98,9 @@ async fn ingest_once(
     options: &IngestOptions,
 ) -> Result<IngestSummary> {
     let snapshot = store.snapshot().await?;
-    let registered = read_samples(store, &snapshot).await?;
+    let registry = read_sample_batch(store, &snapshot).await?;
     let (planned, new_samples) =
-        tokio::task::block_in_place(|| plan_inputs(inputs, &registered, &snapshot))?;
+        tokio::task::block_in_place(|| plan_inputs(inputs, &registry, &snapshot))?;
     let mut written: Vec<FileEntry> = Vec::new();
     let result = write_all(store, planned, options, &mut written).await;
     let records = match result {
@@ -147,10 +147,16 @@ async fn ingest_once(
 
 fn plan_inputs(
     inputs: &[String],
-    registered: &[SampleRecord],
+    registry: &arrow::array::RecordBatch,
     snapshot: &Snapshot,
 ) -> Result<(Vec<PlannedInput>, Vec<SampleRecord>)> {
-    let known = SampleIndex::new(registered);
+    // The registered IDs, borrowed from the registry's column: no copy per participant.
+    let known: std::collections::HashSet<&str> = registry
+        .column(1)
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .map(|ids| ids.iter().flatten().collect())
+        .unwrap_or_default();
     let mut next = snapshot.state.next_sample_idx;
     let mut seen: HashMap<String, u32> = HashMap::new();
     let mut by_list: HashMap<Vec<String>, u32> = HashMap::new();
@@ -159,7 +165,7 @@ fn plan_inputs(
     for name in inputs {
         let reader = InputReader::open(name)?;
         let samples = reader.header.samples.clone();
-        if let Some(sample) = samples.iter().find(|s| known.get(s).is_some()) {
+        if let Some(sample) = samples.iter().find(|s| known.contains(s.as_str())) {
             return Err(IngestError::Inputs {
                 file: name.clone(),
                 reason: format!(
