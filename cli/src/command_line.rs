@@ -306,6 +306,10 @@ pub(crate) enum IngestCommand {
         /// comma-separated; an empty value keeps none.
         #[arg(long, value_delimiter = ',', default_value = "DP,GQ,AD")]
         format_fields: Vec<String>,
+        /// Cluster ingest: only part I of N of the inputs (records bucketed by contig and 100 kb
+        /// bin); each part commits on its own, and re-running a committed part does nothing.
+        #[arg(long, value_parser = cohortdb_ingest::Shard::parse)]
+        shard: Option<cohortdb_ingest::Shard>,
         /// Input files.
         #[arg(required = true)]
         files: Vec<String>,

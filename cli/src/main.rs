@@ -73,6 +73,7 @@ async fn run(command: Command) -> CliResult {
         Command::Ingest(IngestCommand::Vcf {
             store,
             format_fields,
+            shard,
             files,
         }) => {
             let store = Store::open_or_create(&store)?;
@@ -82,9 +83,17 @@ async fn run(command: Command) -> CliResult {
                     .into_iter()
                     .filter(|f| !f.is_empty())
                     .collect(),
+                shard,
                 ..IngestOptions::default()
             };
             let summary = ingest_vcf(&store, &files, &options).await?;
+            if summary.already_committed {
+                eprintln!(
+                    "this shard of these inputs was committed at version {}; nothing to do",
+                    summary.version
+                );
+                return Ok(());
+            }
             eprintln!(
                 "committed version {}: {} records, {} new samples, {} fragments",
                 summary.version, summary.records, summary.samples_added, summary.fragments

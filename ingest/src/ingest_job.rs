@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{IngestError, Result};
 use crate::format_fields::{format_columns, kept_format_fields};
-use crate::input_reader::{InputReader, parse_batch};
+use crate::input_reader::{InputReader, Shard, parse_batch};
 use crate::site::info_columns;
 use crate::site_fields::RecordContext;
 
@@ -29,6 +29,8 @@ pub struct IngestOptions {
     /// FORMAT fields kept for non-reference calls, where the header declares them
     /// (default DP, GQ, AD; see [`crate::format_fields`]).
     pub format_fields: Vec<String>,
+    /// Only this part of the inputs (cluster ingest); see [`Shard`].
+    pub shard: Option<Shard>,
 }
 
 impl Default for IngestOptions {
@@ -39,6 +41,7 @@ impl Default for IngestOptions {
             format_fields: crate::format_fields::DEFAULT_FORMAT_FIELDS
                 .map(String::from)
                 .to_vec(),
+            shard: None,
         }
     }
 }
@@ -54,6 +57,9 @@ pub struct IngestSummary {
     pub records: u64,
     /// Fragment files written.
     pub fragments: usize,
+    /// True when this shard of these inputs was committed before (`version` is that commit's)
+    /// and nothing was done.
+    pub already_committed: bool,
 }
 
 struct PlannedInput {
@@ -98,9 +104,21 @@ async fn ingest_once(
     options: &IngestOptions,
 ) -> Result<IngestSummary> {
     let snapshot = store.snapshot().await?;
+    if let Some(shard) = options.shard
+        && let Some(version) = committed_shard(store, &snapshot, inputs, shard).await?
+    {
+        return Ok(IngestSummary {
+            version,
+            samples_added: 0,
+            records: 0,
+            fragments: 0,
+            already_committed: true,
+        });
+    }
     let registry = read_sample_batch(store, &snapshot).await?;
-    let (planned, new_samples) =
-        tokio::task::block_in_place(|| plan_inputs(inputs, &registry, &snapshot))?;
+    let (planned, new_samples) = tokio::task::block_in_place(|| {
+        plan_inputs(inputs, &registry, &snapshot, options.shard.is_some())
+    })?;
     let mut written: Vec<FileEntry> = Vec::new();
     let result = write_all(store, planned, options, &mut written).await;
     let records = match result {
@@ -134,7 +152,12 @@ async fn ingest_once(
         add: written.clone(),
         remove: vec![],
         withdraw: Vec::new(),
-        operation: serde_json::json!({ "inputs": inputs, "records": records, "tool": concat!("cohortdb ", env!("CARGO_PKG_VERSION")) }),
+        operation: serde_json::json!({
+            "inputs": inputs,
+            "records": records,
+            "shard": options.shard.map(|s| format!("{}/{}", s.index, s.count)),
+            "tool": concat!("cohortdb ", env!("CARGO_PKG_VERSION")),
+        }),
     };
     let committed = store.commit_or_discard(&snapshot, commit).await?;
     Ok(IngestSummary {
@@ -142,21 +165,55 @@ async fn ingest_once(
         samples_added: new_samples.len(),
         records,
         fragments,
+        already_committed: false,
     })
+}
+
+/// The version that committed `shard` of `inputs`, if one did.
+async fn committed_shard(
+    store: &Store,
+    snapshot: &Snapshot,
+    inputs: &[String],
+    shard: Shard,
+) -> Result<Option<u64>> {
+    let spec = serde_json::json!(format!("{}/{}", shard.index, shard.count));
+    let inputs = serde_json::json!(inputs);
+    for version in 1..=snapshot.version() {
+        if let Some(entry) = store.read_entry(version).await?
+            && entry.kind == CommitKind::Ingest
+            && entry.operation.get("shard") == Some(&spec)
+            && entry.operation.get("inputs") == Some(&inputs)
+        {
+            return Ok(Some(version));
+        }
+    }
+    Ok(None)
 }
 
 fn plan_inputs(
     inputs: &[String],
     registry: &arrow::array::RecordBatch,
     snapshot: &Snapshot,
+    sharded: bool,
 ) -> Result<(Vec<PlannedInput>, Vec<SampleRecord>)> {
     // The registered IDs, borrowed from the registry's column: no copy per participant.
-    let known: std::collections::HashSet<&str> = registry
-        .column(1)
-        .as_any()
-        .downcast_ref::<arrow::array::StringArray>()
-        .map(|ids| ids.iter().flatten().collect())
-        .unwrap_or_default();
+    let known: HashMap<&str, u32> = match (
+        registry
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::UInt32Array>(),
+        registry
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>(),
+    ) {
+        (Some(idx), Some(ids)) => ids
+            .iter()
+            .zip(idx.values())
+            .filter_map(|(id, i)| Some((id?, *i)))
+            .collect(),
+        _ => HashMap::new(),
+    };
     let mut next = snapshot.state.next_sample_idx;
     let mut seen: HashMap<String, u32> = HashMap::new();
     let mut by_list: HashMap<Vec<String>, u32> = HashMap::new();
@@ -165,7 +222,21 @@ fn plan_inputs(
     for name in inputs {
         let reader = InputReader::open(name)?;
         let samples = reader.header.samples.clone();
-        if let Some(sample) = samples.iter().find(|s| known.contains(s.as_str())) {
+        // Another shard of the same batch registered these samples: reuse their indices.
+        if sharded
+            && let Some(&base) = samples.first().and_then(|s| known.get(s.as_str()))
+            && samples
+                .iter()
+                .enumerate()
+                .all(|(i, s)| known.get(s.as_str()) == Some(&(base + i as u32)))
+        {
+            planned.push(PlannedInput {
+                reader,
+                sample_base: base,
+            });
+            continue;
+        }
+        if let Some(sample) = samples.iter().find(|s| known.contains_key(s.as_str())) {
             return Err(IngestError::Inputs {
                 file: name.clone(),
                 reason: format!(
@@ -286,7 +357,10 @@ fn read_inputs(
         extras.extend(format_columns(&format_fields));
         let mut builders: HashMap<String, FragmentBuilder> = HashMap::new();
         let mut buffered = 0usize;
-        while let Some(batch) = reader.next_batch()? {
+        while let Some(mut batch) = reader.next_batch()? {
+            if let Some(shard) = options.shard {
+                batch.retain_shard(shard, reader.format);
+            }
             let sites = parse_batch(&batch, reader.format, &ctx)?;
             records += sites.len() as u64;
             for site in &sites {

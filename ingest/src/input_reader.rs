@@ -218,6 +218,77 @@ fn find_chrom_line_end(buf: &[u8]) -> Option<usize> {
     None
 }
 
+/// One of N parts of an input for cluster ingest (`--shard I/N`): the records whose contig
+/// and 100 kb bin hash to part I. Records of one position always fall in one part, so the
+/// parts of an input hold disjoint sites; each part commits on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This part, 1-based.
+    pub index: u32,
+    /// Parts in all.
+    pub count: u32,
+}
+
+impl Shard {
+    /// Parses `I/N` with 1 <= I <= N.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("{text:?} is not a shard I/N with 1 <= I <= N");
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (
+            i.trim().parse::<u32>().map_err(|_| bad())?,
+            n.trim().parse::<u32>().map_err(|_| bad())?,
+        );
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
+
+    /// Whether the record keyed by `contig` (its name, or its BCF dictionary index) and 1-based
+    /// `pos` belongs to this part (FNV-1a over the contig and the 100 kb bin).
+    fn holds(&self, contig: &[u8], pos: i64) -> bool {
+        let bin = (pos.max(0) / 100_000) as u64;
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        for b in contig.iter().chain(bin.to_le_bytes().iter()) {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h % u64::from(self.count) == u64::from(self.index - 1)
+    }
+
+    /// Whether a raw record belongs to this part; records it cannot key are kept (the parser
+    /// then reports them).
+    fn keeps(&self, record: &[u8], format: InputFormat) -> bool {
+        match format {
+            InputFormat::Vcf => {
+                let mut fields = record.splitn(3, |b| *b == b'\t');
+                let (Some(chrom), Some(pos)) = (fields.next(), fields.next()) else {
+                    return true;
+                };
+                let pos = std::str::from_utf8(pos)
+                    .ok()
+                    .and_then(|p| p.trim().parse::<i64>().ok());
+                pos.is_none_or(|p| self.holds(chrom, p))
+            }
+            InputFormat::Bcf => match (record.get(0..4), record.get(4..8)) {
+                (Some(chrom), Some(pos)) => {
+                    let pos = i32::from_le_bytes([pos[0], pos[1], pos[2], pos[3]]);
+                    self.holds(chrom, i64::from(pos) + 1)
+                }
+                _ => true,
+            },
+        }
+    }
+}
+
+impl RawBatch {
+    /// Keeps only the records of `shard`, before any of them is parsed.
+    pub fn retain_shard(&mut self, shard: Shard, format: InputFormat) {
+        let data = &self.data;
+        self.records
+            .retain(|(_, first, _)| shard.keeps(&data[first.clone()], format));
+    }
+}
+
 /// Parses a batch in parallel; on failure returns the error of the earliest bad record.
 pub fn parse_batch(
     batch: &RawBatch,

@@ -30,4 +30,5 @@ pub mod vcf_record;
 
 pub use error::{IngestError, RecordLocation, Result};
 pub use ingest_job::{IngestOptions, IngestSummary, encode_contig, ingest_vcf};
+pub use input_reader::Shard;
 pub use site_fields::RecordContext;

@@ -1,0 +1,96 @@
+//! Cluster ingest: `examples/cluster/ingest.slurm` run as a four-task job array on this
+//! machine (the tasks at once, with the variables Slurm sets), each task committing its part
+//! of the simulated N=10,000 cohort on its own. The store then answers exactly as a store of
+//! the whole file, and a re-run of a committed task changes nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod oracle_support;
+
+use std::process::{Command, Stdio};
+
+use oracle_support::*;
+
+fn info_field(store: &str, name: &str) -> String {
+    let info = cohortdb(&["info", "--store", store]).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}\t")))
+        .unwrap()
+        .to_string()
+}
+
+fn task(store: &str, input: &str, id: u32) -> Command {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/cluster/ingest.slurm");
+    let mut cmd = Command::new("bash");
+    cmd.arg(script)
+        .args([store, input])
+        .env("COHORTDB", env!("CARGO_BIN_EXE_cohortdb"))
+        .env("SLURM_ARRAY_TASK_ID", id.to_string())
+        .env("SLURM_ARRAY_TASK_COUNT", "4");
+    cmd
+}
+
+#[test]
+fn a_slurm_array_ingests_the_parts_of_one_input() {
+    let input = format!("{}.vcf.gz", sim_prefix());
+    let (_tmp, store) = new_store();
+    let children: Vec<_> = (1..=4)
+        .map(|id| {
+            task(&store, &input, id)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(info_field(&store, "version"), "4");
+    assert_eq!(info_field(&store, "samples"), "10000");
+    let fragments: u32 = info_field(&store, "fragments").parse().unwrap();
+    assert!(
+        fragments >= 3,
+        "the parts hold different sites: {fragments} fragments"
+    );
+
+    let (_tmp2, whole) = new_store();
+    cohortdb(&["ingest", "vcf", "--store", &whole, &input]).unwrap();
+    for args in [
+        vec!["af", "-r", "chr20"],
+        vec![
+            "af",
+            "-r",
+            "chr20:20300000-20400000",
+            "--cohort",
+            "sample_idx < 5000",
+        ],
+        vec!["carriers", "-r", "chr20:20542845"],
+        vec!["samples"],
+        vec!["query", "SELECT count(*), sum(an), sum(ac) FROM variants"],
+    ] {
+        let on = |s: &str| {
+            let mut a = args.clone();
+            a.insert(1, "--store");
+            a.insert(2, s);
+            cohortdb(&a).unwrap()
+        };
+        assert_eq!(on(&store), on(&whole), "{args:?}");
+    }
+
+    // A requeued task finds its part committed and does nothing.
+    let out = task(&store, &input, 2).output().unwrap();
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("nothing to do"), "{said}");
+    assert_eq!(info_field(&store, "version"), "4");
+    // A malformed shard is refused.
+    let bad = cohortdb(&["ingest", "vcf", "--store", &store, "--shard", "5/4", &input]);
+    assert!(bad.unwrap_err().contains("5/4"));
+}
