@@ -25,6 +25,14 @@ pub const AUDIT_FORMAT_VERSION: u32 = 1;
 /// How many times an append retries after losing a race for a record number.
 const MAX_APPEND_ATTEMPTS: usize = 16;
 
+/// A best-effort hint naming a recent record (`{"seq": N}`), rewritten every
+/// [`HINT_INTERVAL`] records, so finding the head reads the hint and the few records after it
+/// instead of listing the whole trail.
+const HINT: &str = "_audit/_last_hint";
+
+/// Records between hint rewrites.
+const HINT_INTERVAL: u64 = 1024;
+
 /// What a request was and what the server decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
@@ -146,7 +154,40 @@ impl AuditLog {
         serde_json::from_slice(&bytes).map_err(|e| decode(&relative, e))
     }
 
+    /// The newest record: from the hint forward when there is one, else by listing.
     async fn read_head(&self) -> Result<(u64, String)> {
+        let hinted = match self
+            .location
+            .object_store
+            .get(&self.location.path(HINT))
+            .await
+        {
+            Ok(found) => found
+                .bytes()
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v.get("seq")?.as_u64()),
+            Err(_) => None,
+        };
+        let mut head = match hinted {
+            Some(seq) => match self.read(seq).await {
+                Ok(record) => (seq, record.hash),
+                Err(_) => return self.listed_head().await,
+            },
+            None => return self.listed_head().await,
+        };
+        // Walk forward to the end: records are dense.
+        loop {
+            match self.read(head.0 + 1).await {
+                Ok(next) => head = (next.seq, next.hash),
+                Err(StoreError::ObjectStore { .. }) => return Ok(head),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn listed_head(&self) -> Result<(u64, String)> {
         match self.sequence_numbers().await?.last() {
             Some(&seq) => Ok((seq, self.read(seq).await?.hash)),
             None => Ok((0, genesis_hash())),
@@ -156,8 +197,9 @@ impl AuditLog {
     /// Appends `event` as the next record and returns it.
     pub async fn append(&self, event: AuditEvent) -> Result<AuditRecord> {
         let mut head = self.head.lock().await;
+        let mut known = head.take();
         for _ in 0..MAX_APPEND_ATTEMPTS {
-            let (last, prev_hash) = match head.take() {
+            let (last, prev_hash) = match known.take() {
                 Some(known) => known,
                 None => self.read_head().await?,
             };
@@ -188,10 +230,21 @@ impl AuditLog {
             {
                 Ok(_) => {
                     *head = Some((record.seq, record.hash.clone()));
+                    if record.seq.is_multiple_of(HINT_INTERVAL) {
+                        let hint = serde_json::json!({ "seq": record.seq }).to_string();
+                        let _ = self
+                            .location
+                            .object_store
+                            .put(&self.location.path(HINT), PutPayload::from(hint))
+                            .await;
+                    }
                     return Ok(record);
                 }
-                // Another appender took this number: re-read the head and go on.
-                Err(object_store::Error::AlreadyExists { .. }) => continue,
+                // Another appender took this number: chain after its record and go on.
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    let winner = self.read(record.seq).await?;
+                    known = Some((winner.seq, winner.hash));
+                }
                 Err(e) => return Err(StoreError::object_store(&path, e)),
             }
         }
@@ -300,6 +353,30 @@ mod tests {
             .unwrap();
         let err = log.verify().await.unwrap_err().to_string();
         assert!(err.contains("record 3"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_new_appender_finds_the_head_from_the_hint() {
+        let location = StoreLocation::open("memory://audit-hint", true).unwrap();
+        let log = AuditLog::new(location.clone());
+        for n in 0..(HINT_INTERVAL + 5) {
+            log.append(event(n)).await.unwrap();
+        }
+        // With the hint: read it and walk forward; without it: list the trail.
+        let fresh = AuditLog::new(location.clone());
+        assert_eq!(fresh.read_head().await.unwrap().0, HINT_INTERVAL + 5);
+        assert_eq!(fresh.append(event(0)).await.unwrap().seq, HINT_INTERVAL + 6);
+        location
+            .object_store
+            .delete(&location.path(HINT))
+            .await
+            .unwrap();
+        let unhinted = AuditLog::new(location.clone());
+        assert_eq!(
+            unhinted.append(event(1)).await.unwrap().seq,
+            HINT_INTERVAL + 7
+        );
+        assert_eq!(fresh.verify().await.unwrap(), HINT_INTERVAL + 7);
     }
 
     #[test]
