@@ -310,6 +310,10 @@ pub(crate) enum IngestCommand {
         /// bin); each part commits on its own, and re-running a committed part does nothing.
         #[arg(long, value_parser = cohortdb_ingest::Shard::parse)]
         shard: Option<cohortdb_ingest::Shard>,
+        /// This batch's samples are hom-ref at sites where it has no record (as `bcftools merge
+        /// -0`); by default they are missing there.
+        #[arg(long)]
+        missing_as_ref: bool,
         /// Input files.
         #[arg(required = true)]
         files: Vec<String>,

@@ -74,6 +74,7 @@ async fn run(command: Command) -> CliResult {
             store,
             format_fields,
             shard,
+            missing_as_ref,
             files,
         }) => {
             let store = Store::open_or_create(&store)?;
@@ -84,6 +85,7 @@ async fn run(command: Command) -> CliResult {
                     .filter(|f| !f.is_empty())
                     .collect(),
                 shard,
+                missing_as_ref,
                 ..IngestOptions::default()
             };
             let summary = ingest_vcf(&store, &files, &options).await?;

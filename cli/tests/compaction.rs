@@ -1,5 +1,6 @@
-//! `cohortdb admin compact`: the five sample batches of the 1000 Genomes chr22 slice, ingested
-//! as five fragments, merged into one. Every answer (SQL over
+//! `cohortdb admin compact`: the 1000 Genomes chr22 slice ingested in four parts (one batch,
+//! four fragments) beside another batch; the batch's fragments merge into one, the other
+//! batch's stays apart (readers merge sites across batches by fragment). Every answer (SQL over
 //! `variants` and `genotypes`, frequencies in a cohort, carriers, export) is the same before
 //! and after, also for a reader running while compaction commits.
 
@@ -65,17 +66,49 @@ fn fragments(store: &str) -> String {
 
 #[test]
 fn compaction_merges_fragments_and_keeps_every_answer() {
-    let (_tmp, store) = new_store();
-    let dir = shared_dir().join("testdata/opencga/1000g_batches");
-    let mut batches: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path().display().to_string())
-        .collect();
-    batches.sort();
-    for batch in &batches {
-        cohortdb(&["ingest", "vcf", "--store", &store, batch]).unwrap();
+    let (tmp, store) = new_store();
+    // One batch in four parts (a cluster ingest), then a second batch of other samples.
+    let slice = shared_dir()
+        .join("testdata/opencga/10k.chr22.phase3_shapeit2_mvncall_integrated_v5.20130502.genotypes.vcf.gz")
+        .display()
+        .to_string();
+    for part in 1..=4 {
+        let shard = format!("{part}/4");
+        cohortdb(&[
+            "ingest", "vcf", "--store", &store, "--shard", &shard, &slice,
+        ])
+        .unwrap();
     }
-    assert_eq!(fragments(&store), "5");
+    let hail = shared_dir().join("testdata/hail/sample.pksorted.vcf");
+    let renamed = tmp.path().join("other.vcf");
+    let text = std::fs::read_to_string(hail).unwrap();
+    let (head, body) = text.split_at(text.find("#CHROM").unwrap());
+    let (line, records) = body.split_at(body.find('\n').unwrap());
+    let line: Vec<String> = line
+        .split('\t')
+        .enumerate()
+        .map(|(i, f)| {
+            if i > 8 {
+                format!("X{f}")
+            } else {
+                f.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&renamed, format!("{head}{}{records}", line.join("\t"))).unwrap();
+    cohortdb(&[
+        "ingest",
+        "vcf",
+        "--store",
+        &store,
+        &renamed.display().to_string(),
+    ])
+    .unwrap();
+    assert_eq!(
+        fragments(&store),
+        "5",
+        "four parts of one batch and one of another"
+    );
     let site = cohortdb(&[
         "query",
         "--store",
@@ -107,14 +140,14 @@ fn compaction_merges_fragments_and_keeps_every_answer() {
         })
     };
     let one = cohortdb(&["admin", "compact", "--store", &store, "--contig", "22"]).unwrap();
-    assert!(one.starts_with("merged 5 fragment(s) into 1"), "{one}");
+    assert!(one.starts_with("merged 4 fragment(s) into 1"), "{one}");
     reader.join().unwrap();
-    assert_eq!(fragments(&store), "1");
+    assert_eq!(fragments(&store), "2");
     assert_eq!(answers(&store, &site), before);
     // Nothing left to merge; then vacuum removes the five old files.
     let again = cohortdb(&["admin", "compact", "--store", &store]).unwrap();
     assert!(again.starts_with("merged 0 fragment(s) into 0"), "{again}");
     let vacuum = cohortdb(&["admin", "vacuum", "--store", &store, "--older-than", "0s"]).unwrap();
-    assert!(vacuum.starts_with("deleted 5 removed"), "{vacuum}");
+    assert!(vacuum.starts_with("deleted 4 removed"), "{vacuum}");
     assert_eq!(answers(&store, &site), before);
 }

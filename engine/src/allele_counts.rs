@@ -4,10 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, UInt32Array,
-};
-use datafusion::arrow::compute::take;
+use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::DataFusionError;
 use roaring::RoaringBitmap;
@@ -31,69 +28,216 @@ pub const FREQUENCY_COLUMNS: [&str; 9] = [
     "n_hom_alt",
 ];
 
-/// The rows of `regions`, in order: contig, position, then input order (record, ALT).
+/// A fragment's batch: the `sample_idx` range its calls cover, and whether its samples are
+/// hom-ref where it has no record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Batch {
+    /// `[start, end)`; a fragment written before ranges were recorded is its own batch.
+    range: Result<[u32; 2], usize>,
+    missing_as_ref: bool,
+}
+
+/// One output row: the same ALT of one site, from every batch that has it.
+pub(crate) struct MergedRow {
+    /// (group, row) per batch holding this ALT, in batch order.
+    pub sources: Vec<(usize, usize)>,
+    /// The site this row belongs to, in [`SiteSelection::sites`].
+    site: usize,
+}
+
+/// One site across batches: whose called samples make its AN.
+struct MergedSite {
+    /// Per batch with a record at the site, its first one (batch, (group, row)): whose called
+    /// samples count for the rows of the site that batch does not hold.
+    called: Vec<(usize, (usize, usize))>,
+    /// `--missing-as-ref` batches without a record at the site: their samples, hom-ref.
+    filled: Vec<Arc<RoaringBitmap>>,
+}
+
+/// The rows of `regions`, merged across batches as `bcftools merge` (its default `-m both`)
+/// merges the batch files: one row per (contig, pos, ref, alt), a site being the rows of one
+/// (contig, pos, ref) that are all SNPs or all other variants. A batch without a record at a
+/// site leaves its samples missing there (no AN), or hom-ref with `--missing-as-ref`. Within
+/// one batch nothing merges: its rows are the input's. Ordered by contig, position, then input
+/// order (record, then ALT).
 pub(crate) struct SiteSelection {
     /// The decoded row groups.
     pub groups: Vec<Arc<SiteRows>>,
-    /// (group, row) of each selected row, in output order.
-    pub rows: Vec<(usize, usize)>,
+    /// The output rows, in order.
+    pub rows: Vec<MergedRow>,
+    sites: Vec<MergedSite>,
+    /// The batch of each group (`usize::MAX`: a fragment without a recorded batch).
+    group_batches: Vec<usize>,
 }
 
 impl SiteSelection {
-    /// Chooses the rows of `groups` overlapping `regions` and orders them.
-    pub fn new(groups: Vec<Arc<SiteRows>>, regions: &[Region]) -> Self {
-        let mut rows: Vec<(usize, usize)> = groups
+    /// Chooses the rows of `groups` overlapping `regions` (each group with its fragment's
+    /// batch; `batches` lists every batch of the snapshot), merges and orders them.
+    pub fn new(
+        groups: Vec<(Arc<SiteRows>, Batch)>,
+        batches: &[(Batch, Arc<RoaringBitmap>)],
+        regions: &[Region],
+    ) -> Self {
+        use std::collections::hash_map::Entry;
+        type SiteKey = (Arc<str>, i64, String, bool);
+        let (groups, group_batches): (Vec<_>, Vec<_>) = groups.into_iter().unzip();
+        let batch_index = |b: &Batch| batches.iter().position(|(x, _)| x == b);
+        let group_batches: Vec<usize> = group_batches
             .iter()
-            .enumerate()
-            .flat_map(|(g, rows)| {
-                (0..rows.len())
-                    .filter(|&r| rows.in_regions(r, regions))
-                    .map(move |r| (g, r))
-            })
+            .map(|b| batch_index(b).unwrap_or(usize::MAX))
             .collect();
-        rows.sort_by(|&(ga, ra), &(gb, rb)| {
+        let mut rows: Vec<MergedRow> = Vec::new();
+        let mut sites: Vec<MergedSite> = Vec::new();
+        let mut site_of: HashMap<SiteKey, (usize, Vec<Option<usize>>)> = HashMap::new();
+        // (site, alt, occurrence within its batch) -> output row
+        let mut row_of: HashMap<(usize, String, usize), usize> = HashMap::new();
+        let mut seen: HashMap<(usize, usize, String), usize> = HashMap::new();
+        for (g, group) in groups.iter().enumerate() {
+            let batch = group_batches[g];
+            for r in (0..group.len()).filter(|&r| group.in_regions(r, regions)) {
+                let (reference, alt) = (group.ref_allele.value(r), group.alt.value(r));
+                let snp = reference.len() == 1 && alt.len() == 1;
+                let key = (
+                    group.contig.clone(),
+                    group.pos[r],
+                    reference.to_string(),
+                    snp,
+                );
+                let site = match site_of.entry(key) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => {
+                        sites.push(MergedSite {
+                            called: Vec::new(),
+                            filled: Vec::new(),
+                        });
+                        e.insert((sites.len() - 1, vec![None; batches.len().max(1)]))
+                    }
+                };
+                let site_index = site.0;
+                // The first record of a batch at the site gives its called samples.
+                let slot = batch.min(site.1.len() - 1);
+                if batch != usize::MAX && site.1[slot].is_none() {
+                    site.1[slot] = Some(g);
+                    sites[site_index].called.push((batch, (g, r)));
+                }
+                let occurrence = seen
+                    .entry((site_index, batch, alt.to_string()))
+                    .or_insert(0);
+                let key = (site_index, alt.to_string(), *occurrence);
+                *occurrence += 1;
+                match row_of.get(&key) {
+                    Some(&i) if batch != usize::MAX => rows[i].sources.push((g, r)),
+                    _ => {
+                        row_of.insert(key, rows.len());
+                        rows.push(MergedRow {
+                            sources: vec![(g, r)],
+                            site: site_index,
+                        });
+                    }
+                }
+            }
+        }
+        // Missing-as-ref batches absent at a site are hom-ref there.
+        for (site, present) in site_of.values() {
+            for (b, (batch, samples)) in batches.iter().enumerate() {
+                if batch.missing_as_ref && present.get(b).is_some_and(Option::is_none) {
+                    sites[*site].filled.push(samples.clone());
+                }
+            }
+        }
+        rows.sort_by(|x, y| {
+            let ((ga, ra), (gb, rb)) = (x.sources[0], y.sources[0]);
             let (a, b) = (&groups[ga], &groups[gb]);
             a.contig
                 .cmp(&b.contig)
                 .then(a.pos[ra].cmp(&b.pos[rb]))
                 .then(a.record_ordinal[ra].cmp(&b.record_ordinal[rb]))
                 .then(a.allele_index[ra].cmp(&b.allele_index[rb]))
+                .then(ga.cmp(&gb))
+                .then(ra.cmp(&rb))
         });
-        Self { groups, rows }
+        Self {
+            groups,
+            rows,
+            sites,
+            group_batches,
+        }
     }
 
     /// The `chrom pos ref alt` columns.
     pub fn site_columns(&self) -> Result<Vec<ArrayRef>> {
+        let first = |m: &MergedRow| m.sources[0];
         let chrom: StringArray = self
             .rows
             .iter()
-            .map(|&(g, _)| Some(&*self.groups[g].contig))
+            .map(|m| Some(&*self.groups[first(m).0].contig))
             .collect();
         let pos: Int64Array = self
             .rows
             .iter()
-            .map(|&(g, r)| self.groups[g].pos[r])
+            .map(|m| {
+                let (g, r) = first(m);
+                self.groups[g].pos[r]
+            })
             .collect();
+        let text = |column: fn(&SiteRows) -> &StringArray| -> StringArray {
+            self.rows
+                .iter()
+                .map(|m| {
+                    let (g, r) = first(m);
+                    Some(column(&self.groups[g]).value(r))
+                })
+                .collect()
+        };
         Ok(vec![
             Arc::new(chrom),
             Arc::new(pos),
-            self.gather(|g| &g.ref_allele)?,
-            self.gather(|g| &g.alt)?,
+            Arc::new(text(|g| &g.ref_allele)),
+            Arc::new(text(|g| &g.alt)),
         ])
     }
 
-    /// One text column gathered across the groups.
-    fn gather(&self, column: impl Fn(&SiteRows) -> &StringArray) -> Result<ArrayRef> {
-        if let [group] = self.groups.as_slice() {
-            let indices: UInt32Array = self.rows.iter().map(|&(_, r)| r as u32).collect();
-            return Ok(take(column(group), &indices, None).map_err(DataFusionError::from)?);
-        }
-        let values: StringArray = self
-            .rows
+    /// AN of output row `i` within `set`, with `memo` keyed by the called-sample sets.
+    fn allele_number(
+        &self,
+        i: usize,
+        set: Option<&RoaringBitmap>,
+        memo: &mut HashMap<(*const RoaringBitmap, *const RoaringBitmap), i64>,
+    ) -> i64 {
+        let row = &self.rows[i];
+        let site = &self.sites[row.site];
+        let holders: Vec<usize> = row
+            .sources
             .iter()
-            .map(|&(g, r)| Some(column(&self.groups[g]).value(r)))
+            .map(|s| self.group_batches[s.0])
             .collect();
-        Ok(Arc::new(values))
+        // Each source counts its own record's called samples; batches with a record at the
+        // site but not this ALT count their first record's.
+        let others = site
+            .called
+            .iter()
+            .filter(|(b, _)| !holders.contains(b))
+            .map(|(_, source)| source);
+        let mut an = 0;
+        for &(g, r) in row.sources.iter().chain(others) {
+            let rows = &self.groups[g];
+            an += match rows.exceptions[r].is_empty() {
+                true => *memo
+                    .entry((
+                        Arc::as_ptr(&rows.called_diploid[r]),
+                        Arc::as_ptr(&rows.called_haploid[r]),
+                    ))
+                    .or_insert_with(|| rows.allele_number(r, set) as i64),
+                false => rows.allele_number(r, set) as i64,
+            };
+        }
+        for samples in &site.filled {
+            an += 2 * match set {
+                None => samples.len(),
+                Some(s) => samples.intersection_len(s),
+            } as i64;
+        }
+        an
     }
 }
 
@@ -106,26 +250,18 @@ fn count_columns(selection: &SiteSelection, set: Option<&RoaringBitmap>) -> [Int
         Some(s) => b.intersection_len(s),
     } as i64;
     // AN depends on the site's called samples only; rows share them (see `SiteRows`).
-    let mut allele_numbers: HashMap<(*const RoaringBitmap, *const RoaringBitmap), i64> =
-        HashMap::new();
-    for &(g, r) in &selection.rows {
-        let rows = &selection.groups[g];
-        let an = match rows.exceptions[r].is_empty() {
-            true => *allele_numbers
-                .entry((
-                    Arc::as_ptr(&rows.called_diploid[r]),
-                    Arc::as_ptr(&rows.called_haploid[r]),
-                ))
-                .or_insert_with(|| rows.allele_number(r, set) as i64),
-            false => rows.allele_number(r, set) as i64,
-        };
-        let (het, hom, hemi) = (
-            count(&rows.het[r]),
-            count(&rows.hom_alt[r]),
-            count(&rows.hemi[r]),
-        );
+    let mut memo = HashMap::new();
+    for (i, row) in selection.rows.iter().enumerate() {
+        let (mut het, mut hom, mut hemi) = (0, 0, 0);
+        // Batches hold disjoint samples: their counts add.
+        for &(g, r) in &row.sources {
+            let rows = &selection.groups[g];
+            het += count(&rows.het[r]);
+            hom += count(&rows.hom_alt[r]);
+            hemi += count(&rows.hemi[r]);
+        }
         columns[0].push(het + 2 * hom + hemi);
-        columns[1].push(an);
+        columns[1].push(selection.allele_number(i, set, &mut memo));
         columns[2].push(het);
         columns[3].push(hom);
     }
@@ -136,11 +272,30 @@ impl CohortEngine {
     /// The decoded rows overlapping `regions` (all contigs when empty), in output order.
     pub(crate) async fn site_selection(&self, regions: &[Region]) -> Result<SiteSelection> {
         let fragments: Vec<_> = self.snapshot().state.variant_fragments().collect();
+        let batch_of = |i: usize| Batch {
+            range: fragments[i].sample_range.ok_or(i),
+            missing_as_ref: fragments[i].missing_as_ref,
+        };
+        // Every batch of the snapshot, with its samples (withdrawn ones too: sets remove them).
+        let mut batches: Vec<(Batch, Arc<RoaringBitmap>)> = Vec::new();
+        for i in 0..fragments.len() {
+            let batch = batch_of(i);
+            if batches.iter().all(|(b, _)| *b != batch) {
+                let mut samples = RoaringBitmap::new();
+                if let Ok([start, end]) = batch.range {
+                    samples.insert_range(start..end);
+                }
+                batches.push((batch, Arc::new(samples)));
+            }
+        }
         let groups = self
             .site_cache
             .rows(self.store().location(), &fragments, regions)
-            .await?;
-        Ok(SiteSelection::new(groups, regions))
+            .await?
+            .into_iter()
+            .map(|(rows, i)| (rows, batch_of(i)))
+            .collect();
+        Ok(SiteSelection::new(groups, &batches, regions))
     }
 
     /// `set` for counting: `None` when it is every registered sample, so whole bitmaps are

@@ -67,7 +67,8 @@ impl CohortEngine {
             end: variant.pos,
         };
         let mut selection = self.site_selection(std::slice::from_ref(&at)).await?;
-        selection.rows.retain(|&(g, r)| {
+        selection.rows.retain(|m| {
+            let (g, r) = m.sources[0];
             let rows = &selection.groups[g];
             rows.pos[r] == variant.pos
                 && variant.alleles.as_ref().is_none_or(|(reference, alt)| {
@@ -91,13 +92,19 @@ impl CohortEngine {
         let order = self.sample_order();
         // One output row per (selected row, class, sample in the cohort), by ALT then ID.
         let mut calls: Vec<(usize, &'static str, u32)> = Vec::new();
-        for (i, &(g, r)) in selection.rows.iter().enumerate() {
-            let rows = &selection.groups[g];
-            let classes = [
-                ("het", &rows.het[r] & cohort),
-                ("hom_alt", &rows.hom_alt[r] & cohort),
-                ("hemi", &rows.hemi[r] & cohort),
+        for (i, row) in selection.rows.iter().enumerate() {
+            // The row's carriers in every batch that has it (batches hold disjoint samples).
+            let mut classes = [
+                ("het", RoaringBitmap::new()),
+                ("hom_alt", RoaringBitmap::new()),
+                ("hemi", RoaringBitmap::new()),
             ];
+            for &(g, r) in &row.sources {
+                let rows = &selection.groups[g];
+                classes[0].1 |= &rows.het[r] & cohort;
+                classes[1].1 |= &rows.hom_alt[r] & cohort;
+                classes[2].1 |= &rows.hemi[r] & cohort;
+            }
             let total: u64 = classes.iter().map(|(_, set)| set.len()).sum();
             if total as usize * 16 > order.by_id.len() {
                 // Many carriers: walk the samples in ID order instead of sorting.

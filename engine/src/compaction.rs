@@ -1,7 +1,8 @@
 //! `compact`: merges a contig's fragments into fewer, in one commit.
 //!
-//! Fragments are taken in the order readers take them (path order) and grouped so that each
-//! group holds at most a byte budget of stored fragments (memory is bounded by it); each group
+//! Fragments of one batch (one sample range: the parts of a cluster ingest, or a large input
+//! written in several fragments) are taken in the order readers take them (path order) and
+//! grouped so that each group holds at most a byte budget of stored fragments (memory is bounded by it); each group
 //! of two or more becomes one fragment whose rows are the group's rows, stably sorted by
 //! position, so rows at one position keep their relative order and every answer stays the
 //! same. Readers see the old fragments or the new ones: the commit removes the one set and
@@ -57,13 +58,25 @@ impl CohortEngine {
             None => state.contigs(),
         };
         let mut groups: Vec<Vec<FileEntry>> = Vec::new();
-        for contig in &contigs {
+        // Only fragments of one batch merge: readers merge a site across batches by the
+        // fragments' sample ranges (fragments from before ranges were recorded stay apart).
+        let mut batches: Vec<(String, [u32; 2], bool)> = Vec::new();
+        for file in state.variant_fragments() {
+            if let (Some(contig), Some(range)) = (&file.contig, file.sample_range) {
+                let key = (contig.clone(), range, file.missing_as_ref);
+                if contigs.contains(contig) && !batches.contains(&key) {
+                    batches.push(key);
+                }
+            }
+        }
+        for (contig, range, missing_as_ref) in &batches {
             let mut current: Vec<FileEntry> = Vec::new();
             let mut bytes = 0;
-            for file in state
-                .variant_fragments()
-                .filter(|f| f.contig.as_deref() == Some(contig.as_str()))
-            {
+            for file in state.variant_fragments().filter(|f| {
+                f.contig.as_deref() == Some(contig.as_str())
+                    && f.sample_range == Some(*range)
+                    && f.missing_as_ref == *missing_as_ref
+            }) {
                 if !current.is_empty() && bytes + file.bytes > max_bytes {
                     groups.push(std::mem::take(&mut current));
                     bytes = 0;
@@ -144,6 +157,8 @@ impl CohortEngine {
             max_pos: Some(encoded.max_pos),
             max_end: Some(encoded.max_end),
             columns: encoded.extras,
+            sample_range: group[0].sample_range,
+            missing_as_ref: group[0].missing_as_ref,
             ..FileEntry::new(
                 path,
                 cohortdb_store::log_entry::FileKind::Variants,

@@ -298,16 +298,21 @@ impl SiteCache {
     }
 
     /// The decoded row groups of `fragments` that may hold rows in `regions` (all of them when
-    /// `regions` is empty), read and decoded on a miss. Fragments are chosen by their log
+    /// `regions` is empty), each with the index of its fragment in `fragments`, read and
+    /// decoded on a miss. Fragments are chosen by their log
     /// statistics, row groups by their Parquet statistics of `pos` and `end_pos`.
     pub async fn rows(
         &self,
         location: &StoreLocation,
         fragments: &[&FileEntry],
         regions: &[Region],
-    ) -> Result<Vec<Arc<SiteRows>>> {
+    ) -> Result<Vec<(Arc<SiteRows>, usize)>> {
         let mut out = Vec::new();
-        for file in fragments.iter().filter(|f| fragment_may_match(f, regions)) {
+        for (index, file) in fragments
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| fragment_may_match(f, regions))
+        {
             let contig = file.contig.as_deref().unwrap_or_default();
             let reader = FragmentReader::new(location, file);
             let metadata = self.metadata(&reader, file).await?;
@@ -328,7 +333,7 @@ impl SiteCache {
                     match state.rows.get_mut(&(file.path.clone(), i)) {
                         Some(entry) => {
                             entry.last_used = tick;
-                            out.push(entry.rows.clone());
+                            out.push((entry.rows.clone(), index));
                         }
                         None => missing.push(i),
                     }
@@ -337,7 +342,7 @@ impl SiteCache {
             for i in missing {
                 let rows = Arc::new(read_row_group(reader.clone(), file, &metadata, i).await?);
                 self.insert((file.path.clone(), i), rows.clone());
-                out.push(rows);
+                out.push((rows, index));
             }
         }
         Ok(out)

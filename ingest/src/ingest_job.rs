@@ -31,6 +31,9 @@ pub struct IngestOptions {
     pub format_fields: Vec<String>,
     /// Only this part of the inputs (cluster ingest); see [`Shard`].
     pub shard: Option<Shard>,
+    /// The batch's samples are hom-ref at sites where it has no record (`bcftools merge -0`);
+    /// otherwise they are missing there.
+    pub missing_as_ref: bool,
 }
 
 impl Default for IngestOptions {
@@ -42,6 +45,7 @@ impl Default for IngestOptions {
                 .map(String::from)
                 .to_vec(),
             shard: None,
+            missing_as_ref: false,
         }
     }
 }
@@ -286,11 +290,12 @@ async fn write_all(
     options: &IngestOptions,
     written: &mut Vec<FileEntry>,
 ) -> Result<u64> {
-    let (tx, mut rx) = mpsc::channel::<EncodedFragment>(2);
+    let (tx, mut rx) = mpsc::channel::<BatchFragment>(2);
+    let missing_as_ref = options.missing_as_ref;
     let options = options.clone();
     let reader = tokio::task::spawn_blocking(move || read_inputs(planned, &options, &tx));
     let mut columns = Vec::new();
-    while let Some(fragment) = rx.recv().await {
+    while let Some((fragment, range)) = rx.recv().await {
         columns = merge_extra_columns(&columns, fragment.extras.iter().cloned())?;
         let path = format!(
             "variants/contig={}/{}.parquet",
@@ -305,6 +310,8 @@ async fn write_all(
             max_pos: Some(fragment.max_pos),
             max_end: Some(fragment.max_end),
             columns: fragment.extras,
+            sample_range: Some(range),
+            missing_as_ref,
             ..FileEntry::new(path, FileKind::Variants, fragment.rows, bytes)
         });
     }
@@ -328,7 +335,7 @@ pub fn encode_contig(contig: &str) -> String {
 fn read_inputs(
     planned: Vec<PlannedInput>,
     options: &IngestOptions,
-    tx: &mpsc::Sender<EncodedFragment>,
+    tx: &mpsc::Sender<BatchFragment>,
 ) -> Result<u64> {
     let progress = options.progress.then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -345,6 +352,7 @@ fn read_inputs(
     } in planned
     {
         let header = reader.header.clone();
+        let range = [sample_base, sample_base + header.samples.len() as u32];
         let name = reader.name().to_string();
         let format_fields = kept_format_fields(&header, &options.format_fields);
         let ctx = RecordContext {
@@ -381,7 +389,7 @@ fn read_inputs(
                 };
                 if let Some(builder) = builders.remove(&largest) {
                     buffered -= builder.buffered_bytes();
-                    send(builder, tx)?;
+                    send(builder, range, tx)?;
                 }
             }
             if let Some(bar) = &progress {
@@ -392,7 +400,7 @@ fn read_inputs(
         let mut rest: Vec<_> = builders.into_values().collect();
         rest.sort_by_key(FragmentBuilder::rows);
         for builder in rest {
-            send(builder, tx)?;
+            send(builder, range, tx)?;
         }
     }
     if let Some(bar) = progress {
@@ -401,12 +409,15 @@ fn read_inputs(
     Ok(records)
 }
 
-fn send(builder: FragmentBuilder, tx: &mpsc::Sender<EncodedFragment>) -> Result<()> {
+/// A finished fragment and the `sample_idx` range of its batch.
+type BatchFragment = (EncodedFragment, [u32; 2]);
+
+fn send(builder: FragmentBuilder, range: [u32; 2], tx: &mpsc::Sender<BatchFragment>) -> Result<()> {
     if builder.rows() == 0 {
         return Ok(());
     }
     let fragment = builder.finish()?;
     // The receiver only goes away when the upload side failed; its error is reported there.
-    let _ = tx.blocking_send(fragment);
+    let _ = tx.blocking_send((fragment, range));
     Ok(())
 }

@@ -96,6 +96,14 @@ pub struct FileEntry {
     /// The table a phenotype file holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
+    /// The `sample_idx` range `[start, end)` of the batch a variant fragment holds calls of:
+    /// fragments with one range are one batch; readers merge a site across batches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_range: Option<[u32; 2]>,
+    /// The batch was ingested with `--missing-as-ref`: its samples are hom-ref at sites where
+    /// it has no record.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub missing_as_ref: bool,
 }
 
 impl FileEntry {
@@ -113,6 +121,8 @@ impl FileEntry {
             sample_idx_end: None,
             columns: Vec::new(),
             table: None,
+            sample_range: None,
+            missing_as_ref: false,
         }
     }
 }
