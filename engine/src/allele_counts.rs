@@ -88,6 +88,24 @@ impl SiteSelection {
             .collect();
         let mut rows: Vec<MergedRow> = Vec::new();
         let mut sites: Vec<MergedSite> = Vec::new();
+        if batches.len() <= 1 {
+            // One batch: nothing merges and nothing is filled; every row is its own.
+            sites.push(MergedSite {
+                called: Vec::new(),
+                filled: Vec::new(),
+            });
+            for (g, group) in groups.iter().enumerate() {
+                rows.extend(
+                    (0..group.len())
+                        .filter(|&r| group.in_regions(r, regions))
+                        .map(|r| MergedRow {
+                            sources: vec![(g, r)],
+                            site: 0,
+                        }),
+                );
+            }
+            return Self::ordered(groups, rows, sites, group_batches);
+        }
         let mut site_of: HashMap<SiteKey, (usize, Vec<Option<usize>>)> = HashMap::new();
         // (site, alt, occurrence within its batch) -> output row
         let mut row_of: HashMap<(usize, String, usize), usize> = HashMap::new();
@@ -145,6 +163,16 @@ impl SiteSelection {
                 }
             }
         }
+        Self::ordered(groups, rows, sites, group_batches)
+    }
+
+    /// The selection with `rows` in output order.
+    fn ordered(
+        groups: Vec<Arc<SiteRows>>,
+        mut rows: Vec<MergedRow>,
+        sites: Vec<MergedSite>,
+        group_batches: Vec<usize>,
+    ) -> Self {
         rows.sort_by(|x, y| {
             let ((ga, ra), (gb, rb)) = (x.sources[0], y.sources[0]);
             let (a, b) = (&groups[ga], &groups[gb]);
