@@ -7,7 +7,7 @@
 
 mod oracle_support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use oracle_support::*;
 
@@ -35,23 +35,10 @@ fn task(store: &str, input: &str, id: u32) -> Command {
 fn a_slurm_array_ingests_the_parts_of_one_input() {
     let input = format!("{}.vcf.gz", sim_prefix());
     let (_tmp, store) = new_store();
-    let children: Vec<_> = (1..=4)
-        .map(|id| {
-            task(&store, &input, id)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    run_all_at_once(
+        (1..=4).map(|id| task(&store, &input, id)).collect(),
+        "a task",
+    );
     assert_eq!(info_field(&store, "version"), "4");
     assert_eq!(info_field(&store, "samples"), "10000");
     let fragments: u32 = info_field(&store, "fragments").parse().unwrap();

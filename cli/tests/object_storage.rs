@@ -200,24 +200,11 @@ fn eight_writers(store: &str, endpoint: Option<&str>, dir: &std::path::Path) {
             path
         })
         .collect();
-    let children: Vec<Child> = batches
+    let ingests = batches
         .iter()
-        .map(|b| {
-            command(&["ingest", "vcf", "--store", store, b], endpoint)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|b| command(&["ingest", "vcf", "--store", store, b], endpoint))
         .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{store}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    run_all_at_once(ingests, store);
     let info = cohortdb_at(&["info", "--store", store], endpoint);
     assert!(
         info.contains("version\t8\n") && info.contains("samples\t100\n"),

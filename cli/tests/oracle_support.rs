@@ -118,3 +118,27 @@ pub fn edge_case_files() -> Vec<String> {
     files.sort();
     files
 }
+
+/// Starts every command at once (standard error captured) and waits for all; panics naming
+/// `label` and the first failure's standard error.
+#[allow(dead_code)]
+pub fn run_all_at_once(commands: Vec<std::process::Command>, label: &str) {
+    use std::process::Stdio;
+    let children: Vec<_> = commands
+        .into_iter()
+        .map(|mut c| {
+            c.stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{label}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -106,7 +106,8 @@ impl SiteSelection {
             }
             return Self::ordered(groups, rows, sites, group_batches);
         }
-        let mut site_of: HashMap<SiteKey, (usize, Vec<Option<usize>>)> = HashMap::new();
+        // Site key -> (site, which batches have a record there).
+        let mut site_of: HashMap<SiteKey, (usize, Vec<bool>)> = HashMap::new();
         // (site, alt, occurrence within its batch) -> output row
         let mut row_of: HashMap<(usize, String, usize), usize> = HashMap::new();
         let mut seen: HashMap<(usize, usize, String), usize> = HashMap::new();
@@ -128,14 +129,15 @@ impl SiteSelection {
                             called: Vec::new(),
                             filled: Vec::new(),
                         });
-                        e.insert((sites.len() - 1, vec![None; batches.len().max(1)]))
+                        e.insert((sites.len() - 1, vec![false; batches.len()]))
                     }
                 };
                 let site_index = site.0;
                 // The first record of a batch at the site gives its called samples.
-                let slot = batch.min(site.1.len() - 1);
-                if batch != usize::MAX && site.1[slot].is_none() {
-                    site.1[slot] = Some(g);
+                if let Some(present) = site.1.get_mut(batch)
+                    && !*present
+                {
+                    *present = true;
                     sites[site_index].called.push((batch, (g, r)));
                 }
                 let occurrence = seen
@@ -158,7 +160,7 @@ impl SiteSelection {
         // Missing-as-ref batches absent at a site are hom-ref there.
         for (site, present) in site_of.values() {
             for (b, (batch, samples)) in batches.iter().enumerate() {
-                if batch.missing_as_ref && present.get(b).is_some_and(Option::is_none) {
+                if batch.missing_as_ref && !present[b] {
                     sites[*site].filled.push(samples.clone());
                 }
             }
@@ -273,10 +275,7 @@ impl SiteSelection {
 fn count_columns(selection: &SiteSelection, set: Option<&RoaringBitmap>) -> [Int64Array; 4] {
     let n = selection.rows.len();
     let mut columns: [Vec<i64>; 4] = std::array::from_fn(|_| Vec::with_capacity(n));
-    let count = |b: &RoaringBitmap| match set {
-        None => b.len(),
-        Some(s) => b.intersection_len(s),
-    } as i64;
+    let count = |b: &RoaringBitmap| crate::bitmap_args::count_in(Some(b), set) as i64;
     // AN depends on the site's called samples only; rows share them (see `SiteRows`).
     let mut memo = HashMap::new();
     for (i, row) in selection.rows.iter().enumerate() {

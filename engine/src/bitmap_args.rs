@@ -129,6 +129,23 @@ pub fn count_in(bitmap: Option<&RoaringBitmap>, set: Option<&RoaringBitmap>) -> 
     }
 }
 
+/// AN within `set` (all samples when `None`) of a site's called samples: 2 per
+/// `called_diploid`, 1 per `called_haploid`, plus what calls of ploidy above 2 (`exceptions`)
+/// contribute beyond 2 (the rules of `cohortdb_store::genotype_bitmaps`).
+pub fn allele_number(
+    diploid: Option<&RoaringBitmap>,
+    haploid: Option<&RoaringBitmap>,
+    exceptions: &[GenotypeException],
+    set: Option<&RoaringBitmap>,
+) -> u64 {
+    let extra: u64 = exceptions
+        .iter()
+        .filter(|x| set.is_none_or(|s| s.contains(x.sample_idx)))
+        .map(|x| u64::from(x.an_contribution().saturating_sub(2)))
+        .sum();
+    2 * count_in(diploid, set) + count_in(haploid, set) + extra
+}
+
 /// Rows to compute: 1 when every argument is a scalar (the result is then a scalar too).
 pub fn output_rows(args: &ScalarFunctionArgs) -> usize {
     if all_scalar(args) {

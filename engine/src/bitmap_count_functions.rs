@@ -22,7 +22,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::bitmap_args::{binary_args, count_in, into_columnar, output_rows};
+use crate::bitmap_args::{allele_number, binary_args, count_in, into_columnar, output_rows};
 
 /// Which count a [`BitmapCountUdf`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -151,18 +151,11 @@ impl ScalarUDFImpl for BitmapCountUdf {
                 }
                 BitmapCount::AlleleNumber => {
                     let (diploid, haploid) = (bm(0)?, bm(1)?);
-                    let extra: u64 = match a.get(2) {
-                        Some(e) => e
-                            .exceptions(&name, row)?
-                            .iter()
-                            .filter(|x| set.is_none_or(|s| s.contains(x.sample_idx)))
-                            .map(|x| u64::from(x.an_contribution().saturating_sub(2)))
-                            .sum(),
-                        None => 0,
+                    let exceptions = match a.get(2) {
+                        Some(e) => e.exceptions(&name, row)?,
+                        None => Vec::new(),
                     };
-                    2 * count_in(diploid.as_deref(), set)
-                        + count_in(haploid.as_deref(), set)
-                        + extra
+                    allele_number(diploid.as_deref(), haploid.as_deref(), &exceptions, set)
                 }
                 BitmapCount::AndCount => count_in(bm(0)?.as_deref(), set),
             };

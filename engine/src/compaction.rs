@@ -147,8 +147,7 @@ impl CohortEngine {
             take_record_batch(&batch, &UInt32Array::from(order)).map_err(DataFusionError::from)?;
         let contig = group[0].contig.clone().unwrap_or_default();
         let encoded = encode_fragment(&contig, batch, extras)?;
-        let dir = group[0].path.rsplit_once('/').map_or("", |(d, _)| d);
-        let path = format!("{dir}/{}.parquet", uuid::Uuid::new_v4());
+        let path = crate::purge::new_path(&group[0].path);
         let bytes = encoded.parquet.len() as u64;
         self.store().put_new_file(&path, encoded.parquet).await?;
         Ok(FileEntry {

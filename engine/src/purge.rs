@@ -38,13 +38,11 @@ pub struct Purge {
     pub phenotype_files: usize,
 }
 
-/// The directory part of a store path (`variants/contig=1` of `variants/contig=1/x.parquet`).
-fn directory(path: &str) -> &str {
-    path.rsplit_once('/').map_or("", |(dir, _)| dir)
-}
-
-fn new_path(old: &str) -> String {
-    format!("{}/{}.parquet", directory(old), uuid::Uuid::new_v4())
+/// A new file's path beside `old` (`variants/contig=1/<uuid>.parquet` for a fragment of
+/// `variants/contig=1/`): rewritten files stay in their table's directory.
+pub(crate) fn new_path(old: &str) -> String {
+    let directory = old.rsplit_once('/').map_or("", |(dir, _)| dir);
+    format!("{directory}/{}.parquet", uuid::Uuid::new_v4())
 }
 
 /// Whether a raw fragment batch holds any of `withdrawn` in a bitmap or a high-ploidy call.
@@ -205,18 +203,25 @@ impl CohortEngine {
         let fragments: Vec<FileEntry> =
             self.snapshot().state.variant_fragments().cloned().collect();
         for file in fragments {
+            // A batch's fragments hold calls of its sample range only.
+            if let Some([start, end]) = file.sample_range
+                && withdrawn.range_cardinality(start..end) == 0
+            {
+                continue;
+            }
             let schema = fragment_schema(&file.columns);
             let table = Arc::new(VariantsTable::new(
                 schema.clone(),
                 vec![file.clone()],
                 root.clone(),
             ));
-            let raw = ctx.read_table(table)?;
-            let batches = raw.clone().collect().await?;
+            let batches = ctx.read_table(table)?.collect().await?;
             let raw_batch = concat_batches(&schema, &batches).map_err(DataFusionError::from)?;
             if !holds_any(&raw_batch, withdrawn, &file.path)? {
                 continue;
             }
+            // Masked from the rows already read, not by reading the fragment again.
+            let raw = ctx.read_batch(raw_batch)?;
             let masked = crate::withdrawal_masks::variants_without(raw, withdrawn)?
                 .collect()
                 .await?;

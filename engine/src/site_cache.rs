@@ -108,14 +108,12 @@ impl SiteRows {
     /// AN of row `row` within `set` (`None`: every sample), by the counting rules of
     /// [`cohortdb_store::genotype_bitmaps`].
     pub fn allele_number(&self, row: usize, set: Option<&RoaringBitmap>) -> u64 {
-        let extra: u64 = self.exceptions[row]
-            .iter()
-            .filter(|x| set.is_none_or(|s| s.contains(x.sample_idx)))
-            .map(|x| u64::from(x.an_contribution().saturating_sub(2)))
-            .sum();
-        2 * count_in(&self.called_diploid[row], set)
-            + count_in(&self.called_haploid[row], set)
-            + extra
+        crate::bitmap_args::allele_number(
+            Some(&self.called_diploid[row]),
+            Some(&self.called_haploid[row]),
+            &self.exceptions[row],
+            set,
+        )
     }
 
     fn decode(contig: &str, path: &str, batch: &RecordBatch) -> Result<Self> {
@@ -238,14 +236,6 @@ impl SiteRows {
             + self.ref_allele.get_array_memory_size()
             + self.alt.get_array_memory_size()
             + self.len() * (8 + 8 + 4 + 4 + 3 * 32 + 3 * 8)
-    }
-}
-
-/// Samples of `bitmap` within `set` (all of them when `set` is `None`).
-fn count_in(bitmap: &RoaringBitmap, set: Option<&RoaringBitmap>) -> u64 {
-    match set {
-        None => bitmap.len(),
-        Some(s) => bitmap.intersection_len(s),
     }
 }
 
