@@ -6,10 +6,12 @@ cd "$(dirname "$0")/.."
 
 need=()
 for tool in bcftools tabix plink2 python3 pip3 openssl; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
+# rust-htslib (ingest bam) runs bindgen at build time, which loads libclang.
+compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null || need+=(libclang)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq bcftools tabix plink2 python3 python3-pip openssl >/dev/null
+  apt-get install -y -qq bcftools tabix plink2 python3 python3-pip openssl libclang-dev >/dev/null
 fi
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
 

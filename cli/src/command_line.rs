@@ -40,6 +40,19 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value = "tsv")]
         format: OutputFormat,
     },
+    /// Fraction of a cohort covered per bin at each depth threshold (from `ingest bam`).
+    Coverage {
+        /// Store location.
+        #[arg(long)]
+        store: String,
+        #[command(flatten)]
+        regions: RegionArgs,
+        #[command(flatten)]
+        samples: SampleArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "tsv")]
+        format: OutputFormat,
+    },
     /// Write regions x samples as VCF or BCF (GT, with AC/AN over the written samples) that
     /// bcftools reads back, with a tabix or CSI index.
     Export {
@@ -315,6 +328,32 @@ pub(crate) enum IngestCommand {
         #[arg(long)]
         missing_as_ref: bool,
         /// Input files.
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+    /// Ingest the read depth of BAM/CRAM files (one sample each, from the read groups' SM) as
+    /// per-bin coverage bitmaps, with mosdepth's counting rules, as one commit.
+    Bam {
+        /// Store location (created when missing).
+        #[arg(long)]
+        store: String,
+        /// Bin width in bases (mosdepth --by).
+        #[arg(long, default_value_t = 1000)]
+        bin_size: u32,
+        /// Depth thresholds: a sample is covered in a bin when its mean depth there reaches one.
+        #[arg(long, value_delimiter = ',', default_value = "10,20")]
+        thresholds: Vec<u32>,
+        /// Skip reads with a mapping quality below this (mosdepth -Q).
+        #[arg(short = 'Q', long, default_value_t = 0)]
+        mapq: u8,
+        /// Skip reads with any of these SAM flags (mosdepth -F; default unmapped, secondary,
+        /// QC-fail, duplicate).
+        #[arg(short = 'F', long, default_value_t = 1796)]
+        exclude_flags: u16,
+        /// Reference FASTA for CRAM inputs.
+        #[arg(long)]
+        reference: Option<std::path::PathBuf>,
+        /// BAM or CRAM files, coordinate-sorted.
         #[arg(required = true)]
         files: Vec<String>,
     },

@@ -101,6 +101,31 @@ async fn run(command: Command) -> CliResult {
                 summary.version, summary.records, summary.samples_added, summary.fragments
             );
         }
+        Command::Ingest(IngestCommand::Bam {
+            store,
+            bin_size,
+            thresholds,
+            mapq,
+            exclude_flags,
+            reference,
+            files,
+        }) => {
+            let store = Store::open_or_create(&store)?;
+            let options = cohortdb_ingest::CoverageOptions {
+                depth: cohortdb_ingest::bam_depth::DepthOptions {
+                    min_mapq: mapq,
+                    exclude_flags,
+                },
+                bin_size,
+                thresholds,
+                reference,
+            };
+            let summary = cohortdb_ingest::ingest_bam(&store, &files, &options).await?;
+            eprintln!(
+                "committed version {}: coverage of {} samples ({} new), {} contig files",
+                summary.version, summary.samples, summary.samples_added, summary.files
+            );
+        }
         Command::Ingest(IngestCommand::Phenotypes {
             store,
             table,
@@ -190,9 +215,13 @@ async fn run(command: Command) -> CliResult {
             let engine = CohortEngine::open(&store).await?;
             let done = engine.purge().await?;
             println!(
-                "rewrote {} fragment(s), {} sample registry file(s), {} phenotype file(s); \
-                 store version {}",
-                done.fragments, done.sample_files, done.phenotype_files, done.version
+                "rewrote {} fragment(s), {} sample registry file(s), {} phenotype file(s), \
+                 {} coverage file(s); store version {}",
+                done.fragments,
+                done.sample_files,
+                done.phenotype_files,
+                done.coverage_files,
+                done.version
             );
         }
         Command::Admin(AdminCommand::Compact {
@@ -275,6 +304,17 @@ async fn run(command: Command) -> CliResult {
             let regions = regions.parse()?;
             let (_, set) = samples.resolve(&engine).await?;
             print_batch(format, engine.allele_frequencies(&regions, &set).await?)?;
+        }
+        Command::Coverage {
+            store,
+            regions,
+            samples,
+            format,
+        } => {
+            let engine = CohortEngine::open(&store).await?;
+            let regions = regions.parse()?;
+            let (_, set) = samples.resolve(&engine).await?;
+            print_batch(format, engine.coverage(&regions, &set).await?)?;
         }
         Command::Export {
             store,

@@ -142,3 +142,54 @@ pub fn run_all_at_once(commands: Vec<std::process::Command>, label: &str) {
         );
     }
 }
+
+/// Files of `store` that still hold a withdrawn participant: their ID in any text value, or
+/// their `sample_idx` in any genotype bitmap. Parquet files are decoded (their pages are
+/// compressed); every other file is read as text.
+pub fn scan_store(store: &str, withdrawn: &[String], idx: &[String]) -> usize {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::DataType;
+    let idx: roaring::RoaringBitmap = idx.iter().map(|i| i.parse::<u32>().unwrap()).collect();
+    let mut files = vec![std::path::PathBuf::from(store)];
+    let mut holding = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let mut found = false;
+        if path.extension().is_some_and(|e| e == "parquet") {
+            let file = std::fs::File::open(&path).unwrap();
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            for batch in reader {
+                for column in batch.unwrap().columns() {
+                    let text = datafusion::arrow::compute::cast(column, &DataType::Utf8);
+                    if matches!(column.data_type(), DataType::Utf8 | DataType::Utf8View) {
+                        let text = text.unwrap();
+                        found |= text
+                            .as_string::<i32>()
+                            .iter()
+                            .flatten()
+                            .any(|v| withdrawn.iter().any(|w| w == v));
+                    } else if column.data_type() == &DataType::Binary {
+                        let binary = column.as_binary::<i32>();
+                        found |= (0..binary.len()).filter(|&r| binary.is_valid(r)).any(|r| {
+                            cohortdb_store::genotype_bitmaps::deserialize_bitmap(binary.value(r))
+                                .is_some_and(|b| !b.is_disjoint(&idx))
+                        });
+                    }
+                }
+            }
+        } else {
+            let text = String::from_utf8_lossy(&bytes);
+            found = withdrawn.iter().any(|w| text.contains(w.as_str()));
+        }
+        holding += usize::from(found);
+    }
+    holding
+}

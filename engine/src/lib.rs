@@ -11,7 +11,8 @@
 //!
 //! Operations: allele frequencies ([`allele_counts`]), carriers, one sample's genotypes, case/control tests
 //! ([`case_control`]), regression on dosage ([`association`]) and export to VCF/BCF with a
-//! tabix or CSI index ([`vcf_export`]). Counting and carriers read decoded variant rows from
+//! tabix or CSI index ([`vcf_export`]); cohort coverage per bin from BAM depth ([`coverage`]).
+//! Counting and carriers read decoded variant rows from
 //! a process-wide cache ([`site_cache`]) instead of planning a query.
 //!
 //! ```no_run
@@ -40,6 +41,7 @@ mod cohort_engine;
 pub mod compaction;
 pub mod consent;
 pub mod count_suppression;
+pub mod coverage;
 mod error;
 mod export_encoders;
 mod export_records;

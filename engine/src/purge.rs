@@ -1,12 +1,13 @@
 //! `purge`: rewrites every file that still holds a withdrawn participant without them, in one
 //! commit. Variant fragments are written back as the masked view reads them (bitmaps, counts,
 //! FORMAT lists, high-ploidy calls; see `withdrawal_masks.rs`), the sample registry and the
-//! phenotype tables without their rows. The old files stay for older snapshots until
+//! phenotype tables without their rows, coverage bitmaps without them. The old files stay for older snapshots until
 //! `vacuum` deletes them.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use cohortdb_store::coverage_bins::{decode_coverage, encode_coverage};
 use cohortdb_store::fragment_builder::encode_fragment;
 use cohortdb_store::fragment_schema::fragment_schema;
 use cohortdb_store::genotype_bitmaps::{BITMAP_COLUMNS, decode_exceptions, deserialize_bitmap};
@@ -36,6 +37,8 @@ pub struct Purge {
     pub sample_files: usize,
     /// Phenotype table files rewritten.
     pub phenotype_files: usize,
+    /// Coverage files rewritten.
+    pub coverage_files: usize,
 }
 
 /// A new file's path beside `old` (`variants/contig=1/<uuid>.parquet` for a fragment of
@@ -178,6 +181,7 @@ impl CohortEngine {
                     "fragments": done.fragments,
                     "sample_files": done.sample_files,
                     "phenotype_files": done.phenotype_files,
+                    "coverage_files": done.coverage_files,
                 }
             }),
         };
@@ -243,6 +247,7 @@ impl CohortEngine {
             remove.push(file.path.clone());
             done.fragments += 1;
         }
+        self.rewrite_coverage(withdrawn, add, remove, done).await?;
         let tables: Vec<FileEntry> = self
             .snapshot()
             .state
@@ -271,6 +276,47 @@ impl CohortEngine {
                 FileKind::Samples => done.sample_files += 1,
                 _ => done.phenotype_files += 1,
             }
+        }
+        Ok(())
+    }
+
+    /// Coverage files whose bitmaps name a withdrawn participant, written back without them.
+    async fn rewrite_coverage(
+        &self,
+        withdrawn: &RoaringBitmap,
+        add: &mut Vec<FileEntry>,
+        remove: &mut Vec<String>,
+        done: &mut Purge,
+    ) -> Result<()> {
+        let store = self.store();
+        let files: Vec<FileEntry> = self
+            .snapshot()
+            .state
+            .files
+            .values()
+            .filter(|f| f.kind == FileKind::Coverage)
+            .cloned()
+            .collect();
+        for file in files {
+            let bytes = store.read_file(&file.path).await?;
+            let mut bins = decode_coverage(&file.path, bytes, i64::MIN, i64::MAX)?;
+            if bins.iter().all(|b| b.samples.is_disjoint(withdrawn)) {
+                continue;
+            }
+            for bin in &mut bins {
+                bin.samples -= withdrawn;
+            }
+            let body = encode_coverage(file.contig.as_deref().unwrap_or_default(), &bins)?;
+            let path = new_path(&file.path);
+            let size = body.len() as u64;
+            store.put_new_file(&path, body).await?;
+            add.push(FileEntry {
+                path: path.clone(),
+                bytes: size,
+                ..file.clone()
+            });
+            remove.push(file.path.clone());
+            done.coverage_files += 1;
         }
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! cohortdb ingest: VCF and BCF (plain, gzip or BGZF; files or standard input) into a store.
+//! cohortdb ingest: VCF and BCF (plain, gzip or BGZF; files or standard input) into a store,
+//! and read depth of BAM/CRAM files as coverage bitmaps ([`ingest_bam`]).
 //!
 //! Inputs are decompressed in parallel (BGZF blocks on rayon), parsed in parallel batches of
 //! whole records with a fast path for common diploid calls, split into one row per ALT allele
@@ -14,8 +15,11 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bam_depth;
+mod bam_input;
 mod bcf_record;
 mod byte_source;
+mod coverage_job;
 mod error;
 pub mod format_fields;
 pub mod genotype_accumulator;
@@ -28,6 +32,7 @@ mod site_fields;
 pub mod vcf_header;
 pub mod vcf_record;
 
+pub use coverage_job::{CoverageOptions, CoverageSummary, ingest_bam};
 pub use error::{IngestError, RecordLocation, Result};
 pub use ingest_job::{IngestOptions, IngestSummary, encode_contig, ingest_vcf};
 pub use input_reader::Shard;

@@ -15,6 +15,7 @@
 
 pub mod audit_log;
 mod commit_log;
+pub mod coverage_bins;
 mod error;
 pub mod fragment_builder;
 pub mod fragment_schema;

@@ -23,6 +23,8 @@ pub enum CommitKind {
     Compact,
     /// A named cohort saved or redefined.
     Cohort,
+    /// Coverage bins added from BAM/CRAM.
+    Coverage,
 }
 
 /// The kind of a data file.
@@ -37,6 +39,9 @@ pub enum FileKind {
     Phenotypes,
     /// A named cohort's definition under `cohorts/<name>/` (JSON; its name in `table`).
     Cohort,
+    /// Coverage bins of one contig under `coverage/contig=<name>/` (see
+    /// [`crate::coverage_bins`]).
+    Coverage,
 }
 
 /// Scalar type of a typed INFO or FORMAT column.

@@ -1,0 +1,263 @@
+//! `ingest bam` and `coverage` against mosdepth 0.3.3: for every 1 kb bin of the simulated
+//! 5-30x samples (`bam/`), each sample is covered at a threshold exactly when mosdepth's
+//! window mean (`--by 1000`) reaches it, with default flags and with `-Q 1`; the same for a
+//! real CRAM against mosdepth on its BAM. Withdrawal removes a sample from every bin, and a
+//! truncated BAM is refused with the store unchanged.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod oracle_support;
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+
+use oracle_support::*;
+
+const THRESHOLDS: [u32; 3] = [5, 10, 20];
+
+/// mosdepth's `regions.bed.gz`: (contig, 1-based start) -> mean depth, printed with 2 decimals.
+fn mosdepth_means(prefix: &str) -> BTreeMap<(String, i64), f64> {
+    let path = shared_dir().join(format!("testdata/bam/mosdepth/{prefix}.regions.bed.gz"));
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    std::io::BufReader::new(flate2::read::MultiGzDecoder::new(file))
+        .lines()
+        .map(|line| {
+            let line = line.unwrap();
+            let f: Vec<&str> = line.split('\t').collect();
+            let start: i64 = f[1].parse().unwrap();
+            ((f[0].to_string(), start + 1), f[3].parse().unwrap())
+        })
+        .collect()
+}
+
+/// `coverage` rows of one sample: (contig, start, min_depth) -> covered (0 or 1).
+fn covered(store: &str, sample: &str, regions: &str) -> BTreeMap<(String, i64, u32), i64> {
+    tsv_rows(&cohortdb(&["coverage", "--store", store, "-r", regions, "-s", sample]).unwrap())
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r[4], "1", "one sample in the cohort: {r:?}");
+            (
+                (r[0].clone(), r[1].parse().unwrap(), r[3].parse().unwrap()),
+                r[5].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Checks every bin x threshold of `sample` against mosdepth's means; a mean printed within
+/// 0.005 of a threshold is ambiguous after rounding and skipped. Returns the bins compared.
+fn assert_matches_mosdepth(
+    store: &str,
+    sample: &str,
+    regions: &str,
+    prefix: &str,
+    thresholds: &[u32],
+) -> usize {
+    let means = mosdepth_means(prefix);
+    let ours = covered(store, sample, regions);
+    let (mut compared, mut ambiguous) = (0, 0);
+    for ((contig, start), mean) in &means {
+        if !regions.split(',').any(|r| r == contig) {
+            continue;
+        }
+        for &t in thresholds {
+            let got = ours
+                .get(&(contig.clone(), *start, t))
+                .unwrap_or_else(|| panic!("{prefix}: no bin {contig}:{start} at {t}x"));
+            if (mean - f64::from(t)).abs() <= 0.005 {
+                ambiguous += 1;
+                continue;
+            }
+            let expected = i64::from(*mean >= f64::from(t));
+            assert_eq!(
+                *got, expected,
+                "{prefix} {contig}:{start} at {t}x, mosdepth mean {mean}"
+            );
+            compared += 1;
+        }
+    }
+    assert!(
+        ambiguous * 100 <= compared,
+        "{prefix}: {ambiguous} ambiguous of {compared}"
+    );
+    assert_eq!(
+        ours.len(),
+        compared + ambiguous,
+        "{prefix}: bins mosdepth does not have"
+    );
+    compared
+}
+
+fn bam(name: &str) -> String {
+    shared_dir()
+        .join("testdata/bam")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn thresholds_arg() -> String {
+    THRESHOLDS.map(|t| t.to_string()).join(",")
+}
+
+#[test]
+fn cohort_coverage_per_bin_equals_mosdepth_means() {
+    let (_dir, store) = new_store();
+    let samples = ["sampleA", "sampleB", "sampleC"];
+    // Inputs under neutral names: a path naming the sample would stay in the log's
+    // operation text (see docs/store-format.md).
+    let inputs = tempfile::tempdir().unwrap();
+    let files: Vec<String> = samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let copy = inputs.path().join(format!("input{i}.bam"));
+            std::fs::copy(bam(&format!("{s}.bam")), &copy).unwrap();
+            copy.display().to_string()
+        })
+        .collect();
+    let mut args = vec!["ingest", "bam", "--store", &store, "--thresholds"];
+    let thresholds = thresholds_arg();
+    args.push(&thresholds);
+    args.extend(files.iter().map(String::as_str));
+    cohortdb(&args).unwrap();
+    let regions = "chrS1,chrS2,chrE";
+    let mut compared = 0;
+    for sample in samples {
+        compared += assert_matches_mosdepth(&store, sample, regions, sample, &THRESHOLDS);
+    }
+    assert!(compared > 3 * 250 * 3 - 30, "{compared}");
+
+    // The whole cohort: each bin's count is the number of samples whose mosdepth mean
+    // reaches the threshold; after sampleA withdraws, of the two others.
+    let means: Vec<_> = samples.iter().map(|s| mosdepth_means(s)).collect();
+    let expect_counts = |members: &[usize]| {
+        let rows = tsv_rows(
+            &cohortdb(&["coverage", "--store", &store, "-r", "chrS1:90001-120000"]).unwrap(),
+        );
+        assert_eq!(rows.len(), 30 * THRESHOLDS.len());
+        for r in &rows {
+            assert_eq!(r[4], members.len().to_string(), "{r:?}");
+            let (key, t) = (
+                (r[0].clone(), r[1].parse::<i64>().unwrap()),
+                r[3].parse::<f64>().unwrap(),
+            );
+            let expected = members.iter().filter(|&&m| means[m][&key] >= t).count();
+            assert_eq!(r[5], expected.to_string(), "{r:?}");
+        }
+    };
+    expect_counts(&[0, 1, 2]);
+    cohortdb(&["admin", "withdraw", "--store", &store, "sampleA"]).unwrap();
+    expect_counts(&[1, 2]);
+    // Named explicitly, a withdrawn sample is in no cohort.
+    let rows = tsv_rows(
+        &cohortdb(&[
+            "coverage", "--store", &store, "-r", "chrS1", "-s", "sampleA",
+        ])
+        .unwrap(),
+    );
+    assert_eq!(rows.len(), 200 * THRESHOLDS.len());
+    assert!(rows.iter().all(|r| r[4] == "0" && r[5] == "0"));
+
+    // Purge rewrites every coverage file without sampleA; the answers stay the same.
+    let out = cohortdb(&["admin", "purge", "--store", &store]).unwrap();
+    assert!(!out.contains(" 0 coverage file(s)"), "{out}");
+    expect_counts(&[1, 2]);
+    // After vacuum no file holds sampleA's ID or index 0 in any bitmap.
+    cohortdb(&["admin", "vacuum", "--store", &store, "--older-than", "0s"]).unwrap();
+    assert_eq!(scan_store(&store, &["sampleA".into()], &["0".into()]), 0);
+}
+
+#[test]
+fn mapping_quality_threshold_equals_mosdepth_q1() {
+    let (_dir, store) = new_store();
+    let thresholds = thresholds_arg();
+    cohortdb(&[
+        "ingest",
+        "bam",
+        "--store",
+        &store,
+        "-Q",
+        "1",
+        "--thresholds",
+        &thresholds,
+        &bam("sampleA.bam"),
+    ])
+    .unwrap();
+    let compared = assert_matches_mosdepth(
+        &store,
+        "sampleA",
+        "chrS1,chrS2,chrE",
+        "sampleA.mapq1",
+        &THRESHOLDS,
+    );
+    assert!(compared > 700, "{compared}");
+}
+
+#[test]
+fn a_cram_file_gives_mosdepths_windows_of_its_bam() {
+    let (_dir, store) = new_store();
+    let cram = shared_dir().join("testdata/htsget-rs/cram/htsnexus_test_NA12878.cram");
+    cohortdb(&[
+        "ingest",
+        "bam",
+        "--store",
+        &store,
+        "--bin-size",
+        "10000",
+        "--thresholds",
+        "1,5,10",
+        &cram.display().to_string(),
+    ])
+    .unwrap();
+    let samples = tsv_rows(&cohortdb(&["samples", "--store", &store]).unwrap());
+    let sample = samples
+        .iter()
+        .find(|r| r[0] != "sample_idx")
+        .map(|r| r[1].clone())
+        .unwrap();
+    let compared =
+        assert_matches_mosdepth(&store, &sample, "11,20", "htsnexus_NA12878", &[1, 5, 10]);
+    assert!(compared > 1000, "{compared}");
+}
+
+#[test]
+fn a_truncated_bam_is_refused_and_the_store_is_unchanged() {
+    let (_dir, store) = new_store();
+    cohortdb(&["ingest", "bam", "--store", &store, &bam("sampleC.bam")]).unwrap();
+    let before = cohortdb(&["info", "--store", &store]).unwrap();
+    let truncated = shared_dir().join("testdata/curated/invalid/derived/truncated.bam");
+    let err = cohortdb(&[
+        "ingest",
+        "bam",
+        "--store",
+        &store,
+        &bam("sampleB.bam"),
+        &truncated.display().to_string(),
+    ])
+    .unwrap_err();
+    assert!(err.contains("truncated.bam"), "{err}");
+    assert_eq!(cohortdb(&["info", "--store", &store]).unwrap(), before);
+    // Two files of one sample, and a file without a sample name, are refused too.
+    let err = cohortdb(&[
+        "ingest",
+        "bam",
+        "--store",
+        &store,
+        &bam("sampleB.bam"),
+        &bam("sampleB.bam"),
+    ])
+    .unwrap_err();
+    assert!(err.contains("also the sample of"), "{err}");
+    let no_sample = shared_dir().join("testdata/htslib/no_hdr_sq_1.bam");
+    let err = cohortdb(&[
+        "ingest",
+        "bam",
+        "--store",
+        &store,
+        &no_sample.display().to_string(),
+    ])
+    .unwrap_err();
+    assert!(err.contains("SM"), "{err}");
+    assert_eq!(cohortdb(&["info", "--store", &store]).unwrap(), before);
+}
