@@ -37,6 +37,7 @@ fn bench(c: &mut Criterion) {
             header: &header,
             sample_base: 0,
             format_fields: &[],
+            keep_reference_blocks: false,
         };
         group.bench_function(name, |b| {
             b.iter(|| {

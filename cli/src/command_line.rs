@@ -327,6 +327,13 @@ pub(crate) enum IngestCommand {
         /// -0`); by default they are missing there.
         #[arg(long)]
         missing_as_ref: bool,
+        /// gVCF: a reference block calls a sample hom-ref only where its GQ reaches this.
+        #[arg(long)]
+        gvcf_min_gq: Option<i32>,
+        /// gVCF: a reference block calls a sample hom-ref only where its MIN_DP (or DP)
+        /// reaches this.
+        #[arg(long)]
+        gvcf_min_dp: Option<i32>,
         /// Input files.
         #[arg(required = true)]
         files: Vec<String>,

@@ -75,6 +75,8 @@ async fn run(command: Command) -> CliResult {
             format_fields,
             shard,
             missing_as_ref,
+            gvcf_min_gq,
+            gvcf_min_dp,
             files,
         }) => {
             let store = Store::open_or_create(&store)?;
@@ -86,6 +88,10 @@ async fn run(command: Command) -> CliResult {
                     .collect(),
                 shard,
                 missing_as_ref,
+                block_thresholds: cohortdb_ingest::BlockThresholds {
+                    min_gq: gvcf_min_gq,
+                    min_dp: gvcf_min_dp,
+                },
                 ..IngestOptions::default()
             };
             let summary = ingest_vcf(&store, &files, &options).await?;

@@ -8,7 +8,7 @@
 
 mod oracle_support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use oracle_support::*;
 
@@ -146,4 +146,207 @@ fn counts_and_carriers_across_batches_equal_bcftools_merge() {
     let want = bcftools_counts(&restricted);
     let differ: Vec<_> = kept.symmetric_difference(&want).take(6).collect();
     assert!(differ.is_empty(), "against the full slice: {differ:?}");
+}
+
+/// The 50 GATK gVCFs of `hail/gvcfs/1kg_chr22`, one sample each.
+fn gvcf_files() -> Vec<String> {
+    let dir = shared_dir().join("testdata/hail/gvcfs/1kg_chr22");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.ends_with(".g.vcf.gz"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 50);
+    files
+}
+
+/// Per position, how many of the gVCFs have a called reference block of one base there
+/// (`END` = `POS` or no `END`) with GQ and MIN_DP at least `min`.
+fn single_base_blocks(files: &[String], min: (i64, i64)) -> HashMap<String, i64> {
+    let mut counts = HashMap::new();
+    for file in files {
+        let format = "%POS\t%ALT\t%INFO/END\t[%GT\t%GQ\t%MIN_DP]\n";
+        for line in run("bcftools", &["query", "-f", format, file])
+            .unwrap()
+            .lines()
+        {
+            let f: Vec<&str> = line.split('\t').collect();
+            let value = |i: usize| f[i].parse::<i64>().unwrap_or(-1);
+            if f[1] == "<NON_REF>"
+                && (f[2] == "." || f[2] == f[0])
+                && f[3] != "./."
+                && value(4) >= min.0
+                && value(5) >= min.1
+            {
+                *counts.entry(f[0].to_string()).or_insert(0) += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// `pos ref alt ac an` per ALT of `bcftools merge --gvcf` of `files`, split with `norm -m-`.
+fn merged_gvcf_counts(dir: &std::path::Path, files: &[String]) -> String {
+    let list = dir.join("gvcfs.txt");
+    std::fs::write(&list, files.join("\n") + "\n").unwrap();
+    sh(&format!(
+        "bcftools merge --no-version --gvcf - -l {} | bcftools norm --no-version -m- 2>/dev/null \
+         | bcftools view --no-version -e 'ALT=\"<NON_REF>\"' | bcftools +fill-tags -- -t AC,AN \
+         2>/dev/null | bcftools query -f '%POS\\t%REF\\t%ALT\\t%AC\\t%AN\\n'",
+        list.display()
+    ))
+    .unwrap()
+}
+
+/// gVCF ingest: variant records become fragments (without the `<NON_REF>` allele), reference
+/// blocks become callability, so a sample without a record at a site is hom-ref where one of
+/// its blocks covers the position and missing elsewhere. Counts equal `bcftools merge --gvcf`
+/// of the 50 gVCFs, split with `bcftools norm -m-`, except for one documented class: a
+/// one-base block at the position of an indel is hom-ref here, while bcftools keeps it as a
+/// separate REF-only record that `-m both` does not merge with the indel (missing there).
+/// With `--gvcf-min-gq 10 --gvcf-min-dp 3` they equal the same merge of the gVCFs whose
+/// failing blocks `bcftools filter -S .` set to no-call.
+#[test]
+fn gvcf_reference_blocks_give_exact_an_as_bcftools_merge_gvcf() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = gvcf_files();
+    for thresholds in [None, Some((10, 3))] {
+        let store = tmp
+            .path()
+            .join(format!("store{thresholds:?}"))
+            .display()
+            .to_string();
+        // Two ingests of 25 files: 50 batches, merged at read time.
+        let (gq, dp) = thresholds.unwrap_or((0, 0));
+        let (gq, dp) = (gq.to_string(), dp.to_string());
+        for half in files.chunks(25) {
+            let mut args = vec!["ingest", "vcf", "--store", &store];
+            if thresholds.is_some() {
+                args.extend(["--gvcf-min-gq", &gq, "--gvcf-min-dp", &dp]);
+            }
+            args.extend(half.iter().map(String::as_str));
+            cohortdb(&args).unwrap();
+        }
+        let inputs: Vec<String> = match thresholds {
+            None => files.clone(),
+            Some((gq, dp)) => files
+                .iter()
+                .enumerate()
+                .map(|(i, file)| {
+                    let out = tmp
+                        .path()
+                        .join(format!("filtered{i}.g.vcf.gz"))
+                        .display()
+                        .to_string();
+                    let expr =
+                        format!("N_ALT=1 && ALT=\"<NON_REF>\" && (FMT/GQ<{gq} || FMT/MIN_DP<{dp})");
+                    run(
+                        "bcftools",
+                        &[
+                            "filter",
+                            "--no-version",
+                            "-S",
+                            ".",
+                            "-e",
+                            &expr,
+                            file,
+                            "-Oz",
+                            "-o",
+                            &out,
+                        ],
+                    )
+                    .unwrap();
+                    run("tabix", &["-p", "vcf", &out]).unwrap();
+                    out
+                })
+                .collect(),
+        };
+        let oracle = merged_gvcf_counts(tmp.path(), &inputs);
+        let ours: HashMap<(String, String, String), (i64, i64)> =
+            tsv_rows(&cohortdb(&["af", "--store", &store, "-r", "chr22"]).unwrap())
+                .into_iter()
+                .map(|r| {
+                    let counts = (r[4].parse().unwrap(), r[5].parse().unwrap());
+                    ((r[1].clone(), r[2].clone(), r[3].clone()), counts)
+                })
+                .collect();
+        let singles = single_base_blocks(&files, thresholds.unwrap_or((0, 0)));
+        let (mut rows, mut adjusted, mut an_total) = (0, 0, 0);
+        for line in oracle.lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            let (ac, an): (i64, i64) = (f[3].parse().unwrap(), f[4].parse().unwrap());
+            let indel = f[1].len() != 1 || f[2].len() != 1;
+            let extra = if indel {
+                2 * singles.get(f[0]).copied().unwrap_or(0)
+            } else {
+                0
+            };
+            let got = ours
+                .get(&(f[0].to_string(), f[1].to_string(), f[2].to_string()))
+                .unwrap_or_else(|| panic!("no row for {line}"));
+            assert_eq!(
+                *got,
+                (ac, an + extra),
+                "{thresholds:?} {line} (one-base blocks: {extra})"
+            );
+            rows += 1;
+            adjusted += usize::from(extra > 0);
+            an_total += an;
+        }
+        assert_eq!(rows, ours.len(), "rows bcftools does not have");
+        assert!(
+            rows > 500 && adjusted > 0 && adjusted * 20 < rows,
+            "{rows} rows, {adjusted} adjusted"
+        );
+        // The thresholds take most of these low-coverage blocks away.
+        match thresholds {
+            None => assert!(an_total > 40_000, "{an_total}"),
+            Some(_) => assert!(an_total < 10_000, "{an_total}"),
+        }
+    }
+}
+
+/// A DeepVariant gVCF (`<*>` blocks): its variant records are stored without `<*>`, with the
+/// counts `bcftools +fill-tags` gives them, and its blocks become no rows.
+#[test]
+fn deepvariant_gvcf_blocks_are_callability_not_rows() {
+    let (_dir, store) = new_store();
+    let file = shared_dir()
+        .join("testdata/curated/edge_cases/gvcf/glnexus__extracted__deepvariant__NA12878.gvcf")
+        .display()
+        .to_string();
+    cohortdb(&["ingest", "vcf", "--store", &store, &file]).unwrap();
+    let want: BTreeSet<String> = sh(&format!(
+        "bcftools norm --no-version -m- {file} 2>/dev/null | bcftools view --no-version \
+         -e 'ALT=\"<*>\"' | bcftools +fill-tags -- -t AC,AN 2>/dev/null \
+         | bcftools query -f '%POS\\t%REF\\t%ALT\\t%AC\\t%AN\\n'"
+    ))
+    .unwrap()
+    .lines()
+    .map(str::to_string)
+    .collect();
+    let got: BTreeSet<String> =
+        tsv_rows(&cohortdb(&["af", "--store", &store, "-r", "chr21"]).unwrap())
+            .into_iter()
+            .map(|r| r[1..6].join("\t"))
+            .collect();
+    assert!(want.len() > 5, "{want:?}");
+    assert_eq!(got, want);
+    let blocks = std::fs::read_dir(std::path::Path::new(&store).join("coverage/contig=chr21"))
+        .unwrap()
+        .count();
+    assert_eq!(blocks, 1, "one reference-block file");
+    // Export writes the variant records back without `<*>`.
+    let out = std::path::Path::new(&store)
+        .with_extension("vcf")
+        .display()
+        .to_string();
+    cohortdb(&["export", "--store", &store, "-O", "v", "-o", &out]).unwrap();
+    let query = "bcftools query -f '%POS %REF %ALT [%GT]\\n'";
+    let original = sh(&format!(
+        "bcftools view --no-version -e 'N_ALT=1 && ALT=\"<*>\"' {file} 2>/dev/null | {query} 2>/dev/null | sed 's/,<\\*>//'"
+    ))
+    .unwrap();
+    assert_eq!(sh(&format!("{query} {out}")).unwrap(), original);
 }

@@ -16,9 +16,11 @@ use rand::{SeedableRng, rngs::StdRng};
 type Counts = BTreeMap<(String, String, String, String), Vec<(i64, i64, i64, i64)>>;
 
 fn bcftools_counts(file: &str, samples: Option<&str>) -> Result<Counts, String> {
+    // gVCF reference blocks are callability, not records (docs/ingest.md).
+    let blocks = "-e 'N_ALT=1 && (ALT=\"<NON_REF>\" || ALT=\"<*>\")'";
     let view = match samples {
-        Some(list) => format!("bcftools view --no-version -S {list} '{file}' -Ou"),
-        None => format!("bcftools view --no-version '{file}' -Ou"),
+        Some(list) => format!("bcftools view --no-version {blocks} -S {list} '{file}' -Ou"),
+        None => format!("bcftools view --no-version {blocks} '{file}' -Ou"),
     };
     // INFO/AC and AN already in the file are dropped first: bcftools keeps them untouched
     // where there are no samples to recount, and cohortdb counts genotypes only.
@@ -35,6 +37,10 @@ fn bcftools_counts(file: &str, samples: Option<&str>) -> Result<Counts, String> 
         let (ac, het, hom) = (split(f[4]), split(f[6]), split(f[7]));
         let an: i64 = f[5].parse().unwrap_or(0);
         for (i, alt) in alts.iter().enumerate() {
+            // gVCF's symbolic "any other allele" is not stored.
+            if *alt == "<NON_REF>" || *alt == "<*>" {
+                continue;
+            }
             let key = (
                 f[0].to_string(),
                 f[1].to_string(),

@@ -13,11 +13,29 @@ use rand::{SeedableRng, rngs::StdRng};
 
 const QUERY: &str = "%CHROM\\t%POS\\t%REF\\t%ALT[\\t%GT]\\n";
 
+/// gVCF reference blocks are callability, not records (docs/ingest.md): the oracle input
+/// leaves them out.
+const NOT_BLOCKS: &str = "-e 'N_ALT=1 && (ALT=\"<NON_REF>\" || ALT=\"<*>\")'";
+
+/// A `QUERY` line without gVCF's symbolic `<NON_REF>`/`<*>` allele, which cohortdb does not
+/// store.
+fn without_symbolic_allele(line: &str) -> String {
+    let mut fields: Vec<String> = line.split('\t').map(str::to_string).collect();
+    if let Some(alt) = fields.get_mut(3) {
+        let kept: Vec<&str> = alt
+            .split(',')
+            .filter(|a| *a != "<NON_REF>" && *a != "<*>")
+            .collect();
+        *alt = kept.join(",");
+    }
+    fields.join("\t")
+}
+
 /// `bcftools query` lines of `file` (after `args`), sorted: records at one position may come
 /// in another order.
 fn genotype_lines(file: &str, args: &str) -> Result<Vec<String>, String> {
     let text = sh(&format!("bcftools query {args} -f '{QUERY}' '{file}'"))?;
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut lines: Vec<String> = text.lines().map(without_symbolic_allele).collect();
     lines.sort();
     Ok(lines)
 }
@@ -36,7 +54,7 @@ fn check_file(file: &str, failures: &mut Vec<String>) -> bool {
     let path = |name: &str| dir.path().join(name).display().to_string();
     let indexed = path("input.vcf.gz");
     if sh(&format!(
-        "bcftools view --no-version -Oz -o '{indexed}' '{file}' && bcftools index -f '{indexed}'"
+        "bcftools view --no-version {NOT_BLOCKS} -Oz -o '{indexed}' '{file}' && bcftools index -f '{indexed}'"
     ))
     .is_err()
     {
@@ -102,7 +120,8 @@ fn check_file(file: &str, failures: &mut Vec<String>) -> bool {
     let Ok(expected) = expected else {
         return false;
     };
-    let expected: Vec<String> = expected.lines().map(str::to_string).collect();
+    let mut expected: Vec<String> = expected.lines().map(without_symbolic_allele).collect();
+    expected.sort();
     for (kind, name) in [("b", "part.bcf"), ("z", "part.vcf.gz")] {
         let out = path(name);
         let mut args = vec![

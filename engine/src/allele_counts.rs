@@ -12,6 +12,7 @@ use roaring::RoaringBitmap;
 use crate::access_policy::Tier;
 use crate::cohort_engine::CohortEngine;
 use crate::error::Result;
+use crate::reference_blocks::ReferenceBlocks;
 use crate::region::Region;
 use crate::site_cache::SiteRows;
 
@@ -50,14 +51,16 @@ struct MergedSite {
     /// Per batch with a record at the site, its first one (batch, (group, row)): whose called
     /// samples count for the rows of the site that batch does not hold.
     called: Vec<(usize, (usize, usize))>,
-    /// `--missing-as-ref` batches without a record at the site: their samples, hom-ref.
+    /// Samples of batches without a record at the site that are hom-ref there: every sample
+    /// of a `--missing-as-ref` batch, and those a gVCF reference block covers.
     filled: Vec<Arc<RoaringBitmap>>,
 }
 
 /// The rows of `regions`, merged across batches as `bcftools merge` (its default `-m both`)
 /// merges the batch files: one row per (contig, pos, ref, alt), a site being the rows of one
 /// (contig, pos, ref) that are all SNPs or all other variants. A batch without a record at a
-/// site leaves its samples missing there (no AN), or hom-ref with `--missing-as-ref`. Within
+/// site leaves its samples missing there (no AN), or hom-ref with `--missing-as-ref` or where
+/// one of its gVCF reference blocks covers the position (as `bcftools merge --gvcf`). Within
 /// one batch nothing merges: its rows are the input's. Ordered by contig, position, then input
 /// order (record, then ALT).
 pub(crate) struct SiteSelection {
@@ -77,6 +80,7 @@ impl SiteSelection {
         groups: Vec<(Arc<SiteRows>, Batch)>,
         batches: &[(Batch, Arc<RoaringBitmap>)],
         regions: &[Region],
+        blocks: &ReferenceBlocks,
     ) -> Self {
         use std::collections::hash_map::Entry;
         type SiteKey = (Arc<str>, i64, String, bool);
@@ -157,11 +161,21 @@ impl SiteSelection {
                 }
             }
         }
-        // Missing-as-ref batches absent at a site are hom-ref there.
-        for (site, present) in site_of.values() {
+        // Batches absent at a site: `--missing-as-ref` ones are hom-ref there, the others
+        // where a gVCF reference block of theirs covers the position.
+        for ((contig, pos, ..), (site, present)) in &site_of {
+            let mut absent = RoaringBitmap::new();
             for (b, (batch, samples)) in batches.iter().enumerate() {
-                if batch.missing_as_ref && !present[b] {
-                    sites[*site].filled.push(samples.clone());
+                match (present[b], batch.missing_as_ref) {
+                    (true, _) => {}
+                    (false, true) => sites[*site].filled.push(samples.clone()),
+                    (false, false) => absent |= samples.as_ref(),
+                }
+            }
+            if !blocks.is_empty() && !absent.is_empty() {
+                let called = blocks.hom_ref_at(contig, *pos, &absent);
+                if !called.is_empty() {
+                    sites[*site].filled.push(Arc::new(called));
                 }
             }
         }
@@ -322,7 +336,12 @@ impl CohortEngine {
             .into_iter()
             .map(|(rows, i)| (rows, batch_of(i)))
             .collect();
-        Ok(SiteSelection::new(groups, &batches, regions))
+        let blocks = if batches.len() > 1 {
+            self.reference_blocks(regions).await?
+        } else {
+            ReferenceBlocks::default()
+        };
+        Ok(SiteSelection::new(groups, &batches, regions, &blocks))
     }
 
     /// `set` for counting: `None` when it is every registered sample, so whole bitmaps are

@@ -51,6 +51,7 @@ pub mod genotypes_view;
 pub mod named_cohorts;
 mod phenotype_schema;
 pub mod purge;
+mod reference_blocks;
 mod region;
 pub mod regression;
 mod sample_selection;

@@ -280,7 +280,7 @@ impl CohortEngine {
         Ok(())
     }
 
-    /// Coverage files whose bitmaps name a withdrawn participant, written back without them.
+    /// Coverage and reference-block files whose bitmaps name a withdrawn participant, written back without them.
     async fn rewrite_coverage(
         &self,
         withdrawn: &RoaringBitmap,
@@ -294,7 +294,7 @@ impl CohortEngine {
             .state
             .files
             .values()
-            .filter(|f| f.kind == FileKind::Coverage)
+            .filter(|f| matches!(f.kind, FileKind::Coverage | FileKind::RefBlocks))
             .cloned()
             .collect();
         for file in files {

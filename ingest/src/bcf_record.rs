@@ -264,6 +264,10 @@ pub fn parse_bcf_record(
         info.push((def_idx, values));
     }
     let mut acc = GenotypeAccumulator::new(n_allele, ctx.sample_base, n_sample);
+    // A gVCF reference block keeps the values of its called reference samples too.
+    let reference_too = ctx.keep_reference_blocks
+        && !alleles.is_empty()
+        && alleles.iter().all(|a| crate::site::is_gvcf_other_allele(a));
     let gt_key = ctx.header.string_dict.iter().position(|s| s == "GT");
     let mut c = Cursor {
         bytes: indiv,
@@ -330,7 +334,7 @@ pub fn parse_bcf_record(
             }
             acc.add_call(ctx.sample_base + s as u32, &alleles, phased);
             let alts = called_alts(alleles.iter().copied());
-            if !alts.is_empty() {
+            if !alts.is_empty() || (reference_too && alleles.iter().any(Option::is_some)) {
                 carriers.push(CarrierFormat {
                     sample_idx: s as u32,
                     alts,

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use crate::error::{IngestError, Result};
 use crate::format_fields::{format_columns, kept_format_fields};
 use crate::input_reader::{InputReader, Shard, parse_batch};
+use crate::reference_blocks::{BlockThresholds, EncodedBlocks, ReferenceBlocks};
 use crate::site::info_columns;
 use crate::site_fields::RecordContext;
 
@@ -34,6 +35,9 @@ pub struct IngestOptions {
     /// The batch's samples are hom-ref at sites where it has no record (`bcftools merge -0`);
     /// otherwise they are missing there.
     pub missing_as_ref: bool,
+    /// gVCF reference blocks call a sample hom-ref only where its GQ and depth (`MIN_DP`, or
+    /// `DP` where a block has no `MIN_DP`) reach these (missing values fail).
+    pub block_thresholds: BlockThresholds,
 }
 
 impl Default for IngestOptions {
@@ -46,6 +50,7 @@ impl Default for IngestOptions {
                 .to_vec(),
             shard: None,
             missing_as_ref: false,
+            block_thresholds: BlockThresholds::default(),
         }
     }
 }
@@ -290,12 +295,33 @@ async fn write_all(
     options: &IngestOptions,
     written: &mut Vec<FileEntry>,
 ) -> Result<u64> {
-    let (tx, mut rx) = mpsc::channel::<BatchFragment>(2);
+    let (tx, mut rx) = mpsc::channel::<BatchOutput>(2);
     let missing_as_ref = options.missing_as_ref;
     let options = options.clone();
     let reader = tokio::task::spawn_blocking(move || read_inputs(planned, &options, &tx));
     let mut columns = Vec::new();
-    while let Some((fragment, range)) = rx.recv().await {
+    while let Some((output, range)) = rx.recv().await {
+        let fragment = match output {
+            Output::Fragment(fragment) => fragment,
+            Output::Blocks(blocks) => {
+                let path = format!(
+                    "coverage/contig={}/{}.parquet",
+                    encode_contig(&blocks.contig),
+                    uuid::Uuid::new_v4()
+                );
+                let bytes = blocks.parquet.len() as u64;
+                store.put_new_file(&path, blocks.parquet).await?;
+                written.push(FileEntry {
+                    contig: Some(blocks.contig),
+                    min_pos: Some(blocks.min_pos),
+                    max_pos: Some(blocks.max_pos),
+                    max_end: Some(blocks.max_pos),
+                    sample_range: Some(range),
+                    ..FileEntry::new(path, FileKind::RefBlocks, blocks.rows, bytes)
+                });
+                continue;
+            }
+        };
         columns = merge_extra_columns(&columns, fragment.extras.iter().cloned())?;
         let path = format!(
             "variants/contig={}/{}.parquet",
@@ -335,7 +361,7 @@ pub fn encode_contig(contig: &str) -> String {
 fn read_inputs(
     planned: Vec<PlannedInput>,
     options: &IngestOptions,
-    tx: &mpsc::Sender<BatchFragment>,
+    tx: &mpsc::Sender<BatchOutput>,
 ) -> Result<u64> {
     let progress = options.progress.then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -354,16 +380,27 @@ fn read_inputs(
         let header = reader.header.clone();
         let range = [sample_base, sample_base + header.samples.len() as u32];
         let name = reader.name().to_string();
-        let format_fields = kept_format_fields(&header, &options.format_fields);
+        let mut wanted = options.format_fields.clone();
+        let thresholds = options.block_thresholds;
+        if thresholds.is_active() {
+            for id in ["GQ", "MIN_DP", "DP"] {
+                if !wanted.iter().any(|w| w == id) {
+                    wanted.push(id.to_string());
+                }
+            }
+        }
+        let format_fields = kept_format_fields(&header, &wanted);
         let ctx = RecordContext {
             file: &name,
             header: &header,
             sample_base,
             format_fields: &format_fields,
+            keep_reference_blocks: thresholds.is_active(),
         };
         let mut extras = info_columns(&header);
         extras.extend(format_columns(&format_fields));
         let mut builders: HashMap<String, FragmentBuilder> = HashMap::new();
+        let mut blocks = ReferenceBlocks::new(thresholds, &format_fields);
         let mut buffered = 0usize;
         while let Some(mut batch) = reader.next_batch()? {
             if let Some(shard) = options.shard {
@@ -372,6 +409,10 @@ fn read_inputs(
             let sites = parse_batch(&batch, reader.format, &ctx)?;
             records += sites.len() as u64;
             for site in &sites {
+                if site.is_reference_block() {
+                    blocks.add(site);
+                    continue;
+                }
                 let builder = builders
                     .entry(site.contig.clone())
                     .or_insert_with(|| FragmentBuilder::new(&site.contig, extras.clone()));
@@ -402,6 +443,9 @@ fn read_inputs(
         for builder in rest {
             send(builder, range, tx)?;
         }
+        for output in blocks.finish()? {
+            let _ = tx.blocking_send((Output::Blocks(output), range));
+        }
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();
@@ -409,15 +453,21 @@ fn read_inputs(
     Ok(records)
 }
 
-/// A finished fragment and the `sample_idx` range of its batch.
-type BatchFragment = (EncodedFragment, [u32; 2]);
+/// A file the reader finished: a variant fragment, or a contig's gVCF reference blocks.
+enum Output {
+    Fragment(EncodedFragment),
+    Blocks(EncodedBlocks),
+}
 
-fn send(builder: FragmentBuilder, range: [u32; 2], tx: &mpsc::Sender<BatchFragment>) -> Result<()> {
+/// A finished file and the `sample_idx` range of its batch.
+type BatchOutput = (Output, [u32; 2]);
+
+fn send(builder: FragmentBuilder, range: [u32; 2], tx: &mpsc::Sender<BatchOutput>) -> Result<()> {
     if builder.rows() == 0 {
         return Ok(());
     }
     let fragment = builder.finish()?;
     // The receiver only goes away when the upload side failed; its error is reported there.
-    let _ = tx.blocking_send((fragment, range));
+    let _ = tx.blocking_send((Output::Fragment(fragment), range));
     Ok(())
 }

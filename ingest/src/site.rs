@@ -125,7 +125,28 @@ fn row_value(def: &FieldDef, values: &InfoValues, alt_index: usize) -> ExtraValu
     }
 }
 
+/// Whether an ALT allele is gVCF's symbolic "any other allele" (GATK `<NON_REF>`,
+/// DeepVariant and bcftools `<*>`).
+pub fn is_gvcf_other_allele(alt: &str) -> bool {
+    alt == "<NON_REF>" || alt == "<*>"
+}
+
 impl EncodedSite {
+    /// Whether the record is a gVCF reference block: every ALT is [`is_gvcf_other_allele`]
+    /// (its span is `pos..=end_pos`, from INFO/END).
+    pub fn is_reference_block(&self) -> bool {
+        !self.alts.is_empty() && self.alts.iter().all(|a| is_gvcf_other_allele(a))
+    }
+
+    /// The samples a reference block calls (its called genotypes; they are all
+    /// reference-only in a well-formed gVCF).
+    pub fn called_samples(&self) -> roaring::RoaringBitmap {
+        let [diploid, haploid, ..] = &self.genotypes.site_bitmaps;
+        let read =
+            |b: &[u8]| cohortdb_store::genotype_bitmaps::deserialize_bitmap(b).unwrap_or_default();
+        read(diploid) | read(haploid)
+    }
+
     /// Appends one row per ALT (or one row with ALT `.` for a site without ALT) to `builder`,
     /// whose extra columns are [`info_columns`] of `header`, then
     /// [`crate::format_fields::format_columns`] of `format_fields`.
@@ -144,8 +165,22 @@ impl EncodedSite {
             &self.alts
         };
         let mut extras = vec![ExtraValue::Null; header.info.len()];
+        // gVCF's "any other allele" is no variant: its row is not stored, and the stored
+        // alleles are numbered without it (so export writes the record without it).
+        let stored_alts = self
+            .alts
+            .iter()
+            .filter(|a| !is_gvcf_other_allele(a))
+            .count();
+        let mut stored_index = 0;
         for (i, alt) in alts.iter().enumerate() {
+            if is_gvcf_other_allele(alt) {
+                continue;
+            }
             let alt_index = if self.alts.is_empty() { 0 } else { i + 1 };
+            if !self.alts.is_empty() {
+                stored_index += 1;
+            }
             extras.truncate(header.info.len());
             extras.fill(ExtraValue::Null);
             extras.extend(row_lists(
@@ -178,8 +213,8 @@ impl EncodedSite {
                 alt,
                 qual: self.qual,
                 filters: self.filters.as_deref(),
-                allele_index: alt_index as i32,
-                n_alleles: self.alts.len() as i32 + 1,
+                allele_index: stored_index,
+                n_alleles: stored_alts as i32 + 1,
                 counts,
                 bitmaps: [het, hom, hemi, s0, s1, s2, s3, s4, s5],
                 gt_exceptions: g.exceptions.as_deref(),

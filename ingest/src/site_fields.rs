@@ -17,6 +17,9 @@ pub struct RecordContext<'a> {
     pub sample_base: u32,
     /// FORMAT fields kept for non-reference calls (see [`crate::format_fields`]).
     pub format_fields: &'a [crate::vcf_header::FieldDef],
+    /// Keep the FORMAT fields of the called reference samples of gVCF reference blocks too
+    /// (for their GQ/DP thresholds).
+    pub keep_reference_blocks: bool,
 }
 
 impl RecordContext<'_> {

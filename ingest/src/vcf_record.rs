@@ -148,6 +148,9 @@ pub fn parse_vcf_line(
             fields: ctx.format_fields,
             positions: has_format.then_some(&positions[..]),
             carriers: &mut carriers,
+            reference_too: ctx.keep_reference_blocks
+                && !alts.is_empty()
+                && alts.iter().all(|a| crate::site::is_gvcf_other_allele(a)),
         };
         parse_samples(
             samples,
@@ -183,6 +186,8 @@ struct KeptFormat<'a> {
     /// Positions of the kept fields among the record's FORMAT keys; `None` when it has none.
     positions: Option<&'a [Option<usize>]>,
     carriers: &'a mut Vec<CarrierFormat>,
+    /// Keep the values of called reference samples too (a gVCF reference block).
+    reference_too: bool,
 }
 
 impl KeptFormat<'_> {
@@ -195,8 +200,9 @@ impl KeptFormat<'_> {
         let Some(positions) = self.positions else {
             return Ok(());
         };
-        let alts = called_alts(alleles);
-        if !alts.is_empty() {
+        let alleles: Vec<Option<u32>> = alleles.into_iter().collect();
+        let alts = called_alts(alleles.iter().copied());
+        if !alts.is_empty() || (self.reference_too && alleles.iter().any(Option::is_some)) {
             let values = parse_vcf_sample(column, positions, self.fields)?;
             self.carriers.push(CarrierFormat {
                 sample_idx,
@@ -264,7 +270,7 @@ fn parse_samples(
             && fast(b)
         {
             acc.add_diploid(sample, allele(a), allele(b), sep == b'|');
-            if a > b'0' || b > b'0' {
+            if a > b'0' || b > b'0' || kept.reference_too {
                 kept.add(sample, field, [allele(a), allele(b)])
                     .map_err(|(f, r)| (format!("{f} of sample {}", i + 1), r))?;
             }
@@ -357,6 +363,7 @@ mod tests {
             header: &h,
             sample_base: 0,
             format_fields: &[],
+            keep_reference_blocks: false,
         };
         parse_vcf_line(line.as_bytes(), RecordLocation::Line(9), &ctx)
     }

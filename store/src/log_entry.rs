@@ -42,6 +42,9 @@ pub enum FileKind {
     /// Coverage bins of one contig under `coverage/contig=<name>/` (see
     /// [`crate::coverage_bins`]).
     Coverage,
+    /// gVCF reference blocks of one batch and contig under `coverage/contig=<name>/`: the
+    /// samples called hom-ref over each block (same layout as coverage files, `min_depth` 0).
+    RefBlocks,
 }
 
 /// Scalar type of a typed INFO or FORMAT column.
