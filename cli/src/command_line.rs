@@ -323,6 +323,11 @@ pub(crate) enum IngestCommand {
         /// bin); each part commits on its own, and re-running a committed part does nothing.
         #[arg(long, value_parser = cohortdb_ingest::Shard::parse)]
         shard: Option<cohortdb_ingest::Shard>,
+        /// Only records whose POS lies in these regions (`chr20`, `chr20:1000-2000`,
+        /// comma-separated; 1-based, inclusive); each region set commits on its own, and
+        /// re-running a committed one does nothing. Combines with --shard.
+        #[arg(long, value_delimiter = ',', value_parser = cohortdb_ingest::IngestRegion::parse)]
+        region: Vec<cohortdb_ingest::IngestRegion>,
         /// This batch's samples are hom-ref at sites where it has no record (as `bcftools merge
         /// -0`); by default they are missing there.
         #[arg(long)]

@@ -74,6 +74,7 @@ async fn run(command: Command) -> CliResult {
             store,
             format_fields,
             shard,
+            region,
             missing_as_ref,
             gvcf_min_gq,
             gvcf_min_dp,
@@ -87,6 +88,7 @@ async fn run(command: Command) -> CliResult {
                     .filter(|f| !f.is_empty())
                     .collect(),
                 shard,
+                regions: region,
                 missing_as_ref,
                 block_thresholds: cohortdb_ingest::BlockThresholds {
                     min_gq: gvcf_min_gq,
@@ -97,7 +99,7 @@ async fn run(command: Command) -> CliResult {
             let summary = ingest_vcf(&store, &files, &options).await?;
             if summary.already_committed {
                 eprintln!(
-                    "this shard of these inputs was committed at version {}; nothing to do",
+                    "this part of these inputs was committed at version {}; nothing to do",
                     summary.version
                 );
                 return Ok(());

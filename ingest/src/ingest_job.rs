@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{IngestError, Result};
 use crate::format_fields::{format_columns, kept_format_fields};
-use crate::input_reader::{InputReader, Shard, parse_batch};
+use crate::input_reader::{IngestRegion, InputReader, RecordFilter, Shard, parse_batch};
 use crate::reference_blocks::{BlockThresholds, EncodedBlocks, ReferenceBlocks};
 use crate::site::info_columns;
 use crate::site_fields::RecordContext;
@@ -32,6 +32,8 @@ pub struct IngestOptions {
     pub format_fields: Vec<String>,
     /// Only this part of the inputs (cluster ingest); see [`Shard`].
     pub shard: Option<Shard>,
+    /// Only records whose POS lies in these regions (cluster ingest by region); empty: all.
+    pub regions: Vec<IngestRegion>,
     /// The batch's samples are hom-ref at sites where it has no record (`bcftools merge -0`);
     /// otherwise they are missing there.
     pub missing_as_ref: bool,
@@ -49,6 +51,7 @@ impl Default for IngestOptions {
                 .map(String::from)
                 .to_vec(),
             shard: None,
+            regions: Vec::new(),
             missing_as_ref: false,
             block_thresholds: BlockThresholds::default(),
         }
@@ -113,8 +116,9 @@ async fn ingest_once(
     options: &IngestOptions,
 ) -> Result<IngestSummary> {
     let snapshot = store.snapshot().await?;
-    if let Some(shard) = options.shard
-        && let Some(version) = committed_shard(store, &snapshot, inputs, shard).await?
+    let part = options.part();
+    if let Some(part) = &part
+        && let Some(version) = committed_part(store, &snapshot, inputs, part).await?
     {
         return Ok(IngestSummary {
             version,
@@ -125,9 +129,8 @@ async fn ingest_once(
         });
     }
     let registry = read_sample_batch(store, &snapshot).await?;
-    let (planned, new_samples) = tokio::task::block_in_place(|| {
-        plan_inputs(inputs, &registry, &snapshot, options.shard.is_some())
-    })?;
+    let (planned, new_samples) =
+        tokio::task::block_in_place(|| plan_inputs(inputs, &registry, &snapshot, part.is_some()))?;
     let mut written: Vec<FileEntry> = Vec::new();
     let result = write_all(store, planned, options, &mut written).await;
     let records = match result {
@@ -164,7 +167,8 @@ async fn ingest_once(
         operation: serde_json::json!({
             "inputs": inputs,
             "records": records,
-            "shard": options.shard.map(|s| format!("{}/{}", s.index, s.count)),
+            "shard": part.as_ref().and_then(|p| p.get("shard").cloned()),
+            "regions": part.as_ref().and_then(|p| p.get("regions").cloned()),
             "tool": concat!("cohortdb ", env!("CARGO_PKG_VERSION")),
         }),
     };
@@ -178,20 +182,44 @@ async fn ingest_once(
     })
 }
 
-/// The version that committed `shard` of `inputs`, if one did.
-async fn committed_shard(
+impl IngestOptions {
+    /// The part of the inputs this ingest takes (`{"shard": "I/N", "regions": [...]}`, each
+    /// `null` when not given), or `None` for the whole inputs.
+    fn part(&self) -> Option<serde_json::Value> {
+        if self.shard.is_none() && self.regions.is_empty() {
+            return None;
+        }
+        let regions: Vec<String> = self
+            .regions
+            .iter()
+            .map(|r| match r.end {
+                i64::MAX => format!("{}:{}-", r.contig, r.start),
+                end => format!("{}:{}-{end}", r.contig, r.start),
+            })
+            .collect();
+        Some(serde_json::json!({
+            "shard": self.shard.map(|s| format!("{}/{}", s.index, s.count)),
+            "regions": (!regions.is_empty()).then_some(regions),
+        }))
+    }
+}
+
+/// The version that committed `part` of `inputs`, if one did.
+async fn committed_part(
     store: &Store,
     snapshot: &Snapshot,
     inputs: &[String],
-    shard: Shard,
+    part: &serde_json::Value,
 ) -> Result<Option<u64>> {
-    let spec = serde_json::json!(format!("{}/{}", shard.index, shard.count));
     let inputs = serde_json::json!(inputs);
+    let null = serde_json::Value::Null;
+    let field = |v: &serde_json::Value, key: &str| v.get(key).cloned().unwrap_or(null.clone());
     for version in 1..=snapshot.version() {
         if let Some(entry) = store.read_entry(version).await?
             && entry.kind == CommitKind::Ingest
-            && entry.operation.get("shard") == Some(&spec)
             && entry.operation.get("inputs") == Some(&inputs)
+            && field(&entry.operation, "shard") == field(part, "shard")
+            && field(&entry.operation, "regions") == field(part, "regions")
         {
             return Ok(Some(version));
         }
@@ -203,7 +231,7 @@ fn plan_inputs(
     inputs: &[String],
     registry: &arrow::array::RecordBatch,
     snapshot: &Snapshot,
-    sharded: bool,
+    partial: bool,
 ) -> Result<(Vec<PlannedInput>, Vec<SampleRecord>)> {
     // The registered IDs, borrowed from the registry's column: no copy per participant.
     let known: HashMap<&str, u32> = match (
@@ -232,7 +260,7 @@ fn plan_inputs(
         let reader = InputReader::open(name)?;
         let samples = reader.header.samples.clone();
         // Another shard of the same batch registered these samples: reuse their indices.
-        if sharded
+        if partial
             && let Some(&base) = samples.first().and_then(|s| known.get(s.as_str()))
             && samples
                 .iter()
@@ -399,13 +427,12 @@ fn read_inputs(
         };
         let mut extras = info_columns(&header);
         extras.extend(format_columns(&format_fields));
+        let filter = RecordFilter::new(options.shard, &options.regions, &header, reader.format);
         let mut builders: HashMap<String, FragmentBuilder> = HashMap::new();
         let mut blocks = ReferenceBlocks::new(thresholds, &format_fields);
         let mut buffered = 0usize;
         while let Some(mut batch) = reader.next_batch()? {
-            if let Some(shard) = options.shard {
-                batch.retain_shard(shard, reader.format);
-            }
+            batch.retain(&filter, reader.format);
             let sites = parse_batch(&batch, reader.format, &ctx)?;
             records += sites.len() as u64;
             for site in &sites {

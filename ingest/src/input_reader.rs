@@ -254,9 +254,104 @@ impl Shard {
         }
         h % u64::from(self.count) == u64::from(self.index - 1)
     }
+}
 
-    /// Whether a raw record belongs to this part; records it cannot key are kept (the parser
-    /// then reports them).
+/// A region of `ingest vcf --region`: 1-based, inclusive, as bcftools writes them
+/// (`chr20`, `chr20:1000`, `chr20:1000-2000`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestRegion {
+    /// Contig name.
+    pub contig: String,
+    /// First position.
+    pub start: i64,
+    /// Last position.
+    pub end: i64,
+}
+
+impl IngestRegion {
+    /// Parses one region.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let r = text.trim();
+        let bad = || format!("{r:?} is not a region CHR, CHR:POS, CHR:FROM- or CHR:FROM-TO");
+        let Some((contig, span)) = r.rsplit_once(':') else {
+            return match r.is_empty() {
+                true => Err(bad()),
+                false => Ok(Self {
+                    contig: r.to_string(),
+                    start: 1,
+                    end: i64::MAX,
+                }),
+            };
+        };
+        let number = |s: &str| s.trim().parse::<i64>().map_err(|_| bad());
+        let (start, end) = match span.split_once('-') {
+            Some((a, "")) => (number(a)?, i64::MAX),
+            Some((a, b)) => (number(a)?, number(b)?),
+            None => (number(span)?, number(span)?),
+        };
+        if contig.is_empty() || start < 1 || end < start {
+            return Err(bad());
+        }
+        Ok(Self {
+            contig: contig.to_string(),
+            start,
+            end,
+        })
+    }
+}
+
+/// Which records of one input an ingest keeps: those of part I of N (`--shard`) whose POS lies
+/// in one of the regions (`--region`, like bcftools `--regions-overlap pos`, so a record
+/// spanning two regions is in exactly one). Applied to raw records, before parsing.
+#[derive(Debug, Clone, Default)]
+pub struct RecordFilter {
+    shard: Option<Shard>,
+    /// (contig key as the records write it: name for VCF, dictionary index for BCF, start, end)
+    regions: Option<Vec<(Vec<u8>, i64, i64)>>,
+}
+
+impl RecordFilter {
+    /// The filter for one input with `header` in `format`.
+    pub fn new(
+        shard: Option<Shard>,
+        regions: &[IngestRegion],
+        header: &crate::vcf_header::Header,
+        format: InputFormat,
+    ) -> Self {
+        let regions = (!regions.is_empty()).then(|| {
+            regions
+                .iter()
+                .filter_map(|r| {
+                    let key = match format {
+                        InputFormat::Vcf => r.contig.as_bytes().to_vec(),
+                        InputFormat::Bcf => {
+                            let idx = header.contig_dict.iter().position(|c| *c == r.contig)?;
+                            (idx as i32).to_le_bytes().to_vec()
+                        }
+                    };
+                    Some((key, r.start, r.end))
+                })
+                .collect()
+        });
+        Self { shard, regions }
+    }
+
+    /// Whether the filter keeps every record.
+    pub fn keeps_all(&self) -> bool {
+        self.shard.is_none() && self.regions.is_none()
+    }
+
+    fn holds(&self, contig: &[u8], pos: i64) -> bool {
+        self.shard.is_none_or(|s| s.holds(contig, pos))
+            && self.regions.as_ref().is_none_or(|regions| {
+                regions
+                    .iter()
+                    .any(|(c, start, end)| c == contig && (*start..=*end).contains(&pos))
+            })
+    }
+
+    /// Whether a raw record is kept; records it cannot key are kept (the parser then reports
+    /// them).
     fn keeps(&self, record: &[u8], format: InputFormat) -> bool {
         match format {
             InputFormat::Vcf => {
@@ -281,11 +376,14 @@ impl Shard {
 }
 
 impl RawBatch {
-    /// Keeps only the records of `shard`, before any of them is parsed.
-    pub fn retain_shard(&mut self, shard: Shard, format: InputFormat) {
+    /// Keeps only the records `filter` keeps, before any of them is parsed.
+    pub fn retain(&mut self, filter: &RecordFilter, format: InputFormat) {
+        if filter.keeps_all() {
+            return;
+        }
         let data = &self.data;
         self.records
-            .retain(|(_, first, _)| shard.keeps(&data[first.clone()], format));
+            .retain(|(_, first, _)| filter.keeps(&data[first.clone()], format));
     }
 }
 

@@ -36,6 +36,6 @@ pub mod vcf_record;
 pub use coverage_job::{CoverageOptions, CoverageSummary, ingest_bam};
 pub use error::{IngestError, RecordLocation, Result};
 pub use ingest_job::{IngestOptions, IngestSummary, encode_contig, ingest_vcf};
-pub use input_reader::Shard;
+pub use input_reader::{IngestRegion, Shard};
 pub use reference_blocks::BlockThresholds;
 pub use site_fields::RecordContext;
