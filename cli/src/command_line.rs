@@ -332,6 +332,11 @@ pub(crate) enum IngestCommand {
         /// -0`); by default they are missing there.
         #[arg(long)]
         missing_as_ref: bool,
+        /// Samples already in the store get this input's data in place of their old data
+        /// (registered again under a new index; phenotypes and coverage move with them);
+        /// without it a known sample is an error.
+        #[arg(long)]
+        replace: bool,
         /// gVCF: a reference block calls a sample hom-ref only where its GQ reaches this.
         #[arg(long)]
         gvcf_min_gq: Option<i32>,

@@ -76,6 +76,7 @@ async fn run(command: Command) -> CliResult {
             shard,
             region,
             missing_as_ref,
+            replace,
             gvcf_min_gq,
             gvcf_min_dp,
             files,
@@ -90,6 +91,7 @@ async fn run(command: Command) -> CliResult {
                 shard,
                 regions: region,
                 missing_as_ref,
+                replace,
                 block_thresholds: cohortdb_ingest::BlockThresholds {
                     min_gq: gvcf_min_gq,
                     min_dp: gvcf_min_dp,

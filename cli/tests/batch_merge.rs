@@ -350,3 +350,119 @@ fn deepvariant_gvcf_blocks_are_callability_not_rows() {
     .unwrap();
     assert_eq!(sh(&format!("{query} {out}")).unwrap(), original);
 }
+
+/// `ingest vcf --replace`: ten participants of the first batch are sequenced again (their IDs
+/// on other genotypes). Without `--replace` the batch is refused and nothing changes; with it
+/// the store answers as `bcftools merge` of the first batch without them and the new batch,
+/// their phenotype rows follow them to their new index, and after purge their old index is gone.
+#[test]
+fn replace_swaps_a_participants_data_for_the_new_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name).display().to_string();
+    let files = batch_files();
+    let (first, other) = (&files[0], &files[1]);
+    let first_ids: Vec<String> = run("bcftools", &["query", "-l", first])
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let other_ids: Vec<String> = run("bcftools", &["query", "-l", other])
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let replaced: Vec<&String> = first_ids.iter().step_by(50).collect();
+    // The new batch: ten samples of another batch, renamed to the replaced IDs.
+    let names = path("rename.txt");
+    let renames: String = replaced
+        .iter()
+        .zip(&other_ids)
+        .map(|(new, old)| format!("{old} {new}\n"))
+        .collect();
+    std::fs::write(&names, renames).unwrap();
+    let picked = path("picked.txt");
+    std::fs::write(&picked, other_ids[..replaced.len()].join("\n") + "\n").unwrap();
+    let second = path("second.vcf.gz");
+    sh(&format!(
+        "bcftools view --no-version -S {picked} -a {other} -Ou | bcftools reheader -s {names} \
+         | bcftools view --no-version -c 1 -Oz -o {second} && bcftools index -t {second}"
+    ))
+    .unwrap();
+    let pheno = path("pheno.tsv");
+    let rows: String = first_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| format!("{id}\t{i}\n"))
+        .collect();
+    std::fs::write(&pheno, format!("sample_id\ttrait\n{rows}")).unwrap();
+
+    let store = path("store");
+    cohortdb(&["ingest", "vcf", "--store", &store, first]).unwrap();
+    cohortdb(&["ingest", "phenotypes", "--store", &store, &pheno]).unwrap();
+    let before = cohortdb(&["info", "--store", &store]).unwrap();
+    let err = cohortdb(&["ingest", "vcf", "--store", &store, &second]).unwrap_err();
+    assert!(
+        err.contains("--replace") && err.contains(replaced[0].as_str()),
+        "{err}"
+    );
+    assert_eq!(cohortdb(&["info", "--store", &store]).unwrap(), before);
+    cohortdb(&["ingest", "vcf", "--store", &store, "--replace", &second]).unwrap();
+
+    // Oracle: the first batch without them, merged with the new batch.
+    let excluded = path("excluded.txt");
+    let list: Vec<&str> = replaced.iter().map(|s| s.as_str()).collect();
+    std::fs::write(&excluded, list.join("\n") + "\n").unwrap();
+    let kept = path("kept.vcf.gz");
+    sh(&format!(
+        "bcftools view --no-version -S ^{excluded} {first} -Oz -o {kept} && bcftools index -t {kept}"
+    ))
+    .unwrap();
+    let merged = path("merged.vcf.gz");
+    run(
+        "bcftools",
+        &[
+            "merge",
+            "--no-version",
+            "-Oz",
+            "-o",
+            &merged,
+            &kept,
+            &second,
+        ],
+    )
+    .unwrap();
+    let answers = |store: &str| {
+        let counts = cohortdb_counts(store);
+        let samples =
+            cohortdb(&["query", "--store", store, "SELECT count(*) FROM samples"]).unwrap();
+        (counts, samples)
+    };
+    let (counts, samples) = answers(&store);
+    let want = bcftools_counts(&merged);
+    let differ: Vec<_> = counts.symmetric_difference(&want).take(6).collect();
+    assert!(
+        differ.is_empty(),
+        "{} vs {}: {differ:?}",
+        counts.len(),
+        want.len()
+    );
+    assert_eq!(tsv_rows(&samples)[0][0], first_ids.len().to_string());
+    // Their phenotype rows moved to the new index (registered after the first batch).
+    let moved = cohortdb(&[
+        "query", "--store", &store,
+        &format!("SELECT p.sample_idx, p.trait FROM phenotypes p JOIN samples s USING (sample_idx) WHERE s.sample_id = '{}'", replaced[1]),
+    ])
+    .unwrap();
+    let row = &tsv_rows(&moved)[0];
+    assert!(
+        row[0].parse::<usize>().unwrap() >= first_ids.len(),
+        "{row:?}"
+    );
+    assert_eq!(row[1], "50");
+
+    // Purge drops the old indices' data and registry rows; the answers stay.
+    cohortdb(&["admin", "purge", "--store", &store]).unwrap();
+    let registry = cohortdb(&["samples", "--store", &store]).unwrap();
+    assert_eq!(tsv_rows(&registry).len(), first_ids.len());
+    assert_eq!(answers(&store), (counts, samples));
+}

@@ -95,7 +95,7 @@ impl CohortEngine {
     /// one with [`CohortEngine::with_site_cache`]).
     pub async fn open_at(store: Store, snapshot: Snapshot) -> Result<Self> {
         let sample_batch = read_sample_batch(&store, &snapshot).await?;
-        let withdrawn = snapshot.state.withdrawn_bitmap();
+        let withdrawn = snapshot.state.hidden_bitmap();
         let phenotypes = snapshot
             .state
             .named_files(FileKind::Phenotypes)

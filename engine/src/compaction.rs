@@ -109,6 +109,7 @@ impl CohortEngine {
             add,
             remove,
             withdraw: Vec::new(),
+            retire: Vec::new(),
             operation: serde_json::json!({
                 "compact": { "contigs": contigs, "before": done.before, "after": done.after }
             }),

@@ -62,6 +62,7 @@ impl CohortEngine {
             add: Vec::new(),
             remove: Vec::new(),
             withdraw: new.clone(),
+            retire: Vec::new(),
             operation: serde_json::json!({ "withdraw": new.len() }),
         };
         let snapshot = self.store().commit(self.snapshot(), commit).await?;

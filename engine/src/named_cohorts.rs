@@ -130,6 +130,7 @@ impl CohortEngine {
                 .map(|(_, f)| f.path.clone())
                 .collect(),
             withdraw: Vec::new(),
+            retire: Vec::new(),
             operation: serde_json::json!({"cohort": name, "where": predicate}),
         };
         let committed = store.commit_or_discard(snapshot, commit).await?;

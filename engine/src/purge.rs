@@ -176,6 +176,7 @@ impl CohortEngine {
             add,
             remove,
             withdraw: Vec::new(),
+            retire: Vec::new(),
             operation: serde_json::json!({
                 "purge": {
                     "fragments": done.fragments,

@@ -153,6 +153,7 @@ pub async fn ingest_bam(
         add: written,
         remove: vec![],
         withdraw: Vec::new(),
+        retire: Vec::new(),
         operation: serde_json::json!({
             "inputs": inputs,
             "bin_size": options.bin_size,

@@ -17,6 +17,7 @@ use crate::error::{IngestError, Result};
 use crate::format_fields::{format_columns, kept_format_fields};
 use crate::input_reader::{IngestRegion, InputReader, RecordFilter, Shard, parse_batch};
 use crate::reference_blocks::{BlockThresholds, EncodedBlocks, ReferenceBlocks};
+use crate::sample_replacement::remap_samples;
 use crate::site::info_columns;
 use crate::site_fields::RecordContext;
 
@@ -37,6 +38,9 @@ pub struct IngestOptions {
     /// The batch's samples are hom-ref at sites where it has no record (`bcftools merge -0`);
     /// otherwise they are missing there.
     pub missing_as_ref: bool,
+    /// Samples already in the store get this batch's data in place of their old data (see
+    /// [`crate::sample_replacement`]); otherwise a known sample is an error.
+    pub replace: bool,
     /// gVCF reference blocks call a sample hom-ref only where its GQ and depth (`MIN_DP`, or
     /// `DP` where a block has no `MIN_DP`) reach these (missing values fail).
     pub block_thresholds: BlockThresholds,
@@ -52,6 +56,7 @@ impl Default for IngestOptions {
                 .to_vec(),
             shard: None,
             regions: Vec::new(),
+            replace: false,
             missing_as_ref: false,
             block_thresholds: BlockThresholds::default(),
         }
@@ -129,8 +134,15 @@ async fn ingest_once(
         });
     }
     let registry = read_sample_batch(store, &snapshot).await?;
-    let (planned, new_samples) =
-        tokio::task::block_in_place(|| plan_inputs(inputs, &registry, &snapshot, part.is_some()))?;
+    let (planned, new_samples, replaced) = tokio::task::block_in_place(|| {
+        plan_inputs(
+            inputs,
+            &registry,
+            &snapshot,
+            part.is_some(),
+            options.replace,
+        )
+    })?;
     let mut written: Vec<FileEntry> = Vec::new();
     let result = write_all(store, planned, options, &mut written).await;
     let records = match result {
@@ -159,11 +171,28 @@ async fn ingest_once(
         }
         written.push(entry);
     }
+    // Phenotype rows and coverage of replaced participants move to their new index.
+    let mut remove = Vec::new();
+    if !replaced.is_empty() {
+        match remap_samples(store, &snapshot, &replaced).await {
+            Ok(remapped) => {
+                written.extend(remapped.add);
+                remove = remapped.remove;
+            }
+            Err(e) => {
+                store.discard(&written).await;
+                return Err(e);
+            }
+        }
+    }
+    let mut retire: Vec<u32> = replaced.keys().copied().collect();
+    retire.sort_unstable();
     let commit = Commit {
         kind: CommitKind::Ingest,
         add: written.clone(),
-        remove: vec![],
+        remove,
         withdraw: Vec::new(),
+        retire,
         operation: serde_json::json!({
             "inputs": inputs,
             "records": records,
@@ -227,13 +256,22 @@ async fn committed_part(
     Ok(None)
 }
 
+/// The inputs with their `sample_idx` ranges, the samples to register, and (with `replace`)
+/// the old -> new index of each replaced participant.
+type Plan = (Vec<PlannedInput>, Vec<SampleRecord>, HashMap<u32, u32>);
+
 fn plan_inputs(
     inputs: &[String],
     registry: &arrow::array::RecordBatch,
     snapshot: &Snapshot,
     partial: bool,
-) -> Result<(Vec<PlannedInput>, Vec<SampleRecord>)> {
+    replace: bool,
+) -> Result<Plan> {
     // The registered IDs, borrowed from the registry's column: no copy per participant.
+    // Withdrawn and replaced indices are hidden: a replaced participant is known by its
+    // newest index, a withdrawn one not at all (and may not come back).
+    let hidden = snapshot.state.hidden_bitmap();
+    let mut withdrawn_ids: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let known: HashMap<&str, u32> = match (
         registry
             .column(0)
@@ -247,10 +285,17 @@ fn plan_inputs(
         (Some(idx), Some(ids)) => ids
             .iter()
             .zip(idx.values())
-            .filter_map(|(id, i)| Some((id?, *i)))
+            .filter_map(|(id, i)| {
+                if hidden.contains(*i) {
+                    withdrawn_ids.insert(id?);
+                    return None;
+                }
+                Some((id?, *i))
+            })
             .collect(),
         _ => HashMap::new(),
     };
+    let mut replaced: HashMap<u32, u32> = HashMap::new();
     let mut next = snapshot.state.next_sample_idx;
     let mut seen: HashMap<String, u32> = HashMap::new();
     let mut by_list: HashMap<Vec<String>, u32> = HashMap::new();
@@ -273,11 +318,30 @@ fn plan_inputs(
             });
             continue;
         }
-        if let Some(sample) = samples.iter().find(|s| known.contains_key(s.as_str())) {
+        if let Some(sample) = samples
+            .iter()
+            .find(|s| withdrawn_ids.contains(s.as_str()) && !known.contains_key(s.as_str()))
+        {
             return Err(IngestError::Inputs {
                 file: name.clone(),
                 reason: format!(
-                    "sample {sample:?} is already in the store (adding data to existing samples is not supported yet)"
+                    "sample {sample:?} withdrew consent and cannot be registered again"
+                ),
+            });
+        }
+        let known_here: Vec<(usize, u32)> = samples
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| known.get(s.as_str()).map(|&idx| (i, idx)))
+            .collect();
+        if let Some(&(i, _)) = known_here.first()
+            && !replace
+        {
+            return Err(IngestError::Inputs {
+                file: name.clone(),
+                reason: format!(
+                    "sample {:?} is already in the store (give --replace to replace its data)",
+                    samples[i]
                 ),
             });
         }
@@ -293,6 +357,9 @@ fn plan_inputs(
                     });
                 }
                 let base = next;
+                for &(i, old) in &known_here {
+                    replaced.insert(old, base + i as u32);
+                }
                 let source: std::sync::Arc<str> = name.as_str().into();
                 for (i, s) in samples.iter().enumerate() {
                     let idx = base + i as u32;
@@ -313,7 +380,7 @@ fn plan_inputs(
             sample_base,
         });
     }
-    Ok((planned, new_samples))
+    Ok((planned, new_samples, replaced))
 }
 
 /// Reads every input (CPU work on a blocking thread) and uploads fragments as they finish.

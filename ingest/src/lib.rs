@@ -28,6 +28,7 @@ pub mod input_reader;
 pub mod phenotype_table;
 mod phenotype_values;
 mod reference_blocks;
+pub mod sample_replacement;
 pub mod site;
 mod site_fields;
 pub mod vcf_header;

@@ -268,6 +268,7 @@ pub async fn ingest_phenotypes(
         }],
         remove: old.clone(),
         withdraw: Vec::new(),
+        retire: Vec::new(),
         operation: serde_json::json!({"phenotypes": file, "table": options.table}),
     };
     let committed = store.commit_or_discard(&snapshot, commit).await?;

@@ -46,8 +46,8 @@ impl AdminServiceImpl {
                 String::new()
             },
             version: snapshot.version(),
-            samples: engine.sample_records().len() as u64,
-            withdrawn: engine.withdrawn().len(),
+            samples: (engine.sample_records().len() - snapshot.state.retired.len()) as u64,
+            withdrawn: snapshot.state.withdrawn.len() as u64,
             contigs: contigs
                 .into_iter()
                 .map(|(name, variant_rows)| pb::ContigInfo { name, variant_rows })

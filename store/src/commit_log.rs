@@ -64,6 +64,8 @@ pub struct Commit {
     pub remove: Vec<String>,
     /// `sample_idx` of participants withdrawing consent.
     pub withdraw: Vec<u32>,
+    /// `sample_idx` whose data the commit replaces (see [`LogEntry::retire`]).
+    pub retire: Vec<u32>,
     /// Description of the operation for the log.
     pub operation: serde_json::Value,
 }
@@ -262,6 +264,7 @@ impl Store {
                 add: commit.add.clone(),
                 remove: commit.remove.clone(),
                 withdraw: commit.withdraw.clone(),
+                retire: commit.retire.clone(),
                 operation: commit.operation.clone(),
             };
             let path = self.location.path(&entry_path(entry.version));
@@ -401,6 +404,7 @@ mod tests {
             add: files,
             remove: vec![],
             withdraw: vec![],
+            retire: vec![],
             operation: serde_json::Value::Null,
         }
     }

@@ -158,6 +158,7 @@ async fn write_and_commit(store: &Store) -> crate::Result<u64> {
         add: files,
         remove: vec![],
         withdraw: vec![],
+        retire: vec![],
         operation: serde_json::Value::Null,
     };
     Ok(store.commit_or_discard(&base, commit).await?.version())

@@ -155,6 +155,10 @@ pub struct LogEntry {
     /// `sample_idx` of participants who withdrew consent in this commit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub withdraw: Vec<u32>,
+    /// `sample_idx` whose data this commit replaces (`ingest vcf --replace`): the participant
+    /// is registered again under a new index, and the old one is hidden like a withdrawal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retire: Vec<u32>,
     /// Free-form description of the operation (inputs, tool version).
     #[serde(default)]
     pub operation: serde_json::Value,

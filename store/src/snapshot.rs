@@ -19,6 +19,10 @@ pub struct SnapshotState {
     /// `sample_idx` of every participant who withdrew consent, ascending.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub withdrawn: Vec<u32>,
+    /// `sample_idx` whose data was replaced (the participant lives on under a newer index),
+    /// ascending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<u32>,
 }
 
 impl SnapshotState {
@@ -35,10 +39,15 @@ impl SnapshotState {
             }
             self.files.insert(file.path.clone(), file.clone());
         }
-        if !entry.withdraw.is_empty() {
-            self.withdrawn.extend(&entry.withdraw);
-            self.withdrawn.sort_unstable();
-            self.withdrawn.dedup();
+        for (set, new) in [
+            (&mut self.withdrawn, &entry.withdraw),
+            (&mut self.retired, &entry.retire),
+        ] {
+            if !new.is_empty() {
+                set.extend(new);
+                set.sort_unstable();
+                set.dedup();
+            }
         }
         self.version = entry.version;
     }
@@ -46,6 +55,15 @@ impl SnapshotState {
     /// The participants who withdrew consent, as a bitmap over `sample_idx`.
     pub fn withdrawn_bitmap(&self) -> roaring::RoaringBitmap {
         self.withdrawn.iter().copied().collect()
+    }
+
+    /// The `sample_idx` no read path shows: withdrawn participants and replaced indices.
+    pub fn hidden_bitmap(&self) -> roaring::RoaringBitmap {
+        self.withdrawn
+            .iter()
+            .chain(&self.retired)
+            .copied()
+            .collect()
     }
 
     /// Live variant fragments, in path order.
@@ -155,6 +173,7 @@ mod withdrawal_tests {
             add: vec![],
             remove: vec![],
             withdraw,
+            retire: vec![],
             operation: serde_json::Value::Null,
         }
     }
