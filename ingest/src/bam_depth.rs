@@ -94,7 +94,7 @@ pub struct ContigDepth {
     changes: Vec<i32>,
     options: DepthOptions,
     /// Proper-pair reads whose mate starts inside them and is still to come.
-    waiting_mates: HashMap<Vec<u8>, (i64, Vec<u32>)>,
+    waiting_mates: HashMap<Vec<u8>, (i64, Vec<u32>), foldhash::fast::RandomState>,
 }
 
 impl ContigDepth {
@@ -103,7 +103,7 @@ impl ContigDepth {
         Self {
             changes: vec![0; length + 1],
             options,
-            waiting_mates: HashMap::new(),
+            waiting_mates: HashMap::default(),
         }
     }
 
@@ -124,6 +124,14 @@ impl ContigDepth {
             } else if let Some((mate_pos, mate_cigar)) = self.waiting_mates.remove(read.name) {
                 self.remove_overlap(read, mate_pos, &mate_cigar);
             }
+        }
+        // Most reads are one M run: no run list needed.
+        if let [op] = read.cigar
+            && matches!(op & 0xf, 0 | 7 | 8)
+        {
+            self.change(read.pos, 1);
+            self.change(read.pos + i64::from(op >> 4), -1);
+            return;
         }
         for (start, end) in covered_runs(read.pos, read.cigar) {
             self.change(start, 1);
