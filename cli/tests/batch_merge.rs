@@ -99,6 +99,34 @@ fn counts_and_carriers_across_batches_equal_bcftools_merge() {
             want.len()
         );
 
+        // SQL's `variants` and export merge the batches the same way: one row per ALT with
+        // the merged counts, one record per site with every sample's genotype.
+        let sql: BTreeSet<String> = tsv_rows(
+            &cohortdb(&[
+                "query",
+                "--store",
+                &store,
+                "SELECT pos, ref, alt, ac, an FROM variants",
+            ])
+            .unwrap(),
+        )
+        .into_iter()
+        .map(|r| r.join("\t"))
+        .collect();
+        assert_eq!(sql, want, "SQL variants, missing-as-ref {zero}");
+        let exported = tmp
+            .path()
+            .join(format!("export{zero}.vcf.gz"))
+            .display()
+            .to_string();
+        cohortdb(&["export", "--store", &store, "-O", "z", "-o", &exported]).unwrap();
+        let query = "bcftools query -f '%CHROM\\t%POS\\t%REF\\t%ALT[\\t%GT]\\n'";
+        let lines = |file: &str| sh(&format!("{query} {file} | sort")).unwrap();
+        assert!(
+            lines(&exported) == lines(&oracle),
+            "export differs from bcftools merge (missing-as-ref {zero})"
+        );
+
         // Carriers at sites several batches hold.
         let sites = sh(&format!(
             "bcftools query -f '%POS\\t%AC\\n' {oracle} | awk '$2 > 40 && n++ < 3 {{print $1}}'"

@@ -181,8 +181,8 @@ impl CohortEngine {
 impl CohortEngine {
     /// One sample's non-reference calls in `regions` (all contigs when empty):
     /// `chrom pos ref alt genotype phased`, `genotype` being `het`, `hom_alt` or `hemi` for
-    /// that ALT; ordered by contig, position and allele index. An unknown or withdrawn sample
-    /// is an error.
+    /// that ALT; ordered by contig, position, REF and ALT (the same however the store's batches
+    /// number the alleles). An unknown or withdrawn sample is an error.
     pub async fn sample_genotypes(
         &self,
         regions: &[crate::region::Region],
@@ -220,14 +220,13 @@ impl CohortEngine {
                 col("alt"),
                 genotype.alias("genotype"),
                 has("phased").alias("phased"),
-                col("allele_index"),
             ])?
             .sort(vec![
                 col("chrom").sort(true, false),
                 col("pos").sort(true, false),
-                col("allele_index").sort(true, false),
-            ])?
-            .drop_columns(&["allele_index"])?)
+                col("ref").sort(true, false),
+                col("alt").sort(true, false),
+            ])?)
     }
 }
 

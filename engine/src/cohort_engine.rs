@@ -496,7 +496,20 @@ impl CohortEngine {
         let schema = fragment_schema(&self.snapshot.state.extra_columns()?);
         let fragments = self.snapshot.state.variant_fragments().cloned().collect();
         let root = self.store.location().root.to_string();
-        Ok(Arc::new(VariantsTable::new(schema, fragments, root)))
+        let blocks = crate::variants_table::BlockSource {
+            store: self.store.clone(),
+            files: self
+                .snapshot
+                .state
+                .files
+                .values()
+                .filter(|f| f.kind == cohortdb_store::log_entry::FileKind::RefBlocks)
+                .cloned()
+                .collect(),
+        };
+        Ok(Arc::new(
+            VariantsTable::new(schema, fragments, root).merging(blocks),
+        ))
     }
 
     /// Plans `query` in [`CohortEngine::sql_session`]. Only queries: no DDL (which could

@@ -30,6 +30,7 @@ mod aggregate_schema;
 pub mod allele_counts;
 pub mod association;
 pub mod association_stats;
+mod batch_merge;
 mod bcf_encoding;
 mod bgzf_writer;
 mod bitmap_args;

@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
+use cohortdb_store::Store;
 use cohortdb_store::coverage_bins::decode_coverage;
-use cohortdb_store::log_entry::FileKind;
+use cohortdb_store::log_entry::{FileEntry, FileKind};
 use roaring::RoaringBitmap;
 
 use crate::cohort_engine::CohortEngine;
@@ -58,55 +59,66 @@ impl ReferenceBlocks {
 impl CohortEngine {
     /// The reference blocks overlapping `regions` (every contig when empty).
     pub(crate) async fn reference_blocks(&self, regions: &[Region]) -> Result<ReferenceBlocks> {
-        let mut blocks = ReferenceBlocks::default();
-        let files = self
+        let files: Vec<FileEntry> = self
             .snapshot()
             .state
             .files
             .values()
-            .filter(|f| f.kind == FileKind::RefBlocks);
-        for file in files {
-            let Some(contig) = file.contig.as_deref() else {
-                continue;
-            };
-            let (file_start, file_end) = (
-                file.min_pos.unwrap_or(i64::MIN),
-                file.max_pos.unwrap_or(i64::MAX),
-            );
-            let wanted: Vec<&Region> = regions
-                .iter()
-                .filter(|r| r.contig == contig && r.start <= file_end && r.end >= file_start)
-                .collect();
-            let (start, end) = match (regions.is_empty(), wanted.is_empty()) {
-                (true, _) => (i64::MIN, i64::MAX),
-                (false, true) => continue,
-                (false, false) => (
-                    wanted.iter().map(|r| r.start).min().unwrap_or(i64::MIN),
-                    wanted.iter().map(|r| r.end).max().unwrap_or(i64::MAX),
-                ),
-            };
-            let bytes = self.store().read_file(&file.path).await?;
-            let mut rows = decode_coverage(&file.path, bytes, start, end)?;
-            rows.sort_by_key(|b| b.start);
-            let mut reach = Vec::with_capacity(rows.len());
-            let mut furthest = i64::MIN;
-            for row in &rows {
-                furthest = furthest.max(row.end);
-                reach.push(furthest);
-            }
-            blocks
-                .contigs
-                .entry(contig.to_string())
-                .or_default()
-                .push(BlockFile {
-                    starts: rows.iter().map(|b| b.start).collect(),
-                    ends: rows.iter().map(|b| b.end).collect(),
-                    reach,
-                    samples: rows.into_iter().map(|b| b.samples).collect(),
-                });
-        }
-        Ok(blocks)
+            .filter(|f| f.kind == FileKind::RefBlocks)
+            .cloned()
+            .collect();
+        load(self.store(), &files, regions).await
     }
+}
+
+/// The blocks of the reference-block `files` overlapping `regions` (all when empty).
+pub(crate) async fn load(
+    store: &Store,
+    files: &[FileEntry],
+    regions: &[Region],
+) -> Result<ReferenceBlocks> {
+    let mut blocks = ReferenceBlocks::default();
+    for file in files {
+        let Some(contig) = file.contig.as_deref() else {
+            continue;
+        };
+        let (file_start, file_end) = (
+            file.min_pos.unwrap_or(i64::MIN),
+            file.max_pos.unwrap_or(i64::MAX),
+        );
+        let wanted: Vec<&Region> = regions
+            .iter()
+            .filter(|r| r.contig == contig && r.start <= file_end && r.end >= file_start)
+            .collect();
+        let (start, end) = match (regions.is_empty(), wanted.is_empty()) {
+            (true, _) => (i64::MIN, i64::MAX),
+            (false, true) => continue,
+            (false, false) => (
+                wanted.iter().map(|r| r.start).min().unwrap_or(i64::MIN),
+                wanted.iter().map(|r| r.end).max().unwrap_or(i64::MAX),
+            ),
+        };
+        let bytes = store.read_file(&file.path).await?;
+        let mut rows = decode_coverage(&file.path, bytes, start, end)?;
+        rows.sort_by_key(|b| b.start);
+        let mut reach = Vec::with_capacity(rows.len());
+        let mut furthest = i64::MIN;
+        for row in &rows {
+            furthest = furthest.max(row.end);
+            reach.push(furthest);
+        }
+        blocks
+            .contigs
+            .entry(contig.to_string())
+            .or_default()
+            .push(BlockFile {
+                starts: rows.iter().map(|b| b.start).collect(),
+                ends: rows.iter().map(|b| b.end).collect(),
+                reach,
+                samples: rows.into_iter().map(|b| b.samples).collect(),
+            });
+    }
+    Ok(blocks)
 }
 
 #[cfg(test)]

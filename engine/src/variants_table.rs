@@ -32,6 +32,18 @@ pub struct VariantsTable {
     schema: SchemaRef,
     fragments: Vec<FileEntry>,
     root: String,
+    /// Set: rows of several batches are merged into cohort rows ([`crate::batch_merge`]),
+    /// with the gVCF reference blocks these files hold.
+    merge: Option<BlockSource>,
+}
+
+/// Where a merging scan reads reference blocks from.
+#[derive(Debug, Clone)]
+pub struct BlockSource {
+    /// The store.
+    pub store: cohortdb_store::Store,
+    /// The snapshot's reference-block files.
+    pub files: Vec<FileEntry>,
 }
 
 impl VariantsTable {
@@ -41,7 +53,95 @@ impl VariantsTable {
             schema,
             fragments,
             root,
+            merge: None,
         }
+    }
+
+    /// This table with rows merged across batches (the cohort's view of the store).
+    pub fn merging(mut self, blocks: BlockSource) -> Self {
+        self.merge = Some(blocks);
+        self
+    }
+
+    /// A scan of `files` with every column.
+    async fn scan_files(
+        &self,
+        state: &dyn Session,
+        files: &[&FileEntry],
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let urls = files
+            .iter()
+            .map(|f| self.url(f))
+            .collect::<Result<Vec<_>>>()?;
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(self.schema.clone());
+        ListingTable::try_new(config)?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+
+    /// The rows of `chosen` merged across their batches, projected.
+    async fn merged_scan(
+        &self,
+        state: &dyn Session,
+        chosen: &[&FileEntry],
+        blocks: &BlockSource,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut groups: Vec<([u32; 2], bool, Vec<&FileEntry>)> = Vec::new();
+        for file in chosen {
+            let range = file.sample_range.unwrap_or_default();
+            match groups
+                .iter_mut()
+                .find(|(r, m, _)| *r == range && *m == file.missing_as_ref)
+            {
+                Some(group) => group.2.push(file),
+                None => groups.push((range, file.missing_as_ref, vec![file])),
+            }
+        }
+        groups.sort_by_key(|(range, ..)| *range);
+        let mut batches = Vec::with_capacity(groups.len());
+        for ([start, end], missing_as_ref, files) in groups {
+            let plan = self.scan_files(state, &files, None, filters, None).await?;
+            let rows = datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
+            let rows = datafusion::arrow::compute::concat_batches(&self.schema, &rows)?;
+            let mut samples = roaring::RoaringBitmap::new();
+            samples.insert_range(start..end);
+            batches.push(crate::batch_merge::BatchRows {
+                rows,
+                samples,
+                missing_as_ref,
+            });
+        }
+        let mut contigs: Vec<String> = chosen.iter().filter_map(|f| f.contig.clone()).collect();
+        contigs.sort();
+        contigs.dedup();
+        let regions: Vec<crate::region::Region> = contigs
+            .into_iter()
+            .map(|contig| crate::region::Region {
+                contig,
+                start: 1,
+                end: i64::MAX,
+            })
+            .collect();
+        let blocks = crate::reference_blocks::load(&blocks.store, &blocks.files, &regions)
+            .await
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        let merged = crate::batch_merge::merge_batches(&self.schema, &batches, &blocks)?;
+        Ok(
+            datafusion::datasource::memory::MemorySourceConfig::try_new_exec(
+                &[vec![merged]],
+                self.schema.clone(),
+                projection.cloned(),
+            )?,
+        )
     }
 
     fn url(&self, file: &FileEntry) -> Result<ListingTableUrl> {
@@ -92,17 +192,19 @@ impl TableProvider for VariantsTable {
             };
             return Ok(Arc::new(EmptyExec::new(projected)));
         }
-        let urls = chosen
-            .iter()
-            .map(|f| self.url(f))
-            .collect::<Result<Vec<_>>>()?;
-        let options =
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let config = ListingTableConfig::new_with_multi_paths(urls)
-            .with_listing_options(options)
-            .with_schema(self.schema.clone());
-        ListingTable::try_new(config)?
-            .scan(state, projection, filters, limit)
+        // Several batches (all with a recorded sample range): merged rows.
+        if let Some(blocks) = &self.merge
+            && chosen.iter().all(|f| f.sample_range.is_some())
+            && chosen.iter().any(|f| {
+                (f.sample_range, f.missing_as_ref)
+                    != (chosen[0].sample_range, chosen[0].missing_as_ref)
+            })
+        {
+            return self
+                .merged_scan(state, &chosen, blocks, projection, filters)
+                .await;
+        }
+        self.scan_files(state, &chosen, projection, filters, limit)
             .await
     }
 }

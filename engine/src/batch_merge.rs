@@ -1,0 +1,404 @@
+//! The rows of several batches merged into the rows of one cohort, for the `variants` table
+//! (and so SQL, the genotypes view and export), with the rules `allele_counts.rs` counts by:
+//! `bcftools merge` (default `-m both`) of the batch files.
+//!
+//! A site is the records of one (contig, pos, ref) that are all SNP records (every ALT one
+//! base) or all other records; the
+//! k-th row of one ALT at a site in one batch merges with the k-th of the others. A merged row
+//! takes its site columns and INFO from the first batch holding it, ORs the ALT bitmaps of its
+//! sources, and takes the site bitmaps (called, phased, ...) of every batch with a record at
+//! the site; samples of a batch without one are hom-ref where `--missing-as-ref` or a gVCF
+//! reference block says so, and no-calls otherwise. Counts are recomputed from the bitmaps,
+//! FORMAT lists concatenated in `sample_idx` order, and the alleles of a merged record
+//! renumbered, so export writes one record per site as `bcftools merge` does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cohortdb_store::genotype_bitmaps::{
+    BITMAP_COLUMNS, GenotypeException, decode_exceptions, deserialize_bitmap, encode_exceptions,
+    serialize_bitmap,
+};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, Int32Array, Int64Array, ListArray, RecordBatch,
+    new_null_array,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::compute::{concat, interleave};
+use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type, SchemaRef};
+use datafusion::error::{DataFusionError, Result};
+use roaring::RoaringBitmap;
+
+use crate::reference_blocks::ReferenceBlocks;
+
+/// One batch of the merge: its rows (all fragment columns), its samples, and whether they are
+/// hom-ref where it has no record.
+pub(crate) struct BatchRows {
+    pub rows: RecordBatch,
+    pub samples: RoaringBitmap,
+    pub missing_as_ref: bool,
+}
+
+/// A row of one batch.
+type RowRef = (usize, usize);
+
+/// One merged row in the making.
+struct Merged {
+    site: usize,
+    /// Sources, in batch order.
+    sources: Vec<RowRef>,
+}
+
+fn column<'a>(rows: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
+    rows.column_by_name(name)
+        .ok_or_else(|| DataFusionError::Internal(format!("fragment column {name} missing")))
+}
+
+fn bitmap(rows: &RecordBatch, name: &str, row: usize) -> Result<RoaringBitmap> {
+    let array = column(rows, name)?.as_binary::<i32>();
+    if array.is_null(row) {
+        return Ok(RoaringBitmap::new());
+    }
+    deserialize_bitmap(array.value(row))
+        .ok_or_else(|| DataFusionError::Execution(format!("unreadable {name} bitmap")))
+}
+
+/// Merges `batches` (in ascending sample order) into one batch of `schema`.
+pub(crate) fn merge_batches(
+    schema: &SchemaRef,
+    batches: &[BatchRows],
+    blocks: &ReferenceBlocks,
+) -> Result<RecordBatch> {
+    // Keys of every row, processed in (contig, pos, batch, record, allele) order.
+    let mut order: Vec<RowRef> = Vec::new();
+    for (b, batch) in batches.iter().enumerate() {
+        order.extend((0..batch.rows.num_rows()).map(|r| (b, r)));
+    }
+    let text = |b: usize, name: &str| -> Result<&datafusion::arrow::array::StringArray> {
+        Ok(column(&batches[b].rows, name)?.as_string::<i32>())
+    };
+    let int64 = |b: usize, name: &str| -> Result<&Int64Array> {
+        Ok(column(&batches[b].rows, name)?.as_primitive::<Int64Type>())
+    };
+    let int32 = |b: usize, name: &str| -> Result<&Int32Array> {
+        Ok(column(&batches[b].rows, name)?.as_primitive::<Int32Type>())
+    };
+    let mut keys = Vec::with_capacity(order.len());
+    for &(b, r) in &order {
+        keys.push((
+            text(b, "contig")?.value(r).to_string(),
+            int64(b, "pos")?.value(r),
+            b,
+            int32(b, "record_ordinal")?.value(r),
+            int32(b, "allele_index")?.value(r),
+        ));
+    }
+    let mut by_key: Vec<usize> = (0..order.len()).collect();
+    by_key.sort_by(|&x, &y| keys[x].cmp(&keys[y]));
+    // A record is a SNP record when all its ALTs are single bases; a site holds the records
+    // of one kind, so a mixed record (`G GT,T`) stays whole.
+    let mut snp_record: HashMap<(usize, String, i64, String, i32), bool> = HashMap::new();
+    for i in 0..order.len() {
+        let (b, r) = order[i];
+        let (reference, alt) = (text(b, "ref")?.value(r), text(b, "alt")?.value(r));
+        let key = (
+            b,
+            keys[i].0.clone(),
+            keys[i].1,
+            reference.to_string(),
+            keys[i].3,
+        );
+        let snp = reference.len() == 1 && alt.len() == 1;
+        *snp_record.entry(key).or_insert(true) &= snp;
+    }
+
+    // Sites and merged rows.
+    type SiteKey = (String, i64, String, bool);
+    let mut site_of: HashMap<SiteKey, usize> = HashMap::new();
+    let mut site_keys: Vec<SiteKey> = Vec::new();
+    // Per site and batch: the batch's first row there.
+    let mut present: Vec<HashMap<usize, RowRef>> = Vec::new();
+    let mut merged: Vec<Merged> = Vec::new();
+    let mut row_of: HashMap<(usize, String, usize), usize> = HashMap::new();
+    let mut seen: HashMap<(usize, usize, String), usize> = HashMap::new();
+    let mut occurrence_of: Vec<usize> = Vec::new();
+    for i in by_key {
+        let (b, r) = order[i];
+        let (reference, alt) = (text(b, "ref")?.value(r), text(b, "alt")?.value(r));
+        let snp = snp_record[&(
+            b,
+            keys[i].0.clone(),
+            keys[i].1,
+            reference.to_string(),
+            keys[i].3,
+        )];
+        let key = (keys[i].0.clone(), keys[i].1, reference.to_string(), snp);
+        let site = *site_of.entry(key.clone()).or_insert_with(|| {
+            site_keys.push(key);
+            present.push(HashMap::new());
+            site_keys.len() - 1
+        });
+        present[site].entry(b).or_insert((b, r));
+        let count = seen.entry((site, b, alt.to_string())).or_insert(0);
+        let occurrence = *count;
+        *count += 1;
+        match row_of.get(&(site, alt.to_string(), occurrence)) {
+            Some(&m) => merged[m].sources.push((b, r)),
+            None => {
+                row_of.insert((site, alt.to_string(), occurrence), merged.len());
+                merged.push(Merged {
+                    site,
+                    sources: vec![(b, r)],
+                });
+                occurrence_of.push(occurrence);
+            }
+        }
+    }
+
+    // Per site: the samples of absent batches that are hom-ref, and those that are missing.
+    let mut filled: Vec<RoaringBitmap> = Vec::with_capacity(site_keys.len());
+    let mut missing: Vec<RoaringBitmap> = Vec::with_capacity(site_keys.len());
+    for (site, (contig, pos, ..)) in site_keys.iter().enumerate() {
+        let (mut hom_ref, mut absent) = (RoaringBitmap::new(), RoaringBitmap::new());
+        for (b, batch) in batches.iter().enumerate() {
+            if present[site].contains_key(&b) {
+                continue;
+            }
+            match batch.missing_as_ref {
+                true => hom_ref |= &batch.samples,
+                false => absent |= &batch.samples,
+            }
+        }
+        if !absent.is_empty() && !blocks.is_empty() {
+            let called = blocks.hom_ref_at(contig, *pos, &absent);
+            absent -= &called;
+            hom_ref |= called;
+        }
+        filled.push(hom_ref);
+        missing.push(absent);
+    }
+
+    // Alleles renumbered per merged record: (site, occurrence) in first-source order.
+    let mut record_rows: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
+    for (m, row) in merged.iter().enumerate() {
+        record_rows
+            .entry((row.site, occurrence_of[m]))
+            .or_default()
+            .push(m);
+    }
+    let mut allele_index = vec![0i32; merged.len()];
+    let mut n_alleles = vec![0i32; merged.len()];
+    let mut ordinal = vec![0i32; merged.len()];
+    for ((site, occurrence), rows) in &record_rows {
+        let indel = i32::from(!site_keys[*site].3);
+        for (k, &m) in rows.iter().enumerate() {
+            let (b, r) = merged[m].sources[0];
+            let alt_less = int32(b, "allele_index")?.value(r) == 0;
+            allele_index[m] = if alt_less { 0 } else { k as i32 + 1 };
+            n_alleles[m] = if alt_less { 1 } else { rows.len() as i32 + 1 };
+            ordinal[m] = 2 * *occurrence as i32 + indel;
+        }
+    }
+    // Output order: as fragments store rows, by (contig, pos, ref, alt), then record.
+    let mut alts: Vec<&str> = Vec::with_capacity(merged.len());
+    for row in &merged {
+        let (b, r) = row.sources[0];
+        alts.push(text(b, "alt")?.value(r));
+    }
+    let sort_key = |m: usize| {
+        let site = &site_keys[merged[m].site];
+        (&site.0, site.1, &site.2, alts[m], ordinal[m])
+    };
+    let mut out_order: Vec<usize> = (0..merged.len()).collect();
+    out_order.sort_by(|&x, &y| sort_key(x).cmp(&sort_key(y)));
+
+    build_columns(
+        schema,
+        batches,
+        &merged,
+        &out_order,
+        &present,
+        &filled,
+        &missing,
+        [&allele_index, &n_alleles, &ordinal],
+    )
+}
+
+/// The merged rows as columns of `schema`, in `out_order`.
+#[allow(clippy::too_many_arguments)]
+fn build_columns(
+    schema: &SchemaRef,
+    batches: &[BatchRows],
+    merged: &[Merged],
+    out_order: &[usize],
+    present: &[HashMap<usize, RowRef>],
+    filled: &[RoaringBitmap],
+    missing: &[RoaringBitmap],
+    renumbered: [&[i32]; 3],
+) -> Result<RecordBatch> {
+    let firsts: Vec<RowRef> = out_order.iter().map(|&m| merged[m].sources[0]).collect();
+    // Per output row: the rows giving the site bitmaps (each present batch's own source row
+    // for this ALT if it has one, else its first row at the site), in batch order.
+    let site_rows: Vec<Vec<RowRef>> = out_order
+        .iter()
+        .map(|&m| {
+            let row = &merged[m];
+            let mut rows: Vec<RowRef> = present[row.site]
+                .iter()
+                .map(|(b, first)| {
+                    row.sources
+                        .iter()
+                        .find(|(sb, _)| sb == b)
+                        .copied()
+                        .unwrap_or(*first)
+                })
+                .collect();
+            rows.sort_unstable();
+            rows
+        })
+        .collect();
+    let mut bitmaps: HashMap<&str, Vec<RoaringBitmap>> = HashMap::new();
+    for name in BITMAP_COLUMNS {
+        let per_alt = matches!(name, "het" | "hom_alt" | "hemi");
+        let mut out = Vec::with_capacity(out_order.len());
+        for (o, &m) in out_order.iter().enumerate() {
+            let rows: &[RowRef] = if per_alt {
+                &merged[m].sources
+            } else {
+                &site_rows[o]
+            };
+            let mut union = RoaringBitmap::new();
+            for &(b, r) in rows {
+                union |= bitmap(&batches[b].rows, name, r)?;
+            }
+            let site = merged[m].site;
+            match name {
+                "called_diploid" => union |= &filled[site],
+                "no_call" => union |= &missing[site],
+                _ => {}
+            }
+            out.push(union);
+        }
+        bitmaps.insert(name, out);
+    }
+    let mut exceptions: Vec<Vec<GenotypeException>> = Vec::with_capacity(out_order.len());
+    for rows in &site_rows {
+        let mut all = Vec::new();
+        for &(b, r) in rows {
+            let array = column(&batches[b].rows, "gt_exceptions")?.as_binary::<i32>();
+            if !array.is_null(r) {
+                all.extend(decode_exceptions(array.value(r)).unwrap_or_default());
+            }
+        }
+        exceptions.push(all);
+    }
+
+    let indices: Vec<(usize, usize)> = firsts.clone();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let name = field.name().as_str();
+        let array: ArrayRef = match name {
+            "allele_index" | "n_alleles" | "record_ordinal" => {
+                let source = match name {
+                    "allele_index" => renumbered[0],
+                    "n_alleles" => renumbered[1],
+                    _ => renumbered[2],
+                };
+                Arc::new(Int32Array::from_iter_values(
+                    out_order.iter().map(|&m| source[m]),
+                ))
+            }
+            _ if BITMAP_COLUMNS.contains(&name) => Arc::new(BinaryArray::from_iter_values(
+                bitmaps[name].iter().map(serialize_bitmap),
+            )),
+            "gt_exceptions" => Arc::new(BinaryArray::from_iter(
+                exceptions
+                    .iter()
+                    .map(|e| (!e.is_empty()).then(|| encode_exceptions(e))),
+            )),
+            "ac" | "an" | "n_het" | "n_hom_alt" | "n_hemi" | "n_no_call" => {
+                let b = |n: &str, o: usize| bitmaps[n][o].len() as i64;
+                Arc::new(Int64Array::from_iter_values((0..out_order.len()).map(
+                    |o| match name {
+                        "ac" => b("het", o) + 2 * b("hom_alt", o) + b("hemi", o),
+                        "an" => crate::bitmap_args::allele_number(
+                            Some(&bitmaps["called_diploid"][o]),
+                            Some(&bitmaps["called_haploid"][o]),
+                            &exceptions[o],
+                            None,
+                        ) as i64,
+                        "n_het" => b("het", o),
+                        "n_hom_alt" => b("hom_alt", o),
+                        "n_hemi" => b("hemi", o),
+                        _ => b("no_call", o),
+                    },
+                )))
+            }
+            _ if name.starts_with("fmt_") => {
+                concat_lists(batches, merged, out_order, name, field.data_type())?
+            }
+            _ => {
+                let sources: Vec<&dyn Array> = batches
+                    .iter()
+                    .map(|b| column(&b.rows, name).map(|c| c.as_ref()))
+                    .collect::<Result<_>>()?;
+                interleave(&sources, &indices)?
+            }
+        };
+        columns.push(array);
+    }
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// A FORMAT list column: per merged row, its sources' lists one after another (batches hold
+/// ascending, disjoint sample ranges, so the values stay in carrier order); a source without
+/// the list contributes one null per carrier.
+fn concat_lists(
+    batches: &[BatchRows],
+    merged: &[Merged],
+    out_order: &[usize],
+    name: &str,
+    data_type: &DataType,
+) -> Result<ArrayRef> {
+    let DataType::List(item) = data_type else {
+        return Err(DataFusionError::Internal(format!("{name} is not a list")));
+    };
+    let mut pieces: Vec<ArrayRef> = Vec::new();
+    let mut offsets = vec![0i32];
+    let mut valid = Vec::with_capacity(out_order.len());
+    for &m in out_order {
+        let mut length = 0usize;
+        let mut any = false;
+        for &(b, r) in &merged[m].sources {
+            let rows = &batches[b].rows;
+            let list = column(rows, name)?.as_list::<i32>();
+            if list.is_null(r) {
+                let carriers = ["het", "hom_alt", "hemi"]
+                    .iter()
+                    .map(|n| bitmap(rows, n, r).map(|x| x.len() as usize))
+                    .sum::<Result<usize>>()?;
+                pieces.push(new_null_array(item.data_type(), carriers));
+                length += carriers;
+            } else {
+                let values = list.value(r);
+                length += values.len();
+                pieces.push(values);
+                any = true;
+            }
+        }
+        offsets.push(offsets[offsets.len() - 1] + length as i32);
+        valid.push(any);
+    }
+    let refs: Vec<&dyn Array> = pieces.iter().map(|p| p.as_ref()).collect();
+    let values = if refs.is_empty() {
+        new_null_array(item.data_type(), 0)
+    } else {
+        concat(&refs)?
+    };
+    Ok(Arc::new(ListArray::try_new(
+        item.clone(),
+        OffsetBuffer::new(offsets.into()),
+        values,
+        Some(valid.into()),
+    )?))
+}
