@@ -1,6 +1,7 @@
 //! Runs every `testdata/slt/*.slt` file against a store ingested from `testdata/slt/*.vcf` and
 //! the phenotype tables `testdata/slt/*.tsv` (one store for all files; each file gets a fresh
-//! session).
+//! session); `batches_*.slt` against a store grown from `testdata/slt/batches/*.vcf`, one
+//! ingest each.
 //!
 //! Values print as Arrow displays them, NULL as `NULL`, the empty string as `(empty)`.
 
@@ -152,8 +153,26 @@ async fn sql_surface_matches_the_slt_files() {
             pseudonym_secret: None,
         })
         .expect("aggregate engine");
+    // `batches_*.slt` run on a store grown in batches: each `batches/*.vcf` one ingest.
+    let (_batches_dir, batches_store) = new_store();
+    let mut batch_files: Vec<PathBuf> = std::fs::read_dir(slt_dir().join("batches"))
+        .expect("testdata/slt/batches")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    batch_files.sort();
+    for vcf in &batch_files {
+        let vcf = vcf.display().to_string();
+        cohortdb(&["ingest", "vcf", "--store", &batches_store, &vcf]).expect("ingest batch");
+    }
+    let batches = CohortEngine::open(&batches_store)
+        .await
+        .expect("open batches store");
     for file in files {
-        let ctx = engine.sql_session().expect("session");
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+        let ctx = match name.as_deref().is_some_and(|n| n.starts_with("batches")) {
+            true => batches.sql_session().expect("session"),
+            false => engine.sql_session().expect("session"),
+        };
         let aggregate = aggregate.clone();
         let tiered = file
             .file_name()
