@@ -109,6 +109,7 @@ pub async fn cohort(
 impl QueryService for QueryServiceImpl {
     type AlleleFrequenciesStream = ResponseStream<pb::ArrowChunk>;
     type CarriersStream = ResponseStream<pb::ArrowChunk>;
+    type CoverageStream = ResponseStream<pb::ArrowChunk>;
     type CaseControlStream = ResponseStream<pb::ArrowChunk>;
     type AssociationStream = ResponseStream<pb::ArrowChunk>;
     type SampleGenotypesStream = ResponseStream<pb::ArrowChunk>;
@@ -127,6 +128,21 @@ impl QueryService for QueryServiceImpl {
                 Ok(one_batch(
                     e.allele_frequencies(&regions(&m.regions)?, &set).await?,
                 ))
+            },
+        )
+        .await
+    }
+
+    async fn coverage(
+        &self,
+        request: Request<pb::CoverageRequest>,
+    ) -> Result<Response<Self::CoverageStream>, Status> {
+        self.table(
+            request,
+            "cohortdb.v1.QueryService/Coverage",
+            |e, m| async move {
+                let set = cohort(&e, m.cohort.as_ref()).await?;
+                Ok(one_batch(e.coverage(&regions(&m.regions)?, &set).await?))
             },
         )
         .await
