@@ -169,7 +169,9 @@ impl SiteSelection {
                 match (present[b], batch.missing_as_ref) {
                     (true, _) => {}
                     (false, true) => sites[*site].filled.push(samples.clone()),
-                    (false, false) => absent |= samples.as_ref(),
+                    // Only blocks can fill these: without any, they stay missing.
+                    (false, false) if !blocks.is_empty() => absent |= samples.as_ref(),
+                    (false, false) => {}
                 }
             }
             if !blocks.is_empty() && !absent.is_empty() {

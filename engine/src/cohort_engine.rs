@@ -442,8 +442,8 @@ impl CohortEngine {
         Ok(set)
     }
 
-    /// Samples that withdrew consent (`cohortdb admin withdraw`); every read path removes
-    /// them.
+    /// Samples that withdrew consent (`cohortdb admin withdraw`), and indices whose data an
+    /// `ingest vcf --replace` replaced; every read path removes them.
     pub fn withdrawn(&self) -> &RoaringBitmap {
         &self.withdrawn
     }

@@ -152,7 +152,10 @@ async fn ingest_once(
             return Err(e);
         }
     };
-    let fragments = written.len();
+    let fragments = written
+        .iter()
+        .filter(|f| f.kind == FileKind::Variants)
+        .count();
     if !new_samples.is_empty() {
         let path = format!("samples/{}.parquet", uuid::Uuid::new_v4());
         let bytes = encode_samples(&new_samples)?;
