@@ -18,6 +18,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::file::statistics::Statistics;
 use roaring::RoaringBitmap;
 
 use crate::error::{Result, StoreError};
@@ -87,8 +88,25 @@ pub fn decode_coverage(path: &str, bytes: Bytes, start: i64, end: i64) -> Result
         path: path.to_string(),
         source,
     };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(parquet_err)?
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_err)?;
+    // Only the row groups whose bins can overlap (statistics of `start` and `end`).
+    let overlapping: Vec<usize> = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .enumerate()
+        .filter(|(_, rg)| {
+            let stat = |column: usize, min: bool| match rg.column(column).statistics() {
+                Some(Statistics::Int64(s)) => if min { s.min_opt() } else { s.max_opt() }.copied(),
+                _ => None,
+            };
+            stat(1, true).is_none_or(|first| first <= end)
+                && stat(2, false).is_none_or(|last| last >= start)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let reader = builder
+        .with_row_groups(overlapping)
         .build()
         .map_err(parquet_err)?;
     let mut bins = Vec::new();
@@ -148,5 +166,32 @@ mod tests {
         let bytes = encode_coverage("chr1", &bins).unwrap();
         assert_eq!(decode_coverage("t", bytes.clone(), 1, 3000).unwrap(), bins);
         assert_eq!(decode_coverage("t", bytes, 1000, 1001).unwrap(), bins[..2]);
+    }
+
+    #[test]
+    fn row_groups_outside_the_range_are_skipped_and_inside_ones_kept() {
+        // 200,000 bins: four row groups.
+        let bins: Vec<CoverageBin> = (0..200_000i64)
+            .map(|i| CoverageBin {
+                start: i * 10 + 1,
+                end: (i + 1) * 10,
+                min_depth: 10,
+                samples: RoaringBitmap::from_iter([1]),
+            })
+            .collect();
+        let bytes = encode_coverage("chr1", &bins).unwrap();
+        for (start, end) in [
+            (1, 10),
+            (655_355, 655_375),
+            (1_999_991, 2_000_000),
+            (900_001, 1_300_000),
+        ] {
+            let want: Vec<&CoverageBin> = bins
+                .iter()
+                .filter(|b| b.end >= start && b.start <= end)
+                .collect();
+            let got = decode_coverage("t", bytes.clone(), start, end).unwrap();
+            assert_eq!(got.iter().collect::<Vec<_>>(), want, "{start}-{end}");
+        }
     }
 }
