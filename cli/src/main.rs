@@ -242,8 +242,8 @@ async fn run(command: Command) -> CliResult {
             let engine = CohortEngine::open(&store).await?;
             let done = engine.compact(contig.as_deref(), max_bytes).await?;
             println!(
-                "merged {} fragment(s) into {}; store version {}",
-                done.before, done.after, done.version
+                "merged {} fragment(s) into {} and {} coverage file(s) into {}; store version {}",
+                done.before, done.after, done.coverage_before, done.coverage_after, done.version
             );
         }
         Command::Admin(AdminCommand::Vacuum { store, older_than }) => {

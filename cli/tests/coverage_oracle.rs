@@ -261,3 +261,37 @@ fn a_truncated_bam_is_refused_and_the_store_is_unchanged() {
     assert!(err.contains("SM"), "{err}");
     assert_eq!(cohortdb(&["info", "--store", &store]).unwrap(), before);
 }
+
+/// Three `ingest bam` commits leave three coverage files per contig; `admin compact` merges
+/// them into one per contig and every coverage answer stays the same.
+#[test]
+fn compaction_merges_coverage_files_and_keeps_every_answer() {
+    let (_dir, store) = new_store();
+    for sample in ["sampleA", "sampleB", "sampleC"] {
+        cohortdb(&[
+            "ingest",
+            "bam",
+            "--store",
+            &store,
+            &bam(&format!("{sample}.bam")),
+        ])
+        .unwrap();
+    }
+    let answers = || {
+        ["chrS1", "chrS2:1-20000", "chrE"]
+            .map(|r| cohortdb(&["coverage", "--store", &store, "-r", r]).unwrap())
+    };
+    let files = || {
+        std::fs::read_dir(std::path::Path::new(&store).join("coverage/contig=chrS1"))
+            .unwrap()
+            .count()
+    };
+    let before = answers();
+    assert_eq!(files(), 3);
+    let out = cohortdb(&["admin", "compact", "--store", &store]).unwrap();
+    assert!(out.contains("9 coverage file(s) into 3"), "{out}");
+    assert_eq!(answers(), before);
+    cohortdb(&["admin", "vacuum", "--store", &store, "--older-than", "0s"]).unwrap();
+    assert_eq!(files(), 1);
+    assert_eq!(answers(), before);
+}

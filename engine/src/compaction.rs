@@ -6,19 +6,24 @@
 //! of two or more becomes one fragment whose rows are the group's rows, stably sorted by
 //! position, so rows at one position keep their relative order and every answer stays the
 //! same. Readers see the old fragments or the new ones: the commit removes the one set and
-//! adds the other.
+//! adds the other. A contig's coverage files (one per `ingest bam`) merge into one, each bin's
+//! bitmaps ORed as readers OR them.
 
 use std::sync::Arc;
 
 use cohortdb_store::Commit;
 use cohortdb_store::fragment_builder::encode_fragment;
 use cohortdb_store::fragment_schema::fragment_schema;
-use cohortdb_store::log_entry::{CommitKind, FileEntry};
+use std::collections::BTreeMap;
+
+use cohortdb_store::coverage_bins::{CoverageBin, decode_coverage, encode_coverage};
+use cohortdb_store::log_entry::{CommitKind, FileEntry, FileKind};
 use cohortdb_store::merge_extra_columns;
 use datafusion::arrow::array::{Int64Array, UInt32Array};
 use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionConfig;
+use roaring::RoaringBitmap;
 
 use crate::access_policy::Tier;
 use crate::cohort_engine::CohortEngine;
@@ -37,6 +42,10 @@ pub struct Compaction {
     pub before: usize,
     /// Fragments written.
     pub after: usize,
+    /// Coverage files merged away.
+    pub coverage_before: usize,
+    /// Coverage files written (one per contig).
+    pub coverage_after: usize,
 }
 
 impl CohortEngine {
@@ -87,11 +96,45 @@ impl CohortEngine {
             groups.push(current);
         }
         groups.retain(|g| g.len() > 1);
-        if groups.is_empty() {
+        // Coverage files of one contig (one per `ingest bam`) merge whatever their batch.
+        let mut coverage: Vec<Vec<FileEntry>> = Vec::new();
+        for file in state
+            .files
+            .values()
+            .filter(|f| f.kind == FileKind::Coverage)
+        {
+            let Some(c) = file.contig.as_deref() else {
+                continue;
+            };
+            if contig.is_some_and(|wanted| wanted != c) {
+                continue;
+            }
+            match coverage
+                .iter_mut()
+                .find(|g| g[0].contig.as_deref() == Some(c))
+            {
+                Some(group) => group.push(file.clone()),
+                None => coverage.push(vec![file.clone()]),
+            }
+        }
+        coverage.retain(|g| g.len() > 1);
+        if groups.is_empty() && coverage.is_empty() {
             return Ok(done);
         }
         let mut add: Vec<FileEntry> = Vec::new();
         let mut remove: Vec<String> = Vec::new();
+        for group in &coverage {
+            match self.merge_coverage(group).await {
+                Ok(entry) => add.push(entry),
+                Err(e) => {
+                    self.store().discard(&add).await;
+                    return Err(e);
+                }
+            }
+            remove.extend(group.iter().map(|f| f.path.clone()));
+            done.coverage_before += group.len();
+            done.coverage_after += 1;
+        }
         for group in &groups {
             match self.merge(group).await {
                 Ok(entry) => add.push(entry),
@@ -111,7 +154,13 @@ impl CohortEngine {
             withdraw: Vec::new(),
             retire: Vec::new(),
             operation: serde_json::json!({
-                "compact": { "contigs": contigs, "before": done.before, "after": done.after }
+                "compact": {
+                    "contigs": contigs,
+                    "before": done.before,
+                    "after": done.after,
+                    "coverage_before": done.coverage_before,
+                    "coverage_after": done.coverage_after,
+                }
             }),
         };
         done.version = self
@@ -120,6 +169,39 @@ impl CohortEngine {
             .await?
             .version();
         Ok(done)
+    }
+
+    /// One coverage file with the bins of `group` (one contig): the bitmaps of one bin and
+    /// threshold ORed, as readers OR them.
+    async fn merge_coverage(&self, group: &[FileEntry]) -> Result<FileEntry> {
+        let mut bins: BTreeMap<(i64, i64, u32), RoaringBitmap> = BTreeMap::new();
+        for file in group {
+            let bytes = self.store().read_file(&file.path).await?;
+            for bin in decode_coverage(&file.path, bytes, i64::MIN, i64::MAX)? {
+                *bins.entry((bin.start, bin.end, bin.min_depth)).or_default() |= bin.samples;
+            }
+        }
+        let rows: Vec<CoverageBin> = bins
+            .into_iter()
+            .map(|((start, end, min_depth), samples)| CoverageBin {
+                start,
+                end,
+                min_depth,
+                samples,
+            })
+            .collect();
+        let contig = group[0].contig.clone().unwrap_or_default();
+        let body = encode_coverage(&contig, &rows)?;
+        let path = crate::purge::new_path(&group[0].path);
+        let size = body.len() as u64;
+        self.store().put_new_file(&path, body).await?;
+        Ok(FileEntry {
+            contig: Some(contig),
+            min_pos: group.iter().filter_map(|f| f.min_pos).min(),
+            max_pos: group.iter().filter_map(|f| f.max_pos).max(),
+            max_end: group.iter().filter_map(|f| f.max_end).max(),
+            ..FileEntry::new(path, FileKind::Coverage, rows.len() as u64, size)
+        })
     }
 
     /// One fragment with the rows of `group` (one contig, reader order), written to the store.
