@@ -107,9 +107,22 @@ impl VariantsTable {
             }
         }
         groups.sort_by_key(|(range, ..)| *range);
+        // Only filters on the position may prune a batch's rows before the merge: any other
+        // (on `alt`, `ac`, ...) could drop one batch's part of a site and change the merged row.
+        let position_only: Vec<Expr> = filters
+            .iter()
+            .filter(|e| {
+                e.column_refs()
+                    .iter()
+                    .all(|c| c.name == "contig" || c.name == "pos")
+            })
+            .cloned()
+            .collect();
         let mut batches = Vec::with_capacity(groups.len());
         for ([start, end], missing_as_ref, files) in groups {
-            let plan = self.scan_files(state, &files, None, filters, None).await?;
+            let plan = self
+                .scan_files(state, &files, None, &position_only, None)
+                .await?;
             let rows = datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
             let rows = datafusion::arrow::compute::concat_batches(&self.schema, &rows)?;
             let mut samples = roaring::RoaringBitmap::new();
