@@ -473,6 +473,15 @@ async fn run(command: Command) -> CliResult {
             {
                 out.push_str(&format!("table\t{table}\t{}\n", file.rows));
             }
+            let count = |kind: cohortdb_store::log_entry::FileKind| {
+                state.files.values().filter(|f| f.kind == kind).count()
+            };
+            out.push_str(&format!(
+                "coverage_files\t{}\nref_block_files\t{}\nreplaced\t{}\n",
+                count(cohortdb_store::log_entry::FileKind::Coverage),
+                count(cohortdb_store::log_entry::FileKind::RefBlocks),
+                state.retired.len()
+            ));
             std::io::stdout().lock().write_all(out.as_bytes())?;
         }
         Command::Demo { store } => demo::run(store).await?,
