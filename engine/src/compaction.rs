@@ -9,14 +9,13 @@
 //! adds the other. A contig's coverage files (one per `ingest bam`) merge into one, each bin's
 //! bitmaps ORed as readers OR them.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cohortdb_store::Commit;
+use cohortdb_store::coverage_bins::{CoverageBin, decode_coverage, encode_coverage};
 use cohortdb_store::fragment_builder::encode_fragment;
 use cohortdb_store::fragment_schema::fragment_schema;
-use std::collections::BTreeMap;
-
-use cohortdb_store::coverage_bins::{CoverageBin, decode_coverage, encode_coverage};
 use cohortdb_store::log_entry::{CommitKind, FileEntry, FileKind};
 use cohortdb_store::merge_extra_columns;
 use datafusion::arrow::array::{Int64Array, UInt32Array};
@@ -192,7 +191,7 @@ impl CohortEngine {
             .collect();
         let contig = group[0].contig.clone().unwrap_or_default();
         let body = encode_coverage(&contig, &rows)?;
-        let path = crate::purge::new_path(&group[0].path);
+        let path = group[0].sibling_path();
         let size = body.len() as u64;
         self.store().put_new_file(&path, body).await?;
         Ok(FileEntry {
@@ -230,7 +229,7 @@ impl CohortEngine {
             take_record_batch(&batch, &UInt32Array::from(order)).map_err(DataFusionError::from)?;
         let contig = group[0].contig.clone().unwrap_or_default();
         let encoded = encode_fragment(&contig, batch, extras)?;
-        let path = crate::purge::new_path(&group[0].path);
+        let path = group[0].sibling_path();
         let bytes = encoded.parquet.len() as u64;
         self.store().put_new_file(&path, encoded.parquet).await?;
         Ok(FileEntry {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cohortdb_store::coverage_bins::{decode_coverage, encode_coverage};
+use cohortdb_store::coverage_bins::rewrite_bitmaps;
 use cohortdb_store::fragment_builder::encode_fragment;
 use cohortdb_store::fragment_schema::fragment_schema;
 use cohortdb_store::genotype_bitmaps::{BITMAP_COLUMNS, decode_exceptions, deserialize_bitmap};
@@ -39,13 +39,6 @@ pub struct Purge {
     pub phenotype_files: usize,
     /// Coverage files rewritten.
     pub coverage_files: usize,
-}
-
-/// A new file's path beside `old` (`variants/contig=1/<uuid>.parquet` for a fragment of
-/// `variants/contig=1/`): rewritten files stay in their table's directory.
-pub(crate) fn new_path(old: &str) -> String {
-    let directory = old.rsplit_once('/').map_or("", |(dir, _)| dir);
-    format!("{directory}/{}.parquet", uuid::Uuid::new_v4())
 }
 
 /// Whether a raw fragment batch holds any of `withdrawn` in a bitmap or a high-ploidy call.
@@ -237,7 +230,7 @@ impl CohortEngine {
                 .map_err(DataFusionError::from)?;
             let contig = file.contig.clone().unwrap_or_default();
             let encoded = encode_fragment(&contig, batch, file.columns.clone())?;
-            let path = new_path(&file.path);
+            let path = file.sibling_path();
             let bytes = encoded.parquet.len() as u64;
             store.put_new_file(&path, encoded.parquet).await?;
             add.push(FileEntry {
@@ -262,7 +255,7 @@ impl CohortEngine {
             let Some(kept) = without_rows(&file.path, bytes, withdrawn)? else {
                 continue;
             };
-            let path = new_path(&file.path);
+            let path = file.sibling_path();
             let body = encode_table(&path, &kept)?;
             let size = body.len() as u64;
             store.put_new_file(&path, body).await?;
@@ -299,25 +292,17 @@ impl CohortEngine {
             .cloned()
             .collect();
         for file in files {
-            let bytes = store.read_file(&file.path).await?;
-            let mut bins = decode_coverage(&file.path, bytes, i64::MIN, i64::MAX)?;
-            if bins.iter().all(|b| b.samples.is_disjoint(withdrawn)) {
-                continue;
+            let rewritten = rewrite_bitmaps(store, &file, |samples| {
+                let holds = !samples.is_disjoint(withdrawn);
+                *samples -= withdrawn;
+                holds
+            })
+            .await?;
+            if let Some(entry) = rewritten {
+                add.push(entry);
+                remove.push(file.path.clone());
+                done.coverage_files += 1;
             }
-            for bin in &mut bins {
-                bin.samples -= withdrawn;
-            }
-            let body = encode_coverage(file.contig.as_deref().unwrap_or_default(), &bins)?;
-            let path = new_path(&file.path);
-            let size = body.len() as u64;
-            store.put_new_file(&path, body).await?;
-            add.push(FileEntry {
-                path: path.clone(),
-                bytes: size,
-                ..file.clone()
-            });
-            remove.push(file.path.clone());
-            done.coverage_files += 1;
         }
         Ok(())
     }

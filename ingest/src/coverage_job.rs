@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use cohortdb_store::coverage_bins::{CoverageBin, encode_coverage};
 use cohortdb_store::log_entry::{CommitKind, FileEntry, FileKind};
-use cohortdb_store::sample_registry::{SampleIndex, SampleRecord, encode_samples, read_samples};
+use cohortdb_store::sample_registry::{SampleIndex, SampleRecord, read_samples};
 use cohortdb_store::{Commit, Store};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
@@ -20,7 +20,7 @@ use roaring::RoaringBitmap;
 use crate::bam_depth::{DepthOptions, bin_levels, bins};
 use crate::bam_input::BamInput;
 use crate::error::{IngestError, Result};
-use crate::ingest_job::encode_contig;
+use crate::ingest_job::{encode_contig, put_samples};
 
 /// Options of `ingest bam`.
 #[derive(Debug, Clone)]
@@ -130,24 +130,7 @@ pub async fn ingest_bam(
         return Err(e);
     }
     let files = written.len();
-    if !new_samples.is_empty() {
-        let path = format!("samples/{}.parquet", uuid::Uuid::new_v4());
-        let bytes = encode_samples(&new_samples)?;
-        let entry = FileEntry {
-            sample_idx_end: Some(next),
-            ..FileEntry::new(
-                path.clone(),
-                FileKind::Samples,
-                new_samples.len() as u64,
-                bytes.len() as u64,
-            )
-        };
-        if let Err(e) = store.put_new_file(&path, bytes).await {
-            store.discard(&written).await;
-            return Err(e.into());
-        }
-        written.push(entry);
-    }
+    put_samples(store, &new_samples, &mut written).await?;
     let commit = Commit {
         kind: CommitKind::Coverage,
         add: written,

@@ -156,24 +156,7 @@ async fn ingest_once(
         .iter()
         .filter(|f| f.kind == FileKind::Variants)
         .count();
-    if !new_samples.is_empty() {
-        let path = format!("samples/{}.parquet", uuid::Uuid::new_v4());
-        let bytes = encode_samples(&new_samples)?;
-        let entry = FileEntry {
-            sample_idx_end: new_samples.last().map(|s| s.sample_idx + 1),
-            ..FileEntry::new(
-                path.clone(),
-                FileKind::Samples,
-                new_samples.len() as u64,
-                bytes.len() as u64,
-            )
-        };
-        if let Err(e) = store.put_new_file(&path, bytes).await {
-            store.discard(&written).await;
-            return Err(e.into());
-        }
-        written.push(entry);
-    }
+    put_samples(store, &new_samples, &mut written).await?;
     // Phenotype rows and coverage of replaced participants move to their new index.
     let mut remove = Vec::new();
     if !replaced.is_empty() {
@@ -233,6 +216,38 @@ impl IngestOptions {
             "shard": self.shard.map(|s| format!("{}/{}", s.index, s.count)),
             "regions": (!regions.is_empty()).then_some(regions),
         }))
+    }
+}
+
+/// Writes the registry file of `samples` (nothing when there are none) and adds it to
+/// `written`; on failure every file of `written` is deleted again.
+pub(crate) async fn put_samples(
+    store: &Store,
+    samples: &[SampleRecord],
+    written: &mut Vec<FileEntry>,
+) -> Result<()> {
+    let Some(last) = samples.last() else {
+        return Ok(());
+    };
+    let path = format!("samples/{}.parquet", uuid::Uuid::new_v4());
+    let put = async {
+        let bytes = encode_samples(samples)?;
+        let size = bytes.len() as u64;
+        store.put_new_file(&path, bytes).await?;
+        Ok::<u64, IngestError>(size)
+    };
+    match put.await {
+        Ok(size) => {
+            written.push(FileEntry {
+                sample_idx_end: Some(last.sample_idx + 1),
+                ..FileEntry::new(path, FileKind::Samples, samples.len() as u64, size)
+            });
+            Ok(())
+        }
+        Err(e) => {
+            store.discard(written).await;
+            Err(e)
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use arrow::array::{Array, RecordBatch, RecordBatchReader, UInt32Array};
 use arrow::compute::{sort_to_indices, take_record_batch};
 use bytes::Bytes;
-use cohortdb_store::coverage_bins::{decode_coverage, encode_coverage};
+use cohortdb_store::coverage_bins::rewrite_bitmaps;
 use cohortdb_store::log_entry::{FileEntry, FileKind};
 use cohortdb_store::{Snapshot, Store};
 use parquet::arrow::ArrowWriter;
@@ -34,12 +34,6 @@ fn failure(path: &str, reason: impl std::fmt::Display) -> IngestError {
         file: path.to_string(),
         reason: format!("moving replaced samples to their new index: {reason}"),
     }
-}
-
-/// A new path beside `old`, in the same directory.
-fn beside(old: &str) -> String {
-    let directory = old.rsplit_once('/').map_or("", |(dir, _)| dir);
-    format!("{directory}/{}.parquet", uuid::Uuid::new_v4())
 }
 
 /// A phenotype file with `sample_idx` moved by `moved`, rows again sorted by it; `None` when
@@ -93,37 +87,39 @@ pub async fn remap_samples(
         .cloned()
         .collect();
     for file in files {
-        let bytes = store.read_file(&file.path).await?;
         let rewritten = match file.kind {
-            FileKind::Phenotypes => remap_table(&file.path, bytes, moved)?,
+            FileKind::Phenotypes => {
+                let bytes = store.read_file(&file.path).await?;
+                let Some(body) = remap_table(&file.path, bytes, moved)? else {
+                    continue;
+                };
+                let path = file.sibling_path();
+                let size = body.len() as u64;
+                store.put_new_file(&path, body).await?;
+                FileEntry {
+                    path,
+                    bytes: size,
+                    ..file.clone()
+                }
+            }
             _ => {
-                let mut bins = decode_coverage(&file.path, bytes, i64::MIN, i64::MAX)?;
-                let mut changed = false;
-                for bin in &mut bins {
+                let remap = |samples: &mut roaring::RoaringBitmap| {
+                    let mut changed = false;
                     for (&old, &new) in moved {
-                        if bin.samples.remove(old) {
-                            bin.samples.insert(new);
+                        if samples.remove(old) {
+                            samples.insert(new);
                             changed = true;
                         }
                     }
+                    changed
+                };
+                match rewrite_bitmaps(store, &file, remap).await? {
+                    Some(entry) => entry,
+                    None => continue,
                 }
-                let contig = file.contig.as_deref().unwrap_or_default();
-                changed
-                    .then(|| encode_coverage(contig, &bins))
-                    .transpose()?
             }
         };
-        let Some(body) = rewritten else {
-            continue;
-        };
-        let path = beside(&file.path);
-        let size = body.len() as u64;
-        store.put_new_file(&path, body).await?;
-        out.add.push(FileEntry {
-            path: path.clone(),
-            bytes: size,
-            ..file.clone()
-        });
+        out.add.push(rewritten);
         out.remove.push(file.path.clone());
     }
     Ok(out)

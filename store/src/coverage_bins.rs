@@ -21,8 +21,10 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::statistics::Statistics;
 use roaring::RoaringBitmap;
 
+use crate::commit_log::Store;
 use crate::error::{Result, StoreError};
 use crate::genotype_bitmaps::{deserialize_bitmap, serialize_bitmap};
+use crate::log_entry::FileEntry;
 
 /// One bin x threshold of a coverage file.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,6 +149,35 @@ pub fn decode_coverage(path: &str, bytes: Bytes, start: i64, end: i64) -> Result
         }
     }
     Ok(bins)
+}
+
+/// Rewrites coverage (or reference-block) file `file` with `edit` applied to every bin's
+/// bitmap (`edit` says whether it changed it): when one changed, the new file is written
+/// beside the old one and its entry returned (the caller commits it, or discards it); when
+/// none did, `None` and nothing is written.
+pub async fn rewrite_bitmaps(
+    store: &Store,
+    file: &FileEntry,
+    mut edit: impl FnMut(&mut RoaringBitmap) -> bool,
+) -> Result<Option<FileEntry>> {
+    let bytes = store.read_file(&file.path).await?;
+    let mut bins = decode_coverage(&file.path, bytes, i64::MIN, i64::MAX)?;
+    let mut changed = false;
+    for bin in &mut bins {
+        changed |= edit(&mut bin.samples);
+    }
+    if !changed {
+        return Ok(None);
+    }
+    let body = encode_coverage(file.contig.as_deref().unwrap_or_default(), &bins)?;
+    let path = file.sibling_path();
+    let size = body.len() as u64;
+    store.put_new_file(&path, body).await?;
+    Ok(Some(FileEntry {
+        path,
+        bytes: size,
+        ..file.clone()
+    }))
 }
 
 #[cfg(test)]

@@ -115,6 +115,13 @@ pub struct FileEntry {
 }
 
 impl FileEntry {
+    /// A new file's path beside this one (`variants/contig=1/<uuid>.parquet` for a fragment of
+    /// `variants/contig=1/`): a rewritten file stays in its table's directory.
+    pub fn sibling_path(&self) -> String {
+        let directory = self.path.rsplit_once('/').map_or("", |(dir, _)| dir);
+        format!("{directory}/{}.parquet", uuid::Uuid::new_v4())
+    }
+
     /// An entry with only the fields every file has; the kind-specific ones are `None`/empty.
     pub fn new(path: impl Into<String>, kind: FileKind, rows: u64, bytes: u64) -> Self {
         Self {
