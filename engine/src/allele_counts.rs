@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::reference_blocks::ReferenceBlocks;
 use crate::region::Region;
 use crate::site_cache::SiteRows;
+use crate::site_merge::RowKey;
 
 /// The columns of [`CohortEngine::allele_frequencies`].
 pub const FREQUENCY_COLUMNS: [&str; 9] = [
@@ -57,8 +58,7 @@ struct MergedSite {
 }
 
 /// The rows of `regions`, merged across batches as `bcftools merge` (its default `-m both`)
-/// merges the batch files: one row per (contig, pos, ref, alt), a site being the rows of one
-/// (contig, pos, ref) that are all SNPs or all other variants. A batch without a record at a
+/// merges the batch files ([`crate::site_merge`]). A batch without a record at a
 /// site leaves its samples missing there (no AN), or hom-ref with `--missing-as-ref` or where
 /// one of its gVCF reference blocks covers the position (as `bcftools merge --gvcf`). Within
 /// one batch nothing merges: its rows are the input's. Ordered by contig, position, then input
@@ -82,8 +82,6 @@ impl SiteSelection {
         regions: &[Region],
         blocks: &ReferenceBlocks,
     ) -> Self {
-        use std::collections::hash_map::Entry;
-        type SiteKey = (Arc<str>, i64, String, bool);
         let (groups, group_batches): (Vec<_>, Vec<_>) = groups.into_iter().unzip();
         let batch_index = |b: &Batch| batches.iter().position(|(x, _)| x == b);
         let group_batches: Vec<usize> = group_batches
@@ -110,76 +108,53 @@ impl SiteSelection {
             }
             return Self::ordered(groups, rows, sites, group_batches);
         }
-        // Site key -> (site, which batches have a record there).
-        let mut site_of: HashMap<SiteKey, (usize, Vec<bool>)> = HashMap::new();
-        // (site, alt, occurrence within its batch) -> output row
-        let mut row_of: HashMap<(usize, String, usize), usize> = HashMap::new();
-        let mut seen: HashMap<(usize, usize, String), usize> = HashMap::new();
+        let mut refs: Vec<(usize, usize)> = Vec::new();
+        let mut keys: Vec<RowKey<'_>> = Vec::new();
         for (g, group) in groups.iter().enumerate() {
             let batch = group_batches[g];
             for r in (0..group.len()).filter(|&r| group.in_regions(r, regions)) {
-                let (reference, alt) = (group.ref_allele.value(r), group.alt.value(r));
-                let snp = reference.len() == 1 && alt.len() == 1;
-                let key = (
-                    group.contig.clone(),
-                    group.pos[r],
-                    reference.to_string(),
-                    snp,
-                );
-                let site = match site_of.entry(key) {
-                    Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(e) => {
-                        sites.push(MergedSite {
-                            called: Vec::new(),
-                            filled: Vec::new(),
-                        });
-                        e.insert((sites.len() - 1, vec![false; batches.len()]))
-                    }
-                };
-                let site_index = site.0;
-                // The first record of a batch at the site gives its called samples.
-                if let Some(present) = site.1.get_mut(batch)
-                    && !*present
-                {
-                    *present = true;
-                    sites[site_index].called.push((batch, (g, r)));
-                }
-                let occurrence = seen
-                    .entry((site_index, batch, alt.to_string()))
-                    .or_insert(0);
-                let key = (site_index, alt.to_string(), *occurrence);
-                *occurrence += 1;
-                match row_of.get(&key) {
-                    Some(&i) if batch != usize::MAX => rows[i].sources.push((g, r)),
-                    _ => {
-                        row_of.insert(key, rows.len());
-                        rows.push(MergedRow {
-                            sources: vec![(g, r)],
-                            site: site_index,
-                        });
-                    }
-                }
+                refs.push((g, r));
+                keys.push(RowKey {
+                    batch: (batch != usize::MAX).then_some(batch),
+                    contig: &group.contig,
+                    pos: group.pos[r],
+                    reference: group.ref_allele.value(r),
+                    alt: group.alt.value(r),
+                    record: group.record_ordinal[r],
+                });
             }
         }
-        // Batches absent at a site: `--missing-as-ref` ones are hom-ref there, the others
-        // where a gVCF reference block of theirs covers the position.
-        for ((contig, pos, ..), (site, present)) in &site_of {
+        let plan = crate::site_merge::plan(&keys);
+        rows.extend(plan.rows.iter().map(|row| MergedRow {
+            sources: row.sources.iter().map(|&i| refs[i]).collect(),
+            site: row.site,
+        }));
+        for site in &plan.sites {
+            // The first record of a batch at the site gives its called samples.
+            let mut merged = MergedSite {
+                called: site.present.iter().map(|&(b, i)| (b, refs[i])).collect(),
+                filled: Vec::new(),
+            };
+            // Batches absent at the site: `--missing-as-ref` ones are hom-ref there, the
+            // others where a gVCF reference block of theirs covers the position.
             let mut absent = RoaringBitmap::new();
             for (b, (batch, samples)) in batches.iter().enumerate() {
-                match (present[b], batch.missing_as_ref) {
+                let present = site.present.iter().any(|&(x, _)| x == b);
+                match (present, batch.missing_as_ref) {
                     (true, _) => {}
-                    (false, true) => sites[*site].filled.push(samples.clone()),
+                    (false, true) => merged.filled.push(samples.clone()),
                     // Only blocks can fill these: without any, they stay missing.
                     (false, false) if !blocks.is_empty() => absent |= samples.as_ref(),
                     (false, false) => {}
                 }
             }
             if !blocks.is_empty() && !absent.is_empty() {
-                let called = blocks.hom_ref_at(contig, *pos, &absent);
+                let called = blocks.hom_ref_at(&site.contig, site.pos, &absent);
                 if !called.is_empty() {
-                    sites[*site].filled.push(Arc::new(called));
+                    merged.filled.push(Arc::new(called));
                 }
             }
+            sites.push(merged);
         }
         Self::ordered(groups, rows, sites, group_batches)
     }

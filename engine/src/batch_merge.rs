@@ -1,11 +1,8 @@
 //! The rows of several batches merged into the rows of one cohort, for the `variants` table
-//! (and so SQL, the genotypes view and export), with the rules `allele_counts.rs` counts by:
-//! `bcftools merge` (default `-m both`) of the batch files.
+//! (and so SQL, the genotypes view and export), by the rule counting uses too
+//! ([`crate::site_merge`]: `bcftools merge`, default `-m both`, of the batch files).
 //!
-//! A site is the records of one (contig, pos, ref) that are all SNP records (every ALT one
-//! base) or all other records; the
-//! k-th row of one ALT at a site in one batch merges with the k-th of the others. A merged row
-//! takes its site columns and INFO from the first batch holding it, ORs the ALT bitmaps of its
+//! A merged row takes its site columns and INFO from the first batch holding it, ORs the ALT bitmaps of its
 //! sources, and takes the site bitmaps (called, phased, ...) of every batch with a record at
 //! the site; samples of a batch without one are hom-ref where `--missing-as-ref` or a gVCF
 //! reference block says so, and no-calls otherwise. Counts are recomputed from the bitmaps,
@@ -30,6 +27,7 @@ use datafusion::error::{DataFusionError, Result};
 use roaring::RoaringBitmap;
 
 use crate::reference_blocks::ReferenceBlocks;
+use crate::site_merge::{RowKey, Site};
 
 /// One batch of the merge: its rows (all fragment columns), its samples, and whether they are
 /// hom-ref where it has no record.
@@ -83,10 +81,10 @@ pub(crate) fn merge_batches(
     let int32 = |b: usize, name: &str| -> Result<&Int32Array> {
         Ok(column(&batches[b].rows, name)?.as_primitive::<Int32Type>())
     };
-    let mut keys = Vec::with_capacity(order.len());
+    let mut sort_keys = Vec::with_capacity(order.len());
     for &(b, r) in &order {
-        keys.push((
-            text(b, "contig")?.value(r).to_string(),
+        sort_keys.push((
+            text(b, "contig")?.value(r),
             int64(b, "pos")?.value(r),
             b,
             int32(b, "record_ordinal")?.value(r),
@@ -94,71 +92,43 @@ pub(crate) fn merge_batches(
         ));
     }
     let mut by_key: Vec<usize> = (0..order.len()).collect();
-    by_key.sort_by(|&x, &y| keys[x].cmp(&keys[y]));
-    // A record is a SNP record when all its ALTs are single bases; a site holds the records
-    // of one kind, so a mixed record (`G GT,T`) stays whole.
-    let mut snp_record: HashMap<(usize, String, i64, String, i32), bool> = HashMap::new();
-    for i in 0..order.len() {
-        let (b, r) = order[i];
-        let (reference, alt) = (text(b, "ref")?.value(r), text(b, "alt")?.value(r));
-        let key = (
-            b,
-            keys[i].0.clone(),
-            keys[i].1,
-            reference.to_string(),
-            keys[i].3,
-        );
-        let snp = reference.len() == 1 && alt.len() == 1;
-        *snp_record.entry(key).or_insert(true) &= snp;
-    }
-
-    // Sites and merged rows.
-    type SiteKey = (String, i64, String, bool);
-    let mut site_of: HashMap<SiteKey, usize> = HashMap::new();
-    let mut site_keys: Vec<SiteKey> = Vec::new();
-    // Per site and batch: the batch's first row there.
-    let mut present: Vec<HashMap<usize, RowRef>> = Vec::new();
-    let mut merged: Vec<Merged> = Vec::new();
-    let mut row_of: HashMap<(usize, String, usize), usize> = HashMap::new();
-    let mut seen: HashMap<(usize, usize, String), usize> = HashMap::new();
-    let mut occurrence_of: Vec<usize> = Vec::new();
+    by_key.sort_by(|&x, &y| sort_keys[x].cmp(&sort_keys[y]));
+    let mut taken: Vec<RowRef> = Vec::with_capacity(order.len());
+    let mut keys: Vec<RowKey<'_>> = Vec::with_capacity(order.len());
     for i in by_key {
         let (b, r) = order[i];
-        let (reference, alt) = (text(b, "ref")?.value(r), text(b, "alt")?.value(r));
-        let snp = snp_record[&(
-            b,
-            keys[i].0.clone(),
-            keys[i].1,
-            reference.to_string(),
-            keys[i].3,
-        )];
-        let key = (keys[i].0.clone(), keys[i].1, reference.to_string(), snp);
-        let site = *site_of.entry(key.clone()).or_insert_with(|| {
-            site_keys.push(key);
-            present.push(HashMap::new());
-            site_keys.len() - 1
+        let (contig, pos, _, record, _) = sort_keys[i];
+        taken.push((b, r));
+        keys.push(RowKey {
+            batch: Some(b),
+            contig,
+            pos,
+            reference: text(b, "ref")?.value(r),
+            alt: text(b, "alt")?.value(r),
+            record,
         });
-        present[site].entry(b).or_insert((b, r));
-        let count = seen.entry((site, b, alt.to_string())).or_insert(0);
-        let occurrence = *count;
-        *count += 1;
-        match row_of.get(&(site, alt.to_string(), occurrence)) {
-            Some(&m) => merged[m].sources.push((b, r)),
-            None => {
-                row_of.insert((site, alt.to_string(), occurrence), merged.len());
-                merged.push(Merged {
-                    site,
-                    sources: vec![(b, r)],
-                });
-                occurrence_of.push(occurrence);
-            }
-        }
     }
+    let plan = crate::site_merge::plan(&keys);
+    let site_keys = &plan.sites;
+    // Per site and batch: the batch's first row there.
+    let present: Vec<HashMap<usize, RowRef>> = site_keys
+        .iter()
+        .map(|site| site.present.iter().map(|&(b, i)| (b, taken[i])).collect())
+        .collect();
+    let merged: Vec<Merged> = plan
+        .rows
+        .iter()
+        .map(|row| Merged {
+            site: row.site,
+            sources: row.sources.iter().map(|&i| taken[i]).collect(),
+        })
+        .collect();
+    let occurrence_of: Vec<usize> = plan.rows.iter().map(|row| row.occurrence).collect();
 
     // Per site: the samples of absent batches that are hom-ref, and those that are missing.
     let mut filled: Vec<RoaringBitmap> = Vec::with_capacity(site_keys.len());
     let mut missing: Vec<RoaringBitmap> = Vec::with_capacity(site_keys.len());
-    for (site, (contig, pos, ..)) in site_keys.iter().enumerate() {
+    for (site, Site { contig, pos, .. }) in site_keys.iter().enumerate() {
         let (mut hom_ref, mut absent) = (RoaringBitmap::new(), RoaringBitmap::new());
         for (b, batch) in batches.iter().enumerate() {
             if present[site].contains_key(&b) {
@@ -190,7 +160,7 @@ pub(crate) fn merge_batches(
     let mut n_alleles = vec![0i32; merged.len()];
     let mut ordinal = vec![0i32; merged.len()];
     for ((site, occurrence), rows) in &record_rows {
-        let indel = i32::from(!site_keys[*site].3);
+        let indel = i32::from(!site_keys[*site].snp);
         for (k, &m) in rows.iter().enumerate() {
             let (b, r) = merged[m].sources[0];
             let alt_less = int32(b, "allele_index")?.value(r) == 0;
@@ -207,7 +177,7 @@ pub(crate) fn merge_batches(
     }
     let sort_key = |m: usize| {
         let site = &site_keys[merged[m].site];
-        (&site.0, site.1, &site.2, alts[m], ordinal[m])
+        (&site.contig, site.pos, &site.reference, alts[m], ordinal[m])
     };
     let mut out_order: Vec<usize> = (0..merged.len()).collect();
     out_order.sort_by(|&x, &y| sort_key(x).cmp(&sort_key(y)));

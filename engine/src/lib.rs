@@ -58,6 +58,7 @@ pub mod regression;
 mod sample_selection;
 pub mod sample_set;
 pub mod site_cache;
+mod site_merge;
 pub mod table_functions;
 pub mod variants_table;
 pub mod vcf_export;

@@ -1,0 +1,133 @@
+//! The merge rule shared by counting (`allele_counts.rs`) and the `variants` table
+//! (`batch_merge.rs`): which stored rows of several batches are one row of the cohort, as
+//! `bcftools merge` (default `-m both`) merges the batch files.
+//!
+//! A site is the records of one (contig, pos, ref) that are all SNP records (every ALT one
+//! base) or all other records, so a mixed record (`G GT,T`) stays whole. The k-th row of one
+//! ALT at a site in one batch merges with the k-th of every other batch; within one batch
+//! nothing merges.
+
+use std::collections::HashMap;
+
+/// One stored row, in the order rows are taken.
+pub(crate) struct RowKey<'a> {
+    /// Its batch; `None` for a row that never merges (a fragment without a recorded batch).
+    pub batch: Option<usize>,
+    pub contig: &'a str,
+    pub pos: i64,
+    pub reference: &'a str,
+    pub alt: &'a str,
+    /// `record_ordinal`: which record at its position the row belongs to.
+    pub record: i32,
+}
+
+/// One site of the cohort.
+pub(crate) struct Site {
+    pub contig: String,
+    pub pos: i64,
+    pub reference: String,
+    pub snp: bool,
+    /// Each batch with a record here and its first row (an index into the keys), in the
+    /// order they were met.
+    pub present: Vec<(usize, usize)>,
+}
+
+/// One row of the cohort: the same ALT of one site from every batch that has it.
+pub(crate) struct Row {
+    pub site: usize,
+    /// Which occurrence of its ALT at the site (within each batch) it is.
+    pub occurrence: usize,
+    /// The stored rows it merges (indices into the keys), in the order they were met.
+    pub sources: Vec<usize>,
+}
+
+/// The sites and rows of `keys`.
+pub(crate) struct Plan {
+    pub sites: Vec<Site>,
+    pub rows: Vec<Row>,
+}
+
+/// Merges `keys` into sites and rows.
+pub(crate) fn plan(keys: &[RowKey<'_>]) -> Plan {
+    type RecordKey<'a> = (Option<usize>, &'a str, i64, &'a str, i32);
+    let mut snp_record: HashMap<RecordKey<'_>, bool> = HashMap::new();
+    for k in keys {
+        let snp = k.reference.len() == 1 && k.alt.len() == 1;
+        *snp_record
+            .entry((k.batch, k.contig, k.pos, k.reference, k.record))
+            .or_insert(true) &= snp;
+    }
+    let mut sites: Vec<Site> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut site_of: HashMap<(&str, i64, &str, bool), usize> = HashMap::new();
+    let mut row_of: HashMap<(usize, &str, usize), usize> = HashMap::new();
+    let mut seen: HashMap<(usize, Option<usize>, &str), usize> = HashMap::new();
+    for (i, k) in keys.iter().enumerate() {
+        let snp = snp_record[&(k.batch, k.contig, k.pos, k.reference, k.record)];
+        let site = *site_of
+            .entry((k.contig, k.pos, k.reference, snp))
+            .or_insert_with(|| {
+                sites.push(Site {
+                    contig: k.contig.to_string(),
+                    pos: k.pos,
+                    reference: k.reference.to_string(),
+                    snp,
+                    present: Vec::new(),
+                });
+                sites.len() - 1
+            });
+        if let Some(b) = k.batch
+            && !sites[site].present.iter().any(|&(x, _)| x == b)
+        {
+            sites[site].present.push((b, i));
+        }
+        let count = seen.entry((site, k.batch, k.alt)).or_insert(0);
+        let occurrence = *count;
+        *count += 1;
+        match (k.batch, row_of.get(&(site, k.alt, occurrence))) {
+            (Some(_), Some(&m)) => rows[m].sources.push(i),
+            _ => {
+                row_of.insert((site, k.alt, occurrence), rows.len());
+                rows.push(Row {
+                    site,
+                    occurrence,
+                    sources: vec![i],
+                });
+            }
+        }
+    }
+    Plan { sites, rows }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key<'a>(batch: usize, reference: &'a str, alt: &'a str, record: i32) -> RowKey<'a> {
+        RowKey {
+            batch: Some(batch),
+            contig: "1",
+            pos: 100,
+            reference,
+            alt,
+            record,
+        }
+    }
+
+    #[test]
+    fn same_alts_merge_across_batches_and_snp_and_indel_records_stay_apart() {
+        let keys = [
+            key(0, "G", "T", 0),
+            key(0, "G", "GT", 1),
+            key(1, "G", "GT", 0),
+            key(1, "G", "T", 0),
+            key(2, "G", "T", 0),
+        ];
+        let plan = plan(&keys);
+        // Batch 1's `G GT,T` is a mixed record: one site with batch 0's `G GT`.
+        assert_eq!(plan.sites.len(), 2);
+        let sources: Vec<Vec<usize>> = plan.rows.iter().map(|r| r.sources.clone()).collect();
+        assert_eq!(sources, [vec![0, 4], vec![1, 2], vec![3]]);
+        assert_eq!(plan.sites[0].present, [(0, 0), (2, 4)]);
+    }
+}
