@@ -2,16 +2,25 @@
 //! 5-30x samples (`bam/`), each sample is covered at a threshold exactly when mosdepth's
 //! window mean (`--by 1000`) reaches it, with default flags and with `-Q 1`; the same for a
 //! real CRAM against mosdepth on its BAM. Withdrawal removes a sample from every bin, and a
-//! truncated BAM is refused with the store unchanged.
+//! truncated BAM is refused with the store unchanged. The server serves the same coverage over
+//! gRPC.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod oracle_support;
+#[path = "support/serving_harness.rs"]
+mod serving_harness;
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
+use arrow::array::RecordBatch;
+use cohortdb_proto::v1 as pb;
+use cohortdb_proto::v1::query_service_client::QueryServiceClient;
+use cohortdb_server::ServerOptions;
 use oracle_support::*;
+use serving_harness::{ADMIN, AGGREGATE, read_chunks, request, start_with, strings};
+use tonic::Code;
 
 const THRESHOLDS: [u32; 3] = [5, 10, 20];
 
@@ -294,4 +303,100 @@ fn compaction_merges_coverage_files_and_keeps_every_answer() {
     cohortdb(&["admin", "vacuum", "--store", &store, "--older-than", "0s"]).unwrap();
     assert_eq!(files(), 1);
     assert_eq!(answers(), before);
+}
+
+/// Coverage over gRPC: after `ingest bam` adds a sample's coverage to the served store, the
+/// `Coverage` RPC answers as `cohortdb coverage` does, and the aggregate tier gets the one
+/// covered participant suppressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coverage_is_served_with_suppression() {
+    let server = start_with(ServerOptions {
+        refresh_interval: std::time::Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await;
+    let bam = shared_dir().join("testdata/bam/sampleA.bam");
+    let store = server.store.clone();
+    tokio::task::spawn_blocking(move || {
+        cohortdb(&[
+            "ingest",
+            "bam",
+            "--store",
+            &store,
+            &bam.display().to_string(),
+        ])
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    let mut query = QueryServiceClient::new(server.channel.clone());
+    let ask = |token| {
+        let mut query = query.clone();
+        async move {
+            let message = pb::CoverageRequest {
+                regions: vec!["chrS1:1-5000".into()],
+                cohort: None,
+            };
+            read_chunks(query.coverage(request(message, Some(token))).await).await
+        }
+    };
+    // The server moves to the new version on its own.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let batches = loop {
+        let (batches, _) = ask(ADMIN).await.unwrap();
+        if batches.iter().map(RecordBatch::num_rows).sum::<usize>() > 0 {
+            break batches;
+        }
+        assert!(std::time::Instant::now() < deadline, "no coverage served");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let served: Vec<String> = (0..strings(&batches, "start").len())
+        .map(|i| {
+            [
+                "chrom",
+                "start",
+                "end",
+                "min_depth",
+                "n_samples",
+                "n_covered",
+            ]
+            .map(|c| strings(&batches, c)[i].clone())
+            .join("\t")
+        })
+        .collect();
+    let store = server.store.clone();
+    let cli = tokio::task::spawn_blocking(move || {
+        cohortdb(&["coverage", "--store", &store, "-r", "chrS1:1-5000"]).unwrap()
+    })
+    .await
+    .unwrap();
+    let cli: Vec<String> = cli
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').take(6).collect::<Vec<_>>().join("\t"))
+        .collect();
+    assert_eq!(served, cli);
+    assert!(
+        served.iter().all(|r| r.ends_with("\t10001\t1")),
+        "{served:?}"
+    );
+    // Aggregate tier: 1 covered of 10,001 is a small count.
+    let (batches, _) = ask(AGGREGATE).await.unwrap();
+    let flags = strings(&batches, "suppressed");
+    assert!(
+        !flags.is_empty() && flags.iter().all(|f| f == "true"),
+        "{flags:?}"
+    );
+    assert!(
+        strings(&batches, "n_covered")
+            .iter()
+            .all(|v| v.is_empty() || v == "null")
+    );
+    // No region: INVALID_ARGUMENT.
+    let err = query
+        .coverage(request(pb::CoverageRequest::default(), Some(ADMIN)))
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
 }
