@@ -58,8 +58,9 @@ impl CohortEngine {
         cohort: &RoaringBitmap,
         columns: &[String],
     ) -> Result<RecordBatch> {
-        use datafusion::arrow::array::{ArrayRef, StringArray};
-        use datafusion::arrow::compute::take;
+        use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+        use datafusion::arrow::compute::{concat, take};
+        use datafusion::scalar::ScalarValue;
         self.require_record_level("carriers")?;
         let at = crate::region::Region {
             contig: variant.contig.clone(),
@@ -76,52 +77,51 @@ impl CohortEngine {
                 })
         });
         let registry = self.sample_positions();
-        let ids = self
-            .sample_batch
-            .column(1)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(|| DataFusionError::Internal("sample_id is not text".into()))?;
-        let id_of = |idx: u32| {
-            registry
-                .get(idx as usize)
-                .copied()
-                .flatten()
-                .map(|r| ids.value(r))
-        };
         let order = self.sample_order();
-        // One output row per (selected row, class, sample in the cohort), by ALT then ID.
-        let mut calls: Vec<(usize, &'static str, u32)> = Vec::new();
+        // One output row per (selected row, class, sample in the cohort), by ALT then ID;
+        // classes are 0 het, 1 hom_alt, 2 hemi.
+        let mut calls: Vec<(u32, u8, u32)> = Vec::new();
+        let mut class_of: Vec<u8> = Vec::new();
         for (i, row) in selection.rows.iter().enumerate() {
             // The row's carriers in every batch that has it (batches hold disjoint samples).
-            let mut classes = [
-                ("het", RoaringBitmap::new()),
-                ("hom_alt", RoaringBitmap::new()),
-                ("hemi", RoaringBitmap::new()),
-            ];
+            let mut classes: [RoaringBitmap; 3] = Default::default();
             for &(g, r) in &row.sources {
                 let rows = &selection.groups[g];
-                classes[0].1 |= &rows.het[r] & cohort;
-                classes[1].1 |= &rows.hom_alt[r] & cohort;
-                classes[2].1 |= &rows.hemi[r] & cohort;
+                classes[0] |= &rows.het[r] & cohort;
+                classes[1] |= &rows.hom_alt[r] & cohort;
+                classes[2] |= &rows.hemi[r] & cohort;
             }
-            let total: u64 = classes.iter().map(|(_, set)| set.len()).sum();
+            let total: u64 = classes.iter().map(RoaringBitmap::len).sum();
+            calls.reserve(total as usize);
             if total as usize * 16 > order.by_id.len() {
-                // Many carriers: walk the samples in ID order instead of sorting.
-                for &idx in &order.by_id {
-                    if let Some((class, _)) = classes.iter().find(|(_, set)| set.contains(idx)) {
-                        calls.push((i, class, idx));
+                // Many carriers: mark each sample's class, then walk the samples in ID order
+                // instead of sorting.
+                class_of.clear();
+                class_of.resize(order.rank.len(), u8::MAX);
+                for (class, set) in classes.iter().enumerate() {
+                    for idx in set {
+                        if let Some(slot) = class_of.get_mut(idx as usize) {
+                            *slot = class as u8;
+                        }
                     }
                 }
+                calls.extend(order.by_id.iter().filter_map(|&idx| {
+                    let class = class_of[idx as usize];
+                    (class != u8::MAX).then_some((i as u32, class, idx))
+                }));
             } else {
                 let start = calls.len();
-                for (class, set) in &classes {
-                    calls.extend(set.iter().map(|idx| (i, *class, idx)));
+                for (class, set) in classes.iter().enumerate() {
+                    calls.extend(set.iter().map(|idx| (i as u32, class as u8, idx)));
                 }
                 calls[start..].sort_unstable_by_key(|c| order.rank.get(c.2 as usize).copied());
             }
         }
-        let picked: UInt32Array = calls.iter().map(|c| c.0 as u32).collect();
+        // Calls are grouped by row: each site column is its rows' values repeated.
+        let mut repeats = vec![0usize; selection.rows.len()];
+        for call in &calls {
+            repeats[call.0 as usize] += 1;
+        }
         let mut fields: Vec<Field> = Vec::new();
         let mut out_columns: Vec<ArrayRef> = Vec::new();
         for (name, column) in ["chrom", "pos", "ref", "alt"]
@@ -129,14 +129,36 @@ impl CohortEngine {
             .zip(selection.site_columns()?)
         {
             fields.push(Field::new(name, column.data_type().clone(), false));
-            out_columns.push(take(&column, &picked, None).map_err(DataFusionError::from)?);
+            let parts = repeats
+                .iter()
+                .enumerate()
+                .map(|(row, &n)| ScalarValue::try_from_array(&column, row)?.to_array_of_size(n))
+                .collect::<datafusion::error::Result<Vec<ArrayRef>>>()?;
+            let parts: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+            out_columns.push(match parts.as_slice() {
+                [] => column.slice(0, 0),
+                [one] => one.slice(0, one.len()),
+                many => concat(many).map_err(DataFusionError::from)?,
+            });
         }
-        let sample_ids: StringArray = calls.iter().map(|c| id_of(c.2)).collect();
+        // IDs (pseudonyms at the record tier) taken from the registry by row.
+        let id_rows: UInt32Array = calls
+            .iter()
+            .map(|c| {
+                registry
+                    .get(c.2 as usize)
+                    .copied()
+                    .flatten()
+                    .map(|r| r as u32)
+            })
+            .collect();
+        let ids = self.sample_batch.column(1);
         fields.push(Field::new("sample_id", DataType::Utf8, true));
-        out_columns.push(Arc::new(sample_ids));
-        let genotypes: StringArray = calls.iter().map(|c| Some(c.1)).collect();
+        out_columns.push(take(ids, &id_rows, None).map_err(DataFusionError::from)?);
+        let names = StringArray::from(vec!["het", "hom_alt", "hemi"]);
+        let classes: UInt32Array = calls.iter().map(|c| u32::from(c.1)).collect();
         fields.push(Field::new("genotype", DataType::Utf8, false));
-        out_columns.push(Arc::new(genotypes));
+        out_columns.push(take(&names, &classes, None).map_err(DataFusionError::from)?);
         if !columns.is_empty() {
             // Decoded as one batch, once per engine.
             let (schema, batches) = self.phenotype_table("phenotypes").await?;

@@ -248,7 +248,9 @@ impl ServerState {
                 decision: "cancelled: deadline exceeded or client gone".into(),
             }),
         };
+        let started = std::time::Instant::now();
         let result = work(scope).await;
+        let worked = started.elapsed();
         pending.event = None;
         let outcome = match &result {
             Ok((_, batches)) => Ok(batches.iter().map(|b| b.num_rows() as u64).sum()),
@@ -256,6 +258,12 @@ impl ServerState {
         };
         self.audit(Some(&principal), method, request, outcome)
             .await?;
+        tracing::debug!(
+            method,
+            work_us = worked.as_micros() as u64,
+            audit_us = (started.elapsed() - worked).as_micros() as u64,
+            "answered"
+        );
         result
     }
 }

@@ -1,9 +1,14 @@
-//! The audit trail: one create-only JSON object per request under `_audit/`, hash-chained.
+//! The audit trail: one JSON record per request under `_audit/`, hash-chained, written in
+//! groups (group commit: the records of requests that finish while a write is under way go
+//! into the next file together).
 //!
 //! Invariants:
-//! - Record `n` (from 1) is `_audit/<n as 20 digits>.json`, written with `PutMode::Create` and
-//!   never changed, so two writers can never both write record `n`: the loser re-reads the
-//!   head and takes the next number.
+//! - Records are numbered densely from 1. A file `_audit/<n as 20 digits>.json` holds records
+//!   `n, n+1, ...` (one JSON object per line), is written with `PutMode::Create` and never
+//!   changed. A writer names its file after the record following the last one it knows, which
+//!   is always the last record of some file, so two writers that both believe they extend the
+//!   chain from the same record race for the same name: the loser re-reads the head and
+//!   chains after the winner's file.
 //! - `hash` is the SHA-256 (hex) of the record's JSON without `hash`, fields in declaration
 //!   order; `prev_hash` is the previous record's `hash` (64 zeros for record 1). Changing,
 //!   removing or reordering a record breaks the chain at that record ([`AuditLog::verify`]).
@@ -13,21 +18,27 @@ use object_store::{ObjectStoreExt, PutMode, PutPayload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use tokio::sync::{mpsc, oneshot};
+
 use crate::error::{Result, StoreError};
 use crate::location::StoreLocation;
 
 /// Where audit records live, relative to the store root.
 pub const AUDIT_DIR: &str = "_audit";
 
-/// The version of the record format.
-pub const AUDIT_FORMAT_VERSION: u32 = 1;
+/// The version of the record format: 2 since files hold several records (version 1 files
+/// hold one, and are read the same way).
+pub const AUDIT_FORMAT_VERSION: u32 = 2;
+
+/// At most this many records per file.
+const MAX_GROUP: usize = 1024;
 
 /// How many times an append retries after losing a race for a record number.
 const MAX_APPEND_ATTEMPTS: usize = 16;
 
-/// A best-effort hint naming a recent record (`{"seq": N}`), rewritten every
-/// [`HINT_INTERVAL`] records, so finding the head reads the hint and the few records after it
-/// instead of listing the whole trail.
+/// A best-effort hint naming the first record of a recent file (`{"seq": N}`), rewritten
+/// about every [`HINT_INTERVAL`] records, so finding the head reads the hint's file and the few
+/// after it instead of listing the whole trail.
 const HINT: &str = "_audit/_last_hint";
 
 /// Records between hint rewrites.
@@ -98,13 +109,20 @@ pub fn genesis_hash() -> String {
     "0".repeat(64)
 }
 
-/// Appends to and reads the audit trail of one store. One appender per process serialises
-/// its appends; appenders in other processes are handled by create-only writes.
+/// A record waiting to be written, and where its outcome goes.
+type Pending = (
+    AuditEvent,
+    oneshot::Sender<std::result::Result<AuditRecord, String>>,
+);
+
+/// Appends to and reads the audit trail of one store. One writer task per appender writes
+/// the records of all pending appends as one file; appenders in other processes are handled
+/// by create-only writes.
 #[derive(Debug)]
 pub struct AuditLog {
     location: StoreLocation,
-    /// The last record number and hash this appender knows, read on first append.
-    head: futures::lock::Mutex<Option<(u64, String)>>,
+    /// The writer task's queue, started by the first append.
+    queue: std::sync::OnceLock<mpsc::UnboundedSender<Pending>>,
 }
 
 impl AuditLog {
@@ -112,7 +130,7 @@ impl AuditLog {
     pub fn new(location: StoreLocation) -> Self {
         Self {
             location,
-            head: futures::lock::Mutex::new(None),
+            queue: std::sync::OnceLock::new(),
         }
     }
 
@@ -120,8 +138,8 @@ impl AuditLog {
         format!("{AUDIT_DIR}/{seq:020}.json")
     }
 
-    /// Record numbers present, ascending.
-    async fn sequence_numbers(&self) -> Result<Vec<u64>> {
+    /// First record numbers of the files present, ascending.
+    async fn file_numbers(&self) -> Result<Vec<u64>> {
         use futures::TryStreamExt;
         let prefix = self.location.path(AUDIT_DIR);
         let objects: Vec<_> = self
@@ -139,8 +157,9 @@ impl AuditLog {
         Ok(seqs)
     }
 
-    async fn read(&self, seq: u64) -> Result<AuditRecord> {
-        let relative = Self::record_path(seq);
+    /// The records of the file that starts at record `first`.
+    async fn read_file(&self, first: u64) -> Result<Vec<AuditRecord>> {
+        let relative = Self::record_path(first);
         let path = self.location.path(&relative);
         let bytes = self
             .location
@@ -151,7 +170,27 @@ impl AuditLog {
             .bytes()
             .await
             .map_err(|e| StoreError::object_store(&path, e))?;
-        serde_json::from_slice(&bytes).map_err(|e| decode(&relative, e))
+        let records = bytes
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|line| serde_json::from_slice(line).map_err(|e| decode(&relative, e)))
+            .collect::<Result<Vec<AuditRecord>>>()?;
+        if records.first().map(|r| r.seq) != Some(first) {
+            return Err(StoreError::AuditChain {
+                seq: first,
+                reason: format!("{relative} does not start with record {first}"),
+            });
+        }
+        Ok(records)
+    }
+
+    /// The last record of the file that starts at `first`: its number and hash.
+    async fn file_end(&self, first: u64) -> Result<(u64, String)> {
+        let records = self.read_file(first).await?;
+        let last = records
+            .last()
+            .map_or((first, String::new()), |r| (r.seq, r.hash.clone()));
+        Ok(last)
     }
 
     /// The newest record: from the hint forward when there is one, else by listing.
@@ -171,16 +210,16 @@ impl AuditLog {
             Err(_) => None,
         };
         let mut head = match hinted {
-            Some(seq) => match self.read(seq).await {
-                Ok(record) => (seq, record.hash),
+            Some(seq) => match self.file_end(seq).await {
+                Ok(end) => end,
                 Err(_) => return self.listed_head().await,
             },
             None => return self.listed_head().await,
         };
-        // Walk forward to the end: records are dense.
+        // Walk forward to the end: each file starts after the previous one's last record.
         loop {
-            match self.read(head.0 + 1).await {
-                Ok(next) => head = (next.seq, next.hash),
+            match self.file_end(head.0 + 1).await {
+                Ok(next) => head = next,
                 Err(StoreError::ObjectStore { .. }) => return Ok(head),
                 Err(e) => return Err(e),
             }
@@ -188,36 +227,66 @@ impl AuditLog {
     }
 
     async fn listed_head(&self) -> Result<(u64, String)> {
-        match self.sequence_numbers().await?.last() {
-            Some(&seq) => Ok((seq, self.read(seq).await?.hash)),
+        match self.file_numbers().await?.last() {
+            Some(&first) => self.file_end(first).await,
             None => Ok((0, genesis_hash())),
         }
     }
 
-    /// Appends `event` as the next record and returns it.
+    /// Appends `event` as the next record and returns it once it is stored. Appends that
+    /// arrive while a write is under way are written together by the next one.
     pub async fn append(&self, event: AuditEvent) -> Result<AuditRecord> {
-        let mut head = self.head.lock().await;
-        let mut known = head.take();
+        let queue = self.queue.get_or_init(|| {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            tokio::spawn(write_groups(self.location.clone(), receiver));
+            sender
+        });
+        let (reply, outcome) = oneshot::channel();
+        let stopped = || StoreError::AuditChain {
+            seq: 0,
+            reason: "the audit writer has stopped".into(),
+        };
+        queue.send((event, reply)).map_err(|_| stopped())?;
+        outcome
+            .await
+            .map_err(|_| stopped())?
+            .map_err(|reason| StoreError::AuditChain { seq: 0, reason })
+    }
+
+    /// Writes `events` as one file after the head, taking the next free number when another
+    /// writer took this one.
+    async fn write_group(
+        &self,
+        head: &mut Option<(u64, String)>,
+        events: &[AuditEvent],
+    ) -> Result<Vec<AuditRecord>> {
         for _ in 0..MAX_APPEND_ATTEMPTS {
-            let (last, prev_hash) = match known.take() {
+            let (last, mut prev_hash) = match head.take() {
                 Some(known) => known,
                 None => self.read_head().await?,
             };
             let time_unix_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
-            let mut record = AuditRecord {
-                format_version: AUDIT_FORMAT_VERSION,
-                seq: last + 1,
-                time_unix_ms,
-                event: event.clone(),
-                prev_hash,
-                hash: String::new(),
-            };
-            record.hash = record.computed_hash()?;
-            let relative = Self::record_path(record.seq);
+            let mut records = Vec::with_capacity(events.len());
+            let mut body = Vec::new();
+            for (i, event) in events.iter().enumerate() {
+                let mut record = AuditRecord {
+                    format_version: AUDIT_FORMAT_VERSION,
+                    seq: last + 1 + i as u64,
+                    time_unix_ms,
+                    event: event.clone(),
+                    prev_hash,
+                    hash: String::new(),
+                };
+                record.hash = record.computed_hash()?;
+                prev_hash = record.hash.clone();
+                serde_json::to_writer(&mut body, &record).map_err(|e| decode("audit", e))?;
+                body.push(b'\n');
+                records.push(record);
+            }
+            let relative = Self::record_path(last + 1);
             let path = self.location.path(&relative);
-            let body = serde_json::to_vec(&record).map_err(|e| decode(&relative, e))?;
             match self
                 .location
                 .object_store
@@ -229,21 +298,21 @@ impl AuditLog {
                 .await
             {
                 Ok(_) => {
-                    *head = Some((record.seq, record.hash.clone()));
-                    if record.seq.is_multiple_of(HINT_INTERVAL) {
-                        let hint = serde_json::json!({ "seq": record.seq }).to_string();
+                    let end = last + events.len() as u64;
+                    *head = Some((end, prev_hash));
+                    if end / HINT_INTERVAL != last / HINT_INTERVAL {
+                        let hint = serde_json::json!({ "seq": last + 1 }).to_string();
                         let _ = self
                             .location
                             .object_store
                             .put(&self.location.path(HINT), PutPayload::from(hint))
                             .await;
                     }
-                    return Ok(record);
+                    return Ok(records);
                 }
-                // Another appender took this number: chain after its record and go on.
+                // Another appender took this number: chain after its file and go on.
                 Err(object_store::Error::AlreadyExists { .. }) => {
-                    let winner = self.read(record.seq).await?;
-                    known = Some((winner.seq, winner.hash));
+                    *head = Some(self.file_end(last + 1).await?);
                 }
                 Err(e) => return Err(StoreError::object_store(&path, e)),
             }
@@ -257,8 +326,8 @@ impl AuditLog {
     /// Every record, ascending.
     pub async fn records(&self) -> Result<Vec<AuditRecord>> {
         let mut out = Vec::new();
-        for seq in self.sequence_numbers().await? {
-            out.push(self.read(seq).await?);
+        for first in self.file_numbers().await? {
+            out.extend(self.read_file(first).await?);
         }
         Ok(out)
     }
@@ -286,6 +355,31 @@ impl AuditLog {
             expected += 1;
         }
         Ok(expected - 1)
+    }
+}
+
+/// The writer task of one [`AuditLog`]: takes every pending append, writes them as one file,
+/// answers each; ends when the log is dropped.
+async fn write_groups(location: StoreLocation, mut queue: mpsc::UnboundedReceiver<Pending>) {
+    let log = AuditLog::new(location);
+    let mut head = None;
+    let mut group: Vec<Pending> = Vec::new();
+    while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let events: Vec<AuditEvent> = group.iter().map(|(event, _)| event.clone()).collect();
+        match log.write_group(&mut head, &events).await {
+            Ok(records) => {
+                for ((_, reply), record) in group.drain(..).zip(records) {
+                    let _ = reply.send(Ok(record));
+                }
+            }
+            Err(e) => {
+                // Unknown what was written: find the head again next time.
+                head = None;
+                for (_, reply) in group.drain(..) {
+                    let _ = reply.send(Err(e.to_string()));
+                }
+            }
+        }
     }
 }
 
@@ -340,7 +434,7 @@ mod tests {
         assert_eq!(log.append(event(10)).await.unwrap().seq, 7);
         assert_eq!(log.verify().await.unwrap(), 7);
         // Rewrite record 3 with a different row count.
-        let mut record = log.read(3).await.unwrap();
+        let mut record = log.read_file(3).await.unwrap().remove(0);
         record.event.rows = 1000;
         let path = location.path(&AuditLog::record_path(3));
         location
@@ -353,6 +447,30 @@ mod tests {
             .unwrap();
         let err = log.verify().await.unwrap_err().to_string();
         assert!(err.contains("record 3"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_share_files_and_keep_one_chain() {
+        let location = StoreLocation::open("memory://audit-groups", true).unwrap();
+        let log = AuditLog::new(location.clone());
+        let appends = (0..100).map(|n| log.append(event(n)));
+        let mut seqs: Vec<u64> = futures::future::try_join_all(appends)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
+        let files = log.file_numbers().await.unwrap();
+        assert!(files.len() < 100, "{} files for 100 records", files.len());
+        // Each request's event is in the record it was answered with.
+        let records = log.records().await.unwrap();
+        assert_eq!(records.len(), 100);
+        assert_eq!(log.verify().await.unwrap(), 100);
+        // Another appender chains after the last file.
+        let other = AuditLog::new(location);
+        assert_eq!(other.append(event(7)).await.unwrap().seq, 101);
     }
 
     #[tokio::test]

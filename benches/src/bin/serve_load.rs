@@ -55,7 +55,10 @@ async fn ipc_rows(
     stream: tonic::Streaming<pb::ArrowChunk>,
 ) -> Result<usize, Box<dyn std::error::Error>> {
     let chunks: Vec<pb::ArrowChunk> = stream.try_collect().await?;
-    let bytes: Vec<u8> = chunks.into_iter().flat_map(|c| c.ipc).collect();
+    let mut bytes = Vec::with_capacity(chunks.iter().map(|c| c.ipc.len()).sum());
+    for chunk in &chunks {
+        bytes.extend_from_slice(&chunk.ipc);
+    }
     let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
     let mut rows = 0;
     for batch in reader {
@@ -125,7 +128,8 @@ async fn main() {
     let rate: f64 = args.get(6).map_or(0.0, |a| a.parse().unwrap());
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
         .unwrap()
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        .http2_adaptive_window(std::env::var_os("ADAPTIVE").is_some());
     let channel = endpoint.connect().await.unwrap();
     let variants = std::sync::Arc::new(variants(&channel, &record).await);
     eprintln!(
@@ -158,7 +162,11 @@ async fn main() {
                     tokio::time::sleep_until(arrival.into()).await;
                 }
                 let start = if rate > 0.0 { arrival } else { Instant::now() };
-                let outcome = if i.is_multiple_of(2) {
+                let outcome = if match std::env::var("MIX").as_deref() {
+                    Ok("carriers") => true,
+                    Ok("af") => false,
+                    _ => i.is_multiple_of(2),
+                } {
                     let variant = variants[rng.next() as usize % variants.len()].clone();
                     let message = pb::CarriersRequest {
                         variant,
@@ -199,6 +207,20 @@ async fn main() {
     let mut all = Tally::default();
     for task in tasks {
         let t = task.await.unwrap();
+        if std::env::var_os("PER_CLIENT").is_some() {
+            let worst = t
+                .frequencies
+                .iter()
+                .chain(&t.carriers)
+                .max()
+                .copied()
+                .unwrap_or_default();
+            eprintln!(
+                "client: {} requests, worst {:.0} ms",
+                t.frequencies.len() + t.carriers.len(),
+                worst.as_secs_f64() * 1000.0
+            );
+        }
         all.carriers.extend(t.carriers);
         all.frequencies.extend(t.frequencies);
         all.errors.extend(t.errors);
@@ -217,6 +239,13 @@ async fn main() {
             list.len() as f64 / seconds as f64,
             percentile(list, 0.5),
             percentile(list, 0.99)
+        );
+        eprintln!(
+            "{name}: p90 {:.1} p95 {:.1} p99.9 {:.1} max {:.1}",
+            percentile(list, 0.9),
+            percentile(list, 0.95),
+            percentile(list, 0.999),
+            percentile(list, 1.0)
         );
     }
     println!(
