@@ -35,7 +35,7 @@ pub async fn run(
         listener.local_addr()?,
         engine.snapshot().version()
     );
-    let state = Arc::new(ServerState::new(engine, tokens, options));
+    let state = Arc::new(ServerState::new(engine, tokens, options)?);
     serve(listener, state, shutdown_signal()).await?;
     eprintln!("cohortdb serve: stopped");
     Ok(())

@@ -37,7 +37,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::principal::Principal;
 use crate::query_service::collect;
 use crate::server_error::ServerError;
-use crate::server_state::ServerState;
+use crate::server_state::{Lane, ServerState};
 
 type DoGetStream = <FlightSqlServiceImpl as FlightService>::DoGetStream;
 
@@ -184,7 +184,7 @@ impl FlightSqlServiceImpl {
         let text = handle.query.clone();
         let (schema, batches) = self
             .state
-            .audited(metadata, method, text, |scope| async move {
+            .audited(metadata, method, text, Lane::Scan, |scope| async move {
                 collect(planned(&scope.engine, &handle).await?).await
             })
             .await?;

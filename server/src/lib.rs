@@ -11,7 +11,7 @@
 //! use cohortdb_server::{ServerOptions, ServerState, TokenRegistry, serve};
 //! let engine = cohortdb_engine::CohortEngine::open("/tmp/store").await?;
 //! let tokens = TokenRegistry::from_file("tokens.toml")?;
-//! let state = Arc::new(ServerState::new(engine, tokens, ServerOptions::default()));
+//! let state = Arc::new(ServerState::new(engine, tokens, ServerOptions::default())?);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:50051").await?;
 //! serve(listener, state, std::future::pending()).await?;
 //! # Ok(()) }
@@ -22,6 +22,7 @@ pub mod arrow_chunks;
 pub mod flight_sql_service;
 pub mod principal;
 pub mod query_service;
+pub mod scan_lane;
 pub mod server_error;
 pub mod server_state;
 

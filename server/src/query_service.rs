@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 
 use crate::arrow_chunks::arrow_chunks;
 use crate::server_error::ServerError;
-use crate::server_state::ServerState;
+use crate::server_state::{Lane, ServerState};
 
 /// A stream of response messages.
 pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -39,7 +39,8 @@ impl QueryServiceImpl {
         Self { state }
     }
 
-    /// Runs an operation that yields a table, audits it and streams it as Arrow chunks.
+    /// Runs an operation that yields a table on the scan lane, audits it and streams it as
+    /// Arrow chunks.
     async fn table<T, F, Fut>(
         &self,
         request: Request<T>,
@@ -49,13 +50,31 @@ impl QueryServiceImpl {
     where
         T: std::fmt::Debug,
         F: FnOnce(CohortEngine, T) -> Fut,
-        Fut: std::future::Future<Output = Result<Table, ServerError>>,
+        Fut: std::future::Future<Output = Result<Table, ServerError>> + Send + 'static,
+    {
+        self.table_on(Lane::Scan, request, method, work).await
+    }
+
+    /// [`QueryServiceImpl::table`] on `lane`.
+    async fn table_on<T, F, Fut>(
+        &self,
+        lane: Lane,
+        request: Request<T>,
+        method: &str,
+        work: F,
+    ) -> Result<Response<ResponseStream<pb::ArrowChunk>>, Status>
+    where
+        T: std::fmt::Debug,
+        F: FnOnce(CohortEngine, T) -> Fut,
+        Fut: std::future::Future<Output = Result<Table, ServerError>> + Send + 'static,
     {
         let (metadata, _, message) = request.into_parts();
         let text = format!("{message:?}");
         let (schema, batches) = self
             .state
-            .audited(&metadata, method, text, |scope| work(scope.engine, message))
+            .audited(&metadata, method, text, lane, |scope| {
+                work(scope.engine, message)
+            })
             .await?;
         let chunks = arrow_chunks(schema, batches, self.state.options().chunk_bytes)?;
         Ok(Response::new(Box::pin(futures::stream::iter(
@@ -152,7 +171,9 @@ impl QueryService for QueryServiceImpl {
         &self,
         request: Request<pb::CarriersRequest>,
     ) -> Result<Response<Self::CarriersStream>, Status> {
-        self.table(
+        // The carriers of one variant: a point lookup, answered ahead of scans.
+        self.table_on(
+            Lane::Lookup,
             request,
             "cohortdb.v1.QueryService/Carriers",
             |e, m| async move {

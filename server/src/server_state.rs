@@ -10,6 +10,7 @@ use cohortdb_store::audit_log::{AuditEvent, AuditLog};
 use tonic::metadata::MetadataMap;
 
 use crate::principal::{Principal, TokenRegistry};
+use crate::scan_lane::ScanLane;
 use crate::server_error::ServerError;
 
 /// How the server runs.
@@ -51,6 +52,17 @@ pub struct ServerState {
     /// Engines per (project, tier, store version): the record tier's carry the project's
     /// pseudonyms.
     engines: Mutex<HashMap<(String, Tier, u64), CohortEngine>>,
+    /// Where scans run (see [`crate::scan_lane`]).
+    scan: ScanLane,
+}
+
+/// Where a request's engine work runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// On the server's own threads: point lookups, answered first under load.
+    Lookup,
+    /// On the lower-priority scan threads: everything that reads regions or runs SQL.
+    Scan,
 }
 
 /// A request under way: who asked, and the engine that answers them.
@@ -70,16 +82,23 @@ pub fn bearer_token(metadata: &MetadataMap) -> Option<&str> {
 }
 
 impl ServerState {
-    /// The state over `engine` (opened by the caller at the snapshot to serve).
-    pub fn new(engine: CohortEngine, tokens: TokenRegistry, options: ServerOptions) -> Self {
+    /// The state over `engine` (opened by the caller at the snapshot to serve), with a scan
+    /// lane of one thread per core.
+    pub fn new(
+        engine: CohortEngine,
+        tokens: TokenRegistry,
+        options: ServerOptions,
+    ) -> Result<Self, ServerError> {
         let audit = Arc::new(AuditLog::new(engine.store().location().clone()));
-        Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Self {
             engine: RwLock::new(engine),
             tokens,
             audit,
             options,
             engines: Mutex::new(HashMap::new()),
-        }
+            scan: ScanLane::new(cores)?,
+        })
     }
 
     /// The server's options.
@@ -219,19 +238,22 @@ impl ServerState {
         Ok(())
     }
 
-    /// Runs `work` for an authenticated caller and audits it, whatever the outcome.
+    /// Runs `work` for an authenticated caller on `lane` and audits it, whatever the
+    /// outcome.
     pub async fn audited<F, Fut>(
         &self,
         metadata: &MetadataMap,
         method: &str,
         request: String,
+        lane: Lane,
         work: F,
     ) -> Result<(Arc<arrow::datatypes::Schema>, Vec<RecordBatch>), ServerError>
     where
         F: FnOnce(RequestScope) -> Fut,
         Fut: std::future::Future<
                 Output = Result<(Arc<arrow::datatypes::Schema>, Vec<RecordBatch>), ServerError>,
-            >,
+            > + Send
+            + 'static,
     {
         let scope = self.audited_scope(metadata, method, &request).await?;
         let principal = scope.principal.clone();
@@ -249,7 +271,10 @@ impl ServerState {
             }),
         };
         let started = std::time::Instant::now();
-        let result = work(scope).await;
+        let result = match lane {
+            Lane::Lookup => work(scope).await,
+            Lane::Scan => self.scan.run(work(scope)).await.and_then(|r| r),
+        };
         let worked = started.elapsed();
         pending.event = None;
         let outcome = match &result {

@@ -68,7 +68,7 @@ pub(crate) async fn start_with(options: ServerOptions) -> Server {
         .unwrap();
     let engine = cohortdb_engine::CohortEngine::open(&store).await.unwrap();
     let tokens = TokenRegistry::parse(TOKENS).unwrap();
-    let state = Arc::new(ServerState::new(engine, tokens, options));
+    let state = Arc::new(ServerState::new(engine, tokens, options).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

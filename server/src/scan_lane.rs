@@ -1,0 +1,106 @@
+//! The scan lane: a runtime of its own for the engine work of requests that scan (regions,
+//! SQL, exports, tests), on threads the OS runs at a lower priority than the server's.
+//!
+//! Point lookups (the carriers of one variant) and all network I/O stay on the server's
+//! runtime, so under load a lookup never waits behind a scan for a CPU: scans take what the
+//! lookups leave (the kernel still gives a niced thread about a tenth of a busy CPU, so scans
+//! are slowed, never starved). Running CPU-bound DataFusion work off the runtime that serves
+//! the network is also what DataFusion recommends (its `thread_pools` example).
+
+use std::future::Future;
+
+use crate::server_error::ServerError;
+
+/// Niceness of the scan threads, in `thread-priority`'s cross-platform scale (0..=99, 50 the
+/// default): below the default is a positive nice value (a lower priority).
+const SCAN_PRIORITY: u8 = 25;
+
+/// The scan lane's runtime; shut down in the background when dropped (a runtime cannot be
+/// dropped from async code).
+#[derive(Debug)]
+pub struct ScanLane {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl ScanLane {
+    /// A lane of `threads` worker threads (at least one).
+    pub fn new(threads: usize) -> Result<Self, ServerError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("cohortdb-scan")
+            .enable_all()
+            .on_thread_start(|| {
+                // Without the right to lower a priority the lane just runs at the default one.
+                if let Ok(priority) = SCAN_PRIORITY.try_into() {
+                    let _ = thread_priority::set_current_thread_priority(
+                        thread_priority::ThreadPriority::Crossplatform(priority),
+                    );
+                }
+            })
+            .build()
+            .map_err(|e| ServerError::InvalidArgument(format!("scan threads: {e}")))?;
+        Ok(Self {
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Runs `work` on the lane and waits for it; dropping the returned future (a deadline, a
+    /// client gone) stops the work too.
+    pub async fn run<F>(&self, work: F) -> Result<F::Output, ServerError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let Some(runtime) = &self.runtime else {
+            return Err(ServerError::InvalidArgument(
+                "the scan lane is shut down".into(),
+            ));
+        };
+        let task = runtime.spawn(work);
+        let _stop = AbortOnDrop(task.abort_handle());
+        task.await
+            .map_err(|e| ServerError::InvalidArgument(format!("scan task: {e}")))
+    }
+}
+
+impl Drop for ScanLane {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Aborts a task when dropped (a no-op once it has finished).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn runs_work_and_stops_it_when_dropped() {
+        let lane = ScanLane::new(1).unwrap();
+        assert_eq!(lane.run(async { 6 * 7 }).await.unwrap(), 42);
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let waiting = lane.run(async move {
+            let _ = started.send(());
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            let _ = done.send(());
+        });
+        // Drop the caller's future once the work runs: the work is aborted, so `done` is
+        // dropped unsent.
+        tokio::select! {
+            _ = waiting => unreachable!("the work sleeps for a minute"),
+            _ = running => {}
+        }
+        assert!(finished.await.is_err());
+    }
+}
