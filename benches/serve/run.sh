@@ -4,7 +4,8 @@
 # serve_load with CLIENTS concurrent clients (default 32) for SECONDS (default 60), alternating
 # carriers lookups (record tier) and 100 kb cohort allele frequencies (aggregate tier), first
 # closed-loop (no think time: saturation), then open-loop at RATE requests/s (default 200) to
-# show latency below saturation. Then,
+# show latency below saturation; both first with `--scan-threads 0` (no scan lane), then with
+# the default scan lane. Then,
 # on the same warm server, case-control over the 100 kb region of the peer harness through a
 # grpcio client, against two `plink2 --keep --geno-counts` runs timed in the same run.
 #
@@ -41,14 +42,34 @@ tier = "aggregate"
 [projects.load]
 secret = "load test secret"
 TOML
-target/release/cohortdb serve --store "$store" --listen 127.0.0.1:0 --tokens "$work/tokens.toml" 2>"$work/serve.log" &
-server=$!
-for _ in $(seq 100); do grep -q "listening on" "$work/serve.log" && break; sleep 0.1; done
-address=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$work/serve.log")
+# start_server [ARGS...]: a server on the store; sets $server and $address.
+start_server() {
+  target/release/cohortdb serve --store "$store" --listen 127.0.0.1:0 --tokens "$work/tokens.toml" "$@" 2>"$work/serve.log" &
+  server=$!
+  for _ in $(seq 100); do grep -q "listening on" "$work/serve.log" && break; sleep 0.1; done
+  address=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$work/serve.log")
+}
+load() {
+  target/release/serve_load "$address" load-record-token load-aggregate-token "$clients" "$seconds" "$@"
+}
+
+# First without the scan lane (scans on the server's threads, no priority), for comparison.
+start_server --scan-threads 0
 echo "server at $address; $(nproc) cores shared by server and clients" >&2
-target/release/serve_load "$address" load-record-token load-aggregate-token "$clients" "$seconds"
+echo "### --scan-threads 0 (no scan lane)"
 echo
-target/release/serve_load "$address" load-record-token load-aggregate-token "$clients" "$seconds" "$rate"
+load
+echo
+load "$rate"
+kill -TERM "$server"
+wait "$server" || true
+echo
+echo "### default (scan lane)"
+echo
+start_server
+load
+echo
+load "$rate"
 
 # Case-control on the warm server vs two plink2 runs, same region and groups as benches/peer.
 peer=.cache/peer/N100000

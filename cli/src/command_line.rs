@@ -188,6 +188,11 @@ pub(crate) enum Command {
         /// after it see that version.
         #[arg(long, default_value_t = 5.0)]
         refresh_secs: f64,
+        /// Threads of the scan lane, which runs everything but point lookups at a lower OS
+        /// priority so that lookups are answered first (default: one per core; 0 runs scans
+        /// on the server's own threads, with no priority between them).
+        #[arg(long)]
+        scan_threads: Option<usize>,
         /// Development only: requests without a token run as an admin named "anonymous".
         #[arg(long)]
         dev_anonymous: bool,

@@ -386,9 +386,11 @@ async fn run(command: Command) -> CliResult {
             max_message_bytes,
             cache_mib,
             refresh_secs,
+            scan_threads,
             dev_anonymous,
         } => {
-            let options = cohortdb_server::ServerOptions {
+            use cohortdb_server::ServerOptions;
+            let options = ServerOptions {
                 min_count,
                 max_message_bytes,
                 anonymous: dev_anonymous.then(|| cohortdb_server::Principal {
@@ -400,6 +402,7 @@ async fn run(command: Command) -> CliResult {
                     .ok()
                     .filter(|d| !d.is_zero())
                     .ok_or("--refresh-secs must be a positive number of seconds")?,
+                scan_threads: scan_threads.unwrap_or(ServerOptions::default().scan_threads),
                 ..Default::default()
             };
             serve::run(&store, &listen, tokens.as_deref(), cache_mib << 20, options).await?;

@@ -15,18 +15,21 @@ use crate::server_error::ServerError;
 /// default): below the default is a positive nice value (a lower priority).
 const SCAN_PRIORITY: u8 = 25;
 
-/// The scan lane's runtime; shut down in the background when dropped (a runtime cannot be
-/// dropped from async code).
+/// The scan lane's runtime (none: work runs where it is called); shut down in the background
+/// when dropped (a runtime cannot be dropped from async code).
 #[derive(Debug)]
 pub struct ScanLane {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl ScanLane {
-    /// A lane of `threads` worker threads (at least one).
+    /// A lane of `threads` worker threads; with 0, no lane: work runs on the caller's runtime.
     pub fn new(threads: usize) -> Result<Self, ServerError> {
+        if threads == 0 {
+            return Ok(Self { runtime: None });
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
+            .worker_threads(threads)
             .thread_name("cohortdb-scan")
             .enable_all()
             .on_thread_start(|| {
@@ -52,9 +55,7 @@ impl ScanLane {
         F::Output: Send + 'static,
     {
         let Some(runtime) = &self.runtime else {
-            return Err(ServerError::InvalidArgument(
-                "the scan lane is shut down".into(),
-            ));
+            return Ok(work.await);
         };
         let task = runtime.spawn(work);
         let _stop = AbortOnDrop(task.abort_handle());
@@ -88,6 +89,7 @@ mod tests {
     async fn runs_work_and_stops_it_when_dropped() {
         let lane = ScanLane::new(1).unwrap();
         assert_eq!(lane.run(async { 6 * 7 }).await.unwrap(), 42);
+        assert_eq!(ScanLane::new(0).unwrap().run(async { 7 }).await.unwrap(), 7);
         let (started, running) = tokio::sync::oneshot::channel::<()>();
         let (done, finished) = tokio::sync::oneshot::channel::<()>();
         let waiting = lane.run(async move {

@@ -27,6 +27,9 @@ pub struct ServerOptions {
     /// How often the server looks for a newer store version (new data, withdrawals) and
     /// moves to it.
     pub refresh_interval: std::time::Duration,
+    /// Threads of the scan lane ([`crate::scan_lane`]); 0 runs scans on the server's own
+    /// threads, with no priority between lookups and scans.
+    pub scan_threads: usize,
 }
 
 impl Default for ServerOptions {
@@ -37,6 +40,7 @@ impl Default for ServerOptions {
             max_message_bytes: 16 << 20,
             anonymous: None,
             refresh_interval: std::time::Duration::from_secs(5),
+            scan_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -82,22 +86,20 @@ pub fn bearer_token(metadata: &MetadataMap) -> Option<&str> {
 }
 
 impl ServerState {
-    /// The state over `engine` (opened by the caller at the snapshot to serve), with a scan
-    /// lane of one thread per core.
+    /// The state over `engine` (opened by the caller at the snapshot to serve).
     pub fn new(
         engine: CohortEngine,
         tokens: TokenRegistry,
         options: ServerOptions,
     ) -> Result<Self, ServerError> {
         let audit = Arc::new(AuditLog::new(engine.store().location().clone()));
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Self {
             engine: RwLock::new(engine),
             tokens,
             audit,
-            options,
             engines: Mutex::new(HashMap::new()),
-            scan: ScanLane::new(cores)?,
+            scan: ScanLane::new(options.scan_threads)?,
+            options,
         })
     }
 

@@ -209,14 +209,18 @@ impl AuditLog {
                 .and_then(|v| v.get("seq")?.as_u64()),
             Err(_) => None,
         };
-        let mut head = match hinted {
+        match hinted {
             Some(seq) => match self.file_end(seq).await {
-                Ok(end) => end,
-                Err(_) => return self.listed_head().await,
+                Ok(end) => self.walk_to_end(end).await,
+                Err(_) => self.listed_head().await,
             },
-            None => return self.listed_head().await,
-        };
-        // Walk forward to the end: each file starts after the previous one's last record.
+            None => self.listed_head().await,
+        }
+    }
+
+    /// The newest record at or after `head` (the end of a file): each file starts after the
+    /// previous one's last record.
+    async fn walk_to_end(&self, mut head: (u64, String)) -> Result<(u64, String)> {
         loop {
             match self.file_end(head.0 + 1).await {
                 Ok(next) => head = next,
@@ -310,9 +314,11 @@ impl AuditLog {
                     }
                     return Ok(records);
                 }
-                // Another appender took this number: chain after its file and go on.
+                // Another appender took this number: chain after its newest file (not just
+                // the one that won, or a busy appender keeps winning) and go on.
                 Err(object_store::Error::AlreadyExists { .. }) => {
-                    *head = Some(self.file_end(last + 1).await?);
+                    let winner = self.file_end(last + 1).await?;
+                    *head = Some(self.walk_to_end(winner).await?);
                 }
                 Err(e) => return Err(StoreError::object_store(&path, e)),
             }
@@ -471,6 +477,44 @@ mod tests {
         // Another appender chains after the last file.
         let other = AuditLog::new(location);
         assert_eq!(other.append(event(7)).await.unwrap().seq, 101);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_busy_appenders_share_one_chain() {
+        // Two processes' appenders on one store with a millisecond per call (as on a disk
+        // under load or an object store), both busy: every append succeeds. A loser that
+        // chained after the winning file only, not the newest one, stayed behind a busy
+        // winner until it gave up.
+        use object_store::throttle::{ThrottleConfig, ThrottledStore};
+        let memory = StoreLocation::open("memory://audit-two", true).unwrap();
+        let wait = std::time::Duration::from_millis(1);
+        let throttle = ThrottleConfig {
+            wait_get_per_call: wait,
+            wait_put_per_call: wait,
+            ..ThrottleConfig::default()
+        };
+        let location = StoreLocation {
+            object_store: std::sync::Arc::new(ThrottledStore::new(memory.object_store, throttle)),
+            ..memory
+        };
+        let (a, b) = (
+            AuditLog::new(location.clone()),
+            AuditLog::new(location.clone()),
+        );
+        // Each appender's requests arrive one after another, as a server's do.
+        let busy = |log: &AuditLog| {
+            let log = AuditLog::new(log.location.clone());
+            async move {
+                for n in 0..100 {
+                    log.append(event(n)).await?;
+                }
+                Ok::<_, StoreError>(())
+            }
+        };
+        let (one, two) = tokio::join!(busy(&a), busy(&b));
+        one.unwrap();
+        two.unwrap();
+        assert_eq!(a.verify().await.unwrap(), 200);
     }
 
     #[tokio::test]
