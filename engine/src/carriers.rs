@@ -156,9 +156,9 @@ impl CohortEngine {
         fields.push(Field::new("sample_id", DataType::Utf8, true));
         out_columns.push(take(ids, &id_rows, None).map_err(DataFusionError::from)?);
         let names = StringArray::from(vec!["het", "hom_alt", "hemi"]);
-        let classes: UInt32Array = calls.iter().map(|c| u32::from(c.1)).collect();
+        let class_indices: UInt32Array = calls.iter().map(|c| u32::from(c.1)).collect();
         fields.push(Field::new("genotype", DataType::Utf8, false));
-        out_columns.push(take(&names, &classes, None).map_err(DataFusionError::from)?);
+        out_columns.push(take(&names, &class_indices, None).map_err(DataFusionError::from)?);
         if !columns.is_empty() {
             // Decoded as one batch, once per engine.
             let (schema, batches) = self.phenotype_table("phenotypes").await?;

@@ -122,8 +122,16 @@ impl CohortEngine {
         }
         let mut add: Vec<FileEntry> = Vec::new();
         let mut remove: Vec<String> = Vec::new();
-        for group in &coverage {
-            match self.merge_coverage(group).await {
+        let all = coverage
+            .iter()
+            .map(|g| (g, true))
+            .chain(groups.iter().map(|g| (g, false)));
+        for (group, is_coverage) in all {
+            let merged = match is_coverage {
+                true => self.merge_coverage(group).await,
+                false => self.merge(group).await,
+            };
+            match merged {
                 Ok(entry) => add.push(entry),
                 Err(e) => {
                     self.store().discard(&add).await;
@@ -131,20 +139,12 @@ impl CohortEngine {
                 }
             }
             remove.extend(group.iter().map(|f| f.path.clone()));
-            done.coverage_before += group.len();
-            done.coverage_after += 1;
-        }
-        for group in &groups {
-            match self.merge(group).await {
-                Ok(entry) => add.push(entry),
-                Err(e) => {
-                    self.store().discard(&add).await;
-                    return Err(e);
-                }
-            }
-            remove.extend(group.iter().map(|f| f.path.clone()));
-            done.before += group.len();
-            done.after += 1;
+            let (before, after) = match is_coverage {
+                true => (&mut done.coverage_before, &mut done.coverage_after),
+                false => (&mut done.before, &mut done.after),
+            };
+            *before += group.len();
+            *after += 1;
         }
         let commit = Commit {
             kind: CommitKind::Compact,

@@ -245,9 +245,7 @@ impl CohortEngine {
         let tables: Vec<FileEntry> = self
             .snapshot()
             .state
-            .files
-            .values()
-            .filter(|f| matches!(f.kind, FileKind::Samples | FileKind::Phenotypes))
+            .files_of(&[FileKind::Samples, FileKind::Phenotypes])
             .cloned()
             .collect();
         for file in tables {
@@ -286,9 +284,7 @@ impl CohortEngine {
         let files: Vec<FileEntry> = self
             .snapshot()
             .state
-            .files
-            .values()
-            .filter(|f| matches!(f.kind, FileKind::Coverage | FileKind::RefBlocks))
+            .files_of(&[FileKind::Coverage, FileKind::RefBlocks])
             .cloned()
             .collect();
         for file in files {

@@ -81,9 +81,7 @@ pub async fn remap_samples(
     let mut out = Remapped::default();
     let files: Vec<FileEntry> = snapshot
         .state
-        .files
-        .values()
-        .filter(|f| matches!(f.kind, FileKind::Phenotypes | FileKind::Coverage))
+        .files_of(&[FileKind::Phenotypes, FileKind::Coverage])
         .cloned()
         .collect();
     for file in files {

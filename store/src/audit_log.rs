@@ -246,15 +246,14 @@ impl AuditLog {
             sender
         });
         let (reply, outcome) = oneshot::channel();
-        let stopped = || StoreError::AuditChain {
-            seq: 0,
+        let stopped = || StoreError::AuditWrite {
             reason: "the audit writer has stopped".into(),
         };
         queue.send((event, reply)).map_err(|_| stopped())?;
         outcome
             .await
             .map_err(|_| stopped())?
-            .map_err(|reason| StoreError::AuditChain { seq: 0, reason })
+            .map_err(|reason| StoreError::AuditWrite { reason })
     }
 
     /// Writes `events` as one file after the head, taking the next free number when another
@@ -323,8 +322,7 @@ impl AuditLog {
                 Err(e) => return Err(StoreError::object_store(&path, e)),
             }
         }
-        Err(StoreError::AuditChain {
-            seq: 0,
+        Err(StoreError::AuditWrite {
             reason: format!("no free record number after {MAX_APPEND_ATTEMPTS} attempts"),
         })
     }
@@ -381,8 +379,12 @@ async fn write_groups(location: StoreLocation, mut queue: mpsc::UnboundedReceive
             Err(e) => {
                 // Unknown what was written: find the head again next time.
                 head = None;
+                let reason = match e {
+                    StoreError::AuditWrite { reason } => reason,
+                    other => other.to_string(),
+                };
                 for (_, reply) in group.drain(..) {
-                    let _ = reply.send(Err(e.to_string()));
+                    let _ = reply.send(Err(reason.clone()));
                 }
             }
         }

@@ -51,12 +51,18 @@ pub enum StoreError {
         /// The version this build supports.
         supported: u32,
     },
-    /// The audit trail is broken at a record, or no record could be appended.
+    /// The audit trail is broken at a record.
     #[error("audit record {seq}: {reason}")]
     AuditChain {
         /// The record number.
         seq: u64,
         /// What is wrong.
+        reason: String,
+    },
+    /// A record could not be appended to the audit trail.
+    #[error("audit record not written: {reason}")]
+    AuditWrite {
+        /// Why.
         reason: String,
     },
     /// A concurrent writer committed a change that conflicts with this one; retrying the whole

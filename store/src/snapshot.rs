@@ -71,6 +71,11 @@ impl SnapshotState {
         self.files.values().filter(|f| f.kind == FileKind::Variants)
     }
 
+    /// Live files of any of `kinds`, in path order.
+    pub fn files_of<'a>(&'a self, kinds: &'a [FileKind]) -> impl Iterator<Item = &'a FileEntry> {
+        self.files.values().filter(|f| kinds.contains(&f.kind))
+    }
+
     /// Live sample registry files.
     pub fn sample_files(&self) -> impl Iterator<Item = &FileEntry> {
         self.files.values().filter(|f| f.kind == FileKind::Samples)
