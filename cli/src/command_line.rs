@@ -193,6 +193,13 @@ pub(crate) enum Command {
         /// on the server's own threads, with no priority between them).
         #[arg(long)]
         scan_threads: Option<usize>,
+        /// The standard deviation of the noise on every count the aggregate tier sees.
+        #[arg(long, default_value_t = cohortdb_engine::disclosure_control::DEFAULT_NOISE_SD)]
+        noise_sd: f64,
+        /// The privacy budget (zCDP rho) of each project whose `[projects.NAME]` in the tokens
+        /// file sets no `privacy_budget`.
+        #[arg(long, default_value_t = cohortdb_engine::disclosure_control::DEFAULT_PRIVACY_BUDGET)]
+        privacy_budget: f64,
         /// Development only: requests without a token run as an admin named "anonymous".
         #[arg(long)]
         dev_anonymous: bool,
@@ -454,7 +461,7 @@ impl SampleArgs {
     pub(crate) async fn resolve(
         &self,
         engine: &CohortEngine,
-    ) -> cohortdb_engine::Result<(SampleSelection, roaring::RoaringBitmap)> {
+    ) -> cohortdb_engine::Result<(SampleSelection, cohortdb_engine::Cohort)> {
         if let Some(predicate) = &self.cohort {
             return Ok((
                 SampleSelection::All,

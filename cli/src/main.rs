@@ -387,11 +387,15 @@ async fn run(command: Command) -> CliResult {
             cache_mib,
             refresh_secs,
             scan_threads,
+            noise_sd,
+            privacy_budget,
             dev_anonymous,
         } => {
             use cohortdb_server::ServerOptions;
             let options = ServerOptions {
                 min_count,
+                noise_sd,
+                privacy_budget,
                 max_message_bytes,
                 anonymous: dev_anonymous.then(|| cohortdb_server::Principal {
                     name: "anonymous".into(),

@@ -57,7 +57,11 @@ async fn check(store: &str, label: &str) -> usize {
     let cold = CohortEngine::open(store).await.unwrap();
     let evicting = cold.clone().with_site_cache(Arc::new(SiteCache::new(0)));
     let everyone = cold.resolve(&SampleSelection::All).unwrap();
-    let third: roaring::RoaringBitmap = everyone.iter().step_by(3).collect();
+    let third: cohortdb_engine::Cohort = everyone
+        .iter()
+        .step_by(3)
+        .collect::<roaring::RoaringBitmap>()
+        .into();
     let mut compared = 0;
     for set in [&everyone, &third] {
         let want = planned(&cold, set).await;

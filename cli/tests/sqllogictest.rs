@@ -15,6 +15,7 @@ use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
+use cohortdb_engine::disclosure_control::DisclosureControl;
 use cohortdb_engine::{Access, CohortEngine, Tier};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
@@ -145,12 +146,16 @@ async fn sql_surface_matches_the_slt_files() {
     let files = files_with("slt");
     assert!(files.len() >= 4, "slt files missing in {:?}", slt_dir());
     let mut failures = Vec::new();
-    // k = 2 for the six samples of the aggregate tier's file.
+    // k = 2 for the six samples of the aggregate tier's file, noise of sd 0.2 (so counts are
+    // near their true values) with a fixed key, and a budget of 40 cohorts.
+    let control = DisclosureControl::in_memory([9; 32], "slt", 40.0 * 9.0 / 0.08, 0.2)
+        .expect("disclosure control");
     let aggregate = engine
         .with_access(Access {
             tier: Tier::Aggregate,
             min_count: 2,
             pseudonym_secret: None,
+            disclosure: Some(std::sync::Arc::new(control)),
         })
         .expect("aggregate engine");
     // `batches_*.slt` run on a store grown in batches: each `batches/*.vcf` one ingest.

@@ -1,4 +1,4 @@
-//! Who may see what: access tiers, per-project pseudonyms and the disclosure guard that the
+//! Who may see what: access tiers, per-project pseudonyms and the disclosure control that the
 //! engine applies to every cohort and count it returns ([`CohortEngine::with_access`]).
 //!
 //! Invariants:
@@ -6,24 +6,28 @@
 //!   would (carriers, one sample's genotypes, export) and the SQL tables that hold such rows
 //!   (`samples`, phenotype tables, `genotypes`, bitmap and FORMAT columns of `variants`) are
 //!   refused or absent.
-//! - Every cohort an aggregate engine evaluates (by predicate, name or ID list) is admitted by
-//!   one [`DisclosureGuard`] per request: a cohort of 1 to k-1 participants, a cohort whose
-//!   complement among all participants has 1 to k-1, and two cohorts of one request whose
-//!   symmetric difference has 1 to k-1 are refused. So no count is derivable by subtracting
-//!   two results of one response.
-//! - Counts of participants or alleles from 1 to k-1 are suppressed per row (see
-//!   [`crate::count_suppression`]).
+//! - Every cohort an aggregate engine evaluates is admitted by [`CohortEngine::admit`]: its
+//!   release is charged to the project's privacy budget, and it is refused when its noisy
+//!   size, or the noisy number it leaves out, is between 1 and k-1. Every count it returns
+//!   carries the release's noise and is suppressed when its noisy value is between 1 and k-1
+//!   ([`crate::disclosure_control`], [`crate::count_suppression`]). So no answer, nor any
+//!   combination of answers within the budget, depends much on one participant.
+//! - Aggregate cohort predicates are checked before any row is read: only columns, literals
+//!   of the column's own kind, comparisons and logic, so that no error depends on the data.
 //! - A **record** engine sees pseudonyms instead of sample IDs everywhere: the HMAC-SHA-256 of
 //!   the ID keyed by the project's secret, so stable within a project and unlinkable across.
 //! - **admin** sees the store as it is.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
 use roaring::RoaringBitmap;
 use sha2::Sha256;
 
+use crate::cohort::Cohort;
 use crate::cohort_engine::CohortEngine;
+use crate::disclosure_control::{CellNoise, DisclosureControl, ReleaseKey, members_digest};
 use crate::error::{EngineError, Result};
 
 /// The default smallest count an aggregate-tier principal may see.
@@ -71,6 +75,8 @@ pub struct Access {
     pub min_count: u32,
     /// The project's secret that keys the pseudonyms (record tier).
     pub pseudonym_secret: Option<String>,
+    /// The noise and privacy budget of the project (aggregate tier: required).
+    pub disclosure: Option<Arc<DisclosureControl>>,
 }
 
 impl Access {
@@ -80,6 +86,7 @@ impl Access {
             tier: Tier::Admin,
             min_count: DEFAULT_MIN_COUNT,
             pseudonym_secret: None,
+            disclosure: None,
         }
     }
 }
@@ -101,74 +108,92 @@ pub fn pseudonym(secret: &[u8], sample_id: &str) -> String {
     out
 }
 
-/// Admits the cohorts of one aggregate-tier request (see the module's invariants).
-#[derive(Debug)]
-pub struct DisclosureGuard {
-    min_count: u64,
-    admitted: Mutex<Vec<RoaringBitmap>>,
-}
-
-impl DisclosureGuard {
-    /// A guard with threshold `min_count`.
-    pub fn new(min_count: u32) -> Self {
-        Self {
-            min_count: u64::from(min_count),
-            admitted: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn small(&self, n: u64) -> bool {
-        n > 0 && n < self.min_count
-    }
-
-    /// Admits `cohort`, drawn from `everyone`, or says why not.
-    pub fn admit(&self, cohort: &RoaringBitmap, everyone: &RoaringBitmap) -> Result<()> {
-        let k = self.min_count;
-        // An empty cohort is refused too: otherwise 0 (allowed) and 1 (refused) would tell
-        // whether someone matching a predicate is in the biobank.
-        if cohort.len() < k {
-            return Err(EngineError::PermissionDenied(format!(
-                "the cohort has fewer than {k} participants"
-            )));
-        }
-        if self.small(everyone.len() - everyone.intersection_len(cohort)) {
-            return Err(EngineError::PermissionDenied(format!(
-                "the cohort leaves out fewer than {k} participants"
-            )));
-        }
-        let mut admitted = self
-            .admitted
-            .lock()
-            .map_err(|_| EngineError::PermissionDenied("disclosure guard poisoned".into()))?;
-        for earlier in admitted.iter() {
-            if self.small(earlier.symmetric_difference_len(cohort)) {
-                return Err(EngineError::PermissionDenied(format!(
-                    "two cohorts of one request differ by fewer than {k} participants"
-                )));
-            }
-        }
-        admitted.push(cohort.clone());
-        Ok(())
-    }
-}
-
-/// The access state of one engine: its policy and the guard of the current request.
+/// The access state of one engine: its policy, and the release of each cohort label it has
+/// admitted (a label means the same participants for the whole snapshot).
 #[derive(Debug, Clone)]
 pub(crate) struct AccessState {
     pub(crate) access: Access,
-    pub(crate) guard: Arc<DisclosureGuard>,
+    releases: Arc<Mutex<HashMap<String, ReleaseKey>>>,
 }
 
 impl AccessState {
     pub(crate) fn new(access: Access) -> Self {
-        let guard = Arc::new(DisclosureGuard::new(access.min_count));
-        Self { access, guard }
+        Self {
+            access,
+            releases: Default::default(),
+        }
     }
 
     pub(crate) fn tier(&self) -> Tier {
         self.access.tier
     }
 }
+
+/// A predicate's label as releases key it: its words, white space folded.
+pub(crate) fn cohort_label(predicate: &str) -> String {
+    predicate.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// What a value is, for comparing: numbers with numbers, text with text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Number,
+    Text,
+    Boolean,
+    Null,
+    Other,
+}
+
+fn kind_of(expr: &datafusion::prelude::Expr, schema: &datafusion::common::DFSchema) -> Kind {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::ExprSchemable;
+    match expr.get_type(schema) {
+        Ok(DataType::Null) => Kind::Null,
+        Ok(t) if t.is_numeric() => Kind::Number,
+        Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => Kind::Text,
+        Ok(DataType::Boolean) => Kind::Boolean,
+        Ok(DataType::Dictionary(_, value)) if matches!(*value, DataType::Utf8) => Kind::Text,
+        _ => Kind::Other,
+    }
+}
+
+/// Why the operands of `expr` may not be compared, if they may not: different kinds (a NULL
+/// literal goes with anything).
+fn mixed_kinds(
+    expr: &datafusion::prelude::Expr,
+    schema: &datafusion::common::DFSchema,
+) -> Option<String> {
+    use datafusion::logical_expr::Expr;
+    let operands: Vec<&Expr> = match expr {
+        Expr::BinaryExpr(b) if !matches!(
+            b.op,
+            datafusion::logical_expr::Operator::And | datafusion::logical_expr::Operator::Or
+        ) => vec![&b.left, &b.right],
+        Expr::Between(b) => vec![&b.expr, &b.low, &b.high],
+        Expr::InList(l) => std::iter::once(l.expr.as_ref()).chain(l.list.iter()).collect(),
+        Expr::Like(l) => vec![&l.expr, &l.pattern],
+        _ => return None,
+    };
+    let kinds: Vec<Kind> = operands
+        .iter()
+        .map(|o| kind_of(o, schema))
+        .filter(|k| *k != Kind::Null)
+        .collect();
+    if kinds.contains(&Kind::Other) {
+        return Some(format!("compare values of this type in {expr}"));
+    }
+    let first = kinds.first()?;
+    if matches!(expr, Expr::Like(_)) && *first != Kind::Text {
+        return Some(format!("use LIKE on what is not text in {expr}"));
+    }
+    kinds
+        .iter()
+        .any(|k| k != first)
+        .then(|| format!("compare a number, text or boolean with another kind in {expr}"))
+}
+
+/// The label of every participant.
+pub(crate) const EVERYONE: &str = "TRUE";
 
 impl CohortEngine {
     /// Refuses an operation that returns rows about single participants to the aggregate tier.
@@ -186,9 +211,14 @@ impl CohortEngine {
     /// literals, comparisons, `AND`/`OR`/`NOT`, `IS [NOT] NULL`, `BETWEEN`, `IN (...)` and
     /// `LIKE`: functions, `CASE`, casts, arithmetic and subqueries could fail on one
     /// participant's values and so tell by an error that such a participant exists.
+    ///
+    /// Operands compared with each other must be of one kind (numbers, text, booleans): a
+    /// text column compared with a number would be cast row by row and fail on the first value
+    /// that is not a number, which tells that such a value exists.
     pub(crate) fn check_aggregate_predicate(
         &self,
         predicate: &datafusion::prelude::Expr,
+        schema: &datafusion::common::DFSchema,
     ) -> Result<()> {
         use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
         use datafusion::logical_expr::{Expr, Operator};
@@ -239,6 +269,10 @@ impl CohortEngine {
                 refused = Some(format!("use {} in a cohort predicate", e.variant_name()));
                 return Ok(TreeNodeRecursion::Stop);
             }
+            if let Some(why) = mixed_kinds(e, schema) {
+                refused = Some(why);
+                return Ok(TreeNodeRecursion::Stop);
+            }
             Ok(TreeNodeRecursion::Continue)
         });
         match refused {
@@ -249,22 +283,74 @@ impl CohortEngine {
         }
     }
 
-    /// Admits a cohort through the request's guard (aggregate tier only).
-    pub(crate) fn admit(&self, cohort: &RoaringBitmap) -> Result<()> {
+    /// The disclosure control of an aggregate engine.
+    pub(crate) fn disclosure(&self) -> Result<&Arc<DisclosureControl>> {
+        self.access().disclosure.as_ref().ok_or_else(|| {
+            EngineError::PermissionDenied(
+                "the aggregate tier needs a disclosure control (noise key and budget)".into(),
+            )
+        })
+    }
+
+    /// The noise of `cohort`'s counts: `None` outside the aggregate tier.
+    pub(crate) fn cohort_noise(&self, cohort: &Cohort) -> Result<Option<CellNoise>> {
         if self.tier() != Tier::Aggregate {
-            return Ok(());
+            return Ok(None);
         }
-        self.access_state().guard.admit(cohort, self.everyone())
+        let release = cohort.release().ok_or_else(|| {
+            EngineError::PermissionDenied(
+                "the aggregate tier counts only cohorts it admitted".into(),
+            )
+        })?;
+        Ok(Some(self.disclosure()?.noise(release)))
+    }
+
+    /// Admits `set`, chosen by `label` (a predicate's [`cohort_label`], or [`EVERYONE`]). At
+    /// the aggregate tier: charges its release to the project's budget (once per label and
+    /// members), then refuses it when its noisy size, or for a predicate the noisy number of
+    /// participants it leaves out, is between 1 and k-1. The refusal reads the same whatever
+    /// the true counts.
+    pub(crate) fn admit(&self, label: &str, set: RoaringBitmap) -> Result<Cohort> {
+        if self.tier() != Tier::Aggregate {
+            return Ok(Cohort::new(set));
+        }
+        let control = self.disclosure()?;
+        let cached = self
+            .access_state()
+            .releases
+            .lock()
+            .ok()
+            .and_then(|r| r.get(label).cloned());
+        let release = match cached {
+            Some(release) => release,
+            None => {
+                let release = control.release_key(label, &members_digest(&set));
+                if let Ok(mut releases) = self.access_state().releases.lock() {
+                    releases.insert(label.to_string(), release.clone());
+                }
+                release
+            }
+        };
+        control.charge(&release)?;
+        let k = i64::from(self.access().min_count);
+        let [e_size, e_left_out, ..] = control.noise(&release).draws(&[b"cohort size"]);
+        let size = CellNoise::apply(set.len() as i64, e_size);
+        let left_out = CellNoise::apply(
+            self.everyone().len() as i64 - self.everyone().intersection_len(&set) as i64,
+            e_left_out,
+        );
+        if size < k || (label != EVERYONE && left_out > 0 && left_out < k) {
+            return Err(EngineError::PermissionDenied(format!(
+                "the cohort has, or leaves out, fewer than about {k} participants"
+            )));
+        }
+        Ok(Cohort::released(set, release))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn range(from: u32, to: u32) -> RoaringBitmap {
-        (from..to).collect()
-    }
 
     #[test]
     fn pseudonyms_are_keyed_and_stable() {
@@ -278,19 +364,5 @@ mod tests {
             pseudonym(b"Jefe", "what do ya want for nothing?"),
             "P5bdcc146bf60754e6a042426089575c7"
         );
-    }
-
-    #[test]
-    fn guard_refuses_small_cohorts_complements_and_differences() {
-        let everyone = range(0, 1000);
-        let guard = DisclosureGuard::new(20);
-        assert!(guard.admit(&range(0, 19), &everyone).is_err());
-        assert!(guard.admit(&range(0, 990), &everyone).is_err());
-        assert!(guard.admit(&RoaringBitmap::new(), &everyone).is_err());
-        assert!(guard.admit(&range(0, 500), &everyone).is_ok());
-        assert!(guard.admit(&range(0, 500), &everyone).is_ok());
-        assert!(guard.admit(&range(0, 505), &everyone).is_err());
-        assert!(guard.admit(&range(0, 520), &everyone).is_ok());
-        assert!(guard.admit(&range(500, 1000), &everyone).is_ok());
     }
 }

@@ -9,7 +9,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::DataFusionError;
 use roaring::RoaringBitmap;
 
-use crate::access_policy::Tier;
+use crate::cohort::Cohort;
 use crate::cohort_engine::CohortEngine;
 use crate::error::Result;
 use crate::reference_blocks::ReferenceBlocks;
@@ -333,7 +333,7 @@ impl CohortEngine {
     pub(crate) async fn counts(
         &self,
         regions: &[Region],
-        sets: &[(&RoaringBitmap, &str)],
+        sets: &[(&Cohort, &str)],
     ) -> Result<RecordBatch> {
         let selection = self.site_selection(regions).await?;
         let mut fields = site_fields();
@@ -356,11 +356,12 @@ impl CohortEngine {
     /// Allele frequencies of every ALT in `regions` (all contigs when empty) within `samples`:
     /// columns `chrom pos ref alt ac an af n_het n_hom_alt`, `pos` 1-based, one row per ALT,
     /// also where the count is 0, ordered by contig, position, then input order. At the
-    /// aggregate tier small counts are suppressed (see [`crate::count_suppression`]).
+    /// aggregate tier counts are noisy and small ones withheld (see
+    /// [`crate::count_suppression`]).
     pub async fn allele_frequencies(
         &self,
         regions: &[Region],
-        samples: &RoaringBitmap,
+        samples: &Cohort,
     ) -> Result<RecordBatch> {
         let selection = self.site_selection(regions).await?;
         let [ac, an, het, hom] = count_columns(&selection, self.counting_set(samples));
@@ -380,12 +381,14 @@ impl CohortEngine {
         ]);
         let batch =
             RecordBatch::try_new(frequency_schema(), columns).map_err(DataFusionError::from)?;
-        if self.tier() != Tier::Aggregate {
-            return Ok(batch);
+        match self.cohort_noise(samples)? {
+            None => Ok(batch),
+            Some(noise) => Ok(crate::count_suppression::release_counts(
+                &batch,
+                &[("", &noise)],
+                self.access().min_count,
+            )?),
         }
-        let k = self.access().min_count;
-        let mut out = crate::count_suppression::suppress_small_counts(&[batch], &[""], k)?;
-        Ok(out.remove(0))
     }
 }
 

@@ -21,7 +21,9 @@ use datafusion::prelude::{Expr, col, ident};
 use roaring::RoaringBitmap;
 
 use crate::bitmap_args::{cast_column, stored_bitmap};
+use crate::cohort::Cohort;
 use crate::cohort_engine::{CohortEngine, region_filter};
+use crate::disclosure_control::CellNoise;
 use crate::error::{EngineError, Result};
 use crate::region::Region;
 use crate::regression::{Fit, LinearModel, irls, linear, logistic};
@@ -168,13 +170,28 @@ impl CohortEngine {
     pub async fn association(
         &self,
         regions: &[Region],
-        cohort: &RoaringBitmap,
+        cohort: &Cohort,
         table: &str,
         trait_column: &str,
         covariates: &[String],
         model: Option<Model>,
     ) -> Result<Vec<RecordBatch>> {
         let design = self.design(table, trait_column, covariates, cohort).await?;
+        // The aggregate tier: the analysed samples are a cohort of their own (one release per
+        // cohort, trait and covariates), admitted before anything is said about them.
+        let analysed = RoaringBitmap::from_sorted_iter(design.samples.iter().copied())
+            .map_err(|e| invalid(format!("unsorted design: {e}")))?;
+        let analysed = match cohort.release() {
+            Some(release) => self.admit(
+                &format!(
+                    "association of {trait_column} on {} in {release:?}",
+                    covariates.join(",")
+                ),
+                analysed,
+            )?,
+            None => Cohort::new(analysed),
+        };
+        let noise = self.cohort_noise(&analysed)?;
         // Logistic by default for a boolean trait, or an integer one holding only 0 and 1.
         let model = model.unwrap_or(if design.zero_one && design.discrete {
             Model::Logistic
@@ -217,14 +234,7 @@ impl CohortEngine {
             .collect()
             .await?;
         let fitter = Fitter::new(&design, model);
-        // The aggregate tier: the analysed samples are a cohort too, and rows with small
-        // counts of participants are suppressed.
-        let analysed = RoaringBitmap::from_sorted_iter(design.samples.iter().copied())
-            .map_err(|e| invalid(format!("unsorted design: {e}")))?;
-        let aggregate = self.tier() == crate::access_policy::Tier::Aggregate;
-        if aggregate {
-            self.admit(&analysed)?;
-        }
+        let analysed_set = analysed.set();
         let mut out = Vec::with_capacity(batches.len());
         for batch in &batches {
             let rows = batch.num_rows();
@@ -242,16 +252,34 @@ impl CohortEngine {
                 });
             }
             let fits = fitter.fit_all(&inputs);
-            let small_counts = aggregate.then(|| {
-                let k = u64::from(self.access().min_count);
-                let small = |n: u64| n > 0 && n < k;
-                let flags: Vec<bool> = inputs
+            // Rows whose noisy counts of participants are small are withheld.
+            let site = |c: usize, r: usize| -> Result<Vec<u8>> {
+                let column = datafusion::arrow::compute::cast(batch.column(c), &DataType::Utf8)
+                    .map_err(DataFusionError::from)?;
+                Ok(column.as_string::<i32>().value(r).as_bytes().to_vec())
+            };
+            let mut site_keys = Vec::with_capacity(rows);
+            if noise.is_some() {
+                for r in 0..rows {
+                    site_keys.push([site(0, r)?, site(1, r)?, site(2, r)?, site(3, r)?]);
+                }
+            }
+            let small_counts = noise.as_ref().map(|noise| {
+                let k = i64::from(self.access().min_count);
+                let small = |n: i64| n > 0 && n < k;
+                let flags: Vec<(bool, i64)> = inputs
                     .iter()
                     .zip(&fits)
-                    .map(|(calls, fit)| {
+                    .zip(&site_keys)
+                    .map(|((calls, fit), key)| {
+                        let parts = |cell: &'static [u8]| {
+                            [cell, &key[0], &key[1], &key[2], &key[3]]
+                        };
+                        let [e0, e1, e2, e3] = noise.draws(&parts(b"association"));
+                        let [e4, e5, ..] = noise.draws(&parts(b"association ones"));
                         let carriers = (&calls.het | &calls.hom_alt | &calls.hemi)
                             & &calls.observed
-                            & &analysed;
+                            & analysed_set;
                         let n = fit.n as u64;
                         let c = carriers.len();
                         // For a 0/1 trait, also the carriers and non-carriers with value 1.
@@ -268,7 +296,7 @@ impl CohortEngine {
                         };
                         let mut counts = vec![n, c, n.saturating_sub(c)];
                         if design.zero_one {
-                            let observed = &calls.observed & &analysed;
+                            let observed = &calls.observed & analysed_set;
                             let carrier_ones = ones(&carriers);
                             let all_ones = ones(&observed);
                             counts.extend([
@@ -277,10 +305,16 @@ impl CohortEngine {
                                 all_ones - carrier_ones.min(all_ones),
                             ]);
                         }
-                        counts.into_iter().any(small)
+                        let noisy: Vec<i64> = counts
+                            .into_iter()
+                            .zip([e0, e1, e2, e3, e4, e5])
+                            .map(|(n, e)| CellNoise::apply(n as i64, e))
+                            .collect();
+                        (noisy.iter().any(|n| small(*n)), noisy[0])
                     })
                     .collect();
-                datafusion::arrow::array::BooleanArray::from(flags)
+                let (flags, n): (Vec<bool>, Vec<i64>) = flags.into_iter().unzip();
+                (datafusion::arrow::array::BooleanArray::from(flags), n)
             });
             let text = |i: usize| -> Result<ArrayRef> {
                 Ok(
@@ -304,9 +338,11 @@ impl CohortEngine {
                         pos,
                         text(2)?,
                         text(3)?,
-                        Arc::new(Int64Array::from_iter_values(
-                            fits.iter().map(|f| f.n as i64),
-                        )),
+                        Arc::new(match &small_counts {
+                            // The aggregate tier sees the noisy number analysed.
+                            Some((_, n)) => Int64Array::from(n.clone()),
+                            None => Int64Array::from_iter_values(fits.iter().map(|f| f.n as i64)),
+                        }),
                         float(|f| f.beta),
                         float(|f| f.se),
                         float(|f| f.p),
@@ -314,7 +350,7 @@ impl CohortEngine {
                 )
                 .map_err(DataFusionError::from)?,
             );
-            if let Some(flags) = &small_counts
+            if let Some((flags, _)) = &small_counts
                 && let Some(batch) = out.pop()
             {
                 out.push(crate::count_suppression::suppress_rows(&batch, flags)?);

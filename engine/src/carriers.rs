@@ -215,7 +215,7 @@ impl CohortEngine {
         use crate::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
         self.require_record_level("sample genotypes")?;
         let selection = crate::sample_selection::SampleSelection::Include(vec![sample_id.into()]);
-        let set = Arc::new(self.resolve(&selection)?);
+        let set = Arc::new(self.resolve(&selection)?.into_set());
         if set.is_empty() {
             return Err(crate::error::EngineError::UnknownSample {
                 sample_id: sample_id.to_string(),

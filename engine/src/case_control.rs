@@ -5,9 +5,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::DataFusionError;
-use roaring::RoaringBitmap;
 
 use crate::association_stats::{chi_square, fisher_exact, odds_ratio};
+use crate::cohort::Cohort;
 use crate::cohort_engine::CohortEngine;
 use crate::error::Result;
 use crate::region::Region;
@@ -54,49 +54,68 @@ impl CohortEngine {
     pub async fn case_control(
         &self,
         regions: &[Region],
-        cases: &RoaringBitmap,
-        controls: &RoaringBitmap,
+        cases: &Cohort,
+        controls: &Cohort,
     ) -> Result<Vec<RecordBatch>> {
-        let batches = [self
+        let mut batch = self
             .counts(regions, &[(cases, "_cases"), (controls, "_controls")])
-            .await?];
-        let schema = case_control_schema();
-        let mut out = Vec::with_capacity(batches.len());
-        for batch in batches {
-            let int = |name: &str| -> Result<&Int64Array> {
-                Ok(batch
-                    .column_by_name(name)
-                    .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
-                    .ok_or_else(|| DataFusionError::Internal(format!("no column {name}")))?)
+            .await?;
+        // The aggregate tier's counts are released first, and the tests computed from what
+        // was released: a p-value of the exact counts would give them away.
+        let mut suppressed = None;
+        if let (Some(a), Some(b)) = (self.cohort_noise(cases)?, self.cohort_noise(controls)?) {
+            let released = crate::count_suppression::release_counts(
+                &batch,
+                &[("_cases", &a), ("_controls", &b)],
+                self.access().min_count,
+            )?;
+            let last = released.num_columns() - 1;
+            suppressed = Some(released.column(last).clone());
+            batch = released
+                .project(&(0..last).collect::<Vec<_>>())
+                .map_err(DataFusionError::from)?;
+        }
+        let int = |name: &str| -> Result<&Int64Array> {
+            Ok(batch
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+                .ok_or_else(|| DataFusionError::Internal(format!("no column {name}")))?)
+        };
+        let (ac1, an1, ac2, an2) = (
+            int("ac_cases")?,
+            int("an_cases")?,
+            int("ac_controls")?,
+            int("an_controls")?,
+        );
+        let mut stats: [Vec<Option<f64>>; 3] = Default::default();
+        for i in 0..batch.num_rows() {
+            let value = |a: &Int64Array| a.is_valid(i).then(|| a.value(i));
+            let (Some(ac1), Some(an1), Some(ac2), Some(an2)) =
+                (value(ac1), value(an1), value(ac2), value(an2))
+            else {
+                stats.iter_mut().for_each(|s| s.push(None));
+                continue;
             };
-            let (ac1, an1, ac2, an2) = (
-                int("ac_cases")?,
-                int("an_cases")?,
-                int("ac_controls")?,
-                int("an_controls")?,
-            );
-            let mut stats: [Vec<Option<f64>>; 3] = Default::default();
-            for i in 0..batch.num_rows() {
-                let a = ac1.value(i).max(0) as u64;
-                let b = (an1.value(i) - ac1.value(i)).max(0) as u64;
-                let c = ac2.value(i).max(0) as u64;
-                let d = (an2.value(i) - ac2.value(i)).max(0) as u64;
-                let finite = |v: f64| (!v.is_nan()).then_some(v);
-                stats[0].push(finite(odds_ratio(a, b, c, d)));
-                stats[1].push(Some(fisher_exact(a, b, c, d)));
-                stats[2].push(finite(chi_square(a, b, c, d)));
-            }
-            let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-            for values in stats {
-                columns.push(Arc::new(Float64Array::from(values)));
-            }
-            out.push(RecordBatch::try_new(schema.clone(), columns).map_err(DataFusionError::from)?);
+            let a = ac1.max(0) as u64;
+            let b = (an1 - ac1).max(0) as u64;
+            let c = ac2.max(0) as u64;
+            let d = (an2 - ac2).max(0) as u64;
+            let finite = |v: f64| (!v.is_nan()).then_some(v);
+            stats[0].push(finite(odds_ratio(a, b, c, d)));
+            stats[1].push(Some(fisher_exact(a, b, c, d)));
+            stats[2].push(finite(chi_square(a, b, c, d)));
         }
-        if self.tier() == crate::access_policy::Tier::Aggregate {
-            let k = self.access().min_count;
-            out =
-                crate::count_suppression::suppress_small_counts(&out, &["_cases", "_controls"], k)?;
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        for values in stats {
+            columns.push(Arc::new(Float64Array::from(values)));
         }
-        Ok(out)
+        let mut schema = case_control_schema();
+        if let Some(flags) = suppressed {
+            columns.push(flags);
+            schema = crate::count_suppression::suppressed_schema(&schema);
+        }
+        Ok(vec![
+            RecordBatch::try_new(schema, columns).map_err(DataFusionError::from)?,
+        ])
     }
 }

@@ -18,6 +18,7 @@ use roaring::RoaringBitmap;
 use crate::access_policy::{Access, AccessState, Tier, pseudonym};
 use crate::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
 use crate::bitmap_set_functions::{BitmapSetOp, BitmapSetUdf};
+use crate::cohort::Cohort;
 use crate::error::{EngineError, Result};
 use crate::genotype_aggregates::GenotypeAggregates;
 use crate::genotypes_view::{GENOTYPES, GenotypeCallsUdf, GenotypesTable, genotypes_plan};
@@ -149,12 +150,10 @@ impl CohortEngine {
         Ok(engine)
     }
 
-    /// This engine with a fresh disclosure guard: every cohort of one request is checked
-    /// against the others of that request.
+    /// This engine for one request: it shares the caches of cohorts and their releases (a
+    /// snapshot never changes what a predicate chooses).
     pub fn for_request(&self) -> Self {
-        let mut engine = self.clone();
-        engine.access = AccessState::new(self.access.access.clone());
-        engine
+        self.clone()
     }
 
     /// The tier this engine serves.
@@ -265,14 +264,15 @@ impl CohortEngine {
     /// The samples a cohort predicate chooses: a SQL boolean expression over the columns of
     /// `samples` and of the default phenotype table `phenotypes` (joined on `sample_idx`;
     /// samples without a phenotype row see NULLs). Withdrawn samples are never chosen.
-    pub async fn cohort(&self, predicate: &str) -> Result<RoaringBitmap> {
+    pub async fn cohort(&self, predicate: &str) -> Result<Cohort> {
         Ok(self.cohorts(&[predicate]).await?.pop().unwrap_or_default())
     }
 
     /// [`CohortEngine::cohort`] of several predicates in one pass over the tables. Results are
     /// kept per engine (a snapshot never changes), so a predicate asked again costs a lookup;
-    /// every cohort, cached or not, still passes the request's disclosure guard.
-    pub async fn cohorts(&self, predicates: &[&str]) -> Result<Vec<RoaringBitmap>> {
+    /// every cohort, cached or not, is admitted by [`CohortEngine::admit`] (the aggregate
+    /// tier's disclosure control).
+    pub async fn cohorts(&self, predicates: &[&str]) -> Result<Vec<Cohort>> {
         let cached = |p: &str| {
             self.cohort_cache
                 .lock()
@@ -304,8 +304,7 @@ impl CohortEngine {
                 Some(set) => set.clone(),
                 None => cached(p).unwrap_or_default(),
             };
-            self.admit(&set)?;
-            out.push(set);
+            out.push(self.admit(&crate::access_policy::cohort_label(p), set)?);
         }
         Ok(out)
     }
@@ -352,7 +351,7 @@ impl CohortEngine {
         let mut sets = Vec::with_capacity(predicates.len());
         for (i, predicate) in predicates.iter().enumerate() {
             let filter = rows.parse_sql_expr(predicate)?;
-            self.check_aggregate_predicate(&filter)?;
+            self.check_aggregate_predicate(&filter, rows.schema())?;
             sets.push(
                 SampleSetUdaf::udaf()
                     .call(vec![col("sample_idx")])
@@ -416,16 +415,14 @@ impl CohortEngine {
 
     /// The `sample_idx` values `selection` chooses, withdrawn samples removed; read straight
     /// from the registry's Arrow arrays.
-    pub fn resolve(&self, selection: &SampleSelection) -> Result<RoaringBitmap> {
+    pub fn resolve(&self, selection: &SampleSelection) -> Result<Cohort> {
         if self.tier() == Tier::Aggregate && *selection != SampleSelection::All {
             return Err(EngineError::PermissionDenied(
                 "the aggregate tier chooses participants by predicate, not by ID".into(),
             ));
         }
         if *selection == SampleSelection::All {
-            let set = self.everyone().clone();
-            self.admit(&set)?;
-            return Ok(set);
+            return self.admit(crate::access_policy::EVERYONE, self.everyone().clone());
         }
         let column = |i: usize| self.sample_batch.column(i).as_any();
         let (Some(idx), Some(ids)) = (
@@ -433,13 +430,10 @@ impl CohortEngine {
             column(1).downcast_ref::<datafusion::arrow::array::StringArray>(),
         ) else {
             let set = selection.resolve(self.sample_records(), &self.withdrawn)?;
-            self.admit(&set)?;
-            return Ok(set);
+            return Ok(Cohort::new(set));
         };
         let pairs = idx.values().iter().copied().zip(ids.iter().flatten());
-        let set = selection.resolve_ids(pairs, &self.withdrawn)?;
-        self.admit(&set)?;
-        Ok(set)
+        Ok(Cohort::new(selection.resolve_ids(pairs, &self.withdrawn)?))
     }
 
     /// Samples that withdrew consent (`cohortdb admin withdraw`), and indices whose data an

@@ -1,16 +1,19 @@
-//! Small-count suppression for the aggregate tier: a result row whose counts of participants or
-//! alleles, or the counts derivable from them by subtraction, fall between 1 and k-1 keeps its
-//! key columns (`chrom pos ref alt`) and has every other value set to NULL, with the boolean
-//! column `suppressed` saying so.
+//! Counts as the aggregate tier sees them: with the cohort's noise
+//! ([`crate::disclosure_control`]), and NULL where the noisy value is between 1 and k-1; a row
+//! keeps its key columns (`chrom pos ref alt`) and says in the boolean column `suppressed`
+//! whether anything in it was withheld.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch,
+    new_null_array,
 };
 use datafusion::arrow::compute::{cast, nullif};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::error::{DataFusionError, Result};
+
+use crate::disclosure_control::CellNoise;
 
 /// Key columns kept in a suppressed row.
 const KEY_COLUMNS: usize = 4;
@@ -39,36 +42,84 @@ fn small(n: i64, k: i64) -> bool {
     n > 0 && n < k
 }
 
-/// The rows of `batch` to suppress: for each suffix, the counts `ac an n_het n_hom_alt` plus
-/// the reference alleles `an - ac` and the diploid hom-ref calls `(an - ac - n_het) / 2`.
-pub fn small_count_rows(batch: &RecordBatch, suffixes: &[&str], k: u32) -> Result<BooleanArray> {
+/// The counts of one cohort in a batch of sites, as released to the aggregate tier: for each
+/// `(suffix, noise)`, the columns `ac an n_het n_hom_alt` (and `af`, when present) of that
+/// suffix. Each count gets the cohort's noise for the site (`chrom pos ref alt`), drawn
+/// again identically whenever the same cohort is asked about the same site. A cohort's counts
+/// at a site are NULL when its noisy AC, AN or reference alleles (AN - AC) are between 1 and
+/// k-1; otherwise a genotype count alone is NULL when its noisy value is. The `suppressed`
+/// column says whether anything in the row is NULL. Suppression reads only noisy values, so
+/// it tells no more than they do; a noisy 0 is shown as 0.
+pub fn release_counts(
+    batch: &RecordBatch,
+    groups: &[(&str, &CellNoise)],
+    k: u32,
+) -> Result<RecordBatch> {
     let k = i64::from(k);
-    let column = |name: String| -> Result<ArrayRef> {
+    let rows = batch.num_rows();
+    let column = |name: &str| -> Result<ArrayRef> {
         let array = batch
-            .column_by_name(&name)
-            .ok_or_else(|| DataFusionError::Internal(format!("no count column {name}")))?;
+            .column_by_name(name)
+            .ok_or_else(|| DataFusionError::Internal(format!("no column {name}")))?;
         Ok(cast(array, &DataType::Int64)?)
     };
-    let mut flags = vec![false; batch.num_rows()];
-    for suffix in suffixes {
-        let [ac, an, het, hom] =
-            ["ac", "an", "n_het", "n_hom_alt"].map(|name| column(format!("{name}{suffix}")));
-        let (ac, an, het, hom) = (ac?, an?, het?, hom?);
-        let (ac, an, het, hom) = (
-            ac.as_primitive::<Int64Type>(),
-            an.as_primitive::<Int64Type>(),
-            het.as_primitive::<Int64Type>(),
-            hom.as_primitive::<Int64Type>(),
-        );
-        for (row, flag) in flags.iter_mut().enumerate() {
-            let (ac, an, het, hom) = (ac.value(row), an.value(row), het.value(row), hom.value(row));
-            let reference = an - ac;
-            *flag |= [ac, an, het, hom, reference, (reference - het) / 2]
-                .into_iter()
-                .any(|n| small(n, k));
+    let text = |i: usize| -> Result<ArrayRef> { Ok(cast(batch.column(i), &DataType::Utf8)?) };
+    let (chrom, pos, reference, alt) = (text(0)?, column("pos")?, text(2)?, text(3)?);
+    let (chrom, reference, alt) = (
+        chrom.as_string::<i32>(),
+        reference.as_string::<i32>(),
+        alt.as_string::<i32>(),
+    );
+    let pos = pos.as_primitive::<Int64Type>();
+    let mut flags = vec![false; rows];
+    let mut replaced: Vec<(String, ArrayRef)> = Vec::new();
+    for (suffix, noise) in groups {
+        let names = ["ac", "an", "n_het", "n_hom_alt"].map(|n| format!("{n}{suffix}"));
+        let counts = names
+            .iter()
+            .map(|n| column(n))
+            .collect::<Result<Vec<_>>>()?;
+        let counts: Vec<&Int64Array> = counts.iter().map(|c| c.as_primitive()).collect();
+        let mut out: [Vec<Option<i64>>; 4] = Default::default();
+        let mut af: Vec<Option<f64>> = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let e = noise.draws(&[
+                chrom.value(row).as_bytes(),
+                &pos.value(row).to_le_bytes(),
+                reference.value(row).as_bytes(),
+                alt.value(row).as_bytes(),
+            ]);
+            let noisy: [i64; 4] =
+                std::array::from_fn(|i| CellNoise::apply(counts[i].value(row), e[i]));
+            let [ac, an, het, hom] = noisy;
+            let whole = small(ac, k) || small(an, k) || small(an - ac, k);
+            let keep = [!whole, !whole, !whole && !small(het, k), !whole && !small(hom, k)];
+            for i in 0..4 {
+                out[i].push(keep[i].then_some(noisy[i]));
+            }
+            flags[row] |= keep.contains(&false);
+            af.push((!whole && an > 0).then(|| ac as f64 / an as f64));
         }
+        for (name, values) in names.into_iter().zip(out) {
+            replaced.push((name, Arc::new(Int64Array::from(values)) as ArrayRef));
+        }
+        replaced.push((
+            format!("af{suffix}"),
+            Arc::new(Float64Array::from(af)) as ArrayRef,
+        ));
     }
-    Ok(BooleanArray::from(flags))
+    let schema = suppressed_schema(batch.schema().as_ref());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns() + 1);
+    for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
+        let new = replaced
+            .iter()
+            .find(|(name, _)| name == field.name())
+            .map(|(_, a)| cast(a, field.data_type()))
+            .transpose()?;
+        columns.push(new.unwrap_or_else(|| array.clone()));
+    }
+    columns.push(Arc::new(BooleanArray::from(flags)) as ArrayRef);
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 /// `batch` with the non-key values of the `rows` set to NULL and the `suppressed` column added.
@@ -88,76 +139,73 @@ pub fn suppress_rows(batch: &RecordBatch, rows: &BooleanArray) -> Result<RecordB
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-/// [`suppress_rows`] of the rows [`small_count_rows`] finds, for every batch.
-pub fn suppress_small_counts(
-    batches: &[RecordBatch],
-    suffixes: &[&str],
-    k: u32,
-) -> Result<Vec<RecordBatch>> {
-    batches
-        .iter()
-        .map(|b| suppress_rows(b, &small_count_rows(b, suffixes, k)?))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Float64Array, Int64Array, StringArray};
+    use crate::disclosure_control::DisclosureControl;
+    use datafusion::arrow::array::StringArray;
 
-    #[test]
-    fn rows_with_small_or_derivable_counts_are_nulled() {
-        let text = |v: &[&str]| Arc::new(StringArray::from(v.to_vec())) as ArrayRef;
+    fn sites(ac: &[i64], an: &[i64], het: &[i64], hom: &[i64]) -> RecordBatch {
+        let n = ac.len();
+        let text = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
         let int = |v: &[i64]| Arc::new(Int64Array::from(v.to_vec())) as ArrayRef;
-        let schema = Arc::new(Schema::new(
-            [
-                "chrom",
-                "pos",
-                "ref",
-                "alt",
-                "ac",
-                "an",
-                "af",
-                "n_het",
-                "n_hom_alt",
-            ]
+        let fields = ["chrom", "pos", "ref", "alt", "ac", "an", "af", "n_het", "n_hom_alt"]
             .iter()
             .enumerate()
-            .map(|(i, n)| {
+            .map(|(i, name)| {
                 let t = match i {
                     1 | 4 | 5 | 7 | 8 => DataType::Int64,
                     6 => DataType::Float64,
                     _ => DataType::Utf8,
                 };
-                Field::new(*n, t, false)
+                Field::new(*name, t, false)
             })
-            .collect::<Vec<_>>(),
-        ));
-        // Rows: common (kept), rare (ac 3), nearly fixed (an - ac = 5), no carriers (kept),
-        // few hom-ref calls ((an - ac - n_het) / 2 = 4).
-        let batch = RecordBatch::try_new(
-            schema,
+            .collect::<Vec<_>>();
+        let af: Vec<f64> = ac.iter().zip(an).map(|(a, b)| *a as f64 / *b as f64).collect();
+        RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
             vec![
-                text(&["1"; 5]),
-                int(&[1, 2, 3, 4, 5]),
-                text(&["A"; 5]),
-                text(&["C"; 5]),
-                int(&[400, 3, 995, 0, 900]),
-                int(&[1000, 1000, 1000, 1000, 1000]),
-                Arc::new(Float64Array::from(vec![0.4, 0.003, 0.995, 0.0, 0.9])),
-                int(&[200, 3, 5, 0, 92]),
-                int(&[100, 0, 495, 0, 404]),
+                text("1"),
+                int(&(1..=n as i64).collect::<Vec<_>>()),
+                text("A"),
+                text("C"),
+                int(ac),
+                int(an),
+                Arc::new(Float64Array::from(af)),
+                int(het),
+                int(hom),
             ],
         )
-        .unwrap();
-        let out = suppress_small_counts(&[batch], &[""], 20).unwrap();
-        let flags = out[0].column_by_name(SUPPRESSED).unwrap().as_boolean();
+        .unwrap()
+    }
+
+    #[test]
+    fn counts_are_noisy_repeatable_and_withheld_when_small() {
+        let control = DisclosureControl::in_memory([3; 32], "p", 10.0, 2.0).unwrap();
+        let noise = control.noise(&control.release_key("TRUE", &[0; 32]));
+        // Rows: common (kept), rare (ac 3: withheld), nearly fixed (an - ac = 5: withheld),
+        // common with few hom-alt calls (only n_hom_alt withheld).
+        let batch = sites(
+            &[400, 3, 995, 300],
+            &[1000, 1000, 1000, 1000],
+            &[200, 3, 5, 292],
+            &[100, 0, 495, 4],
+        );
+        let out = release_counts(&batch, &[("", &noise)], 20).unwrap();
+        assert_eq!(out, release_counts(&batch, &[("", &noise)], 20).unwrap());
+        let flags = out.column_by_name(SUPPRESSED).unwrap().as_boolean();
         assert_eq!(
             flags.iter().collect::<Vec<_>>(),
-            [false, true, true, false, true].map(Some)
+            [false, true, true, true].map(Some)
         );
-        let ac = out[0].column_by_name("ac").unwrap();
-        assert_eq!(ac.null_count(), 3);
-        assert!(out[0].column_by_name("pos").unwrap().null_count() == 0);
+        let ac = out.column_by_name("ac").unwrap().as_primitive::<Int64Type>();
+        assert!((ac.value(0) - 400).abs() <= 10, "noise of sd 2: {}", ac.value(0));
+        assert!(ac.is_null(1) && ac.is_null(2) && !ac.is_null(3));
+        let hom = out.column_by_name("n_hom_alt").unwrap();
+        assert!(hom.is_null(3) && !hom.is_null(0));
+        assert_eq!(out.column_by_name("pos").unwrap().null_count(), 0);
+        // Another cohort's noise differs somewhere among the common rows.
+        let other = control.noise(&control.release_key("age > 1", &[0; 32]));
+        assert_ne!(out, release_counts(&batch, &[("", &other)], 20).unwrap());
     }
 }

@@ -15,7 +15,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::DataFusionError;
 use roaring::RoaringBitmap;
 
-use crate::access_policy::Tier;
+use crate::cohort::Cohort;
+use crate::disclosure_control::CellNoise;
 use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
 use crate::region::Region;
@@ -40,12 +41,9 @@ impl CohortEngine {
     /// every depth threshold: the cohort's size, how many of `samples` have a mean depth over
     /// the bin of at least `min_depth`, and that fraction. `start`/`end` are 1-based and
     /// inclusive. Samples without coverage data count as not covered. At the aggregate tier
-    /// counts between 1 and k-1 (of covered or of not covered) are suppressed.
-    pub async fn coverage(
-        &self,
-        regions: &[Region],
-        samples: &RoaringBitmap,
-    ) -> Result<RecordBatch> {
+    /// the counts carry the cohort's noise, and a bin whose noisy covered or not-covered count
+    /// is between 1 and k-1 is withheld.
+    pub async fn coverage(&self, regions: &[Region], samples: &Cohort) -> Result<RecordBatch> {
         if regions.is_empty() {
             return Err(EngineError::InvalidArgument(
                 "coverage needs at least one region (-r)".into(),
@@ -80,11 +78,33 @@ impl CohortEngine {
         rows.sort_by_key(|((contig, start, _, depth), _)| {
             (order.iter().position(|c| c == contig), *start, *depth)
         });
-        let n = samples.len() as i64;
-        let covered: Vec<i64> = rows
-            .iter()
-            .map(|(_, bitmap)| bitmap.intersection_len(samples) as i64)
-            .collect();
+        let noise = self.cohort_noise(samples)?;
+        let k = i64::from(self.access().min_count);
+        let small = |c: i64| c > 0 && c < k;
+        // The cohort's size as the aggregate tier sees it: the noisy size it was admitted by.
+        let n = match &noise {
+            Some(noise) => CellNoise::apply(samples.len() as i64, noise.draws(&[b"cohort size"])[0]),
+            None => samples.len() as i64,
+        };
+        let mut covered: Vec<i64> = Vec::with_capacity(rows.len());
+        let mut withheld: Vec<Option<bool>> = Vec::with_capacity(rows.len());
+        for ((contig, start, end, depth), bitmap) in &rows {
+            let exact = bitmap.intersection_len(samples) as i64;
+            let Some(noise) = &noise else {
+                covered.push(exact);
+                continue;
+            };
+            let e = noise.draws(&[
+                b"coverage",
+                contig.as_bytes(),
+                &start.to_le_bytes(),
+                &end.to_le_bytes(),
+                &depth.to_le_bytes(),
+            ])[0];
+            let c = CellNoise::apply(exact, e);
+            covered.push(c);
+            withheld.push(Some(small(c) || small(n - c)));
+        }
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(
                 rows.iter().map(|(k, _)| &k.0),
@@ -102,15 +122,10 @@ impl CohortEngine {
         ];
         let batch =
             RecordBatch::try_new(coverage_schema(), columns).map_err(DataFusionError::from)?;
-        if self.tier() != Tier::Aggregate {
+        if noise.is_none() {
             return Ok(batch);
         }
-        let k = i64::from(self.access().min_count);
-        let small = |c: i64| c > 0 && c < k;
-        let flags: datafusion::arrow::array::BooleanArray = covered
-            .iter()
-            .map(|&c| Some(small(c) || small(n - c)))
-            .collect();
+        let flags: datafusion::arrow::array::BooleanArray = withheld.into_iter().collect();
         Ok(crate::count_suppression::suppress_rows(&batch, &flags)?)
     }
 }

@@ -6,8 +6,8 @@
 use bytes::Bytes;
 use cohortdb_store::Commit;
 use cohortdb_store::log_entry::{CommitKind, FileEntry, FileKind};
-use roaring::RoaringBitmap;
 
+use crate::cohort::Cohort;
 use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
 
@@ -29,7 +29,7 @@ fn valid_name(name: &str) -> bool {
 
 impl CohortEngine {
     /// The samples of `cohort`: `@NAME` for a saved cohort, otherwise a predicate.
-    pub async fn cohort_or_named(&self, cohort: &str) -> Result<RoaringBitmap> {
+    pub async fn cohort_or_named(&self, cohort: &str) -> Result<Cohort> {
         match cohort.strip_prefix('@') {
             Some(name) => {
                 let definition = self.named_cohort(name).await?;
@@ -40,7 +40,7 @@ impl CohortEngine {
     }
 
     /// [`CohortEngine::cohort_or_named`], or every sample when `cohort` is absent or blank.
-    pub async fn cohort_or_everyone(&self, cohort: Option<&str>) -> Result<RoaringBitmap> {
+    pub async fn cohort_or_everyone(&self, cohort: Option<&str>) -> Result<Cohort> {
         match cohort.map(str::trim) {
             None | Some("") => self.resolve(&crate::SampleSelection::All),
             Some(given) => self.cohort_or_named(given).await,
@@ -48,7 +48,7 @@ impl CohortEngine {
     }
 
     /// [`CohortEngine::cohort_or_named`] of several cohorts, evaluated in one pass.
-    pub async fn cohorts_or_named(&self, cohorts: &[&str]) -> Result<Vec<RoaringBitmap>> {
+    pub async fn cohorts_or_named(&self, cohorts: &[&str]) -> Result<Vec<Cohort>> {
         let mut predicates = Vec::with_capacity(cohorts.len());
         for cohort in cohorts {
             predicates.push(match cohort.strip_prefix('@') {

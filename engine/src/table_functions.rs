@@ -161,12 +161,72 @@ impl TableFunctionImpl for OperationFunction {
             Tier::Aggregate => suppressed_schema(self.operation.schema().as_ref()),
             _ => self.operation.schema(),
         };
-        Ok(Arc::new(OperationTable {
+        // The scan is named after the whole call: DataFusion compares scans by name, and two
+        // calls with other arguments must never be taken for one (common subexpressions).
+        let call = format!(
+            "{}({})",
+            self.name,
+            args.iter()
+                .map(|a| format!("'{}'", a.replace('\'', "''")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let table = Arc::new(OperationTable {
             engine: self.engine.clone(),
             operation: self.operation,
             schema,
             args,
-        }))
+        });
+        let plan = datafusion::logical_expr::LogicalPlanBuilder::scan(
+            call,
+            datafusion::datasource::provider_as_source(table),
+            None,
+        )?
+        .build()?;
+        Ok(Arc::new(OperationCall { plan }))
+    }
+}
+
+/// One call of a table function, as a view over the scan of its [`OperationTable`].
+#[derive(Debug)]
+struct OperationCall {
+    plan: datafusion::logical_expr::LogicalPlan,
+}
+
+#[async_trait]
+impl TableProvider for OperationCall {
+    fn schema(&self) -> SchemaRef {
+        self.plan.schema().inner().clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    fn get_logical_plan(&self) -> Option<std::borrow::Cow<'_, datafusion::logical_expr::LogicalPlan>> {
+        Some(std::borrow::Cow::Borrowed(&self.plan))
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut plan = datafusion::logical_expr::LogicalPlanBuilder::from(self.plan.clone());
+        if let Some(filter) = filters.iter().cloned().reduce(Expr::and) {
+            plan = plan.filter(filter)?;
+        }
+        if let Some(projection) = projection {
+            let columns = projection
+                .iter()
+                .map(|i| Expr::Column(datafusion::common::Column::from(self.plan.schema().qualified_field(*i))))
+                .collect::<Vec<_>>();
+            plan = plan.project(columns)?;
+        }
+        plan = plan.limit(0, limit)?;
+        state.create_physical_plan(&plan.build()?).await
     }
 }
 
@@ -193,7 +253,7 @@ impl OperationTable {
         self.args.get(i).map_or("", String::as_str)
     }
 
-    async fn cohort(&self, i: usize) -> crate::error::Result<roaring::RoaringBitmap> {
+    async fn cohort(&self, i: usize) -> crate::error::Result<crate::cohort::Cohort> {
         self.engine.cohort_or_everyone(Some(self.arg(i))).await
     }
 

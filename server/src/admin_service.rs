@@ -47,10 +47,21 @@ impl AdminServiceImpl {
             },
             version: snapshot.version(),
             samples: (engine.sample_records().len() - snapshot.state.retired.len()) as u64,
-            withdrawn: snapshot.state.withdrawn.len() as u64,
+            // Nothing that moves with a withdrawal reaches the aggregate tier: not the number
+            // withdrawn, nor the stored rows a purge rewrites.
+            withdrawn: match principal.tier {
+                Tier::Aggregate => 0,
+                _ => snapshot.state.withdrawn.len() as u64,
+            },
             contigs: contigs
                 .into_iter()
-                .map(|(name, variant_rows)| pb::ContigInfo { name, variant_rows })
+                .map(|(name, variant_rows)| pb::ContigInfo {
+                    name,
+                    variant_rows: match principal.tier {
+                        Tier::Aggregate => 0,
+                        _ => variant_rows,
+                    },
+                })
                 .collect(),
             phenotype_tables: engine
                 .phenotype_tables()

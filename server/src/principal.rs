@@ -8,7 +8,8 @@
 //! tier = "record"          # aggregate | record | admin
 //!
 //! [projects.diabetes]
-//! secret = "keys the project's pseudonyms"
+//! secret = "keys the project's pseudonyms"   # record tier
+//! privacy_budget = 2.0                       # aggregate tier, zCDP rho (default: the server's)
 //! ```
 //!
 //! Tokens are kept only as SHA-256 digests, so a lookup compares digests, never the token.
@@ -53,7 +54,10 @@ struct TokenEntry {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProjectEntry {
-    secret: String,
+    /// Keys the project's pseudonyms (record tier).
+    secret: Option<String>,
+    /// The project's privacy budget in zCDP rho (aggregate tier).
+    privacy_budget: Option<f64>,
 }
 
 /// Bearer tokens (as digests) and project secrets.
@@ -61,6 +65,7 @@ struct ProjectEntry {
 pub struct TokenRegistry {
     principals: HashMap<[u8; 32], Principal>,
     secrets: HashMap<String, String>,
+    budgets: HashMap<String, f64>,
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -84,14 +89,20 @@ impl TokenRegistry {
     /// token must be distinct.
     pub fn parse(text: &str) -> Result<Self, String> {
         let file: TokensFile = toml::from_str(text).map_err(|e| e.to_string())?;
-        let mut registry = TokenRegistry {
-            secrets: file
-                .projects
-                .into_iter()
-                .map(|(name, p)| (name, p.secret))
-                .collect(),
-            ..Default::default()
-        };
+        let mut registry = TokenRegistry::default();
+        for (name, project) in file.projects {
+            if let Some(budget) = project.privacy_budget {
+                if !(budget >= 0.0 && budget.is_finite()) {
+                    return Err(format!(
+                        "[projects.{name}]: privacy_budget {budget} is not a number of 0 or more"
+                    ));
+                }
+                registry.budgets.insert(name.clone(), budget);
+            }
+            if let Some(secret) = project.secret {
+                registry.secrets.insert(name, secret);
+            }
+        }
         for (i, entry) in file.token.into_iter().enumerate() {
             let at = format!("token entry {} ({})", i + 1, entry.name);
             let tier = Tier::parse(&entry.tier).ok_or_else(|| {
@@ -130,6 +141,11 @@ impl TokenRegistry {
         self.principals.get(&digest(token))
     }
 
+    /// The privacy budget of `project` (zCDP rho), when its `[projects.NAME]` sets one.
+    pub fn privacy_budget(&self, project: &str) -> Option<f64> {
+        self.budgets.get(project).copied()
+    }
+
     /// The pseudonym secret of `project`.
     pub fn secret(&self, project: &str) -> Option<&str> {
         self.secrets.get(project).map(String::as_str)
@@ -155,6 +171,9 @@ tier = "aggregate"
 
 [projects.p1]
 secret = "one"
+
+[projects.p2]
+privacy_budget = 0.5
 "#;
 
     #[test]
@@ -168,6 +187,8 @@ secret = "one"
         );
         assert!(registry.principal("token-carol").is_none());
         assert_eq!(registry.secret("p1"), Some("one"));
+        assert_eq!(registry.privacy_budget("p2"), Some(0.5));
+        assert_eq!(registry.privacy_budget("p1"), None);
     }
 
     #[test]

@@ -10,12 +10,11 @@ use cohortdb_engine::association::Model;
 use cohortdb_engine::carriers::VariantSpec;
 use cohortdb_engine::genomic_index::IndexKind;
 use cohortdb_engine::vcf_export::ExportFormat;
-use cohortdb_engine::{CohortEngine, Region, SampleSelection};
+use cohortdb_engine::{Cohort, CohortEngine, Region, SampleSelection};
 use cohortdb_proto::v1 as pb;
 use cohortdb_proto::v1::query_service_server::QueryService;
 use datafusion::prelude::DataFrame;
 use futures::Stream;
-use roaring::RoaringBitmap;
 use tonic::{Request, Response, Status};
 
 use crate::arrow_chunks::arrow_chunks;
@@ -112,7 +111,7 @@ fn regions(list: &[String]) -> Result<Vec<Region>, ServerError> {
 pub async fn cohort(
     engine: &CohortEngine,
     cohort: Option<&pb::Cohort>,
-) -> Result<RoaringBitmap, ServerError> {
+) -> Result<Cohort, ServerError> {
     use pb::cohort::Selection;
     Ok(match cohort.and_then(|c| c.selection.as_ref()) {
         None => engine.resolve(&SampleSelection::All)?,

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::record_batch::RecordBatch;
+use cohortdb_engine::disclosure_control::DisclosureControl;
 use cohortdb_engine::{Access, CohortEngine, Tier};
+use cohortdb_store::privacy_ledger::PrivacyLedger;
 use cohortdb_store::audit_log::{AuditEvent, AuditLog};
 use tonic::metadata::MetadataMap;
 
@@ -30,6 +32,10 @@ pub struct ServerOptions {
     /// Threads of the scan lane ([`crate::scan_lane`]); 0 runs scans on the server's own
     /// threads, with no priority between lookups and scans.
     pub scan_threads: usize,
+    /// The standard deviation of the noise on the aggregate tier's counts.
+    pub noise_sd: f64,
+    /// The privacy budget (zCDP rho) of a project whose `[projects.NAME]` sets none.
+    pub privacy_budget: f64,
 }
 
 impl Default for ServerOptions {
@@ -41,6 +47,8 @@ impl Default for ServerOptions {
             anonymous: None,
             refresh_interval: std::time::Duration::from_secs(5),
             scan_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            noise_sd: cohortdb_engine::disclosure_control::DEFAULT_NOISE_SD,
+            privacy_budget: cohortdb_engine::disclosure_control::DEFAULT_PRIVACY_BUDGET,
         }
     }
 }
@@ -58,6 +66,8 @@ pub struct ServerState {
     engines: Mutex<HashMap<(String, Tier, u64), CohortEngine>>,
     /// Where scans run (see [`crate::scan_lane`]).
     scan: ScanLane,
+    /// The disclosure control of each project that has an aggregate-tier principal.
+    controls: tokio::sync::Mutex<HashMap<String, Arc<DisclosureControl>>>,
 }
 
 /// Where a request's engine work runs.
@@ -99,6 +109,7 @@ impl ServerState {
             audit,
             engines: Mutex::new(HashMap::new()),
             scan: ScanLane::new(options.scan_threads)?,
+            controls: Default::default(),
             options,
         })
     }
@@ -123,6 +134,11 @@ impl ServerState {
     /// the snapshot they started with. The cache of decoded rows carries over (fragments
     /// are immutable).
     pub async fn refresh(&self) -> Result<u64, ServerError> {
+        // Charges other servers of the store wrote since the last look.
+        let controls: Vec<_> = self.controls.lock().await.values().cloned().collect();
+        for control in controls {
+            control.reload().await?;
+        }
         let current = self.admin_engine();
         let latest = current.store().snapshot().await?;
         let version = latest.version();
@@ -169,12 +185,17 @@ impl ServerState {
         if let Some(engine) = self.engines.lock().ok().and_then(|e| e.get(&key).cloned()) {
             return Ok(engine.for_request());
         }
+        let disclosure = match principal.tier {
+            Tier::Aggregate => Some(self.disclosure_control(&principal.project).await?),
+            _ => None,
+        };
         let access = Access {
             tier: principal.tier,
             min_count: self.options.min_count,
             pseudonym_secret: (principal.tier == Tier::Record)
                 .then(|| self.tokens.secret(&principal.project).map(str::to_string))
                 .flatten(),
+            disclosure,
         };
         // One HMAC per sample for the record tier: off the async threads.
         let engine = tokio::task::spawn_blocking(move || base.with_access(access))
@@ -184,6 +205,39 @@ impl ServerState {
             engines.insert(key, engine.clone());
         }
         Ok(engine.for_request())
+    }
+
+    /// The disclosure control of `project`: the store's noise key and the project's ledger,
+    /// read once per server; later charges by other servers are read on every refresh.
+    pub async fn disclosure_control(
+        &self,
+        project: &str,
+    ) -> Result<Arc<DisclosureControl>, ServerError> {
+        let mut controls = self.controls.lock().await;
+        if let Some(control) = controls.get(project) {
+            return Ok(control.clone());
+        }
+        let ledger = PrivacyLedger::new(self.admin_engine().store().location().clone());
+        let budget = self
+            .tokens
+            .privacy_budget(project)
+            .unwrap_or(self.options.privacy_budget);
+        let control =
+            Arc::new(DisclosureControl::open(ledger, project, budget, self.options.noise_sd).await?);
+        controls.insert(project.to_string(), control.clone());
+        Ok(control)
+    }
+
+    /// Writes the privacy charges of `principal`'s project made so far (aggregate tier).
+    async fn flush_charges(&self, principal: &Principal) -> Result<(), ServerError> {
+        if principal.tier != Tier::Aggregate {
+            return Ok(());
+        }
+        let control = self.controls.lock().await.get(&principal.project).cloned();
+        if let Some(control) = control {
+            control.flush().await?;
+        }
+        Ok(())
     }
 
     /// Authenticates a request and prepares its engine.
@@ -219,9 +273,19 @@ impl ServerState {
         request: String,
         outcome: Result<u64, &ServerError>,
     ) -> Result<(), ServerError> {
+        // The privacy ledger first: no answer leaves with its charge unwritten.
+        let flushed = match principal {
+            Some(p) => self.flush_charges(p).await,
+            None => Ok(()),
+        };
         let (principal, project, tier) = match principal {
             Some(p) => (p.name.clone(), p.project.clone(), p.tier.name().to_string()),
             None => Default::default(),
+        };
+        let flush_error = flushed.err();
+        let outcome = match (&flush_error, outcome) {
+            (Some(e), _) => Err(e),
+            (None, outcome) => outcome,
         };
         let (rows, decision) = match outcome {
             Ok(rows) => (rows, "allowed".to_string()),
@@ -237,7 +301,10 @@ impl ServerState {
             decision,
         };
         self.audit.append(event).await?;
-        Ok(())
+        match flush_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Runs `work` for an authenticated caller on `lane` and audits it, whatever the

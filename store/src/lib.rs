@@ -23,6 +23,7 @@ pub mod genotype_bitmaps;
 pub mod genotype_calls;
 mod location;
 pub mod log_entry;
+pub mod privacy_ledger;
 pub mod sample_registry;
 mod snapshot;
 mod vacuum;

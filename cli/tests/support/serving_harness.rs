@@ -53,7 +53,13 @@ secret = "secret-one"
 
 [projects.p2]
 secret = "secret-two"
+
+[projects.p3]
+privacy_budget = 1000.0
 "#;
+
+/// The noise key the test stores start with, so that noisy answers are the same in every run.
+pub(crate) const NOISE_KEY: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
 
 pub(crate) struct Server {
     pub(crate) _dir: tempfile::TempDir,
@@ -66,6 +72,8 @@ pub(crate) async fn start_with(options: ServerOptions) -> Server {
     let (dir, store) = tokio::task::spawn_blocking(|| sim_store(true))
         .await
         .unwrap();
+    std::fs::create_dir_all(format!("{store}/_privacy")).unwrap();
+    std::fs::write(format!("{store}/_privacy/noise_key"), NOISE_KEY).unwrap();
     let engine = cohortdb_engine::CohortEngine::open(&store).await.unwrap();
     let tokens = TokenRegistry::parse(TOKENS).unwrap();
     let state = Arc::new(ServerState::new(engine, tokens, options).unwrap());
@@ -188,20 +196,22 @@ pub(crate) fn alt_rows() -> String {
 pub(crate) fn assert_no_small_counts(batches: &[RecordBatch], k: i64) {
     for b in batches {
         let flags = b.column_by_name("suppressed").unwrap().as_boolean();
-        for name in ["ac", "an", "n_het", "n_hom_alt"] {
-            let Some(c) = b.column_by_name(name) else {
-                continue;
-            };
-            let c = arrow::compute::cast(c, &arrow::datatypes::DataType::Int64).unwrap();
-            let c = c.as_primitive::<Int64Type>();
-            for row in 0..b.num_rows() {
-                if flags.value(row) {
-                    assert!(c.is_null(row), "a suppressed row shows {name}");
+        for row in 0..b.num_rows() {
+            let mut withheld = false;
+            for name in ["ac", "an", "n_het", "n_hom_alt"] {
+                let Some(c) = b.column_by_name(name) else {
+                    continue;
+                };
+                let c = arrow::compute::cast(c, &arrow::datatypes::DataType::Int64).unwrap();
+                let c = c.as_primitive::<Int64Type>();
+                if c.is_null(row) {
+                    withheld = true;
                 } else {
                     let v = c.value(row);
                     assert!(v == 0 || v >= k, "{name} = {v} is shown");
                 }
             }
+            assert_eq!(flags.value(row), withheld, "suppressed says what is withheld");
         }
     }
 }

@@ -1,0 +1,304 @@
+//! What the disclosure attacks share: the simulated cohort with its phenotypes, an admin engine
+//! for the truth, aggregate engines with a budget of their own per attack, and the measures
+//! (reconstruction accuracy against the chance of guessing from allele frequencies).
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use cohortdb_engine::disclosure_control::{DEFAULT_NOISE_SD, DisclosureControl};
+use cohortdb_engine::{Access, Cohort, CohortEngine, Region, Tier};
+use cohortdb_store::privacy_ledger::PrivacyLedger;
+use roaring::RoaringBitmap;
+
+/// The simulated region.
+pub const REGION: &str = "chr20:20000001-21000000";
+
+/// k, as the server's default.
+pub const K: u32 = 20;
+
+/// A site: position, REF, ALT.
+pub type Site = (i64, String, String);
+
+/// One participant's phenotype row, as the simulator wrote it.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub id: String,
+    pub idx: u32,
+    pub sex: String,
+    pub age: i64,
+    pub bmi: Option<String>,
+    pub population: String,
+    pub case_control: i64,
+    pub quant_trait: String,
+}
+
+/// Counts of one row as an answer gives them (None where withheld).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    pub ac: Option<i64>,
+    pub an: Option<i64>,
+    pub n_het: Option<i64>,
+    pub suppressed: bool,
+}
+
+/// The cohort, its truth and its answers.
+pub struct Fixture {
+    pub _dir: tempfile::TempDir,
+    pub store: String,
+    pub admin: CohortEngine,
+    pub people: Vec<Person>,
+    pub regions: Vec<Region>,
+    /// Whole-cohort allele frequency per site (the attacker's prior).
+    pub frequency: HashMap<Site, f64>,
+}
+
+impl Fixture {
+    pub async fn new() -> Self {
+        let (dir, store) = crate::oracle_support::sim_store(true);
+        let admin = CohortEngine::open(&store).await.expect("open");
+        let index: HashMap<String, u32> = admin
+            .samples()
+            .iter()
+            .map(|s| (s.sample_id.clone(), s.sample_idx))
+            .collect();
+        let table = std::fs::read_to_string(format!(
+            "{}.pheno.tsv",
+            crate::oracle_support::sim_prefix()
+        ))
+        .expect("phenotypes");
+        let people = table
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let f: Vec<&str> = line.split('\t').collect();
+                Person {
+                    id: f[0].into(),
+                    idx: index[f[0]],
+                    sex: f[1].into(),
+                    age: f[2].parse().expect("age"),
+                    bmi: (f[3] != "NA").then(|| f[3].to_string()),
+                    population: f[4].into(),
+                    case_control: f[5].parse().expect("case_control"),
+                    quant_trait: f[6].into(),
+                }
+            })
+            .collect();
+        let regions = Region::parse_list(REGION).expect("region");
+        let mut fixture = Self {
+            _dir: dir,
+            store,
+            admin,
+            people,
+            regions,
+            frequency: HashMap::new(),
+        };
+        let everyone = fixture.admin.resolve(&cohortdb_engine::SampleSelection::All);
+        let batch = fixture
+            .admin
+            .allele_frequencies(&fixture.regions, &everyone.expect("everyone"))
+            .await
+            .expect("af");
+        fixture.frequency = rows(&batch)
+            .into_iter()
+            .map(|(site, c)| {
+                let p = c.ac.unwrap_or(0) as f64 / c.an.unwrap_or(1).max(1) as f64;
+                (site, p)
+            })
+            .collect();
+        fixture
+    }
+
+    /// An aggregate engine of a project of its own, with the default noise and `budget`, its
+    /// charges kept in the store's ledger.
+    pub async fn aggregate(&self, project: &str, budget: f64) -> (CohortEngine, Arc<DisclosureControl>) {
+        let ledger = PrivacyLedger::new(self.admin.store().location().clone());
+        let control = Arc::new(
+            DisclosureControl::open(ledger, project, budget, DEFAULT_NOISE_SD)
+                .await
+                .expect("disclosure control"),
+        );
+        let engine = self
+            .admin
+            .with_access(Access {
+                tier: Tier::Aggregate,
+                min_count: K,
+                pseudonym_secret: None,
+                disclosure: Some(control.clone()),
+            })
+            .expect("aggregate engine");
+        (engine, control)
+    }
+
+    /// Each participant's dosage at every site of the region.
+    pub async fn dosages(&self, person: &Person) -> HashMap<Site, i64> {
+        let set: RoaringBitmap = std::iter::once(person.idx).collect();
+        let batch = self
+            .admin
+            .allele_frequencies(&self.regions, &Cohort::new(set))
+            .await
+            .expect("truth");
+        rows(&batch)
+            .into_iter()
+            .map(|(site, c)| (site, c.ac.unwrap_or(0)))
+            .collect()
+    }
+
+    /// The participants a predicate chooses, as the admin evaluates it.
+    pub async fn members(&self, predicate: &str) -> RoaringBitmap {
+        self.admin.cohort(predicate).await.expect("cohort").into_set()
+    }
+
+    /// A participant of `pool` whose sex, age, BMI and population no one else shares, and the
+    /// predicate that picks them alone.
+    pub fn unique_target(&self, pool: impl Fn(&Person) -> bool) -> (Person, String) {
+        let key = |p: &Person| (p.sex.clone(), p.age, p.bmi.clone(), p.population.clone());
+        let mut seen: HashMap<_, usize> = HashMap::new();
+        for p in &self.people {
+            *seen.entry(key(p)).or_default() += 1;
+        }
+        let person = self
+            .people
+            .iter()
+            .find(|p| pool(p) && p.bmi.is_some() && seen[&key(p)] == 1)
+            .expect("a participant with a unique row")
+            .clone();
+        let predicate = format!(
+            "sex = '{}' AND age = {} AND bmi = {} AND population = '{}'",
+            person.sex,
+            person.age,
+            person.bmi.clone().unwrap_or_default(),
+            person.population
+        );
+        (person, predicate)
+    }
+}
+
+/// The rows of `allele_frequencies` (or `case_control` with `suffix`) batches.
+pub fn rows_with(batches: &[RecordBatch], suffix: &str) -> BTreeMap<Site, Counts> {
+    let mut out = BTreeMap::new();
+    for batch in batches {
+        let text = |name: &str| {
+            arrow::compute::cast(batch.column_by_name(name).expect(name), &arrow::datatypes::DataType::Utf8)
+                .expect("text")
+        };
+        let int = |name: &str| {
+            arrow::compute::cast(
+                batch.column_by_name(name).expect(name),
+                &arrow::datatypes::DataType::Int64,
+            )
+            .expect("int")
+        };
+        // A column the query did not select reads as withheld.
+        let int = |name: &str| match batch.column_by_name(name) {
+            Some(_) => int(name),
+            None => arrow::array::new_null_array(&arrow::datatypes::DataType::Int64, batch.num_rows()),
+        };
+        let (pos, reference, alt) = (int("pos"), text("ref"), text("alt"));
+        let (ac, an, het) = (
+            int(&format!("ac{suffix}")),
+            int(&format!("an{suffix}")),
+            int(&format!("n_het{suffix}")),
+        );
+        let suppressed = batch.column_by_name("suppressed").map(|c| c.as_boolean().clone());
+        for r in 0..batch.num_rows() {
+            let value = |a: &Arc<dyn Array>| {
+                let a = a.as_primitive::<Int64Type>();
+                a.is_valid(r).then(|| a.value(r))
+            };
+            out.insert(
+                (
+                    pos.as_primitive::<Int64Type>().value(r),
+                    reference.as_string::<i32>().value(r).to_string(),
+                    alt.as_string::<i32>().value(r).to_string(),
+                ),
+                Counts {
+                    ac: value(&ac),
+                    an: value(&an),
+                    n_het: value(&het),
+                    suppressed: suppressed.as_ref().is_some_and(|s| s.value(r)),
+                },
+            );
+        }
+    }
+    out
+}
+
+/// [`rows_with`] of one batch without a suffix.
+pub fn rows(batch: &RecordBatch) -> BTreeMap<Site, Counts> {
+    rows_with(std::slice::from_ref(batch), "")
+}
+
+/// How well a reconstruction of one participant's dosages did.
+#[derive(Debug, Clone, Copy)]
+pub struct Reconstruction {
+    /// Sites with an estimate.
+    pub sites: usize,
+    /// Fraction where the attacker's best guess (the maximum a posteriori dosage given the
+    /// estimate, its known noise and the cohort's allele frequency) equals the truth.
+    pub accuracy: f64,
+    /// Fraction where the guess from the allele frequency alone equals the truth.
+    pub chance: f64,
+}
+
+/// Hardy-Weinberg genotype probabilities at allele frequency `p`.
+fn prior(p: f64) -> [f64; 3] {
+    [(1.0 - p).powi(2), 2.0 * p * (1.0 - p), p * p]
+}
+
+fn argmax(v: [f64; 3]) -> i64 {
+    let mut best = 0;
+    for d in 1..3 {
+        if v[d] > v[best] {
+            best = d;
+        }
+    }
+    best as i64
+}
+
+/// Scores `estimates` (a noisy dosage per site, of standard deviation `sd`) against `truth`,
+/// at the sites whose allele frequency is at least 5 % (where a guess from it is often wrong;
+/// at rare sites "0" is right almost always, with or without an attack).
+pub fn score(
+    fixture: &Fixture,
+    estimates: &BTreeMap<Site, f64>,
+    sd: f64,
+    truth: &HashMap<Site, i64>,
+) -> Reconstruction {
+    let (mut hits, mut chance, mut sites) = (0usize, 0usize, 0usize);
+    for (site, x) in estimates {
+        let p = fixture.frequency.get(site).copied().unwrap_or(0.0);
+        if p < 0.05 {
+            continue;
+        }
+        sites += 1;
+        let prior = prior(p);
+        let posterior: [f64; 3] = std::array::from_fn(|d| {
+            let z = (x - d as f64) / sd;
+            prior[d] * (-0.5 * z * z).exp()
+        });
+        let actual = truth.get(site).copied().unwrap_or(0);
+        hits += usize::from(argmax(posterior) == actual);
+        chance += usize::from(argmax(prior) == actual);
+    }
+    let n = sites.max(1) as f64;
+    Reconstruction {
+        sites,
+        accuracy: hits as f64 / n,
+        chance: chance as f64 / n,
+    }
+}
+
+/// Collects a query of an aggregate engine (one request).
+pub async fn sql(engine: &CohortEngine, query: &str) -> cohortdb_engine::Result<Vec<RecordBatch>> {
+    Ok(engine.for_request().sql(query).await?.collect().await?)
+}
+
+/// One line of the report.
+pub fn report(attack: &str, outcome: &str, control: &DisclosureControl) {
+    let (budget, spent) = control.budget();
+    eprintln!("| {attack} | {outcome} | {spent:.2} of {budget:.2} |");
+}
