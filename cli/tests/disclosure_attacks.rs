@@ -9,9 +9,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod oracle_support;
 #[path = "support/disclosure_harness.rs"]
 mod disclosure_harness;
+mod oracle_support;
 
 use std::collections::BTreeMap;
 
@@ -73,7 +73,11 @@ async fn aggregate_tier_attacks() {
     );
     let estimates = estimates_of(&sql(&engine, &query).await.expect("answered"), "", 1.0);
     let result = score(&f, &estimates, SD * 3f64.sqrt(), &truth);
-    report("1b case_control + everyone", &format!("answered; {result:?}"), &control);
+    report(
+        "1b case_control + everyone",
+        &format!("answered; {result:?}"),
+        &control,
+    );
     check(&mut failures, "case_control three cohorts", &result);
 
     // 2. Two admitted cohorts whose difference is small: everyone and those with a BMI.
@@ -128,7 +132,9 @@ async fn aggregate_tier_attacks() {
         &control,
     );
     if derived > guess + SLACK {
-        failures.push(format!("small difference: exact {derived} vs guess {guess}"));
+        failures.push(format!(
+            "small difference: exact {derived} vs guess {guess}"
+        ));
     }
     // The same shape around one participant: both cohorts are admitted.
     let (engine, control) = f.aggregate("differencing", 2.0).await;
@@ -138,7 +144,11 @@ async fn aggregate_tier_attacks() {
     );
     let estimates = estimates_of(&sql(&engine, &query).await.expect("answered"), "", 1.0);
     let result = score(&f, &estimates, SD * 2f64.sqrt(), &truth);
-    report("2b cohort with and without the target", &format!("answered; {result:?}"), &control);
+    report(
+        "2b cohort with and without the target",
+        &format!("answered; {result:?}"),
+        &control,
+    );
     check(&mut failures, "differencing", &result);
     // Everyone, and everyone but the target.
     let (engine, control) = f.aggregate("minus-target", 2.0).await;
@@ -149,13 +159,26 @@ async fn aggregate_tier_attacks() {
     );
     match sql(&engine, &query).await {
         Ok(batches) => {
-            let result = score(&f, &estimates_of(&batches, "", 1.0), SD * 2f64.sqrt(), &truth);
-            report("2c everyone minus the target", &format!("answered; {result:?}"), &control);
+            let result = score(
+                &f,
+                &estimates_of(&batches, "", 1.0),
+                SD * 2f64.sqrt(),
+                &truth,
+            );
+            report(
+                "2c everyone minus the target",
+                &format!("answered; {result:?}"),
+                &control,
+            );
             check(&mut failures, "everyone minus target", &result);
         }
         Err(e) => {
             assert!(matches!(e, EngineError::PermissionDenied(_)), "{e}");
-            report("2c everyone minus the target", "refused (leaves out too few)", &control);
+            report(
+                "2c everyone minus the target",
+                "refused (leaves out too few)",
+                &control,
+            );
         }
     }
 
@@ -169,8 +192,16 @@ async fn aggregate_tier_attacks() {
             .await
             .unwrap(),
     );
-    let everyone = f.admin.resolve(&cohortdb_engine::SampleSelection::All).unwrap();
-    let all = rows(&f.admin.allele_frequencies(&f.regions, &everyone).await.unwrap());
+    let everyone = f
+        .admin
+        .resolve(&cohortdb_engine::SampleSelection::All)
+        .unwrap();
+    let all = rows(
+        &f.admin
+            .allele_frequencies(&f.regions, &everyone)
+            .await
+            .unwrap(),
+    );
     let answer = rows(
         &engine
             .allele_frequencies(&f.regions, &engine.cohort("sex = 'F'").await.unwrap())
@@ -201,7 +232,11 @@ async fn aggregate_tier_attacks() {
     }
     // Forty predicates about one carrier: the budget ends the series.
     let (engine, control) = f.aggregate("flag-series", 2.0).await;
-    let site = all.iter().find(|(_, c)| c.ac == Some(1)).map(|(s, _)| s.clone()).unwrap();
+    let site = all
+        .iter()
+        .find(|(_, c)| c.ac == Some(1))
+        .map(|(s, _)| s.clone())
+        .unwrap();
     let one = Region::parse_list(&format!("chr20:{}", site.0)).unwrap();
     let mut answered = 0;
     for age in 41..81 {
@@ -248,7 +283,10 @@ async fn aggregate_tier_attacks() {
     }
     report(
         "4 errors",
-        &format!("{:?}", texts.iter().collect::<std::collections::BTreeSet<_>>()),
+        &format!(
+            "{:?}",
+            texts.iter().collect::<std::collections::BTreeSet<_>>()
+        ),
         &control,
     );
     if texts[0] != texts[1] || texts[2] != texts[3] {
@@ -261,7 +299,11 @@ async fn aggregate_tier_attacks() {
         .for_request()
         .allele_frequencies(
             &f.regions,
-            &engine.for_request().cohort(&format!("age >= 55 OR ({t})")).await.unwrap(),
+            &engine
+                .for_request()
+                .cohort(&format!("age >= 55 OR ({t})"))
+                .await
+                .unwrap(),
         )
         .await
         .unwrap();
@@ -270,8 +312,17 @@ async fn aggregate_tier_attacks() {
         .allele_frequencies(&f.regions, &engine.cohort("age >= 55").await.unwrap())
         .await
         .unwrap();
-    let result = score(&f, &difference(&rows(&with), &rows(&without)), SD * 2f64.sqrt(), &truth);
-    report("5 tracker across two requests", &format!("answered; {result:?}"), &control);
+    let result = score(
+        &f,
+        &difference(&rows(&with), &rows(&without)),
+        SD * 2f64.sqrt(),
+        &truth,
+    );
+    report(
+        "5 tracker across two requests",
+        &format!("answered; {result:?}"),
+        &control,
+    );
     check(&mut failures, "tracker", &result);
 
     // Identical repeated questions: identical answers, charged once.
@@ -307,8 +358,18 @@ async fn aggregate_tier_attacks() {
             ])
             .await;
         let Ok(parts) = parts else { continue };
-        let a = rows(&request.allele_frequencies(&f.regions, &parts[0]).await.unwrap());
-        let b = rows(&request.allele_frequencies(&f.regions, &parts[1]).await.unwrap());
+        let a = rows(
+            &request
+                .allele_frequencies(&f.regions, &parts[0])
+                .await
+                .unwrap(),
+        );
+        let b = rows(
+            &request
+                .allele_frequencies(&f.regions, &parts[1])
+                .await
+                .unwrap(),
+        );
         splits += 1;
         for (site, x) in &a {
             if let (Some(x), Some(y)) = (x.ac, b.get(site).and_then(|c| c.ac)) {
@@ -445,6 +506,7 @@ async fn linear_reconstruction(f: &Fixture, failures: &mut Vec<String>) {
 
 /// The posterior mean of every member's dosage at `site` given noisy AC of the `used`
 /// sub-cohorts (a Gaussian prior of `mean`, `var` per member; noise of variance SD^2).
+#[allow(clippy::needless_range_loop)] // matrix algebra reads best with indices
 fn posterior_mean(
     used: &[&(Vec<f64>, BTreeMap<Site, Counts>)],
     site: &Site,
@@ -497,7 +559,10 @@ async fn membership(f: &Fixture, failures: &mut Vec<String>) {
     let (engine, control) = f.aggregate("membership", 2.0).await;
     let answer = rows(
         &engine
-            .allele_frequencies(&f.regions, &engine.cohort("case_control = 1").await.unwrap())
+            .allele_frequencies(
+                &f.regions,
+                &engine.cohort("case_control = 1").await.unwrap(),
+            )
             .await
             .unwrap(),
     );
@@ -509,7 +574,11 @@ async fn membership(f: &Fixture, failures: &mut Vec<String>) {
             .collect();
         let present = rare
             .iter()
-            .filter(|s| answer.get(**s).is_some_and(|c| c.suppressed || c.ac.is_some_and(|a| a > 0)))
+            .filter(|s| {
+                answer
+                    .get(**s)
+                    .is_some_and(|c| c.suppressed || c.ac.is_some_and(|a| a > 0))
+            })
             .count();
         present as f64 / rare.len().max(1) as f64
     };
@@ -536,7 +605,9 @@ async fn membership(f: &Fixture, failures: &mut Vec<String>) {
 /// The error the noise adds to allele frequencies, and what it withholds, for cohorts of about
 /// 100, 1,000 and 10,000.
 async fn utility(f: &Fixture) {
-    eprintln!("\n| cohort | size | rows shown | rows withheld | mean abs AF error | max abs AF error |\n|---|---|---|---|---|---|");
+    eprintln!(
+        "\n| cohort | size | rows shown | rows withheld | mean abs AF error | max abs AF error |\n|---|---|---|---|---|---|"
+    );
     // 99, 958 and 10,000 participants.
     for predicate in ["age = 69", "age BETWEEN 56 AND 57", ""] {
         let (engine, _) = f.aggregate(&format!("utility {predicate}"), 2.0).await;
@@ -547,7 +618,12 @@ async fn utility(f: &Fixture) {
                 .await
                 .unwrap(),
         );
-        let noisy = rows(&engine.allele_frequencies(&f.regions, &cohort).await.unwrap());
+        let noisy = rows(
+            &engine
+                .allele_frequencies(&f.regions, &cohort)
+                .await
+                .unwrap(),
+        );
         let (mut shown, mut withheld, mut sum, mut max) = (0usize, 0usize, 0.0f64, 0.0f64);
         for (site, c) in &noisy {
             match (c.ac, c.an) {
@@ -564,7 +640,11 @@ async fn utility(f: &Fixture) {
         }
         eprintln!(
             "| {} | {} | {shown} | {withheld} | {:.5} | {:.5} |",
-            if predicate.is_empty() { "everyone" } else { predicate },
+            if predicate.is_empty() {
+                "everyone"
+            } else {
+                predicate
+            },
             cohort.len(),
             sum / shown.max(1) as f64,
             max

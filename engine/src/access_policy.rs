@@ -165,12 +165,18 @@ fn mixed_kinds(
 ) -> Option<String> {
     use datafusion::logical_expr::Expr;
     let operands: Vec<&Expr> = match expr {
-        Expr::BinaryExpr(b) if !matches!(
-            b.op,
-            datafusion::logical_expr::Operator::And | datafusion::logical_expr::Operator::Or
-        ) => vec![&b.left, &b.right],
+        Expr::BinaryExpr(b)
+            if !matches!(
+                b.op,
+                datafusion::logical_expr::Operator::And | datafusion::logical_expr::Operator::Or
+            ) =>
+        {
+            vec![&b.left, &b.right]
+        }
         Expr::Between(b) => vec![&b.expr, &b.low, &b.high],
-        Expr::InList(l) => std::iter::once(l.expr.as_ref()).chain(l.list.iter()).collect(),
+        Expr::InList(l) => std::iter::once(l.expr.as_ref())
+            .chain(l.list.iter())
+            .collect(),
         Expr::Like(l) => vec![&l.expr, &l.pattern],
         _ => return None,
     };

@@ -272,9 +272,8 @@ impl CohortEngine {
                     .zip(&fits)
                     .zip(&site_keys)
                     .map(|((calls, fit), key)| {
-                        let parts = |cell: &'static [u8]| {
-                            [cell, &key[0], &key[1], &key[2], &key[3]]
-                        };
+                        let parts =
+                            |cell: &'static [u8]| [cell, &key[0], &key[1], &key[2], &key[3]];
                         let [e0, e1, e2, e3] = noise.draws(&parts(b"association"));
                         let [e4, e5, ..] = noise.draws(&parts(b"association ones"));
                         let carriers = (&calls.het | &calls.hom_alt | &calls.hemi)

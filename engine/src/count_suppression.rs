@@ -6,8 +6,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch,
-    new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, new_null_array,
 };
 use datafusion::arrow::compute::{cast, nullif};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
@@ -82,7 +81,7 @@ pub fn release_counts(
         let counts: Vec<&Int64Array> = counts.iter().map(|c| c.as_primitive()).collect();
         let mut out: [Vec<Option<i64>>; 4] = Default::default();
         let mut af: Vec<Option<f64>> = Vec::with_capacity(rows);
-        for row in 0..rows {
+        for (row, flag) in flags.iter_mut().enumerate() {
             let e = noise.draws(&[
                 chrom.value(row).as_bytes(),
                 &pos.value(row).to_le_bytes(),
@@ -93,11 +92,16 @@ pub fn release_counts(
                 std::array::from_fn(|i| CellNoise::apply(counts[i].value(row), e[i]));
             let [ac, an, het, hom] = noisy;
             let whole = small(ac, k) || small(an, k) || small(an - ac, k);
-            let keep = [!whole, !whole, !whole && !small(het, k), !whole && !small(hom, k)];
+            let keep = [
+                !whole,
+                !whole,
+                !whole && !small(het, k),
+                !whole && !small(hom, k),
+            ];
             for i in 0..4 {
                 out[i].push(keep[i].then_some(noisy[i]));
             }
-            flags[row] |= keep.contains(&false);
+            *flag |= keep.contains(&false);
             af.push((!whole && an > 0).then(|| ac as f64 / an as f64));
         }
         for (name, values) in names.into_iter().zip(out) {
@@ -149,19 +153,33 @@ mod tests {
         let n = ac.len();
         let text = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
         let int = |v: &[i64]| Arc::new(Int64Array::from(v.to_vec())) as ArrayRef;
-        let fields = ["chrom", "pos", "ref", "alt", "ac", "an", "af", "n_het", "n_hom_alt"]
+        let fields = [
+            "chrom",
+            "pos",
+            "ref",
+            "alt",
+            "ac",
+            "an",
+            "af",
+            "n_het",
+            "n_hom_alt",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let t = match i {
+                1 | 4 | 5 | 7 | 8 => DataType::Int64,
+                6 => DataType::Float64,
+                _ => DataType::Utf8,
+            };
+            Field::new(*name, t, false)
+        })
+        .collect::<Vec<_>>();
+        let af: Vec<f64> = ac
             .iter()
-            .enumerate()
-            .map(|(i, name)| {
-                let t = match i {
-                    1 | 4 | 5 | 7 | 8 => DataType::Int64,
-                    6 => DataType::Float64,
-                    _ => DataType::Utf8,
-                };
-                Field::new(*name, t, false)
-            })
-            .collect::<Vec<_>>();
-        let af: Vec<f64> = ac.iter().zip(an).map(|(a, b)| *a as f64 / *b as f64).collect();
+            .zip(an)
+            .map(|(a, b)| *a as f64 / *b as f64)
+            .collect();
         RecordBatch::try_new(
             Arc::new(Schema::new(fields)),
             vec![
@@ -198,8 +216,15 @@ mod tests {
             flags.iter().collect::<Vec<_>>(),
             [false, true, true, true].map(Some)
         );
-        let ac = out.column_by_name("ac").unwrap().as_primitive::<Int64Type>();
-        assert!((ac.value(0) - 400).abs() <= 10, "noise of sd 2: {}", ac.value(0));
+        let ac = out
+            .column_by_name("ac")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        assert!(
+            (ac.value(0) - 400).abs() <= 10,
+            "noise of sd 2: {}",
+            ac.value(0)
+        );
         assert!(ac.is_null(1) && ac.is_null(2) && !ac.is_null(3));
         let hom = out.column_by_name("n_hom_alt").unwrap();
         assert!(hom.is_null(3) && !hom.is_null(0));

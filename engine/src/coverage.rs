@@ -16,8 +16,8 @@ use datafusion::error::DataFusionError;
 use roaring::RoaringBitmap;
 
 use crate::cohort::Cohort;
-use crate::disclosure_control::CellNoise;
 use crate::cohort_engine::CohortEngine;
+use crate::disclosure_control::CellNoise;
 use crate::error::{EngineError, Result};
 use crate::region::Region;
 
@@ -83,7 +83,9 @@ impl CohortEngine {
         let small = |c: i64| c > 0 && c < k;
         // The cohort's size as the aggregate tier sees it: the noisy size it was admitted by.
         let n = match &noise {
-            Some(noise) => CellNoise::apply(samples.len() as i64, noise.draws(&[b"cohort size"])[0]),
+            Some(noise) => {
+                CellNoise::apply(samples.len() as i64, noise.draws(&[b"cohort size"])[0])
+            }
             None => samples.len() as i64,
         };
         let mut covered: Vec<i64> = Vec::with_capacity(rows.len());

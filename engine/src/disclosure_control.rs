@@ -103,7 +103,8 @@ impl DisclosureControl {
 
     /// A control whose charges are kept in memory only (tests, one-off sessions).
     pub fn in_memory(key: [u8; 32], project: &str, budget: f64, noise_sd: f64) -> Result<Self> {
-        if !(noise_sd > 0.0 && noise_sd.is_finite()) || !(budget >= 0.0) {
+        let valid = noise_sd > 0.0 && noise_sd.is_finite() && budget >= 0.0 && budget.is_finite();
+        if !valid {
             return Err(EngineError::InvalidArgument(format!(
                 "noise standard deviation {noise_sd} and privacy budget {budget} must be positive"
             )));
@@ -351,7 +352,9 @@ mod tests {
         let key = first.release_key("TRUE", &[1; 32]);
         first.charge(&key).unwrap();
         first.flush().await.unwrap();
-        let second = DisclosureControl::open(ledger, "p", 1.0, 5.0).await.unwrap();
+        let second = DisclosureControl::open(ledger, "p", 1.0, 5.0)
+            .await
+            .unwrap();
         assert!((second.budget().1 - 0.18).abs() < 1e-9);
         assert_eq!(second.release_key("TRUE", &[1; 32]), key);
     }

@@ -203,7 +203,9 @@ impl TableProvider for OperationCall {
         TableType::View
     }
 
-    fn get_logical_plan(&self) -> Option<std::borrow::Cow<'_, datafusion::logical_expr::LogicalPlan>> {
+    fn get_logical_plan(
+        &self,
+    ) -> Option<std::borrow::Cow<'_, datafusion::logical_expr::LogicalPlan>> {
         Some(std::borrow::Cow::Borrowed(&self.plan))
     }
 
@@ -221,7 +223,11 @@ impl TableProvider for OperationCall {
         if let Some(projection) = projection {
             let columns = projection
                 .iter()
-                .map(|i| Expr::Column(datafusion::common::Column::from(self.plan.schema().qualified_field(*i))))
+                .map(|i| {
+                    Expr::Column(datafusion::common::Column::from(
+                        self.plan.schema().qualified_field(*i),
+                    ))
+                })
                 .collect::<Vec<_>>();
             plan = plan.project(columns)?;
         }

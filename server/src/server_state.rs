@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use arrow::record_batch::RecordBatch;
 use cohortdb_engine::disclosure_control::DisclosureControl;
 use cohortdb_engine::{Access, CohortEngine, Tier};
-use cohortdb_store::privacy_ledger::PrivacyLedger;
 use cohortdb_store::audit_log::{AuditEvent, AuditLog};
+use cohortdb_store::privacy_ledger::PrivacyLedger;
 use tonic::metadata::MetadataMap;
 
 use crate::principal::{Principal, TokenRegistry};
@@ -222,8 +222,9 @@ impl ServerState {
             .tokens
             .privacy_budget(project)
             .unwrap_or(self.options.privacy_budget);
-        let control =
-            Arc::new(DisclosureControl::open(ledger, project, budget, self.options.noise_sd).await?);
+        let control = Arc::new(
+            DisclosureControl::open(ledger, project, budget, self.options.noise_sd).await?,
+        );
         controls.insert(project.to_string(), control.clone());
         Ok(control)
     }

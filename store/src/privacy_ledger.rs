@@ -203,7 +203,11 @@ impl PrivacyLedger {
             match self
                 .location
                 .object_store
-                .put_opts(&path, PutPayload::from(body.clone()), PutMode::Create.into())
+                .put_opts(
+                    &path,
+                    PutPayload::from(body.clone()),
+                    PutMode::Create.into(),
+                )
                 .await
             {
                 Ok(_) => return Ok(next),

@@ -4,7 +4,7 @@
 //! the grace period (readers of snapshots younger than that still find their files), and a
 //! file no commit ever added (left by a writer that crashed before committing) when it is
 //! older than the grace period (a writer may be about to commit it). The commit log, its
-//! checkpoints and the audit trail are never touched.
+//! checkpoints, the audit trail and the privacy ledger are never touched.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,8 +25,10 @@ pub struct Vacuum {
     pub kept: usize,
 }
 
-/// Directories under the root whose files vacuum never deletes.
-const KEEP: [&str; 2] = ["_log", "_audit"];
+/// Directories under the root whose files vacuum never deletes: the log, the audit trail, and
+/// the privacy ledger with the noise key (losing them would reset every project's budget and
+/// give every question fresh noise).
+const KEEP: [&str; 3] = ["_log", "_audit", crate::privacy_ledger::PRIVACY_DIR];
 
 impl Store {
     /// Deletes data files that no snapshot younger than `grace` needs (see the module
@@ -97,5 +99,25 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::privacy_ledger::{Charge, PrivacyLedger};
+
+    #[tokio::test]
+    async fn the_privacy_ledger_outlives_vacuum() {
+        let store = crate::Store::open_or_create("memory://vacuum-keeps-privacy").unwrap();
+        let ledger = PrivacyLedger::new(store.location().clone());
+        let key = ledger.noise_key().await.unwrap();
+        let charge = Charge {
+            release: "r".into(),
+            rho: 0.5,
+        };
+        ledger.append("p", &[charge.clone()], 0).await.unwrap();
+        store.vacuum(std::time::Duration::ZERO).await.unwrap();
+        assert_eq!(ledger.noise_key().await.unwrap(), key);
+        assert_eq!(ledger.charges("p").await.unwrap().0, vec![charge]);
     }
 }

@@ -65,11 +65,9 @@ impl Fixture {
             .iter()
             .map(|s| (s.sample_id.clone(), s.sample_idx))
             .collect();
-        let table = std::fs::read_to_string(format!(
-            "{}.pheno.tsv",
-            crate::oracle_support::sim_prefix()
-        ))
-        .expect("phenotypes");
+        let table =
+            std::fs::read_to_string(format!("{}.pheno.tsv", crate::oracle_support::sim_prefix()))
+                .expect("phenotypes");
         let people = table
             .lines()
             .skip(1)
@@ -96,7 +94,9 @@ impl Fixture {
             regions,
             frequency: HashMap::new(),
         };
-        let everyone = fixture.admin.resolve(&cohortdb_engine::SampleSelection::All);
+        let everyone = fixture
+            .admin
+            .resolve(&cohortdb_engine::SampleSelection::All);
         let batch = fixture
             .admin
             .allele_frequencies(&fixture.regions, &everyone.expect("everyone"))
@@ -114,7 +114,11 @@ impl Fixture {
 
     /// An aggregate engine of a project of its own, with the default noise and `budget`, its
     /// charges kept in the store's ledger.
-    pub async fn aggregate(&self, project: &str, budget: f64) -> (CohortEngine, Arc<DisclosureControl>) {
+    pub async fn aggregate(
+        &self,
+        project: &str,
+        budget: f64,
+    ) -> (CohortEngine, Arc<DisclosureControl>) {
         let ledger = PrivacyLedger::new(self.admin.store().location().clone());
         let control = Arc::new(
             DisclosureControl::open(ledger, project, budget, DEFAULT_NOISE_SD)
@@ -149,7 +153,11 @@ impl Fixture {
 
     /// The participants a predicate chooses, as the admin evaluates it.
     pub async fn members(&self, predicate: &str) -> RoaringBitmap {
-        self.admin.cohort(predicate).await.expect("cohort").into_set()
+        self.admin
+            .cohort(predicate)
+            .await
+            .expect("cohort")
+            .into_set()
     }
 
     /// A participant of `pool` whose sex, age, BMI and population no one else shares, and the
@@ -182,8 +190,11 @@ pub fn rows_with(batches: &[RecordBatch], suffix: &str) -> BTreeMap<Site, Counts
     let mut out = BTreeMap::new();
     for batch in batches {
         let text = |name: &str| {
-            arrow::compute::cast(batch.column_by_name(name).expect(name), &arrow::datatypes::DataType::Utf8)
-                .expect("text")
+            arrow::compute::cast(
+                batch.column_by_name(name).expect(name),
+                &arrow::datatypes::DataType::Utf8,
+            )
+            .expect("text")
         };
         let int = |name: &str| {
             arrow::compute::cast(
@@ -195,7 +206,9 @@ pub fn rows_with(batches: &[RecordBatch], suffix: &str) -> BTreeMap<Site, Counts
         // A column the query did not select reads as withheld.
         let int = |name: &str| match batch.column_by_name(name) {
             Some(_) => int(name),
-            None => arrow::array::new_null_array(&arrow::datatypes::DataType::Int64, batch.num_rows()),
+            None => {
+                arrow::array::new_null_array(&arrow::datatypes::DataType::Int64, batch.num_rows())
+            }
         };
         let (pos, reference, alt) = (int("pos"), text("ref"), text("alt"));
         let (ac, an, het) = (
@@ -203,7 +216,9 @@ pub fn rows_with(batches: &[RecordBatch], suffix: &str) -> BTreeMap<Site, Counts
             int(&format!("an{suffix}")),
             int(&format!("n_het{suffix}")),
         );
-        let suppressed = batch.column_by_name("suppressed").map(|c| c.as_boolean().clone());
+        let suppressed = batch
+            .column_by_name("suppressed")
+            .map(|c| c.as_boolean().clone());
         for r in 0..batch.num_rows() {
             let value = |a: &Arc<dyn Array>| {
                 let a = a.as_primitive::<Int64Type>();

@@ -59,7 +59,8 @@ privacy_budget = 1000.0
 "#;
 
 /// The noise key the test stores start with, so that noisy answers are the same in every run.
-pub(crate) const NOISE_KEY: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
+pub(crate) const NOISE_KEY: &str =
+    "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
 
 pub(crate) struct Server {
     pub(crate) _dir: tempfile::TempDir,
@@ -211,7 +212,11 @@ pub(crate) fn assert_no_small_counts(batches: &[RecordBatch], k: i64) {
                     assert!(v == 0 || v >= k, "{name} = {v} is shown");
                 }
             }
-            assert_eq!(flags.value(row), withheld, "suppressed says what is withheld");
+            assert_eq!(
+                flags.value(row),
+                withheld,
+                "suppressed says what is withheld"
+            );
         }
     }
 }
