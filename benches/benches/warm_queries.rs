@@ -1,5 +1,7 @@
 //! Cohort operations on a warm engine (store open, runtime running), as a server runs them:
-//! the per-query cost without process start. Needs the N=100,000 store of the peer harness
+//! the per-query cost without process start; `aggregate_*` run the same questions under the
+//! aggregate tier's disclosure control (noise per cell, one budget charge per cohort), so
+//! their ratio to the plain ones is what the control costs. Needs the N=100,000 store of the peer harness
 //! (`bash benches/peer/run.sh 100000`), or `COHORTDB_BENCH_STORE=<store with the simulated
 //! phenotypes>`.
 //!
@@ -50,6 +52,45 @@ fn bench(c: &mut Criterion) {
             runtime.block_on(async {
                 let set = engine.cohort("sex = 'F' AND age BETWEEN 50 AND 60").await?;
                 engine.allele_frequencies(&regions, &set).await
+            })
+        })
+    });
+    // The aggregate tier: a budget that never runs out, so every iteration is answered (a
+    // repeated question is charged once anyway).
+    let control = cohortdb_engine::disclosure_control::DisclosureControl::in_memory(
+        [1; 32],
+        "bench",
+        1e9,
+        cohortdb_engine::disclosure_control::DEFAULT_NOISE_SD,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let aggregate = engine
+        .with_access(cohortdb_engine::Access {
+            tier: cohortdb_engine::Tier::Aggregate,
+            min_count: 20,
+            pseudonym_secret: None,
+            disclosure: Some(std::sync::Arc::new(control)),
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    group.bench_function("aggregate_case_control", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let request = aggregate.for_request();
+                let sets = request
+                    .cohorts_or_named(&["case_control = 1", "case_control = 0"])
+                    .await?;
+                request.case_control(&regions, &sets[0], &sets[1]).await
+            })
+        })
+    });
+    group.bench_function("aggregate_af_cohort", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let request = aggregate.for_request();
+                let set = request
+                    .cohort("sex = 'F' AND age BETWEEN 50 AND 60")
+                    .await?;
+                request.allele_frequencies(&regions, &set).await
             })
         })
     });

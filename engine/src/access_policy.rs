@@ -311,6 +311,24 @@ impl CohortEngine {
         Ok(Some(self.disclosure()?.noise(release)))
     }
 
+    /// The release of `set` chosen by `label` (computed once per label and engine: a label
+    /// chooses the same participants for the whole snapshot). Aggregate tier only.
+    pub(crate) fn release_of(&self, label: &str, set: &RoaringBitmap) -> ReleaseKey {
+        let releases = &self.access_state().releases;
+        if let Some(release) = releases.lock().ok().and_then(|r| r.get(label).cloned()) {
+            return release;
+        }
+        let digest = members_digest(set);
+        let release = match &self.access().disclosure {
+            Some(control) => control.release_key(label, &digest),
+            None => ReleaseKey::unkeyed(digest),
+        };
+        if let Ok(mut releases) = releases.lock() {
+            releases.insert(label.to_string(), release.clone());
+        }
+        release
+    }
+
     /// Admits `set`, chosen by `label` (a predicate's [`cohort_label`], or [`EVERYONE`]). At
     /// the aggregate tier: charges its release to the project's budget (once per label and
     /// members), then refuses it when its noisy size, or for a predicate the noisy number of
@@ -321,22 +339,7 @@ impl CohortEngine {
             return Ok(Cohort::new(set));
         }
         let control = self.disclosure()?;
-        let cached = self
-            .access_state()
-            .releases
-            .lock()
-            .ok()
-            .and_then(|r| r.get(label).cloned());
-        let release = match cached {
-            Some(release) => release,
-            None => {
-                let release = control.release_key(label, &members_digest(&set));
-                if let Ok(mut releases) = self.access_state().releases.lock() {
-                    releases.insert(label.to_string(), release.clone());
-                }
-                release
-            }
-        };
+        let release = self.release_of(label, &set);
         control.charge(&release)?;
         let k = i64::from(self.access().min_count);
         let [e_size, e_left_out, ..] = control.noise(&release).draws(&[b"cohort size"]);

@@ -468,9 +468,24 @@ impl CohortEngine {
         let mut denied: Vec<String> = vec!["samples".into(), GENOTYPES.into()];
         denied.extend(self.phenotypes.keys().cloned());
         crate::aggregate_schema::AggregateSchema::install(&ctx, denied)?;
-        // The provider is not registered by name, so only the view's columns are reachable.
-        let sites = ctx
-            .read_table(self.variants_table()?)?
+        // The provider is not registered by name, so only the view's columns are reachable;
+        // only sites enough participants carry are listed ([`crate::public_sites`]).
+        let control = self.disclosure()?.clone();
+        let release = self.release_of(crate::access_policy::EVERYONE, self.everyone());
+        let public =
+            crate::public_sites::PublicSiteUdf::udf(control, release, self.access().min_count);
+        let visible = crate::withdrawal_masks::variants_without(
+            ctx.read_table(self.variants_table()?)?,
+            &self.withdrawn,
+        )?;
+        let sites = visible
+            .filter(
+                public.call(
+                    ["het", "hom_alt", "hemi", "contig", "pos", "ref", "alt"]
+                        .map(col)
+                        .to_vec(),
+                ),
+            )?
             .select_columns(&SITE_COLUMNS)?
             .into_view();
         ctx.register_table("variants", sites)?;

@@ -49,6 +49,14 @@ impl std::fmt::Debug for ReleaseKey {
     }
 }
 
+impl ReleaseKey {
+    /// A key that is only the members' digest: for engines without a control, which never
+    /// draw noise from it.
+    pub(crate) fn unkeyed(digest: [u8; 32]) -> Self {
+        Self(digest)
+    }
+}
+
 /// SHA-256 of a set's members (little-endian `u32`s, ascending).
 pub fn members_digest(set: &RoaringBitmap) -> [u8; 32] {
     let mut hasher = Sha256::new();

@@ -53,6 +53,7 @@ pub mod genotype_aggregates;
 pub mod genotypes_view;
 pub mod named_cohorts;
 mod phenotype_schema;
+mod public_sites;
 pub mod purge;
 mod reference_blocks;
 mod region;

@@ -115,7 +115,10 @@ mod tests {
             release: "r".into(),
             rho: 0.5,
         };
-        ledger.append("p", &[charge.clone()], 0).await.unwrap();
+        ledger
+            .append("p", std::slice::from_ref(&charge), 0)
+            .await
+            .unwrap();
         store.vacuum(std::time::Duration::ZERO).await.unwrap();
         assert_eq!(ledger.noise_key().await.unwrap(), key);
         assert_eq!(ledger.charges("p").await.unwrap().0, vec![charge]);

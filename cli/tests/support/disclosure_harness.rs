@@ -42,6 +42,7 @@ pub struct Counts {
     pub ac: Option<i64>,
     pub an: Option<i64>,
     pub n_het: Option<i64>,
+    pub n_hom_alt: Option<i64>,
     pub suppressed: bool,
 }
 
@@ -59,6 +60,10 @@ pub struct Fixture {
 impl Fixture {
     pub async fn new() -> Self {
         let (dir, store) = crate::oracle_support::sim_store(true);
+        // A fixed noise key, so that every run draws the same noise (a store makes a random
+        // one on first use).
+        std::fs::create_dir_all(format!("{store}/_privacy")).expect("_privacy");
+        std::fs::write(format!("{store}/_privacy/noise_key"), "ab".repeat(32)).expect("key");
         let admin = CohortEngine::open(&store).await.expect("open");
         let index: HashMap<String, u32> = admin
             .samples()
@@ -211,10 +216,11 @@ pub fn rows_with(batches: &[RecordBatch], suffix: &str) -> BTreeMap<Site, Counts
             }
         };
         let (pos, reference, alt) = (int("pos"), text("ref"), text("alt"));
-        let (ac, an, het) = (
+        let (ac, an, het, hom) = (
             int(&format!("ac{suffix}")),
             int(&format!("an{suffix}")),
             int(&format!("n_het{suffix}")),
+            int(&format!("n_hom_alt{suffix}")),
         );
         let suppressed = batch
             .column_by_name("suppressed")
@@ -234,6 +240,7 @@ pub fn rows_with(batches: &[RecordBatch], suffix: &str) -> BTreeMap<Site, Counts
                     ac: value(&ac),
                     an: value(&an),
                     n_het: value(&het),
+                    n_hom_alt: value(&hom),
                     suppressed: suppressed.as_ref().is_some_and(|s| s.value(r)),
                 },
             );
