@@ -70,6 +70,7 @@ fn bench(c: &mut Criterion) {
             min_count: 20,
             pseudonym_secret: None,
             disclosure: Some(std::sync::Arc::new(control)),
+            phenotypes: None,
         })
         .unwrap_or_else(|e| panic!("{e}"));
     group.bench_function("aggregate_case_control", |b| {

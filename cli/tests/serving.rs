@@ -123,6 +123,39 @@ async fn tokens_tiers_results_and_audit() {
         p1.iter().all(|p| !p2.contains(p)),
         "pseudonyms are unlinkable across projects"
     );
+    // p2's approval names sex and age of `phenotypes` only: every path shows those alone.
+    let table = sql(
+        &server.channel,
+        RECORD_P2,
+        "SELECT * FROM phenotypes LIMIT 1",
+    )
+    .await
+    .unwrap();
+    let names: Vec<String> = table[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["sample_idx", "sample_id", "sex", "age"]);
+    for query in [
+        format!("SELECT * FROM allele_frequencies('{REGION}', 'bmi > 30')"),
+        format!("SELECT * FROM association('{REGION}', 'quant_trait', 'age', 'linear', '')"),
+    ] {
+        let refused = sql(&server.channel, RECORD_P2, &query).await;
+        assert!(refused.is_err(), "{query}: {refused:?}");
+    }
+    let bmi = pb::CarriersRequest {
+        variant: variant.clone(),
+        cohort: None,
+        columns: vec!["bmi".into()],
+    };
+    assert!(
+        read_chunks(query.carriers(request(bmi, Some(RECORD_P2))).await)
+            .await
+            .is_err()
+    );
+    calls += 4;
     // Pseudonyms name samples for their project, and stored IDs are not found.
     let genotypes = |token: &'static str, sample: String| {
         let mut query = query.clone();

@@ -156,6 +156,7 @@ async fn sql_surface_matches_the_slt_files() {
             min_count: 2,
             pseudonym_secret: None,
             disclosure: Some(std::sync::Arc::new(control)),
+            phenotypes: None,
         })
         .expect("aggregate engine");
     // `batches_*.slt` run on a store grown in batches: each `batches/*.vcf` one ingest.

@@ -77,7 +77,13 @@ pub struct Access {
     pub pseudonym_secret: Option<String>,
     /// The noise and privacy budget of the project (aggregate tier: required).
     pub disclosure: Option<Arc<DisclosureControl>>,
+    /// The phenotype tables the project may read and, per table, its columns (`*` for all);
+    /// `None` for every table and column. `sample_id` and `sample_idx` always stay.
+    pub phenotypes: Option<PhenotypeAllowList>,
 }
+
+/// Phenotype tables a project may read, each with its allowed columns (`*`: every column).
+pub type PhenotypeAllowList = std::collections::BTreeMap<String, Vec<String>>;
 
 impl Access {
     /// Unrestricted access, as the command line has.
@@ -87,6 +93,7 @@ impl Access {
             min_count: DEFAULT_MIN_COUNT,
             pseudonym_secret: None,
             disclosure: None,
+            phenotypes: None,
         }
     }
 }
@@ -140,6 +147,9 @@ enum Kind {
     Number,
     Text,
     Boolean,
+    /// Dates and timestamps: compared with each other, or with a text literal (cast once,
+    /// while planning).
+    Time,
     Null,
     Other,
 }
@@ -152,6 +162,7 @@ fn kind_of(expr: &datafusion::prelude::Expr, schema: &datafusion::common::DFSche
         Ok(t) if t.is_numeric() => Kind::Number,
         Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => Kind::Text,
         Ok(DataType::Boolean) => Kind::Boolean,
+        Ok(t) if t.is_temporal() => Kind::Time,
         Ok(DataType::Dictionary(_, value)) if matches!(*value, DataType::Utf8) => Kind::Text,
         _ => Kind::Other,
     }
@@ -182,7 +193,15 @@ fn mixed_kinds(
     };
     let kinds: Vec<Kind> = operands
         .iter()
-        .map(|o| kind_of(o, schema))
+        .map(|o| match (kind_of(o, schema), o) {
+            // A text literal beside a date is cast once, while planning: no row is read.
+            (Kind::Text, Expr::Literal(..))
+                if operands.iter().any(|x| kind_of(x, schema) == Kind::Time) =>
+            {
+                Kind::Time
+            }
+            (kind, _) => kind,
+        })
         .filter(|k| *k != Kind::Null)
         .collect();
     if kinds.contains(&Kind::Other) {

@@ -23,7 +23,6 @@ use roaring::RoaringBitmap;
 use crate::bitmap_args::{cast_column, stored_bitmap};
 use crate::cohort::Cohort;
 use crate::cohort_engine::{CohortEngine, region_filter};
-use crate::disclosure_control::CellNoise;
 use crate::error::{EngineError, Result};
 use crate::region::Region;
 use crate::regression::{Fit, LinearModel, irls, linear, logistic};
@@ -176,22 +175,12 @@ impl CohortEngine {
         covariates: &[String],
         model: Option<Model>,
     ) -> Result<Vec<RecordBatch>> {
+        // Coefficients are exact functions of every analysed genotype: two regressions over
+        // cohorts that differ by one participant differ by that participant's contribution,
+        // which no count floor or noise on counts hides. Until they are released under the
+        // disclosure control, the aggregate tier does not get them.
+        self.require_record_level("association (exact coefficients)")?;
         let design = self.design(table, trait_column, covariates, cohort).await?;
-        // The aggregate tier: the analysed samples are a cohort of their own (one release per
-        // cohort, trait and covariates), admitted before anything is said about them.
-        let analysed = RoaringBitmap::from_sorted_iter(design.samples.iter().copied())
-            .map_err(|e| invalid(format!("unsorted design: {e}")))?;
-        let analysed = match cohort.release() {
-            Some(release) => self.admit(
-                &format!(
-                    "association of {trait_column} on {} in {release:?}",
-                    covariates.join(",")
-                ),
-                analysed,
-            )?,
-            None => Cohort::new(analysed),
-        };
-        let noise = self.cohort_noise(&analysed)?;
         // Logistic by default for a boolean trait, or an integer one holding only 0 and 1.
         let model = model.unwrap_or(if design.zero_one && design.discrete {
             Model::Logistic
@@ -234,7 +223,6 @@ impl CohortEngine {
             .collect()
             .await?;
         let fitter = Fitter::new(&design, model);
-        let analysed_set = analysed.set();
         let mut out = Vec::with_capacity(batches.len());
         for batch in &batches {
             let rows = batch.num_rows();
@@ -252,69 +240,6 @@ impl CohortEngine {
                 });
             }
             let fits = fitter.fit_all(&inputs);
-            // Rows whose noisy counts of participants are small are withheld.
-            let site = |c: usize, r: usize| -> Result<Vec<u8>> {
-                let column = datafusion::arrow::compute::cast(batch.column(c), &DataType::Utf8)
-                    .map_err(DataFusionError::from)?;
-                Ok(column.as_string::<i32>().value(r).as_bytes().to_vec())
-            };
-            let mut site_keys = Vec::with_capacity(rows);
-            if noise.is_some() {
-                for r in 0..rows {
-                    site_keys.push([site(0, r)?, site(1, r)?, site(2, r)?, site(3, r)?]);
-                }
-            }
-            let small_counts = noise.as_ref().map(|noise| {
-                let k = i64::from(self.access().min_count);
-                let small = |n: i64| n > 0 && n < k;
-                let flags: Vec<(bool, i64)> = inputs
-                    .iter()
-                    .zip(&fits)
-                    .zip(&site_keys)
-                    .map(|((calls, fit), key)| {
-                        let parts =
-                            |cell: &'static [u8]| [cell, &key[0], &key[1], &key[2], &key[3]];
-                        let [e0, e1, e2, e3] = noise.draws(&parts(b"association"));
-                        let [e4, e5, ..] = noise.draws(&parts(b"association ones"));
-                        let carriers = (&calls.het | &calls.hom_alt | &calls.hemi)
-                            & &calls.observed
-                            & analysed_set;
-                        let n = fit.n as u64;
-                        let c = carriers.len();
-                        // For a 0/1 trait, also the carriers and non-carriers with value 1.
-                        let ones = |set: &RoaringBitmap| {
-                            set.iter()
-                                .filter(|i| {
-                                    design
-                                        .row_of
-                                        .get(*i as usize)
-                                        .and_then(|row| design.y.get(*row as usize))
-                                        .is_some_and(|y| *y == 1.0)
-                                })
-                                .count() as u64
-                        };
-                        let mut counts = vec![n, c, n.saturating_sub(c)];
-                        if design.zero_one {
-                            let observed = &calls.observed & analysed_set;
-                            let carrier_ones = ones(&carriers);
-                            let all_ones = ones(&observed);
-                            counts.extend([
-                                carrier_ones,
-                                c - carrier_ones.min(c),
-                                all_ones - carrier_ones.min(all_ones),
-                            ]);
-                        }
-                        let noisy: Vec<i64> = counts
-                            .into_iter()
-                            .zip([e0, e1, e2, e3, e4, e5])
-                            .map(|(n, e)| CellNoise::apply(n as i64, e))
-                            .collect();
-                        (noisy.iter().any(|n| small(*n)), noisy[0])
-                    })
-                    .collect();
-                let (flags, n): (Vec<bool>, Vec<i64>) = flags.into_iter().unzip();
-                (datafusion::arrow::array::BooleanArray::from(flags), n)
-            });
             let text = |i: usize| -> Result<ArrayRef> {
                 Ok(
                     datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)
@@ -337,11 +262,9 @@ impl CohortEngine {
                         pos,
                         text(2)?,
                         text(3)?,
-                        Arc::new(match &small_counts {
-                            // The aggregate tier sees the noisy number analysed.
-                            Some((_, n)) => Int64Array::from(n.clone()),
-                            None => Int64Array::from_iter_values(fits.iter().map(|f| f.n as i64)),
-                        }),
+                        Arc::new(Int64Array::from_iter_values(
+                            fits.iter().map(|f| f.n as i64),
+                        )),
                         float(|f| f.beta),
                         float(|f| f.se),
                         float(|f| f.p),
@@ -349,11 +272,6 @@ impl CohortEngine {
                 )
                 .map_err(DataFusionError::from)?,
             );
-            if let Some((flags, _)) = &small_counts
-                && let Some(batch) = out.pop()
-            {
-                out.push(crate::count_suppression::suppress_rows(&batch, flags)?);
-            }
         }
         Ok(out)
     }

@@ -53,6 +53,8 @@ pub struct CohortEngine {
     pub(crate) sample_batch: RecordBatch,
     /// Phenotype tables: name -> file, read by a session only when a query names them.
     phenotypes: std::collections::BTreeMap<String, String>,
+    /// Per phenotype file, the columns this engine's project may read (absent: all).
+    phenotype_columns: Arc<std::collections::BTreeMap<String, Vec<String>>>,
     phenotype_cache: PhenotypeCache,
     withdrawn: RoaringBitmap,
     access: AccessState,
@@ -108,6 +110,7 @@ impl CohortEngine {
             samples: Default::default(),
             sample_batch,
             phenotypes,
+            phenotype_columns: Default::default(),
             phenotype_cache: PhenotypeCache::default(),
             withdrawn,
             access: AccessState::new(Access::admin()),
@@ -142,6 +145,25 @@ impl CohortEngine {
             })?;
             engine.sample_batch = pseudonymous_samples(&self.sample_batch, secret.as_bytes())?;
             engine.samples = Default::default();
+            engine.phenotype_cache = PhenotypeCache::default();
+        }
+        if let Some(allowed) = &access.phenotypes {
+            // Tables the project may not read are not there at all; the others show their
+            // allowed columns only, on every path (SQL, cohort predicates, carriers columns,
+            // association), since every path reads them through the same schema.
+            engine
+                .phenotypes
+                .retain(|name, _| allowed.contains_key(name));
+            engine.phenotype_columns = Arc::new(
+                engine
+                    .phenotypes
+                    .iter()
+                    .filter_map(|(name, path)| {
+                        let columns = allowed.get(name)?;
+                        (!columns.iter().any(|c| c == "*")).then(|| (path.clone(), columns.clone()))
+                    })
+                    .collect(),
+            );
             engine.phenotype_cache = PhenotypeCache::default();
         }
         engine.access = AccessState::new(access);
@@ -242,6 +264,7 @@ impl CohortEngine {
             self.phenotypes.clone(),
             self.withdrawn.clone(),
             self.phenotype_cache.clone(),
+            self.phenotype_columns.clone(),
             (self.tier() == Tier::Record).then(|| self.sample_batch.clone()),
         )
     }

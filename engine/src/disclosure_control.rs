@@ -50,6 +50,11 @@ impl std::fmt::Debug for ReleaseKey {
 }
 
 impl ReleaseKey {
+    /// The key in hex.
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
     /// A key that is only the members' digest: for engines without a control, which never
     /// draw noise from it.
     pub(crate) fn unkeyed(digest: [u8; 32]) -> Self {
@@ -213,7 +218,7 @@ impl DisclosureControl {
     /// Charges `release` to the budget unless it was charged before; refuses it when the
     /// budget cannot pay.
     pub fn charge(&self, release: &ReleaseKey) -> Result<()> {
-        let id = hex::encode(release.0);
+        let id = release.hex();
         let cost = self.release_cost();
         let mut state = self.lock()?;
         if state.charged.contains(&id) {

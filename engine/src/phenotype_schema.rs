@@ -80,6 +80,9 @@ pub(crate) struct StoreSchema {
     phenotypes: BTreeMap<String, String>,
     withdrawn: RoaringBitmap,
     cache: PhenotypeCache,
+    /// Per file, the only columns to show besides `sample_idx` and `sample_id` (a project's
+    /// allow-list).
+    columns: Arc<BTreeMap<String, Vec<String>>>,
     /// For the record tier: the registry with pseudonymous IDs, which replace the tables'
     /// `sample_id` values.
     pseudonymous_registry: Option<RecordBatch>,
@@ -91,6 +94,7 @@ impl StoreSchema {
         phenotypes: BTreeMap<String, String>,
         withdrawn: RoaringBitmap,
         cache: PhenotypeCache,
+        columns: Arc<BTreeMap<String, Vec<String>>>,
         pseudonymous_registry: Option<RecordBatch>,
     ) -> Self {
         Self {
@@ -99,6 +103,7 @@ impl StoreSchema {
             phenotypes,
             withdrawn,
             cache,
+            columns,
             pseudonymous_registry,
         }
     }
@@ -131,10 +136,23 @@ impl StoreSchema {
             .read_file(path)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
-        let schema = reader.schema().clone();
+        let mut reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+        if let Some(allowed) = self.columns.get(path) {
+            // `sample_idx` and `sample_id` first, then the allowed columns in file order.
+            let keep: Vec<usize> = reader
+                .schema()
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(i, f)| *i < 2 || allowed.iter().any(|a| a == f.name()))
+                .map(|(i, _)| i)
+                .collect();
+            let mask = parquet::arrow::ProjectionMask::roots(reader.parquet_schema(), keep);
+            reader = reader.with_projection(mask);
+        }
+        let reader = reader.build()?;
+        let schema = datafusion::arrow::record_batch::RecordBatchReader::schema(&reader);
         let batches = reader
-            .build()?
             .map(|b| {
                 let batch = without_withdrawn(&b?, &self.withdrawn)?;
                 match &self.pseudonymous_registry {

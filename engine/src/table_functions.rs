@@ -54,12 +54,10 @@ impl Operation {
         (Self::SampleGenotypes, "sample_genotypes", 1, 2),
     ];
 
-    /// Whether the operation's rows are aggregates over participants.
+    /// Whether the aggregate tier may call the operation (`association`'s coefficients are
+    /// exact, see [`CohortEngine::association`]).
     fn is_aggregate(self) -> bool {
-        matches!(
-            self,
-            Self::AlleleFrequencies | Self::CaseControl | Self::Association
-        )
+        matches!(self, Self::AlleleFrequencies | Self::CaseControl)
     }
 
     fn schema(self) -> SchemaRef {

@@ -10,6 +10,7 @@
 //! [projects.diabetes]
 //! secret = "keys the project's pseudonyms"   # record tier
 //! privacy_budget = 2.0                       # aggregate tier, zCDP rho (default: the server's)
+//! phenotypes = { phenotypes = ["age", "sex"] } # tables and columns it may read (default: all)
 //! ```
 //!
 //! Tokens are kept only as SHA-256 digests, so a lookup compares digests, never the token.
@@ -58,6 +59,8 @@ struct ProjectEntry {
     secret: Option<String>,
     /// The project's privacy budget in zCDP rho (aggregate tier).
     privacy_budget: Option<f64>,
+    /// The phenotype tables the project may read, each with its columns (`"*"`: all).
+    phenotypes: Option<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 /// Bearer tokens (as digests) and project secrets.
@@ -66,6 +69,7 @@ pub struct TokenRegistry {
     principals: HashMap<[u8; 32], Principal>,
     secrets: HashMap<String, String>,
     budgets: HashMap<String, f64>,
+    phenotypes: HashMap<String, cohortdb_engine::access_policy::PhenotypeAllowList>,
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -98,6 +102,9 @@ impl TokenRegistry {
                     ));
                 }
                 registry.budgets.insert(name.clone(), budget);
+            }
+            if let Some(allowed) = project.phenotypes {
+                registry.phenotypes.insert(name.clone(), allowed);
             }
             if let Some(secret) = project.secret {
                 registry.secrets.insert(name, secret);
@@ -146,6 +153,15 @@ impl TokenRegistry {
         self.budgets.get(project).copied()
     }
 
+    /// The phenotype tables and columns `project` may read, when its `[projects.NAME]` lists
+    /// them (otherwise all).
+    pub fn phenotypes(
+        &self,
+        project: &str,
+    ) -> Option<&cohortdb_engine::access_policy::PhenotypeAllowList> {
+        self.phenotypes.get(project)
+    }
+
     /// The pseudonym secret of `project`.
     pub fn secret(&self, project: &str) -> Option<&str> {
         self.secrets.get(project).map(String::as_str)
@@ -174,6 +190,7 @@ secret = "one"
 
 [projects.p2]
 privacy_budget = 0.5
+phenotypes = { phenotypes = ["age"], visits = ["*"] }
 "#;
 
     #[test]
@@ -189,6 +206,8 @@ privacy_budget = 0.5
         assert_eq!(registry.secret("p1"), Some("one"));
         assert_eq!(registry.privacy_budget("p2"), Some(0.5));
         assert_eq!(registry.privacy_budget("p1"), None);
+        assert_eq!(registry.phenotypes("p2").unwrap()["phenotypes"], ["age"]);
+        assert!(registry.phenotypes("p1").is_none());
     }
 
     #[test]

@@ -196,6 +196,7 @@ impl ServerState {
                 .then(|| self.tokens.secret(&principal.project).map(str::to_string))
                 .flatten(),
             disclosure,
+            phenotypes: self.tokens.phenotypes(&principal.project).cloned(),
         };
         // One HMAC per sample for the record tier: off the async threads.
         let engine = tokio::task::spawn_blocking(move || base.with_access(access))

@@ -137,6 +137,7 @@ impl Fixture {
                 min_count: K,
                 pseudonym_secret: None,
                 disclosure: Some(control.clone()),
+                phenotypes: None,
             })
             .expect("aggregate engine");
         (engine, control)

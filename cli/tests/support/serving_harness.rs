@@ -53,6 +53,7 @@ secret = "secret-one"
 
 [projects.p2]
 secret = "secret-two"
+phenotypes = { phenotypes = ["sex", "age"] }
 
 [projects.p3]
 privacy_budget = 1000.0
