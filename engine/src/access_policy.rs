@@ -361,7 +361,7 @@ impl CohortEngine {
         let release = self.release_of(label, &set);
         control.charge(&release)?;
         let k = i64::from(self.access().min_count);
-        let [e_size, e_left_out, ..] = control.noise(&release).draws(&[b"cohort size"]);
+        let [e_size, e_left_out] = control.noise(&release).pair(&[b"cohort size"]);
         let size = CellNoise::apply(set.len() as i64, e_size);
         let left_out = CellNoise::apply(
             self.everyone().len() as i64 - self.everyone().intersection_len(&set) as i64,

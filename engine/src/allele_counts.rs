@@ -381,14 +381,49 @@ impl CohortEngine {
         ]);
         let batch =
             RecordBatch::try_new(frequency_schema(), columns).map_err(DataFusionError::from)?;
-        match self.cohort_noise(samples)? {
-            None => Ok(batch),
-            Some(noise) => Ok(crate::count_suppression::release_counts(
-                &batch,
-                &[("", &noise)],
-                self.access().min_count,
-            )?),
-        }
+        let Some(noise) = self.cohort_noise(samples)? else {
+            return Ok(batch);
+        };
+        // The aggregate tier: only the sites its `variants` lists.
+        let everyone = self.resolve(&crate::SampleSelection::All)?;
+        let [all_ac, _, _, all_hom] = count_columns(&selection, self.counting_set(&everyone));
+        let mut fields: Vec<Field> = frequency_schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new("ac_all", DataType::Int64, false));
+        fields.push(Field::new("n_hom_alt_all", DataType::Int64, false));
+        let mut columns = batch.columns().to_vec();
+        columns.extend([Arc::new(all_ac) as ArrayRef, Arc::new(all_hom)]);
+        let with_all = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+            .map_err(DataFusionError::from)?;
+        let batch = self.public_rows(&with_all, "_all", &everyone)?;
+        Ok(crate::count_suppression::release_counts(
+            &batch,
+            &[("", &noise)],
+            self.access().min_count,
+        )?)
+    }
+}
+
+impl CohortEngine {
+    /// [`crate::public_sites::public_rows`] under the everyone release of `everyone`.
+    pub(crate) fn public_rows(
+        &self,
+        batch: &RecordBatch,
+        suffix: &str,
+        everyone: &Cohort,
+    ) -> Result<RecordBatch> {
+        let noise = self.cohort_noise(everyone)?.ok_or_else(|| {
+            DataFusionError::Internal("public sites outside the aggregate tier".into())
+        })?;
+        Ok(crate::public_sites::public_rows(
+            batch,
+            suffix,
+            &noise,
+            self.access().min_count,
+        )?)
     }
 }
 

@@ -57,13 +57,28 @@ impl CohortEngine {
         cases: &Cohort,
         controls: &Cohort,
     ) -> Result<Vec<RecordBatch>> {
-        let mut batch = self
-            .counts(regions, &[(cases, "_cases"), (controls, "_controls")])
-            .await?;
+        let noises = (self.cohort_noise(cases)?, self.cohort_noise(controls)?);
+        let mut batch = match noises {
+            (Some(_), Some(_)) => {
+                // The aggregate tier: only the sites its `variants` lists.
+                let everyone = self.resolve(&crate::SampleSelection::All)?;
+                let sets = [
+                    (cases, "_cases"),
+                    (controls, "_controls"),
+                    (&everyone, "_all"),
+                ];
+                let batch = self.counts(regions, &sets).await?;
+                self.public_rows(&batch, "_all", &everyone)?
+            }
+            _ => {
+                self.counts(regions, &[(cases, "_cases"), (controls, "_controls")])
+                    .await?
+            }
+        };
         // The aggregate tier's counts are released first, and the tests computed from what
         // was released: a p-value of the exact counts would give them away.
         let mut suppressed = None;
-        if let (Some(a), Some(b)) = (self.cohort_noise(cases)?, self.cohort_noise(controls)?) {
+        if let (Some(a), Some(b)) = noises {
             let released = crate::count_suppression::release_counts(
                 &batch,
                 &[("_cases", &a), ("_controls", &b)],

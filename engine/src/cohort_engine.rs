@@ -375,6 +375,13 @@ impl CohortEngine {
         for (i, predicate) in predicates.iter().enumerate() {
             let filter = rows.parse_sql_expr(predicate)?;
             self.check_aggregate_predicate(&filter, rows.schema())?;
+            if self.tier() == Tier::Record
+                && filter.column_refs().iter().any(|c| c.name == "sample_idx")
+            {
+                return Err(EngineError::PermissionDenied(
+                    "the record tier does not see sample_idx".into(),
+                ));
+            }
             sets.push(
                 SampleSetUdaf::udaf()
                     .call(vec![col("sample_idx")])
@@ -483,8 +490,10 @@ impl CohortEngine {
 
     /// [`CohortEngine::session`] with a given configuration (information schema added).
     pub fn session_with(&self, config: SessionConfig) -> Result<SessionContext> {
-        if self.tier() != Tier::Aggregate {
-            return self.full_session_with(config);
+        match self.tier() {
+            Tier::Admin => return self.full_session_with(config),
+            Tier::Record => return self.tables_session(config, true),
+            Tier::Aggregate => {}
         }
         let ctx = SessionContext::new_with_config(config.with_information_schema(true));
         self.register_store(&ctx)?;
@@ -566,6 +575,14 @@ impl CohortEngine {
     }
 
     pub(crate) fn full_session_with(&self, config: SessionConfig) -> Result<SessionContext> {
+        self.tables_session(config, false)
+    }
+
+    /// Every table and function; with `hide_indices` (the record tier's own sessions) without
+    /// `sample_idx` and the genotype bitmaps over it. The index is the registry's row number,
+    /// the same for every project and in the input's sample order: shown, it would link two
+    /// projects' pseudonyms, and anyone holding the input's header to the real IDs.
+    fn tables_session(&self, config: SessionConfig, hide_indices: bool) -> Result<SessionContext> {
         let config = config.with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         self.register_store(&ctx)?;
@@ -577,8 +594,25 @@ impl CohortEngine {
             })?;
         catalog.register_schema(
             &ctx.state().config().options().catalog.default_schema,
-            Arc::new(self.store_schema()),
+            Arc::new(self.store_schema().hiding_indices(hide_indices)),
         )?;
+        // A view of `df` without `hidden` columns, when indices are hidden.
+        let shown = |df: DataFrame, hidden: &[&str]| -> Result<Arc<dyn TableProvider>> {
+            if !hide_indices {
+                return Ok(df.into_view());
+            }
+            let keep: Vec<String> = df
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .filter(|n| !hidden.contains(&n.as_str()))
+                .collect();
+            let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
+            Ok(df.select_columns(&keep)?.into_view())
+        };
+        let mut bitmaps: Vec<&str> = cohortdb_store::genotype_bitmaps::BITMAP_COLUMNS.to_vec();
+        bitmaps.push("gt_exceptions");
         let variants = self.variants_table()?;
         let format_columns: Vec<String> = variants
             .schema()
@@ -593,13 +627,25 @@ impl CohortEngine {
             ctx.read_table(variants.clone())?,
             &self.withdrawn,
         )?;
-        ctx.register_table("variants", visible.into_view())?;
+        ctx.register_table("variants", shown(visible, &bitmaps)?)?;
         let batch = without_withdrawn(&self.sample_batch, &self.withdrawn)?;
         let samples: Arc<dyn TableProvider> =
             Arc::new(MemTable::try_new(samples_schema(), vec![vec![batch]])?);
-        ctx.register_table("samples", samples.clone())?;
         let view = genotypes_plan(variants.clone(), samples.clone(), &format_columns)?;
-        ctx.register_table(GENOTYPES, Arc::new(GenotypesTable::new(view)))?;
+        let genotypes: Arc<dyn TableProvider> = Arc::new(GenotypesTable::new(view));
+        if hide_indices {
+            ctx.register_table(
+                "samples",
+                shown(ctx.read_table(samples.clone())?, &["sample_idx"])?,
+            )?;
+            ctx.register_table(
+                GENOTYPES,
+                shown(ctx.read_table(genotypes)?, &["sample_idx"])?,
+            )?;
+        } else {
+            ctx.register_table("samples", samples.clone())?;
+            ctx.register_table(GENOTYPES, genotypes)?;
+        }
         ctx.add_optimizer_rule(Arc::new(GenotypeAggregates::new(variants, samples)));
         for udf in [
             BitmapCountUdf::udf(BitmapCount::AlleleCount),

@@ -206,8 +206,8 @@ mod tests {
         let batch = sites(
             &[400, 3, 995, 300],
             &[1000, 1000, 1000, 1000],
-            &[200, 3, 5, 292],
-            &[100, 0, 495, 4],
+            &[200, 3, 5, 284],
+            &[100, 0, 495, 8],
         );
         let out = release_counts(&batch, &[("", &noise)], 20).unwrap();
         assert_eq!(out, release_counts(&batch, &[("", &noise)], 20).unwrap());

@@ -83,9 +83,7 @@ impl CohortEngine {
         let small = |c: i64| c > 0 && c < k;
         // The cohort's size as the aggregate tier sees it: the noisy size it was admitted by.
         let n = match &noise {
-            Some(noise) => {
-                CellNoise::apply(samples.len() as i64, noise.draws(&[b"cohort size"])[0])
-            }
+            Some(noise) => CellNoise::apply(samples.len() as i64, noise.pair(&[b"cohort size"])[0]),
             None => samples.len() as i64,
         };
         let mut covered: Vec<i64> = Vec::with_capacity(rows.len());
@@ -96,7 +94,7 @@ impl CohortEngine {
                 covered.push(exact);
                 continue;
             };
-            let e = noise.draws(&[
+            let e = noise.pair(&[
                 b"coverage",
                 contig.as_bytes(),
                 &start.to_le_bytes(),

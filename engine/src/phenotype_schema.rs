@@ -86,6 +86,8 @@ pub(crate) struct StoreSchema {
     /// For the record tier: the registry with pseudonymous IDs, which replace the tables'
     /// `sample_id` values.
     pseudonymous_registry: Option<RecordBatch>,
+    /// Whether the tables a query names leave out `sample_idx` (the record tier's sessions).
+    hide_index: bool,
 }
 
 impl StoreSchema {
@@ -105,12 +107,30 @@ impl StoreSchema {
             cache,
             columns,
             pseudonymous_registry,
+            hide_index: false,
         }
+    }
+
+    /// This schema, its tables without `sample_idx` when `hide`.
+    pub(crate) fn hiding_indices(mut self, hide: bool) -> Self {
+        self.hide_index = hide;
+        self
     }
 
     /// A phenotype table, withdrawn samples removed: decoded once per engine.
     async fn load(&self, path: &str) -> Result<Arc<dyn TableProvider>> {
-        let (schema, batches) = self.batches(path).await?;
+        let (schema, mut batches) = self.batches(path).await?;
+        let mut schema = schema;
+        if self.hide_index {
+            let keep: Vec<usize> = (0..schema.fields().len())
+                .filter(|&i| schema.field(i).name() != "sample_idx")
+                .collect();
+            schema = Arc::new(schema.project(&keep)?);
+            batches = batches
+                .iter()
+                .map(|b| b.project(&keep))
+                .collect::<std::result::Result<_, _>>()?;
+        }
         Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
     }
 

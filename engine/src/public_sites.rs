@@ -10,8 +10,8 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, BooleanBuilder};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, BooleanBuilder, RecordBatch};
+use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
@@ -109,15 +109,79 @@ impl ScalarUDFImpl for PublicSiteUdf {
                     carriers |= b.as_ref();
                 }
             }
-            let e = noise.draws(&[
-                b"site carriers",
-                contig.value(row).as_bytes(),
-                &pos.value(row).to_le_bytes(),
-                reference.value(row).as_bytes(),
-                alt.value(row).as_bytes(),
-            ])[0];
-            out.append_value(CellNoise::apply(carriers.len() as i64, e) >= self.min_count);
+            let site = [contig.value(row), reference.value(row), alt.value(row)];
+            out.append_value(is_public(
+                &noise,
+                site,
+                pos.value(row),
+                carriers.len() as i64,
+                self.min_count,
+            ));
         }
         into_columnar(&args, Arc::new(out.finish()))
     }
+}
+
+/// Whether the site `[contig, ref, alt]` at `pos`, carried by `carriers` participants, is
+/// shown to the aggregate tier: its noisy carrier count (`noise` of the everyone release) is
+/// at least `min_count`.
+fn is_public(noise: &CellNoise, site: [&str; 3], pos: i64, carriers: i64, min_count: i64) -> bool {
+    let [contig, reference, alt] = site;
+    let e = noise.pair(&[
+        b"site carriers",
+        contig.as_bytes(),
+        &pos.to_le_bytes(),
+        reference.as_bytes(),
+        alt.as_bytes(),
+    ])[0];
+    CellNoise::apply(carriers, e) >= min_count
+}
+
+/// The rows of `batch` (`chrom pos ref alt` first, and everyone's `ac{suffix}` and
+/// `n_hom_alt{suffix}`) whose sites are public, without the `{suffix}` columns: the aggregate
+/// tier's counts cover the sites its `variants` lists, so that a row is no Beacon answer.
+pub(crate) fn public_rows(
+    batch: &RecordBatch,
+    suffix: &str,
+    noise: &CellNoise,
+    min_count: u32,
+) -> Result<RecordBatch> {
+    let column = |name: &str| -> Result<Arc<dyn Array>> {
+        let array = batch
+            .column_by_name(name)
+            .ok_or_else(|| DataFusionError::Internal(format!("no column {name}")))?;
+        Ok(cast(array, &DataType::Int64)?)
+    };
+    let text = |i: usize| -> Result<Arc<dyn Array>> { Ok(cast(batch.column(i), &DataType::Utf8)?) };
+    let (contig, pos, reference, alt) = (text(0)?, column("pos")?, text(2)?, text(3)?);
+    let (ac, hom) = (
+        column(&format!("ac{suffix}"))?,
+        column(&format!("n_hom_alt{suffix}"))?,
+    );
+    let (ac, hom) = (
+        ac.as_primitive::<Int64Type>(),
+        hom.as_primitive::<Int64Type>(),
+    );
+    let keep: BooleanArray = (0..batch.num_rows())
+        .map(|row| {
+            // Carriers: het + hom-alt + hemizygous, which is AC less the second copies.
+            let site = [
+                contig.as_string::<i32>().value(row),
+                reference.as_string::<i32>().value(row),
+                alt.as_string::<i32>().value(row),
+            ];
+            let carriers = ac.value(row) - hom.value(row);
+            Some(is_public(
+                noise,
+                site,
+                pos.as_primitive::<Int64Type>().value(row),
+                carriers,
+                i64::from(min_count),
+            ))
+        })
+        .collect();
+    let columns: Vec<usize> = (0..batch.num_columns())
+        .filter(|&i| !batch.schema().field(i).name().ends_with(suffix))
+        .collect();
+    Ok(filter_record_batch(&batch.project(&columns)?, &keep)?)
 }

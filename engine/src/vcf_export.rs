@@ -144,7 +144,7 @@ impl CohortEngine {
             }
         }
         // One partition: rows arrive in fragment order, which is position order.
-        let ctx = self.session_with(SessionConfig::new().with_target_partitions(1))?;
+        let ctx = self.full_session_with(SessionConfig::new().with_target_partitions(1))?;
         let filters = self.filter_names(&ctx, regions).await?;
         let header = header_text(&contigs, &filters, &names, self.snapshot().version());
         let mut sink = match format {
