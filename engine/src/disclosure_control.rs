@@ -285,31 +285,52 @@ impl CellNoise {
         }
     }
 
-    /// 128 pseudo-random bits for the cell named by `parts` and `counter`.
-    fn bits(&self, parts: &[&[u8]], counter: u8) -> [u64; 2] {
-        use siphasher::sip128::Hasher128;
+    /// The PRF's state after the cell named by `parts` (each part length-prefixed).
+    fn cell(&self, parts: &[&[u8]]) -> siphasher::sip128::SipHasher24 {
         use std::hash::Hasher;
         let mut hasher = siphasher::sip128::SipHasher24::new_with_keys(self.keys[0], self.keys[1]);
+        // One write of the whole cell name: SipHash per write call costs as much as hashing
+        // the short parts themselves.
+        let size: usize = parts.iter().map(|p| p.len() + 4).sum();
+        let mut stack = [0u8; 256];
+        let mut heap = Vec::new();
+        let buffer: &mut [u8] = if size <= stack.len() {
+            &mut stack[..size]
+        } else {
+            heap.resize(size, 0);
+            &mut heap
+        };
+        let mut at = 0;
         for part in parts {
-            hasher.write(&(part.len() as u32).to_le_bytes());
-            hasher.write(part);
+            buffer[at..at + 4].copy_from_slice(&(part.len() as u32).to_le_bytes());
+            buffer[at + 4..at + 4 + part.len()].copy_from_slice(part);
+            at += 4 + part.len();
         }
+        hasher.write(buffer);
+        hasher
+    }
+
+    /// Two standard normals, times sd, from the PRF of a cell and a counter.
+    fn normals(&self, cell: &siphasher::sip128::SipHasher24, counter: u8) -> [f64; 2] {
+        use siphasher::sip128::Hasher128;
+        use std::hash::Hasher;
+        let mut hasher = *cell;
         hasher.write_u8(counter);
         let hash = hasher.finish128();
-        [hash.h1, hash.h2]
+        box_muller(hash.h1, hash.h2).map(|z| z * self.sd)
     }
 
     /// Two independent draws of N(0, sd^2) for the cell named by `parts`.
     pub fn pair(&self, parts: &[&[u8]]) -> [f64; 2] {
-        let [a, b] = self.bits(parts, 0);
-        box_muller(a, b).map(|z| z * self.sd)
+        self.normals(&self.cell(parts), 0)
     }
 
-    /// Four independent draws of N(0, sd^2) for the cell named by `parts`.
+    /// Four independent draws of N(0, sd^2) for the cell named by `parts` (the first two are
+    /// [`CellNoise::pair`]'s).
     pub fn draws(&self, parts: &[&[u8]]) -> [f64; 4] {
-        let [z0, z1] = self.pair(parts);
-        let [a, b] = self.bits(parts, 1);
-        let [z2, z3] = box_muller(a, b).map(|z| z * self.sd);
+        let cell = self.cell(parts);
+        let [z0, z1] = self.normals(&cell, 0);
+        let [z2, z3] = self.normals(&cell, 1);
         [z0, z1, z2, z3]
     }
 
