@@ -286,6 +286,25 @@ fn count_columns(selection: &SiteSelection, set: Option<&RoaringBitmap>) -> [Int
     columns.map(Int64Array::from)
 }
 
+/// Carriers (het, hom-alt or hemizygous) of each selected row within `set` (`None`: every
+/// sample).
+fn carrier_counts(selection: &SiteSelection, set: Option<&RoaringBitmap>) -> Vec<i64> {
+    let count = |b: &RoaringBitmap| crate::bitmap_args::count_in(Some(b), set) as i64;
+    selection
+        .rows
+        .iter()
+        .map(|row| {
+            row.sources
+                .iter()
+                .map(|&(g, r)| {
+                    let rows = &selection.groups[g];
+                    count(&rows.het[r]) + count(&rows.hom_alt[r]) + count(&rows.hemi[r])
+                })
+                .sum()
+        })
+        .collect()
+}
+
 impl CohortEngine {
     /// The decoded rows overlapping `regions` (all contigs when empty), in output order.
     pub(crate) async fn site_selection(&self, regions: &[Region]) -> Result<SiteSelection> {
@@ -386,19 +405,8 @@ impl CohortEngine {
         };
         // The aggregate tier: only the sites its `variants` lists.
         let everyone = self.resolve(&crate::SampleSelection::All)?;
-        let [all_ac, _, _, all_hom] = count_columns(&selection, self.counting_set(&everyone));
-        let mut fields: Vec<Field> = frequency_schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        fields.push(Field::new("ac_all", DataType::Int64, false));
-        fields.push(Field::new("n_hom_alt_all", DataType::Int64, false));
-        let mut columns = batch.columns().to_vec();
-        columns.extend([Arc::new(all_ac) as ArrayRef, Arc::new(all_hom)]);
-        let with_all = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-            .map_err(DataFusionError::from)?;
-        let batch = self.public_rows(&with_all, "_all", &everyone)?;
+        let carriers = carrier_counts(&selection, self.counting_set(&everyone));
+        let batch = self.public_rows(&batch, &carriers, &everyone)?;
         Ok(crate::count_suppression::release_counts(
             &batch,
             &[("", &noise)],
@@ -412,7 +420,7 @@ impl CohortEngine {
     pub(crate) fn public_rows(
         &self,
         batch: &RecordBatch,
-        suffix: &str,
+        carriers: &[i64],
         everyone: &Cohort,
     ) -> Result<RecordBatch> {
         let noise = self.cohort_noise(everyone)?.ok_or_else(|| {
@@ -420,7 +428,7 @@ impl CohortEngine {
         })?;
         Ok(crate::public_sites::public_rows(
             batch,
-            suffix,
+            carriers,
             &noise,
             self.access().min_count,
         )?)

@@ -68,7 +68,24 @@ impl CohortEngine {
                     (&everyone, "_all"),
                 ];
                 let batch = self.counts(regions, &sets).await?;
-                self.public_rows(&batch, "_all", &everyone)?
+                let column = |name: &str| {
+                    batch
+                        .column_by_name(name)
+                        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+                        .map(|c| c.values().to_vec())
+                        .ok_or_else(|| DataFusionError::Internal(format!("no column {name}")))
+                };
+                // Carriers: het + hom-alt + hemizygous, which is AC less the second copies.
+                let carriers: Vec<i64> = column("ac_all")?
+                    .iter()
+                    .zip(column("n_hom_alt_all")?)
+                    .map(|(ac, hom)| ac - hom)
+                    .collect();
+                let keep: Vec<usize> = (0..batch.num_columns())
+                    .filter(|&i| !batch.schema().field(i).name().ends_with("_all"))
+                    .collect();
+                let batch = batch.project(&keep).map_err(DataFusionError::from)?;
+                self.public_rows(&batch, &carriers, &everyone)?
             }
             _ => {
                 self.counts(regions, &[(cases, "_cases"), (controls, "_controls")])

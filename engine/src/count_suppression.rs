@@ -82,16 +82,25 @@ pub fn release_counts(
         let mut out: [Vec<Option<i64>>; 4] = Default::default();
         let mut af: Vec<Option<f64>> = Vec::with_capacity(rows);
         for (row, flag) in flags.iter_mut().enumerate() {
-            let e = noise.draws(&[
+            // The draws of `draws()`; the genotype counts' only where the row is shown.
+            let cell = noise.cell(&[
                 chrom.value(row).as_bytes(),
                 &pos.value(row).to_le_bytes(),
                 reference.value(row).as_bytes(),
                 alt.value(row).as_bytes(),
             ]);
-            let noisy: [i64; 4] =
-                std::array::from_fn(|i| CellNoise::apply(counts[i].value(row), e[i]));
-            let [ac, an, het, hom] = noisy;
+            let apply = |i: usize, e: f64| CellNoise::apply(counts[i].value(row), e);
+            let [e_ac, e_an] = noise.normals(&cell, 0);
+            let (ac, an) = (apply(0, e_ac), apply(1, e_an));
             let whole = small(ac, k) || small(an, k) || small(an - ac, k);
+            let [het, hom] = match whole {
+                true => [0, 0],
+                false => {
+                    let [e_het, e_hom] = noise.normals(&cell, 1);
+                    [apply(2, e_het), apply(3, e_hom)]
+                }
+            };
+            let noisy = [ac, an, het, hom];
             let keep = [
                 !whole,
                 !whole,

@@ -286,7 +286,7 @@ impl CellNoise {
     }
 
     /// The PRF's state after the cell named by `parts` (each part length-prefixed).
-    fn cell(&self, parts: &[&[u8]]) -> siphasher::sip128::SipHasher24 {
+    pub(crate) fn cell(&self, parts: &[&[u8]]) -> siphasher::sip128::SipHasher24 {
         use std::hash::Hasher;
         let mut hasher = siphasher::sip128::SipHasher24::new_with_keys(self.keys[0], self.keys[1]);
         // One write of the whole cell name: SipHash per write call costs as much as hashing
@@ -311,7 +311,7 @@ impl CellNoise {
     }
 
     /// Two standard normals, times sd, from the PRF of a cell and a counter.
-    fn normals(&self, cell: &siphasher::sip128::SipHasher24, counter: u8) -> [f64; 2] {
+    pub(crate) fn normals(&self, cell: &siphasher::sip128::SipHasher24, counter: u8) -> [f64; 2] {
         use siphasher::sip128::Hasher128;
         use std::hash::Hasher;
         let mut hasher = *cell;

@@ -137,51 +137,37 @@ fn is_public(noise: &CellNoise, site: [&str; 3], pos: i64, carriers: i64, min_co
     CellNoise::apply(carriers, e) >= min_count
 }
 
-/// The rows of `batch` (`chrom pos ref alt` first, and everyone's `ac{suffix}` and
-/// `n_hom_alt{suffix}`) whose sites are public, without the `{suffix}` columns: the aggregate
-/// tier's counts cover the sites its `variants` lists, so that a row is no Beacon answer.
+/// The rows of `batch` (`chrom pos ref alt` first) whose sites are public, given each row's
+/// `carriers` among everyone: the aggregate tier's counts cover the sites its `variants`
+/// lists, so that a row is no Beacon answer.
 pub(crate) fn public_rows(
     batch: &RecordBatch,
-    suffix: &str,
+    carriers: &[i64],
     noise: &CellNoise,
     min_count: u32,
 ) -> Result<RecordBatch> {
-    let column = |name: &str| -> Result<Arc<dyn Array>> {
-        let array = batch
-            .column_by_name(name)
-            .ok_or_else(|| DataFusionError::Internal(format!("no column {name}")))?;
-        Ok(cast(array, &DataType::Int64)?)
-    };
     let text = |i: usize| -> Result<Arc<dyn Array>> { Ok(cast(batch.column(i), &DataType::Utf8)?) };
-    let (contig, pos, reference, alt) = (text(0)?, column("pos")?, text(2)?, text(3)?);
-    let (ac, hom) = (
-        column(&format!("ac{suffix}"))?,
-        column(&format!("n_hom_alt{suffix}"))?,
+    let (contig, reference, alt) = (text(0)?, text(2)?, text(3)?);
+    let pos = cast(batch.column(1), &DataType::Int64)?;
+    let (contig, reference, alt, pos) = (
+        contig.as_string::<i32>(),
+        reference.as_string::<i32>(),
+        alt.as_string::<i32>(),
+        pos.as_primitive::<Int64Type>(),
     );
-    let (ac, hom) = (
-        ac.as_primitive::<Int64Type>(),
-        hom.as_primitive::<Int64Type>(),
-    );
-    let keep: BooleanArray = (0..batch.num_rows())
-        .map(|row| {
-            // Carriers: het + hom-alt + hemizygous, which is AC less the second copies.
-            let site = [
-                contig.as_string::<i32>().value(row),
-                reference.as_string::<i32>().value(row),
-                alt.as_string::<i32>().value(row),
-            ];
-            let carriers = ac.value(row) - hom.value(row);
+    let keep: BooleanArray = carriers
+        .iter()
+        .enumerate()
+        .map(|(row, &n)| {
+            let site = [contig.value(row), reference.value(row), alt.value(row)];
             Some(is_public(
                 noise,
                 site,
-                pos.as_primitive::<Int64Type>().value(row),
-                carriers,
+                pos.value(row),
+                n,
                 i64::from(min_count),
             ))
         })
         .collect();
-    let columns: Vec<usize> = (0..batch.num_columns())
-        .filter(|&i| !batch.schema().field(i).name().ends_with(suffix))
-        .collect();
-    Ok(filter_record_batch(&batch.project(&columns)?, &keep)?)
+    Ok(filter_record_batch(batch, &keep)?)
 }
