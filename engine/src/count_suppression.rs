@@ -162,28 +162,18 @@ mod tests {
         let n = ac.len();
         let text = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
         let int = |v: &[i64]| Arc::new(Int64Array::from(v.to_vec())) as ArrayRef;
-        let fields = [
-            "chrom",
-            "pos",
-            "ref",
-            "alt",
-            "ac",
-            "an",
-            "af",
-            "n_het",
-            "n_hom_alt",
-        ]
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let t = match i {
-                1 | 4 | 5 | 7 | 8 => DataType::Int64,
-                6 => DataType::Float64,
-                _ => DataType::Utf8,
-            };
-            Field::new(*name, t, false)
-        })
-        .collect::<Vec<_>>();
+        let fields = crate::allele_counts::FREQUENCY_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let t = match i {
+                    1 | 4 | 5 | 7 | 8 => DataType::Int64,
+                    6 => DataType::Float64,
+                    _ => DataType::Utf8,
+                };
+                Field::new(*name, t, false)
+            })
+            .collect::<Vec<_>>();
         let af: Vec<f64> = ac
             .iter()
             .zip(an)

@@ -161,15 +161,7 @@ impl AuditLog {
     async fn read_file(&self, first: u64) -> Result<Vec<AuditRecord>> {
         let relative = Self::record_path(first);
         let path = self.location.path(&relative);
-        let bytes = self
-            .location
-            .object_store
-            .get(&path)
-            .await
-            .map_err(|e| StoreError::object_store(&path, e))?
-            .bytes()
-            .await
-            .map_err(|e| StoreError::object_store(&path, e))?;
+        let bytes = self.location.read(&path).await?;
         let records = bytes
             .split(|b| *b == b'\n')
             .filter(|line| !line.iter().all(u8::is_ascii_whitespace))

@@ -217,17 +217,7 @@ impl Store {
 
     /// Reads a whole file of the store.
     pub async fn read_file(&self, relative: &str) -> Result<Bytes> {
-        let path = self.location.path(relative);
-        let result = self
-            .location
-            .object_store
-            .get(&path)
-            .await
-            .map_err(|e| StoreError::object_store(&path, e))?;
-        result
-            .bytes()
-            .await
-            .map_err(|e| StoreError::object_store(&path, e))
+        self.location.read(&self.location.path(relative)).await
     }
 
     /// [`Store::commit`], deleting the files `commit` adds when it fails (they were written

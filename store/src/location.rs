@@ -100,6 +100,18 @@ impl StoreLocation {
         })
     }
 
+    /// The bytes of the object at `path`.
+    pub async fn read(&self, path: &Path) -> Result<bytes::Bytes> {
+        use object_store::ObjectStoreExt;
+        self.object_store
+            .get(path)
+            .await
+            .map_err(|e| StoreError::object_store(path, e))?
+            .bytes()
+            .await
+            .map_err(|e| StoreError::object_store(path, e))
+    }
+
     /// The object path of `relative` (a `/`-separated path inside the store).
     ///
     /// The relative path is taken as written (a `%XX` escape in a fragment's directory name,

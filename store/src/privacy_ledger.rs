@@ -149,15 +149,7 @@ impl PrivacyLedger {
         let mut charges = Vec::new();
         let mut last = 0;
         for (n, path) in numbered {
-            let bytes = self
-                .location
-                .object_store
-                .get(&path)
-                .await
-                .map_err(|e| StoreError::object_store(&path, e))?
-                .bytes()
-                .await
-                .map_err(|e| StoreError::object_store(&path, e))?;
+            let bytes = self.location.read(&path).await?;
             let file: LedgerFile =
                 serde_json::from_slice(&bytes).map_err(|source| StoreError::LogDecode {
                     path: path.to_string(),
