@@ -9,6 +9,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::DataFusionError;
 use roaring::RoaringBitmap;
 
+use crate::access_policy::Tier;
 use crate::cohort::Cohort;
 use crate::cohort_engine::CohortEngine;
 use crate::error::Result;
@@ -354,7 +355,8 @@ impl CohortEngine {
         regions: &[Region],
         sets: &[(&Cohort, &str)],
     ) -> Result<RecordBatch> {
-        let selection = self.site_selection(regions).await?;
+        let mut selection = self.site_selection(regions).await?;
+        self.keep_listed_sites(&mut selection)?;
         let mut fields = site_fields();
         let mut columns = selection.site_columns()?;
         for (set, suffix) in sets {
@@ -382,7 +384,8 @@ impl CohortEngine {
         regions: &[Region],
         samples: &Cohort,
     ) -> Result<RecordBatch> {
-        let selection = self.site_selection(regions).await?;
+        let mut selection = self.site_selection(regions).await?;
+        self.keep_listed_sites(&mut selection)?;
         let [ac, an, het, hom] = count_columns(&selection, self.counting_set(samples));
         let af: Float64Array = ac
             .values()
@@ -403,10 +406,6 @@ impl CohortEngine {
         let Some(noise) = self.cohort_noise(samples)? else {
             return Ok(batch);
         };
-        // The aggregate tier: only the sites its `variants` lists.
-        let everyone = self.resolve(&crate::SampleSelection::All)?;
-        let carriers = carrier_counts(&selection, self.counting_set(&everyone));
-        let batch = self.public_rows(&batch, &carriers, &everyone)?;
         Ok(crate::count_suppression::release_counts(
             &batch,
             &[("", &noise)],
@@ -416,22 +415,33 @@ impl CohortEngine {
 }
 
 impl CohortEngine {
-    /// [`crate::public_sites::public_rows`] under the everyone release of `everyone`.
-    pub(crate) fn public_rows(
-        &self,
-        batch: &RecordBatch,
-        carriers: &[i64],
-        everyone: &Cohort,
-    ) -> Result<RecordBatch> {
-        let noise = self.cohort_noise(everyone)?.ok_or_else(|| {
-            DataFusionError::Internal("public sites outside the aggregate tier".into())
-        })?;
-        Ok(crate::public_sites::public_rows(
-            batch,
-            carriers,
-            &noise,
-            self.access().min_count,
-        )?)
+    /// At the aggregate tier, keeps only the rows of `selection` at the sites its `variants`
+    /// lists ([`crate::public_sites`]), so that no row tells that a rare allele is in the
+    /// biobank; the others are never counted.
+    fn keep_listed_sites(&self, selection: &mut SiteSelection) -> Result<()> {
+        if self.tier() != Tier::Aggregate {
+            return Ok(());
+        }
+        let everyone = self.resolve(&crate::SampleSelection::All)?;
+        let Some(noise) = self.cohort_noise(&everyone)? else {
+            return Ok(());
+        };
+        let carriers = carrier_counts(selection, self.counting_set(&everyone));
+        let k = i64::from(self.access().min_count);
+        let listed: Vec<bool> = selection
+            .rows
+            .iter()
+            .zip(carriers)
+            .map(|(row, n)| {
+                let (g, r) = row.sources[0];
+                let rows = &selection.groups[g];
+                let site = [&*rows.contig, rows.ref_allele.value(r), rows.alt.value(r)];
+                crate::public_sites::is_public(&noise, site, rows.pos[r], n, k)
+            })
+            .collect();
+        let mut listed = listed.into_iter();
+        selection.rows.retain(|_| listed.next().unwrap_or(false));
+        Ok(())
     }
 }
 

@@ -58,40 +58,9 @@ impl CohortEngine {
         controls: &Cohort,
     ) -> Result<Vec<RecordBatch>> {
         let noises = (self.cohort_noise(cases)?, self.cohort_noise(controls)?);
-        let mut batch = match noises {
-            (Some(_), Some(_)) => {
-                // The aggregate tier: only the sites its `variants` lists.
-                let everyone = self.resolve(&crate::SampleSelection::All)?;
-                let sets = [
-                    (cases, "_cases"),
-                    (controls, "_controls"),
-                    (&everyone, "_all"),
-                ];
-                let batch = self.counts(regions, &sets).await?;
-                let column = |name: &str| {
-                    batch
-                        .column_by_name(name)
-                        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
-                        .map(|c| c.values().to_vec())
-                        .ok_or_else(|| DataFusionError::Internal(format!("no column {name}")))
-                };
-                // Carriers: het + hom-alt + hemizygous, which is AC less the second copies.
-                let carriers: Vec<i64> = column("ac_all")?
-                    .iter()
-                    .zip(column("n_hom_alt_all")?)
-                    .map(|(ac, hom)| ac - hom)
-                    .collect();
-                let keep: Vec<usize> = (0..batch.num_columns())
-                    .filter(|&i| !batch.schema().field(i).name().ends_with("_all"))
-                    .collect();
-                let batch = batch.project(&keep).map_err(DataFusionError::from)?;
-                self.public_rows(&batch, &carriers, &everyone)?
-            }
-            _ => {
-                self.counts(regions, &[(cases, "_cases"), (controls, "_controls")])
-                    .await?
-            }
-        };
+        let mut batch = self
+            .counts(regions, &[(cases, "_cases"), (controls, "_controls")])
+            .await?;
         // The aggregate tier's counts are released first, and the tests computed from what
         // was released: a p-value of the exact counts would give them away.
         let mut suppressed = None;

@@ -10,8 +10,8 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, BooleanArray, BooleanBuilder, RecordBatch};
-use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::array::{Array, AsArray, BooleanBuilder};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
@@ -125,7 +125,13 @@ impl ScalarUDFImpl for PublicSiteUdf {
 /// Whether the site `[contig, ref, alt]` at `pos`, carried by `carriers` participants, is
 /// shown to the aggregate tier: its noisy carrier count (`noise` of the everyone release) is
 /// at least `min_count`.
-fn is_public(noise: &CellNoise, site: [&str; 3], pos: i64, carriers: i64, min_count: i64) -> bool {
+pub(crate) fn is_public(
+    noise: &CellNoise,
+    site: [&str; 3],
+    pos: i64,
+    carriers: i64,
+    min_count: i64,
+) -> bool {
     let [contig, reference, alt] = site;
     let e = noise.pair(&[
         b"site carriers",
@@ -135,39 +141,4 @@ fn is_public(noise: &CellNoise, site: [&str; 3], pos: i64, carriers: i64, min_co
         alt.as_bytes(),
     ])[0];
     CellNoise::apply(carriers, e) >= min_count
-}
-
-/// The rows of `batch` (`chrom pos ref alt` first) whose sites are public, given each row's
-/// `carriers` among everyone: the aggregate tier's counts cover the sites its `variants`
-/// lists, so that a row is no Beacon answer.
-pub(crate) fn public_rows(
-    batch: &RecordBatch,
-    carriers: &[i64],
-    noise: &CellNoise,
-    min_count: u32,
-) -> Result<RecordBatch> {
-    let text = |i: usize| -> Result<Arc<dyn Array>> { Ok(cast(batch.column(i), &DataType::Utf8)?) };
-    let (contig, reference, alt) = (text(0)?, text(2)?, text(3)?);
-    let pos = cast(batch.column(1), &DataType::Int64)?;
-    let (contig, reference, alt, pos) = (
-        contig.as_string::<i32>(),
-        reference.as_string::<i32>(),
-        alt.as_string::<i32>(),
-        pos.as_primitive::<Int64Type>(),
-    );
-    let keep: BooleanArray = carriers
-        .iter()
-        .enumerate()
-        .map(|(row, &n)| {
-            let site = [contig.value(row), reference.value(row), alt.value(row)];
-            Some(is_public(
-                noise,
-                site,
-                pos.value(row),
-                n,
-                i64::from(min_count),
-            ))
-        })
-        .collect();
-    Ok(filter_record_batch(batch, &keep)?)
 }
