@@ -255,7 +255,7 @@ async fn aggregate_tier_attacks() {
         &format!("{answered} of 40 answered"),
         &control,
     );
-    if answered > 11 {
+    if answered > 10 {
         failures.push(format!("flag series: {answered} answered"));
     }
 
@@ -531,13 +531,14 @@ async fn linear_reconstruction(f: &Fixture, failures: &mut Vec<String>) {
             queries.push((chosen, answer));
         }
         // Common sites, where guessing is hardest.
-        let sites: Vec<Site> = f
+        let mut sites: Vec<Site> = f
             .frequency
             .iter()
             .filter(|(s, p)| s.0 <= 20_100_000 && **p > 0.1 && **p < 0.5)
             .map(|(s, _)| s.clone())
-            .take(40)
             .collect();
+        sites.sort();
+        sites.truncate(40);
         let mut truths = Vec::new();
         for person in &members {
             let set: RoaringBitmap = std::iter::once(person.idx).collect();

@@ -148,7 +148,7 @@ async fn sql_surface_matches_the_slt_files() {
     let mut failures = Vec::new();
     // k = 2 for the six samples of the aggregate tier's file, noise of sd 0.2 (so counts are
     // near their true values) with a fixed key, and a budget of 40 cohorts.
-    let control = DisclosureControl::in_memory([9; 32], "slt", 40.0 * 9.0 / 0.08, 0.2)
+    let control = DisclosureControl::in_memory([9; 32], "slt", 40.0 * 10.0 / 0.08, 0.2)
         .expect("disclosure control");
     let aggregate = engine
         .with_access(Access {
