@@ -121,13 +121,22 @@ pub fn pseudonym(secret: &[u8], sample_id: &str) -> String {
 pub(crate) struct AccessState {
     pub(crate) access: Access,
     releases: Arc<Mutex<HashMap<String, ReleaseKey>>>,
+    /// Aggregate tier: which rows of a decoded row group are listed sites, by the group's
+    /// address (a weak reference keeps the allocation, so the address is never reused while
+    /// the entry lives, without keeping the decoded rows in memory).
+    pub(crate) listed: Arc<Mutex<ListedSites>>,
 }
+
+/// [`AccessState::listed`].
+pub(crate) type ListedSites =
+    HashMap<usize, (std::sync::Weak<crate::site_cache::SiteRows>, Arc<Vec<bool>>)>;
 
 impl AccessState {
     pub(crate) fn new(access: Access) -> Self {
         Self {
             access,
             releases: Default::default(),
+            listed: Default::default(),
         }
     }
 

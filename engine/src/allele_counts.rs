@@ -287,25 +287,6 @@ fn count_columns(selection: &SiteSelection, set: Option<&RoaringBitmap>) -> [Int
     columns.map(Int64Array::from)
 }
 
-/// Carriers (het, hom-alt or hemizygous) of each selected row within `set` (`None`: every
-/// sample).
-fn carrier_counts(selection: &SiteSelection, set: Option<&RoaringBitmap>) -> Vec<i64> {
-    let count = |b: &RoaringBitmap| crate::bitmap_args::count_in(Some(b), set) as i64;
-    selection
-        .rows
-        .iter()
-        .map(|row| {
-            row.sources
-                .iter()
-                .map(|&(g, r)| {
-                    let rows = &selection.groups[g];
-                    count(&rows.het[r]) + count(&rows.hom_alt[r]) + count(&rows.hemi[r])
-                })
-                .sum()
-        })
-        .collect()
-}
-
 impl CohortEngine {
     /// The decoded rows overlapping `regions` (all contigs when empty), in output order.
     pub(crate) async fn site_selection(&self, regions: &[Region]) -> Result<SiteSelection> {
@@ -426,17 +407,62 @@ impl CohortEngine {
         let Some(noise) = self.cohort_noise(&everyone)? else {
             return Ok(());
         };
-        let carriers = carrier_counts(selection, self.counting_set(&everyone));
+        let set = self.counting_set(&everyone);
         let k = i64::from(self.access().min_count);
+        let count = |b: &RoaringBitmap| crate::bitmap_args::count_in(Some(b), set) as i64;
+        let listed_row = |rows: &SiteRows, r: usize, carriers: i64| {
+            let site = [&*rows.contig, rows.ref_allele.value(r), rows.alt.value(r)];
+            crate::public_sites::is_public(&noise, site, rows.pos[r], carriers, k)
+        };
+        // A row of one batch: its group's flags, computed once per engine (the decision is
+        // the same for every request of the snapshot, and costs a PRF draw per row).
+        let group_flags = |g: usize| -> Arc<Vec<bool>> {
+            let rows = &selection.groups[g];
+            let key = Arc::as_ptr(rows) as usize;
+            let cache = &self.access_state().listed;
+            if let Some((_, flags)) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+                return flags;
+            }
+            let flags: Arc<Vec<bool>> = Arc::new(
+                (0..rows.len())
+                    .map(|r| {
+                        let carriers =
+                            count(&rows.het[r]) + count(&rows.hom_alt[r]) + count(&rows.hemi[r]);
+                        listed_row(rows, r, carriers)
+                    })
+                    .collect(),
+            );
+            if let Ok(mut cache) = cache.lock() {
+                if cache.len() >= LISTED_GROUPS {
+                    cache.clear();
+                }
+                cache.insert(key, (Arc::downgrade(rows), flags.clone()));
+            }
+            flags
+        };
+        let mut by_group: HashMap<usize, Arc<Vec<bool>>> = HashMap::new();
         let listed: Vec<bool> = selection
             .rows
             .iter()
-            .zip(carriers)
-            .map(|(row, n)| {
-                let (g, r) = row.sources[0];
-                let rows = &selection.groups[g];
-                let site = [&*rows.contig, rows.ref_allele.value(r), rows.alt.value(r)];
-                crate::public_sites::is_public(&noise, site, rows.pos[r], n, k)
+            .map(|row| match row.sources.as_slice() {
+                [(g, r)] => by_group
+                    .entry(*g)
+                    .or_insert_with(|| group_flags(*g))
+                    .get(*r)
+                    .copied()
+                    .unwrap_or(false),
+                // Merged across batches: carriers of every batch.
+                sources => {
+                    let carriers = sources
+                        .iter()
+                        .map(|&(g, r)| {
+                            let rows = &selection.groups[g];
+                            count(&rows.het[r]) + count(&rows.hom_alt[r]) + count(&rows.hemi[r])
+                        })
+                        .sum();
+                    let (g, r) = sources[0];
+                    listed_row(&selection.groups[g], r, carriers)
+                }
             })
             .collect();
         let mut listed = listed.into_iter();
@@ -444,6 +470,9 @@ impl CohortEngine {
         Ok(())
     }
 }
+
+/// At most this many row groups' listed-site flags per aggregate engine (a few KiB each).
+const LISTED_GROUPS: usize = 4096;
 
 fn site_fields() -> Vec<Field> {
     vec![

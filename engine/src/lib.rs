@@ -15,6 +15,10 @@
 //! Counting and carriers read decoded variant rows from
 //! a process-wide cache ([`site_cache`]) instead of planning a query.
 //!
+//! Access: tiers, pseudonyms and phenotype allow-lists ([`access_policy`]); for the aggregate
+//! tier, noise keyed by the question and a per-project privacy budget in the store
+//! ([`disclosure_control`], [`count_suppression`]).
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use cohortdb_engine::{CohortEngine, Region, SampleSelection};
