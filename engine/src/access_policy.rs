@@ -6,7 +6,7 @@
 //!   would (carriers, one sample's genotypes, export) and the SQL tables that hold such rows
 //!   (`samples`, phenotype tables, `genotypes`, bitmap and FORMAT columns of `variants`) are
 //!   refused or absent.
-//! - Every cohort an aggregate engine evaluates is admitted by [`CohortEngine::admit`]: its
+//! - Every cohort an aggregate engine evaluates is admitted by `CohortEngine::admit`: its
 //!   release is charged to the project's privacy budget, and it is refused when its noisy
 //!   size, or the noisy number it leaves out, is between 1 and k-1. Every count it returns
 //!   carries the release's noise and is suppressed when its noisy value is between 1 and k-1

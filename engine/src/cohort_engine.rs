@@ -293,7 +293,7 @@ impl CohortEngine {
 
     /// [`CohortEngine::cohort`] of several predicates in one pass over the tables. Results are
     /// kept per engine (a snapshot never changes), so a predicate asked again costs a lookup;
-    /// every cohort, cached or not, is admitted by [`CohortEngine::admit`] (the aggregate
+    /// every cohort, cached or not, is admitted by `CohortEngine::admit` (the aggregate
     /// tier's disclosure control).
     pub async fn cohorts(&self, predicates: &[&str]) -> Result<Vec<Cohort>> {
         let cached = |p: &str| {
