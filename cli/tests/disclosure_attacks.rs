@@ -434,70 +434,6 @@ async fn aggregate_tier_attacks() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Per site, `scale` times the column `ac` of a query's rows, where present.
-fn estimates_of(
-    batches: &[arrow::array::RecordBatch],
-    suffix: &str,
-    scale: f64,
-) -> BTreeMap<Site, f64> {
-    rows_with(batches, suffix)
-        .into_iter()
-        .filter_map(|(site, c)| Some((site, c.ac? as f64 * scale)))
-        .collect()
-}
-
-/// The sites of a query's `pos ref alt` rows.
-fn rows_with_sites(batches: &[arrow::array::RecordBatch]) -> std::collections::HashSet<Site> {
-    let mut out = std::collections::HashSet::new();
-    for b in batches {
-        let text = |c: &str| {
-            arrow::compute::cast(
-                b.column_by_name(c).unwrap(),
-                &arrow::datatypes::DataType::Utf8,
-            )
-            .unwrap()
-        };
-        let (pos, reference, alt) = (text("pos"), text("ref"), text("alt"));
-        use arrow::array::AsArray;
-        for r in 0..b.num_rows() {
-            out.insert((
-                pos.as_string::<i32>().value(r).parse().unwrap(),
-                reference.as_string::<i32>().value(r).to_string(),
-                alt.as_string::<i32>().value(r).to_string(),
-            ));
-        }
-    }
-    out
-}
-
-/// Carriers of each site among everyone, as the admin counts them.
-async fn carriers_per_site(f: &Fixture) -> BTreeMap<Site, i64> {
-    let everyone = f
-        .admin
-        .resolve(&cohortdb_engine::SampleSelection::All)
-        .unwrap();
-    rows(
-        &f.admin
-            .allele_frequencies(&f.regions, &everyone)
-            .await
-            .unwrap(),
-    )
-    .into_iter()
-    .map(|(site, c)| (site, c.n_het.unwrap_or(0) + c_hom(&c)))
-    .collect()
-}
-
-fn c_hom(c: &Counts) -> i64 {
-    c.n_hom_alt.unwrap_or(0)
-}
-
-/// `a - b` of AC per site present in both.
-fn difference(a: &BTreeMap<Site, Counts>, b: &BTreeMap<Site, Counts>) -> BTreeMap<Site, f64> {
-    a.iter()
-        .filter_map(|(site, x)| Some((site.clone(), (x.ac? - b.get(site)?.ac?) as f64)))
-        .collect()
-}
-
 /// Dinur-Nissim: noisy counts of many random sub-cohorts of a group of about 100 (and 1,000),
 /// solved for every member's dosage (Bayesian least squares towards the allele frequency).
 async fn linear_reconstruction(f: &Fixture, failures: &mut Vec<String>) {
@@ -580,55 +516,6 @@ async fn linear_reconstruction(f: &Fixture, failures: &mut Vec<String>) {
             failures.push(format!("linear {label}: {accuracy} vs {chance}"));
         }
     }
-}
-
-/// The posterior mean of every member's dosage at `site` given noisy AC of the `used`
-/// sub-cohorts (a Gaussian prior of `mean`, `var` per member; noise of variance SD^2).
-#[allow(clippy::needless_range_loop)] // matrix algebra reads best with indices
-fn posterior_mean(
-    used: &[&(Vec<f64>, BTreeMap<Site, Counts>)],
-    site: &Site,
-    n: usize,
-    mean: f64,
-    var: f64,
-) -> Vec<f64> {
-    let m = used.len();
-    let mut out = vec![mean; n];
-    if m == 0 {
-        return out;
-    }
-    // S = var Q Q^T + SD^2 I (m x m); r = y - Q mean.
-    let mut s = vec![vec![0.0; m]; m];
-    let mut r = vec![0.0; m];
-    for i in 0..m {
-        let qi = &used[i].0;
-        for j in 0..m {
-            let dot: f64 = qi.iter().zip(&used[j].0).map(|(a, b)| a * b).sum();
-            s[i][j] = var * dot + if i == j { SD * SD } else { 0.0 };
-        }
-        let y = used[i].1[site].ac.unwrap_or(0) as f64;
-        r[i] = y - mean * qi.iter().sum::<f64>();
-    }
-    // Solve S w = r (Gaussian elimination; S is positive definite).
-    for col in 0..m {
-        let pivot = s[col][col];
-        for row in col + 1..m {
-            let factor = s[row][col] / pivot;
-            for k in col..m {
-                s[row][k] -= factor * s[col][k];
-            }
-            r[row] -= factor * r[col];
-        }
-    }
-    let mut w = vec![0.0; m];
-    for row in (0..m).rev() {
-        let tail: f64 = (row + 1..m).map(|k| s[row][k] * w[k]).sum();
-        w[row] = (r[row] - tail) / s[row][row];
-    }
-    for (i, value) in out.iter_mut().enumerate() {
-        *value += var * (0..m).map(|q| used[q].0[i] * w[q]).sum::<f64>();
-    }
-    out
 }
 
 /// Shringarpure-Bustamante over rare variants: does the answer for the cases show the rare

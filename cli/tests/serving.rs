@@ -123,52 +123,7 @@ async fn tokens_tiers_results_and_audit() {
         p1.iter().all(|p| !p2.contains(p)),
         "pseudonyms are unlinkable across projects"
     );
-    // p2's approval names sex and age of `phenotypes` only: every path shows those alone.
-    let table = sql(
-        &server.channel,
-        RECORD_P2,
-        "SELECT * FROM phenotypes LIMIT 1",
-    )
-    .await
-    .unwrap();
-    let names: Vec<String> = table[0]
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    assert_eq!(names, ["sample_id", "sex", "age"]);
-    // No record-tier table shows `sample_idx` or the bitmaps over it: the registry's row
-    // number is the same for every project and follows the input's sample order.
-    for query in [
-        "SELECT sample_idx FROM samples",
-        "SELECT sample_idx FROM phenotypes",
-        "SELECT sample_idx FROM genotypes",
-        "SELECT het FROM variants",
-        "SELECT * FROM carriers('chr20:20100022', 'sample_idx < 10')",
-    ] {
-        let refused = sql(&server.channel, RECORD_P1, query).await;
-        assert!(refused.is_err(), "{query}: {refused:?}");
-    }
-    calls += 5;
-    for query in [
-        format!("SELECT * FROM allele_frequencies('{REGION}', 'bmi > 30')"),
-        format!("SELECT * FROM association('{REGION}', 'quant_trait', 'age', 'linear', '')"),
-    ] {
-        let refused = sql(&server.channel, RECORD_P2, &query).await;
-        assert!(refused.is_err(), "{query}: {refused:?}");
-    }
-    let bmi = pb::CarriersRequest {
-        variant: variant.clone(),
-        cohort: None,
-        columns: vec!["bmi".into()],
-    };
-    assert!(
-        read_chunks(query.carriers(request(bmi, Some(RECORD_P2))).await)
-            .await
-            .is_err()
-    );
-    calls += 4;
+    calls += record_tier_projects(&server.channel, &variant).await;
     // Pseudonyms name samples for their project, and stored IDs are not found.
     let genotypes = |token: &'static str, sample: String| {
         let mut query = query.clone();
@@ -373,75 +328,7 @@ async fn aggregate_tier_attack_suite() {
     );
     assert!(attempts >= 20, "{attempts} attempts");
 
-    // Answers combined: three cohorts of one request, whose a + b - c is one participant's
-    // dosage at every site (the held-out attack of issue 13), over the Sql RPC and a Flight
-    // SQL prepared statement. Both are the same releases, so they answer alike; the admin's
-    // answer is the exact dosage, which the noisy combination almost never equals.
-    let pheno = std::fs::read_to_string(format!("{}.pheno.tsv", sim_prefix())).unwrap();
-    let rows: Vec<Vec<&str>> = pheno
-        .lines()
-        .skip(1)
-        .map(|l| l.split('\t').collect())
-        .collect();
-    fn key<'a>(r: &[&'a str]) -> [&'a str; 4] {
-        [r[1], r[2], r[3], r[4]]
-    }
-    let target = rows
-        .iter()
-        .find(|r| {
-            r[2].parse::<i64>().unwrap() < 55
-                && r[3] != "NA"
-                && rows.iter().filter(|o| key(o) == key(r)).count() == 1
-        })
-        .unwrap();
-    let t = format!(
-        "sex = ''{}'' AND age = {} AND bmi = {} AND population = ''{}''",
-        target[1], target[2], target[3], target[4]
-    );
-    let three = format!(
-        "SELECT a.pos, a.alt, a.ac + b.ac - c.ac AS d, c.ac >= 200 AS common \
-         FROM allele_frequencies('{REGION}', 'age < 55') a \
-         JOIN allele_frequencies('{REGION}', 'age >= 55 OR ({t})') b ON a.pos = b.pos AND a.alt = b.alt \
-         JOIN allele_frequencies('{REGION}', '') c ON a.pos = c.pos AND a.alt = c.alt \
-         ORDER BY a.pos, a.alt"
-    );
-    let exact = sql(channel, ADMIN, &three).await.unwrap();
-    let noisy = sql(channel, AGGREGATE, &three).await.unwrap();
-    let prepared = flight.prepare(three.clone(), None).await;
-    let mut prepared = prepared.unwrap();
-    let info = prepared.execute().await.unwrap();
-    let by_flight = fetch(&mut flight, info).await;
-    assert_eq!(strings(&by_flight, "d"), strings(&noisy, "d"));
-    // At common sites (a rare one is mostly 0 whatever the noise; the aggregate tier has rows
-    // only for the sites its `variants` lists).
-    let key = |b: &[RecordBatch]| {
-        let (pos, alt) = (strings(b, "pos"), strings(b, "alt"));
-        pos.into_iter().zip(alt).collect::<Vec<_>>()
-    };
-    let truth: std::collections::HashMap<(String, String), (String, String)> = key(&exact)
-        .into_iter()
-        .zip(
-            strings(&exact, "d")
-                .into_iter()
-                .zip(strings(&exact, "common")),
-        )
-        .collect();
-    let answered: Vec<((String, String), String)> =
-        key(&noisy).into_iter().zip(strings(&noisy, "d")).collect();
-    let shown: Vec<(&String, &String)> = answered
-        .iter()
-        .filter(|(_, n)| !n.is_empty() && n != "null")
-        .filter_map(|(site, n)| {
-            let (e, common) = truth.get(site)?;
-            (common == "true").then_some((e, n))
-        })
-        .collect();
-    let equal = shown.iter().filter(|(e, n)| e == n).count();
-    assert!(
-        shown.len() > 100 && equal * 4 < shown.len(),
-        "the combination equals the dosage at {equal} of {} sites",
-        shown.len()
-    );
+    three_cohorts_over_sql_and_flight(channel, &mut flight).await;
 
     // What the tier may see: noisy aggregates with small counts withheld. (Differencing,
     // trackers and the other attacks that combine answers are measured in

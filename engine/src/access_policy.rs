@@ -115,6 +115,36 @@ pub fn pseudonym(secret: &[u8], sample_id: &str) -> String {
     out
 }
 
+/// The sample registry batch with `sample_id` replaced by pseudonyms and `source` (a file name
+/// that may hold the ID) emptied.
+pub(crate) fn pseudonymous_samples(
+    batch: &datafusion::arrow::array::RecordBatch,
+    secret: &[u8],
+) -> Result<datafusion::arrow::array::RecordBatch> {
+    use datafusion::arrow::array::{RecordBatch, StringArray};
+    let ids = batch
+        .column(1)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| {
+            datafusion::error::DataFusionError::Internal("sample_id is not text".into())
+        })?;
+    let pseudonyms: StringArray = ids
+        .iter()
+        .map(|id| id.map(|id| pseudonym(secret, id)))
+        .collect();
+    let sources = StringArray::from(vec![""; batch.num_rows()]);
+    Ok(RecordBatch::try_new(
+        batch.schema(),
+        vec![
+            batch.column(0).clone(),
+            Arc::new(pseudonyms),
+            Arc::new(sources),
+        ],
+    )
+    .map_err(datafusion::error::DataFusionError::from)?)
+}
+
 /// The access state of one engine: its policy, and the release of each cohort label it has
 /// admitted (a label means the same participants for the whole snapshot).
 #[derive(Debug, Clone)]
@@ -341,20 +371,16 @@ impl CohortEngine {
 
     /// The release of `set` chosen by `label` (computed once per label and engine: a label
     /// chooses the same participants for the whole snapshot). Aggregate tier only.
-    pub(crate) fn release_of(&self, label: &str, set: &RoaringBitmap) -> ReleaseKey {
+    pub(crate) fn release_of(&self, label: &str, set: &RoaringBitmap) -> Result<ReleaseKey> {
         let releases = &self.access_state().releases;
         if let Some(release) = releases.lock().ok().and_then(|r| r.get(label).cloned()) {
-            return release;
+            return Ok(release);
         }
-        let digest = members_digest(set);
-        let release = match &self.access().disclosure {
-            Some(control) => control.release_key(label, &digest),
-            None => ReleaseKey::unkeyed(digest),
-        };
+        let release = self.disclosure()?.release_key(label, &members_digest(set));
         if let Ok(mut releases) = releases.lock() {
             releases.insert(label.to_string(), release.clone());
         }
-        release
+        Ok(release)
     }
 
     /// Admits `set`, chosen by `label` (a predicate's [`cohort_label`], or [`EVERYONE`]). At
@@ -367,7 +393,7 @@ impl CohortEngine {
             return Ok(Cohort::new(set));
         }
         let control = self.disclosure()?;
-        let release = self.release_of(label, &set);
+        let release = self.release_of(label, &set)?;
         control.charge(&release)?;
         let k = i64::from(self.access().min_count);
         let [e_size, e_left_out] = control.noise(&release).pair(&[b"cohort size"]);

@@ -15,7 +15,7 @@ use datafusion::logical_expr::{col, lit};
 use datafusion::prelude::{DataFrame, Expr, SessionConfig, SessionContext};
 use roaring::RoaringBitmap;
 
-use crate::access_policy::{Access, AccessState, Tier, pseudonym};
+use crate::access_policy::{Access, AccessState, Tier, pseudonymous_samples};
 use crate::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
 use crate::bitmap_set_functions::{BitmapSetOp, BitmapSetUdf};
 use crate::cohort::Cohort;
@@ -503,7 +503,7 @@ impl CohortEngine {
         // The provider is not registered by name, so only the view's columns are reachable;
         // only sites enough participants carry are listed ([`crate::public_sites`]).
         let control = self.disclosure()?.clone();
-        let release = self.release_of(crate::access_policy::EVERYONE, self.everyone());
+        let release = self.release_of(crate::access_policy::EVERYONE, self.everyone())?;
         let public =
             crate::public_sites::PublicSiteUdf::udf(control, release, self.access().min_count);
         let visible = crate::withdrawal_masks::variants_without(
@@ -680,31 +680,4 @@ pub fn region_filter(regions: &[Region]) -> Option<Expr> {
             e
         })
         .reduce(Expr::or)
-}
-
-/// The sample registry batch with `sample_id` replaced by pseudonyms and `source` (a file name
-/// that may hold the ID) emptied.
-fn pseudonymous_samples(batch: &RecordBatch, secret: &[u8]) -> Result<RecordBatch> {
-    use datafusion::arrow::array::StringArray;
-    let ids = batch
-        .column(1)
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or_else(|| {
-            datafusion::error::DataFusionError::Internal("sample_id is not text".into())
-        })?;
-    let pseudonyms: StringArray = ids
-        .iter()
-        .map(|id| id.map(|id| pseudonym(secret, id)))
-        .collect();
-    let sources = StringArray::from(vec![""; batch.num_rows()]);
-    Ok(RecordBatch::try_new(
-        batch.schema(),
-        vec![
-            batch.column(0).clone(),
-            Arc::new(pseudonyms),
-            Arc::new(sources),
-        ],
-    )
-    .map_err(datafusion::error::DataFusionError::from)?)
 }

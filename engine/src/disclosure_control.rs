@@ -56,12 +56,6 @@ impl ReleaseKey {
     pub fn hex(&self) -> String {
         hex::encode(self.0)
     }
-
-    /// A key that is only the members' digest: for engines without a control, which never
-    /// draw noise from it.
-    pub(crate) fn unkeyed(digest: [u8; 32]) -> Self {
-        Self(digest)
-    }
 }
 
 /// SHA-256 of a set's members (little-endian `u32`s, ascending).

@@ -14,7 +14,7 @@
 //!   removing or reordering a record breaks the chain at that record ([`AuditLog::verify`]).
 
 use bytes::Bytes;
-use object_store::{ObjectStoreExt, PutMode, PutPayload};
+use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -284,15 +284,10 @@ impl AuditLog {
             let path = self.location.path(&relative);
             match self
                 .location
-                .object_store
-                .put_opts(
-                    &path,
-                    PutPayload::from(Bytes::from(body)),
-                    PutMode::Create.into(),
-                )
-                .await
+                .put_new(&path, PutPayload::from(Bytes::from(body)))
+                .await?
             {
-                Ok(_) => {
+                true => {
                     let end = last + events.len() as u64;
                     *head = Some((end, prev_hash));
                     if end / HINT_INTERVAL != last / HINT_INTERVAL {
@@ -307,11 +302,10 @@ impl AuditLog {
                 }
                 // Another appender took this number: chain after its newest file (not just
                 // the one that won, or a busy appender keeps winning) and go on.
-                Err(object_store::Error::AlreadyExists { .. }) => {
+                false => {
                     let winner = self.file_end(last + 1).await?;
                     *head = Some(self.walk_to_end(winner).await?);
                 }
-                Err(e) => return Err(StoreError::object_store(&path, e)),
             }
         }
         Err(StoreError::AuditWrite {

@@ -112,6 +112,20 @@ impl StoreLocation {
             .map_err(|e| StoreError::object_store(path, e))
     }
 
+    /// Writes `payload` to `path` only if no object is there (`PutMode::Create`): `false`
+    /// when another writer put one first.
+    pub async fn put_new(&self, path: &Path, payload: object_store::PutPayload) -> Result<bool> {
+        match self
+            .object_store
+            .put_opts(path, payload, object_store::PutMode::Create.into())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(StoreError::object_store(path, e)),
+        }
+    }
+
     /// The object path of `relative` (a `/`-separated path inside the store).
     ///
     /// The relative path is taken as written (a `%XX` escape in a fragment's directory name,

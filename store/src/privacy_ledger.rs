@@ -14,7 +14,7 @@
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::{ObjectStoreExt, PutMode, PutPayload};
+use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
@@ -100,20 +100,13 @@ impl PrivacyLedger {
                     let mut key = [0u8; 32];
                     key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
                     key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-                    match self
+                    // Otherwise another server wrote it first: read theirs.
+                    if self
                         .location
-                        .object_store
-                        .put_opts(
-                            &path,
-                            PutPayload::from(hex::encode(key)),
-                            PutMode::Create.into(),
-                        )
-                        .await
+                        .put_new(&path, PutPayload::from(hex::encode(key)))
+                        .await?
                     {
-                        Ok(_) => return Ok(key),
-                        // Another server wrote it first: read theirs.
-                        Err(object_store::Error::AlreadyExists { .. }) => continue,
-                        Err(e) => return Err(StoreError::object_store(&path, e)),
+                        return Ok(key);
                     }
                 }
                 Err(e) => return Err(StoreError::object_store(&path, e)),
@@ -192,22 +185,14 @@ impl PrivacyLedger {
                 "{PRIVACY_DIR}/{}/{next:020}.json",
                 project_dir(project)
             ));
-            match self
+            if self
                 .location
-                .object_store
-                .put_opts(
-                    &path,
-                    PutPayload::from(body.clone()),
-                    PutMode::Create.into(),
-                )
-                .await
+                .put_new(&path, PutPayload::from(body.clone()))
+                .await?
             {
-                Ok(_) => return Ok(next),
-                Err(object_store::Error::AlreadyExists { .. }) => {
-                    next = self.charges(project).await?.1 + 1;
-                }
-                Err(e) => return Err(StoreError::object_store(&path, e)),
+                return Ok(next);
             }
+            next = self.charges(project).await?.1 + 1;
         }
         Err(StoreError::CommitRetriesExhausted {
             attempts: MAX_APPEND_ATTEMPTS as u32,

@@ -221,3 +221,128 @@ pub(crate) fn assert_no_small_counts(batches: &[RecordBatch], k: i64) {
         }
     }
 }
+
+/// Answers combined: three cohorts of one request, whose a + b - c is one participant's
+/// dosage at every site (the held-out attack of issue 13), over the Sql RPC and a Flight
+/// SQL prepared statement. Both are the same releases, so they answer alike; the admin's
+/// answer is the exact dosage, which the noisy combination almost never equals.
+pub(crate) async fn three_cohorts_over_sql_and_flight(
+    channel: &Channel,
+    flight: &mut FlightSqlServiceClient<Channel>,
+) {
+    let pheno = std::fs::read_to_string(format!("{}.pheno.tsv", sim_prefix())).unwrap();
+    let rows: Vec<Vec<&str>> = pheno
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect())
+        .collect();
+    fn key<'a>(r: &[&'a str]) -> [&'a str; 4] {
+        [r[1], r[2], r[3], r[4]]
+    }
+    let target = rows
+        .iter()
+        .find(|r| {
+            r[2].parse::<i64>().unwrap() < 55
+                && r[3] != "NA"
+                && rows.iter().filter(|o| key(o) == key(r)).count() == 1
+        })
+        .unwrap();
+    let t = format!(
+        "sex = ''{}'' AND age = {} AND bmi = {} AND population = ''{}''",
+        target[1], target[2], target[3], target[4]
+    );
+    let three = format!(
+        "SELECT a.pos, a.alt, a.ac + b.ac - c.ac AS d, c.ac >= 200 AS common \
+         FROM allele_frequencies('{REGION}', 'age < 55') a \
+         JOIN allele_frequencies('{REGION}', 'age >= 55 OR ({t})') b ON a.pos = b.pos AND a.alt = b.alt \
+         JOIN allele_frequencies('{REGION}', '') c ON a.pos = c.pos AND a.alt = c.alt \
+         ORDER BY a.pos, a.alt"
+    );
+    let exact = sql(channel, ADMIN, &three).await.unwrap();
+    let noisy = sql(channel, AGGREGATE, &three).await.unwrap();
+    let prepared = flight.prepare(three.clone(), None).await;
+    let mut prepared = prepared.unwrap();
+    let info = prepared.execute().await.unwrap();
+    let by_flight = fetch(flight, info).await;
+    assert_eq!(strings(&by_flight, "d"), strings(&noisy, "d"));
+    // At common sites (a rare one is mostly 0 whatever the noise; the aggregate tier has rows
+    // only for the sites its `variants` lists).
+    let key = |b: &[RecordBatch]| {
+        let (pos, alt) = (strings(b, "pos"), strings(b, "alt"));
+        pos.into_iter().zip(alt).collect::<Vec<_>>()
+    };
+    let truth: std::collections::HashMap<(String, String), (String, String)> = key(&exact)
+        .into_iter()
+        .zip(
+            strings(&exact, "d")
+                .into_iter()
+                .zip(strings(&exact, "common")),
+        )
+        .collect();
+    let answered: Vec<((String, String), String)> =
+        key(&noisy).into_iter().zip(strings(&noisy, "d")).collect();
+    let shown: Vec<(&String, &String)> = answered
+        .iter()
+        .filter(|(_, n)| !n.is_empty() && n != "null")
+        .filter_map(|(site, n)| {
+            let (e, common) = truth.get(site)?;
+            (common == "true").then_some((e, n))
+        })
+        .collect();
+    let equal = shown.iter().filter(|(e, n)| e == n).count();
+    assert!(
+        shown.len() > 100 && equal * 4 < shown.len(),
+        "the combination equals the dosage at {equal} of {} sites",
+        shown.len()
+    );
+}
+
+/// What a record-tier project sees: p2's approval names sex and age of `phenotypes` only, and
+/// no project sees `sample_idx`. Returns the requests made (each is audited).
+pub(crate) async fn record_tier_projects(channel: &Channel, variant: &str) -> usize {
+    // p2's approval names sex and age of `phenotypes` only: every path shows those alone.
+    let table = sql(channel, RECORD_P2, "SELECT * FROM phenotypes LIMIT 1")
+        .await
+        .unwrap();
+    let names: Vec<String> = table[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["sample_id", "sex", "age"]);
+    // No record-tier table shows `sample_idx` or the bitmaps over it: the registry's row
+    // number is the same for every project and follows the input's sample order.
+    for query in [
+        "SELECT sample_idx FROM samples",
+        "SELECT sample_idx FROM phenotypes",
+        "SELECT sample_idx FROM genotypes",
+        "SELECT het FROM variants",
+        "SELECT * FROM carriers('chr20:20100022', 'sample_idx < 10')",
+    ] {
+        let refused = sql(channel, RECORD_P1, query).await;
+        assert!(refused.is_err(), "{query}: {refused:?}");
+    }
+    for query in [
+        format!("SELECT * FROM allele_frequencies('{REGION}', 'bmi > 30')"),
+        format!("SELECT * FROM association('{REGION}', 'quant_trait', 'age', 'linear', '')"),
+    ] {
+        let refused = sql(channel, RECORD_P2, &query).await;
+        assert!(refused.is_err(), "{query}: {refused:?}");
+    }
+    let bmi = pb::CarriersRequest {
+        variant: variant.to_string(),
+        cohort: None,
+        columns: vec!["bmi".into()],
+    };
+    assert!(
+        read_chunks(
+            QueryServiceClient::new(channel.clone())
+                .carriers(request(bmi, Some(RECORD_P2)))
+                .await
+        )
+        .await
+        .is_err()
+    );
+    9
+}
