@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use cohortdb_engine::CohortEngine;
-use cohortdb_engine::site_cache::SiteCache;
+use cohortdb_engine::rows::site_cache::SiteCache;
 use cohortdb_server::{ServerOptions, ServerState, TokenRegistry, serve};
 
 /// Serves `store` on `listen`, with `cache_bytes` of decoded variant rows.

@@ -1,4 +1,4 @@
-//! The cached counting path ([`cohortdb_engine::site_cache`]) against a plan over the Parquet
+//! The cached counting path ([`cohortdb_engine::rows::site_cache`]) against a plan over the Parquet
 //! fragments: for every file of the foundation's oracle set and the simulated N=10,000 cohort,
 //! allele frequencies (everyone and a cohort of every third sample) and carriers read through
 //! a warm cache, a cold one and one whose budget evicts every row group equal what DataFusion
@@ -10,7 +10,7 @@ mod oracle_support;
 
 use std::sync::Arc;
 
-use cohortdb_engine::site_cache::SiteCache;
+use cohortdb_engine::rows::site_cache::SiteCache;
 use cohortdb_engine::{CohortEngine, Region, SampleSelection};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::array_value_to_string;

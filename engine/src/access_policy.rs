@@ -158,8 +158,13 @@ pub(crate) struct AccessState {
 }
 
 /// [`AccessState::listed`].
-pub(crate) type ListedSites =
-    HashMap<usize, (std::sync::Weak<crate::site_cache::SiteRows>, Arc<Vec<bool>>)>;
+pub(crate) type ListedSites = HashMap<
+    usize,
+    (
+        std::sync::Weak<crate::rows::site_cache::SiteRows>,
+        Arc<Vec<bool>>,
+    ),
+>;
 
 impl AccessState {
     pub(crate) fn new(access: Access) -> Self {

@@ -1,5 +1,5 @@
 //! Allele counts and frequencies per ALT within sample sets, computed over the decoded rows
-//! of the [`crate::site_cache`]: per row, four set intersections per sample set.
+//! of the [`crate::rows::site_cache`]: per row, four set intersections per sample set.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,10 +13,10 @@ use crate::access_policy::Tier;
 use crate::cohort::Cohort;
 use crate::cohort_engine::CohortEngine;
 use crate::error::Result;
-use crate::reference_blocks::ReferenceBlocks;
 use crate::region::Region;
-use crate::site_cache::SiteRows;
-use crate::site_merge::RowKey;
+use crate::rows::reference_blocks::ReferenceBlocks;
+use crate::rows::site_cache::SiteRows;
+use crate::rows::site_merge::RowKey;
 
 /// The columns of [`CohortEngine::allele_frequencies`].
 pub const FREQUENCY_COLUMNS: [&str; 9] = [
@@ -59,7 +59,7 @@ struct MergedSite {
 }
 
 /// The rows of `regions`, merged across batches as `bcftools merge` (its default `-m both`)
-/// merges the batch files ([`crate::site_merge`]). A batch without a record at a
+/// merges the batch files ([`crate::rows::site_merge`]). A batch without a record at a
 /// site leaves its samples missing there (no AN), or hom-ref with `--missing-as-ref` or where
 /// one of its gVCF reference blocks covers the position (as `bcftools merge --gvcf`). Within
 /// one batch nothing merges: its rows are the input's. Ordered by contig, position, then input
@@ -125,7 +125,7 @@ impl SiteSelection {
                 });
             }
         }
-        let plan = crate::site_merge::plan(&keys);
+        let plan = crate::rows::site_merge::plan(&keys);
         rows.extend(plan.rows.iter().map(|row| MergedRow {
             sources: row.sources.iter().map(|&i| refs[i]).collect(),
             site: row.site,
@@ -315,7 +315,15 @@ impl CohortEngine {
             .map(|(rows, i)| (rows, batch_of(i)))
             .collect();
         let blocks = if batches.len() > 1 {
-            self.reference_blocks(regions).await?
+            let files: Vec<_> = self
+                .snapshot()
+                .state
+                .files
+                .values()
+                .filter(|f| f.kind == cohortdb_store::log_entry::FileKind::RefBlocks)
+                .cloned()
+                .collect();
+            crate::rows::reference_blocks::load(self.store().location(), &files, regions).await?
         } else {
             ReferenceBlocks::default()
         };

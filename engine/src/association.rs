@@ -22,10 +22,11 @@ use roaring::RoaringBitmap;
 
 use crate::bitmap_args::{cast_column, stored_bitmap};
 use crate::cohort::Cohort;
-use crate::cohort_engine::{CohortEngine, region_filter};
+use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
 use crate::region::Region;
 use crate::regression::{Fit, LinearModel, irls, linear, logistic};
+use crate::rows::span_pruning::region_filter;
 
 /// The regression model of `assoc`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

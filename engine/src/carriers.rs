@@ -49,7 +49,7 @@ impl CohortEngine {
     /// `hom_alt` or `hemi`) and the phenotype `columns` asked for, ordered by ALT (in input
     /// order) and sample ID.
     ///
-    /// Built from the site's cached bitmaps ([`crate::site_cache`]) directly: sample IDs and
+    /// Built from the site's cached bitmaps ([`crate::rows::site_cache`]) directly: sample IDs and
     /// phenotype values are taken by `sample_idx` from the registry and the (cached) phenotype
     /// table, with no query plan and no join.
     pub async fn carriers(
@@ -227,7 +227,7 @@ impl CohortEngine {
                 .gt(lit(0i64))
         };
         let mut df = self.full_session()?.table("variants").await?;
-        if let Some(filter) = crate::cohort_engine::region_filter(regions) {
+        if let Some(filter) = crate::rows::span_pruning::region_filter(regions) {
             df = df.filter(filter)?;
         }
         let genotype = when(has("het"), lit("het"))

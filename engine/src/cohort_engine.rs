@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use cohortdb_store::fragment_schema::fragment_schema;
 use cohortdb_store::log_entry::FileKind;
 use cohortdb_store::sample_registry::{
     SampleRecord, read_sample_batch, records_of, samples_schema,
@@ -11,7 +10,7 @@ use cohortdb_store::sample_registry::{
 use cohortdb_store::{Snapshot, Store};
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::datasource::{MemTable, TableProvider};
-use datafusion::logical_expr::{col, lit};
+use datafusion::logical_expr::col;
 use datafusion::prelude::{DataFrame, Expr, SessionConfig, SessionContext};
 use roaring::RoaringBitmap;
 
@@ -23,11 +22,11 @@ use crate::error::{EngineError, Result};
 use crate::genotype_aggregates::GenotypeAggregates;
 use crate::genotypes_view::{GENOTYPES, GenotypeCallsUdf, GenotypesTable, genotypes_plan};
 use crate::phenotype_schema::{PhenotypeCache, StoreSchema, without_withdrawn};
-use crate::region::Region;
+use crate::rows::site_cache::SiteCache;
+use crate::rows::variants_exec::STORE_URL;
+use crate::rows::variants_table::VariantsTable;
 use crate::sample_selection::SampleSelection;
 use crate::sample_set::SampleSetUdaf;
-use crate::site_cache::SiteCache;
-use crate::variants_table::{STORE_URL, VariantsTable};
 
 /// The columns of `variants` the aggregate tier sees: the site, never counts over the stored
 /// samples (they include withdrawn ones), bitmaps, FORMAT or INFO values (INFO may hold the
@@ -122,7 +121,7 @@ impl CohortEngine {
         })
     }
 
-    /// This engine reading variant rows through `cache` (see [`crate::site_cache`]), for
+    /// This engine reading variant rows through `cache` (see [`crate::rows::site_cache`]), for
     /// example one with another byte budget, or one shared with engines over other snapshots.
     pub fn with_site_cache(mut self, cache: Arc<SiteCache>) -> Self {
         self.site_cache = cache;
@@ -532,25 +531,39 @@ impl CohortEngine {
         Ok(())
     }
 
-    /// The `variants` table over this snapshot's fragments.
+    /// The `variants` table over this snapshot's fragments, rows merged across batches.
     fn variants_table(&self) -> Result<Arc<dyn TableProvider>> {
-        let schema = fragment_schema(&self.snapshot.state.extra_columns()?);
-        let fragments = self.snapshot.state.variant_fragments().cloned().collect();
-        let root = self.store.location().root.to_string();
-        let blocks = crate::variants_table::BlockSource {
-            store: self.store.clone(),
-            files: self
-                .snapshot
-                .state
-                .files
-                .values()
-                .filter(|f| f.kind == cohortdb_store::log_entry::FileKind::RefBlocks)
-                .cloned()
-                .collect(),
-        };
+        let state = &self.snapshot.state;
+        let blocks = state
+            .files
+            .values()
+            .filter(|f| f.kind == FileKind::RefBlocks)
+            .cloned()
+            .collect();
         Ok(Arc::new(
-            VariantsTable::new(schema, fragments, root).merging(blocks),
+            VariantsTable::new(
+                self.store.location().clone(),
+                self.site_cache.footers().clone(),
+                state.extra_columns()?,
+                state.variant_fragments().cloned().collect(),
+            )
+            .merging(blocks),
         ))
+    }
+
+    /// The rows of `fragments` as stored (not merged across batches), read in file order by a
+    /// session of one partition: for rewriting fragments.
+    pub(crate) fn stored_rows(
+        &self,
+        extra_columns: Vec<cohortdb_store::log_entry::ExtraColumn>,
+        fragments: Vec<cohortdb_store::log_entry::FileEntry>,
+    ) -> VariantsTable {
+        VariantsTable::new(
+            self.store.location().clone(),
+            self.site_cache.footers().clone(),
+            extra_columns,
+            fragments,
+        )
     }
 
     /// Plans `query` in [`CohortEngine::sql_session`]. Only queries: no DDL (which could
@@ -663,21 +676,4 @@ impl CohortEngine {
         ctx.register_udaf(SampleSetUdaf::udaf());
         Ok(ctx)
     }
-}
-
-/// The SQL predicate of `regions` (overlap, as `bcftools view -r`): `None` for no regions.
-pub fn region_filter(regions: &[Region]) -> Option<Expr> {
-    regions
-        .iter()
-        .map(|r| {
-            let mut e = col("contig").eq(lit(r.contig.clone()));
-            if r.end != i64::MAX {
-                e = e.and(col("pos").lt_eq(lit(r.end)));
-            }
-            if r.start > 1 {
-                e = e.and(col("end_pos").gt_eq(lit(r.start)));
-            }
-            e
-        })
-        .reduce(Expr::or)
 }

@@ -27,7 +27,6 @@ use roaring::RoaringBitmap;
 use crate::access_policy::Tier;
 use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
-use crate::variants_table::VariantsTable;
 
 /// The default most stored bytes merged into one fragment: 512 MiB.
 pub const DEFAULT_COMPACT_BYTES: u64 = 512 << 20;
@@ -211,10 +210,9 @@ impl CohortEngine {
         let schema = fragment_schema(&extras);
         // One partition: batches come back in file order, files in the order given.
         let ctx = self.full_session_with(SessionConfig::new().with_target_partitions(1))?;
-        let root = self.store().location().root.to_string();
         let mut batches = Vec::new();
         for file in group {
-            let table = VariantsTable::new(schema.clone(), vec![file.clone()], root.clone());
+            let table = self.stored_rows(extras.clone(), vec![file.clone()]);
             batches.extend(ctx.read_table(Arc::new(table))?.collect().await?);
         }
         let batch = concat_batches(&schema, &batches).map_err(DataFusionError::from)?;

@@ -24,7 +24,6 @@ use roaring::RoaringBitmap;
 use crate::access_policy::Tier;
 use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
-use crate::variants_table::VariantsTable;
 
 /// What [`CohortEngine::purge`] rewrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -197,7 +196,6 @@ impl CohortEngine {
         let store = self.store();
         // One partition keeps each fragment's rows in file order.
         let ctx = self.full_session_with(SessionConfig::new().with_target_partitions(1))?;
-        let root = store.location().root.to_string();
         let fragments: Vec<FileEntry> =
             self.snapshot().state.variant_fragments().cloned().collect();
         for file in fragments {
@@ -208,11 +206,7 @@ impl CohortEngine {
                 continue;
             }
             let schema = fragment_schema(&file.columns);
-            let table = Arc::new(VariantsTable::new(
-                schema.clone(),
-                vec![file.clone()],
-                root.clone(),
-            ));
+            let table = Arc::new(self.stored_rows(file.columns.clone(), vec![file.clone()]));
             let batches = ctx.read_table(table)?.collect().await?;
             let raw_batch = concat_batches(&schema, &batches).map_err(DataFusionError::from)?;
             if !holds_any(&raw_batch, withdrawn, &file.path)? {

@@ -20,19 +20,12 @@ use cohortdb_store::genotype_bitmaps::{GenotypeException, decode_exceptions, des
 use cohortdb_store::log_entry::FileEntry;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type};
-use futures::future::BoxFuture;
-use futures::{FutureExt, TryStreamExt};
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
-use parquet::file::statistics::Statistics;
 use roaring::RoaringBitmap;
 
 use crate::error::{EngineError, Result};
 use crate::region::Region;
+use crate::rows::fragment_reader::{FooterCache, read_row_group};
+use crate::rows::span_pruning::{Span, region_filter};
 
 /// The default budget of decoded rows: 2 GiB.
 pub const DEFAULT_CACHE_BYTES: usize = 2 << 30;
@@ -248,7 +241,6 @@ struct Entry {
 #[derive(Debug, Default)]
 struct CacheState {
     rows: HashMap<(String, usize), Entry>,
-    metadata: HashMap<String, ArrowReaderMetadata>,
     bytes: usize,
     tick: u64,
 }
@@ -260,6 +252,7 @@ struct CacheState {
 pub struct SiteCache {
     budget: usize,
     state: Mutex<CacheState>,
+    footers: Arc<FooterCache>,
 }
 
 impl Default for SiteCache {
@@ -274,7 +267,14 @@ impl SiteCache {
         Self {
             budget,
             state: Mutex::default(),
+            footers: Arc::default(),
         }
+    }
+
+    /// The fragments' Parquet footers, shared with the `variants` scans of the engines using
+    /// this cache.
+    pub fn footers(&self) -> &Arc<FooterCache> {
+        &self.footers
     }
 
     /// Bytes of decoded rows held now.
@@ -297,21 +297,23 @@ impl SiteCache {
         fragments: &[&FileEntry],
         regions: &[Region],
     ) -> Result<Vec<(Arc<SiteRows>, usize)>> {
+        let filter: Vec<_> = region_filter(regions).into_iter().collect();
         let mut out = Vec::new();
         for (index, file) in fragments
             .iter()
             .enumerate()
-            .filter(|(_, f)| fragment_may_match(f, regions))
+            .filter(|(_, f)| Span::of_fragment(f).may_match_all(&filter))
         {
-            let contig = file.contig.as_deref().unwrap_or_default();
-            let reader = FragmentReader::new(location, file);
-            let metadata = self.metadata(&reader, file).await?;
-            let wanted: Vec<usize> = metadata
+            let footer = self.footers.footer(location, file).await?;
+            let descr = footer.metadata().file_metadata().schema_descr();
+            let wanted: Vec<usize> = footer
                 .metadata()
                 .row_groups()
                 .iter()
                 .enumerate()
-                .filter(|(_, rg)| row_group_may_match(rg, &metadata, contig, regions))
+                .filter(|(_, rg)| {
+                    Span::of_row_group(file.contig.as_deref(), descr, rg).may_match_all(&filter)
+                })
                 .map(|(i, _)| i)
                 .collect();
             let mut missing = Vec::new();
@@ -330,30 +332,14 @@ impl SiteCache {
                 }
             }
             for i in missing {
-                let rows = Arc::new(read_row_group(reader.clone(), file, &metadata, i).await?);
+                let batch = read_row_group(location, file, &footer, i, &COLUMNS).await?;
+                let contig = file.contig.as_deref().unwrap_or_default();
+                let rows = Arc::new(SiteRows::decode(contig, &file.path, &batch)?);
                 self.insert((file.path.clone(), i), rows.clone());
                 out.push((rows, index));
             }
         }
         Ok(out)
-    }
-
-    async fn metadata(
-        &self,
-        reader: &FragmentReader,
-        file: &FileEntry,
-    ) -> Result<ArrowReaderMetadata> {
-        if let Some(m) = self.lock().metadata.get(&file.path) {
-            return Ok(m.clone());
-        }
-        let mut reader = reader.clone();
-        let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
-            .await
-            .map_err(|e| parquet_error(file, e))?;
-        self.lock()
-            .metadata
-            .insert(file.path.clone(), metadata.clone());
-        Ok(metadata)
     }
 
     fn insert(&self, key: (String, usize), rows: Arc<SiteRows>) {
@@ -382,163 +368,4 @@ impl SiteCache {
             }
         }
     }
-}
-
-/// Reads one fragment from the store's object store (local disk, S3, memory).
-#[derive(Debug, Clone)]
-struct FragmentReader {
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-    size: u64,
-}
-
-impl FragmentReader {
-    fn new(location: &StoreLocation, file: &FileEntry) -> Self {
-        Self {
-            store: location.object_store.clone(),
-            path: location.path(&file.path),
-            size: file.bytes,
-        }
-    }
-}
-
-fn object_store_error(e: object_store::Error) -> parquet::errors::ParquetError {
-    parquet::errors::ParquetError::External(Box::new(e))
-}
-
-impl AsyncFileReader for FragmentReader {
-    fn get_bytes(
-        &mut self,
-        range: std::ops::Range<u64>,
-    ) -> BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
-        async move {
-            self.store
-                .get_range(&self.path, range)
-                .await
-                .map_err(object_store_error)
-        }
-        .boxed()
-    }
-
-    fn get_byte_ranges(
-        &mut self,
-        ranges: Vec<std::ops::Range<u64>>,
-    ) -> BoxFuture<'_, parquet::errors::Result<Vec<bytes::Bytes>>> {
-        async move {
-            self.store
-                .get_ranges(&self.path, &ranges)
-                .await
-                .map_err(object_store_error)
-        }
-        .boxed()
-    }
-
-    fn get_metadata<'a>(
-        &'a mut self,
-        options: Option<&'a ArrowReaderOptions>,
-    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        async move {
-            let size = self.size;
-            let metadata = ParquetMetaDataReader::new()
-                .with_arrow_reader_options(options)
-                .load_and_finish(self, size)
-                .await?;
-            Ok(Arc::new(metadata))
-        }
-        .boxed()
-    }
-}
-
-fn parquet_error(file: &FileEntry, e: parquet::errors::ParquetError) -> EngineError {
-    EngineError::Store(cohortdb_store::StoreError::Corrupt {
-        path: file.path.clone(),
-        what: "variant fragment".into(),
-        reason: e.to_string(),
-    })
-}
-
-async fn read_row_group(
-    reader: FragmentReader,
-    file: &FileEntry,
-    metadata: &ArrowReaderMetadata,
-    row_group: usize,
-) -> Result<SiteRows> {
-    let schema = metadata.schema().clone();
-    let indices = COLUMNS
-        .iter()
-        .map(|name| schema.index_of(name))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| parquet_error(file, parquet::errors::ParquetError::General(e.to_string())))?;
-    let mask = ProjectionMask::roots(metadata.metadata().file_metadata().schema_descr(), indices);
-    let rows = metadata.metadata().row_group(row_group).num_rows() as usize;
-    let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata.clone())
-        .with_row_groups(vec![row_group])
-        .with_projection(mask)
-        .with_batch_size(rows.max(1))
-        .build()
-        .map_err(|e| parquet_error(file, e))?;
-    let batches: Vec<RecordBatch> = stream
-        .try_collect()
-        .await
-        .map_err(|e| parquet_error(file, e))?;
-    let Some(first) = batches.first() else {
-        return Err(parquet_error(
-            file,
-            parquet::errors::ParquetError::General(format!("row group {row_group} is empty")),
-        ));
-    };
-    let projected = datafusion::arrow::compute::concat_batches(&first.schema(), &batches)
-        .map_err(datafusion::error::DataFusionError::from)?;
-    // The projection keeps file order; put the columns in `COLUMNS` order.
-    let ordered = projected
-        .project(
-            &COLUMNS
-                .iter()
-                .map(|name| projected.schema().index_of(name))
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(datafusion::error::DataFusionError::from)?,
-        )
-        .map_err(datafusion::error::DataFusionError::from)?;
-    SiteRows::decode(
-        file.contig.as_deref().unwrap_or_default(),
-        &file.path,
-        &ordered,
-    )
-}
-
-/// Whether a fragment may hold rows in `regions`, from its log statistics.
-fn fragment_may_match(file: &FileEntry, regions: &[Region]) -> bool {
-    regions.is_empty()
-        || regions.iter().any(|r| {
-            file.contig.as_deref().is_none_or(|c| c == r.contig)
-                && file.min_pos.is_none_or(|p| p <= r.end)
-                && file.max_end.or(file.max_pos).is_none_or(|e| e >= r.start)
-        })
-}
-
-/// Whether a row group may hold rows in `regions`, from its statistics of `pos` (min) and
-/// `end_pos` (max).
-fn row_group_may_match(
-    rg: &parquet::file::metadata::RowGroupMetaData,
-    metadata: &ArrowReaderMetadata,
-    contig: &str,
-    regions: &[Region],
-) -> bool {
-    if regions.is_empty() {
-        return true;
-    }
-    let descr = metadata.metadata().file_metadata().schema_descr();
-    let stat = |name: &str, min: bool| -> Option<i64> {
-        let i = (0..descr.num_columns()).find(|&i| descr.column(i).name() == name)?;
-        match rg.column(i).statistics()? {
-            Statistics::Int64(s) => if min { s.min_opt() } else { s.max_opt() }.copied(),
-            _ => None,
-        }
-    };
-    let (first, last_end) = (stat("pos", true), stat("end_pos", false));
-    regions.iter().any(|r| {
-        r.contig == contig
-            && first.is_none_or(|p| p <= r.end)
-            && last_end.is_none_or(|e| e >= r.start)
-    })
 }

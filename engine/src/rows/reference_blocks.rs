@@ -1,14 +1,13 @@
 //! gVCF reference blocks at read time: which samples a batch's blocks call hom-ref at a
-//! position, for the sites where their batch has no record (see `allele_counts.rs`).
+//! position, for the sites where their batch has no record (see [`crate::rows::site_merge`]).
 
 use std::collections::HashMap;
 
-use cohortdb_store::Store;
+use cohortdb_store::StoreLocation;
 use cohortdb_store::coverage_bins::decode_coverage;
-use cohortdb_store::log_entry::{FileEntry, FileKind};
+use cohortdb_store::log_entry::FileEntry;
 use roaring::RoaringBitmap;
 
-use crate::cohort_engine::CohortEngine;
 use crate::error::Result;
 use crate::region::Region;
 
@@ -56,24 +55,9 @@ impl ReferenceBlocks {
     }
 }
 
-impl CohortEngine {
-    /// The reference blocks overlapping `regions` (every contig when empty).
-    pub(crate) async fn reference_blocks(&self, regions: &[Region]) -> Result<ReferenceBlocks> {
-        let files: Vec<FileEntry> = self
-            .snapshot()
-            .state
-            .files
-            .values()
-            .filter(|f| f.kind == FileKind::RefBlocks)
-            .cloned()
-            .collect();
-        load(self.store(), &files, regions).await
-    }
-}
-
 /// The blocks of the reference-block `files` overlapping `regions` (all when empty).
 pub(crate) async fn load(
-    store: &Store,
+    location: &StoreLocation,
     files: &[FileEntry],
     regions: &[Region],
 ) -> Result<ReferenceBlocks> {
@@ -98,7 +82,7 @@ pub(crate) async fn load(
                 wanted.iter().map(|r| r.end).max().unwrap_or(i64::MAX),
             ),
         };
-        let bytes = store.read_file(&file.path).await?;
+        let bytes = location.read(&location.path(&file.path)).await?;
         let mut rows = decode_coverage(&file.path, bytes, start, end)?;
         rows.sort_by_key(|b| b.start);
         let mut reach = Vec::with_capacity(rows.len());

@@ -1,6 +1,6 @@
 //! The rows of several batches merged into the rows of one cohort, for the `variants` table
 //! (and so SQL, the genotypes view and export), by the rule counting uses too
-//! ([`crate::site_merge`]: `bcftools merge`, default `-m both`, of the batch files).
+//! ([`crate::rows::site_merge`]: `bcftools merge`, default `-m both`, of the batch files).
 //!
 //! A merged row takes its site columns and INFO from the first batch holding it, ORs the ALT bitmaps of its
 //! sources, and takes the site bitmaps (called, phased, ...) of every batch with a record at
@@ -26,8 +26,8 @@ use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type, SchemaRef};
 use datafusion::error::{DataFusionError, Result};
 use roaring::RoaringBitmap;
 
-use crate::reference_blocks::ReferenceBlocks;
-use crate::site_merge::{RowKey, Site};
+use crate::rows::reference_blocks::ReferenceBlocks;
+use crate::rows::site_merge::{RowKey, Site};
 
 /// One batch of the merge: its rows (all fragment columns), its samples, and whether they are
 /// hom-ref where it has no record.
@@ -108,7 +108,7 @@ pub(crate) fn merge_batches(
             record,
         });
     }
-    let plan = crate::site_merge::plan(&keys);
+    let plan = crate::rows::site_merge::plan(&keys);
     let site_keys = &plan.sites;
     // Per site and batch: the batch's first row there.
     let present: Vec<HashMap<usize, RowRef>> = site_keys
@@ -227,8 +227,12 @@ fn build_columns(
             rows
         })
         .collect();
+    // Only the bitmaps read (a scan reads those its columns need).
     let mut bitmaps: HashMap<&str, Vec<RoaringBitmap>> = HashMap::new();
-    for name in BITMAP_COLUMNS {
+    for name in BITMAP_COLUMNS
+        .into_iter()
+        .filter(|n| schema.index_of(n).is_ok())
+    {
         let per_alt = matches!(name, "het" | "hom_alt" | "hemi");
         let mut out = Vec::with_capacity(out_order.len());
         for (o, &m) in out_order.iter().enumerate() {
@@ -252,7 +256,8 @@ fn build_columns(
         bitmaps.insert(name, out);
     }
     let mut exceptions: Vec<Vec<GenotypeException>> = Vec::with_capacity(out_order.len());
-    for rows in &site_rows {
+    let read_exceptions = schema.index_of("gt_exceptions").is_ok();
+    for rows in site_rows.iter().filter(|_| read_exceptions) {
         let mut all = Vec::new();
         for &(b, r) in rows {
             let array = column(&batches[b].rows, "gt_exceptions")?.as_binary::<i32>();
@@ -263,6 +268,12 @@ fn build_columns(
         exceptions.push(all);
     }
 
+    // A bitmap not read (its column not projected) is empty; the scan reads every bitmap a
+    // projected column is computed from.
+    let empty = RoaringBitmap::new();
+    let merged_bitmap = |name: &str, o: usize| -> &RoaringBitmap {
+        bitmaps.get(name).and_then(|v| v.get(o)).unwrap_or(&empty)
+    };
     let indices: Vec<(usize, usize)> = firsts.clone();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
@@ -279,7 +290,7 @@ fn build_columns(
                 ))
             }
             _ if BITMAP_COLUMNS.contains(&name) => Arc::new(BinaryArray::from_iter_values(
-                bitmaps[name].iter().map(serialize_bitmap),
+                (0..out_order.len()).map(|o| serialize_bitmap(merged_bitmap(name, o))),
             )),
             "gt_exceptions" => Arc::new(BinaryArray::from_iter(
                 exceptions
@@ -287,14 +298,14 @@ fn build_columns(
                     .map(|e| (!e.is_empty()).then(|| encode_exceptions(e))),
             )),
             "ac" | "an" | "n_het" | "n_hom_alt" | "n_hemi" | "n_no_call" => {
-                let b = |n: &str, o: usize| bitmaps[n][o].len() as i64;
+                let b = |n: &str, o: usize| merged_bitmap(n, o).len() as i64;
                 Arc::new(Int64Array::from_iter_values((0..out_order.len()).map(
                     |o| match name {
                         "ac" => b("het", o) + 2 * b("hom_alt", o) + b("hemi", o),
                         "an" => crate::bitmap_args::allele_number(
-                            Some(&bitmaps["called_diploid"][o]),
-                            Some(&bitmaps["called_haploid"][o]),
-                            &exceptions[o],
+                            Some(merged_bitmap("called_diploid", o)),
+                            Some(merged_bitmap("called_haploid", o)),
+                            exceptions.get(o).map_or(&[][..], Vec::as_slice),
                             None,
                         ) as i64,
                         "n_het" => b("het", o),
