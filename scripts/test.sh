@@ -37,6 +37,7 @@ fi
 
 cargo fmt --all -- --check
 bash scripts/check-layers.sh
+python3 scripts/check-module-cycles.py
 cargo clippy --workspace --all-targets -- -D warnings
 cargo nextest run --workspace --no-fail-fast
 cargo test --workspace --doc

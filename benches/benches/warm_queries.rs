@@ -57,11 +57,11 @@ fn bench(c: &mut Criterion) {
     });
     // The aggregate tier: a budget that never runs out, so every iteration is answered (a
     // repeated question is charged once anyway).
-    let control = cohortdb_engine::disclosure_control::DisclosureControl::in_memory(
+    let control = cohortdb_engine::policy::disclosure_control::DisclosureControl::in_memory(
         [1; 32],
         "bench",
         1e9,
-        cohortdb_engine::disclosure_control::DEFAULT_NOISE_SD,
+        cohortdb_engine::policy::disclosure_control::DEFAULT_NOISE_SD,
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let aggregate = engine
@@ -107,7 +107,7 @@ fn bench(c: &mut Criterion) {
                         "phenotypes",
                         "quant_trait",
                         &covariates,
-                        Some(cohortdb_engine::association::Model::Linear),
+                        Some(cohortdb_engine::ops::association::Model::Linear),
                     )
                     .await
             })

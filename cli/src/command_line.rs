@@ -194,11 +194,11 @@ pub(crate) enum Command {
         #[arg(long)]
         scan_threads: Option<usize>,
         /// The standard deviation of the noise on every count the aggregate tier sees.
-        #[arg(long, default_value_t = cohortdb_engine::disclosure_control::DEFAULT_NOISE_SD)]
+        #[arg(long, default_value_t = cohortdb_engine::policy::disclosure_control::DEFAULT_NOISE_SD)]
         noise_sd: f64,
         /// The privacy budget (zCDP rho) of each project whose `[projects.NAME]` in the tokens
         /// file sets no `privacy_budget`.
-        #[arg(long, default_value_t = cohortdb_engine::disclosure_control::DEFAULT_PRIVACY_BUDGET)]
+        #[arg(long, default_value_t = cohortdb_engine::policy::disclosure_control::DEFAULT_PRIVACY_BUDGET)]
         privacy_budget: f64,
         /// Development only: requests without a token run as an admin named "anonymous".
         #[arg(long)]
@@ -285,7 +285,7 @@ pub(crate) enum AdminCommand {
         #[arg(long)]
         contig: Option<String>,
         /// The most stored bytes merged into one fragment (bounds memory too).
-        #[arg(long, default_value_t = cohortdb_engine::compaction::DEFAULT_COMPACT_BYTES)]
+        #[arg(long, default_value_t = cohortdb_engine::maintenance::compaction::DEFAULT_COMPACT_BYTES)]
         max_bytes: u64,
     },
     /// Delete files no snapshot younger than the grace period needs (removed by older

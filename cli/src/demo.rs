@@ -193,8 +193,8 @@ pub async fn run(store: Option<String>) -> CliResult {
         .export(
             &Region::parse_list("chr20:20000000-20010000")?,
             &order,
-            cohortdb_engine::vcf_export::ExportFormat::Bcf,
-            Some(cohortdb_engine::genomic_index::IndexKind::Csi),
+            cohortdb_engine::export::vcf_export::ExportFormat::Bcf,
+            Some(cohortdb_engine::export::genomic_index::IndexKind::Csi),
             file,
         )
         .await?;

@@ -3,8 +3,8 @@
 use std::io::BufWriter;
 
 use cohortdb_engine::CohortEngine;
-use cohortdb_engine::genomic_index::IndexKind;
-use cohortdb_engine::vcf_export::ExportFormat;
+use cohortdb_engine::export::genomic_index::IndexKind;
+use cohortdb_engine::export::vcf_export::ExportFormat;
 
 use crate::CliResult;
 use crate::command_line::{ExportType, IndexChoice, RegionArgs, SampleArgs};

@@ -273,7 +273,7 @@ async fn run(command: Command) -> CliResult {
             format,
         } => {
             let engine = CohortEngine::open(&store).await?;
-            let variant = cohortdb_engine::carriers::VariantSpec::parse(&variant)?;
+            let variant = cohortdb_engine::ops::carriers::VariantSpec::parse(&variant)?;
             let set = engine.cohort_or_everyone(cohort.as_deref()).await?;
             let columns: Vec<String> = columns.into_iter().filter(|c| !c.is_empty()).collect();
             print_batch(format, engine.carriers(&variant, &set, &columns).await?)?;
@@ -301,7 +301,7 @@ async fn run(command: Command) -> CliResult {
             let sets = engine.cohorts_or_named(&[&cases, &controls]).await?;
             let (cases, controls) = (&sets[0], &sets[1]);
             let batches = engine.case_control(&regions, cases, controls).await?;
-            let schema = cohortdb_engine::case_control::case_control_schema();
+            let schema = cohortdb_engine::ops::case_control::case_control_schema();
             write_batches(format, &batches, schema, &mut std::io::stdout().lock())?;
         }
         Command::Af {
@@ -354,7 +354,7 @@ async fn run(command: Command) -> CliResult {
             cohort,
             format,
         } => {
-            use cohortdb_engine::association::{Model, association_schema};
+            use cohortdb_engine::ops::association::{Model, association_schema};
             let engine = CohortEngine::open(&store).await?;
             let regions = regions.parse()?;
             let set = engine.cohort_or_everyone(cohort.as_deref()).await?;

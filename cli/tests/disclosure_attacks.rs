@@ -15,7 +15,7 @@ mod oracle_support;
 
 use std::collections::BTreeMap;
 
-use cohortdb_engine::disclosure_control::DEFAULT_NOISE_SD as SD;
+use cohortdb_engine::policy::disclosure_control::DEFAULT_NOISE_SD as SD;
 use cohortdb_engine::{Cohort, EngineError, Region};
 use disclosure_harness::*;
 use roaring::RoaringBitmap;

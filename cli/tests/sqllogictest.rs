@@ -15,7 +15,7 @@ use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
-use cohortdb_engine::disclosure_control::DisclosureControl;
+use cohortdb_engine::policy::disclosure_control::DisclosureControl;
 use cohortdb_engine::{Access, CohortEngine, Tier};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;

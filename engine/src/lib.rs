@@ -29,48 +29,21 @@
 //! # Ok(()) }
 //! ```
 
-pub mod access_policy;
-mod aggregate_schema;
-pub mod allele_counts;
-pub mod association;
-pub mod association_stats;
-mod bcf_encoding;
-mod bgzf_writer;
-mod bitmap_args;
-pub mod bitmap_count_functions;
-pub mod bitmap_set_functions;
-pub mod carriers;
-pub mod case_control;
 pub mod cohort;
 mod cohort_engine;
-pub mod compaction;
-pub mod consent;
-pub mod count_suppression;
-pub mod coverage;
-pub mod disclosure_control;
 mod error;
-mod export_encoders;
-mod export_records;
-pub mod genomic_index;
-pub mod genotype_aggregates;
-pub mod genotypes_view;
-pub mod named_cohorts;
-mod phenotype_schema;
-mod public_sites;
-pub mod purge;
+pub mod export;
+pub mod maintenance;
+pub mod ops;
+pub mod policy;
 mod region;
-pub mod regression;
 pub mod rows;
-mod sample_selection;
-pub mod sample_set;
-pub mod table_functions;
-pub mod vcf_export;
-mod withdrawal_masks;
+pub mod sql;
 
-pub use access_policy::{Access, Tier};
-pub use cohort::Cohort;
+pub use cohort::cohort_spec::SampleSelection;
+pub use cohort::members::Cohort;
 pub use cohort_engine::CohortEngine;
 pub use error::{EngineError, Result};
+pub use policy::access_policy::{Access, Tier};
 pub use region::Region;
 pub use rows::span_pruning::region_filter;
-pub use sample_selection::SampleSelection;

@@ -2,19 +2,19 @@
 //!
 //! - [`span_pruning`]: fragments and row groups chosen by their statistics;
 //! - [`fragment_reader`]: footers and row groups read from the object store;
-//! - [`scan_plan`], [`variants_table`], [`variants_exec`], [`row_stream`]: the `variants`
+//! - [`scan_plan`], [`variants_table`], [`variants_exec`], `row_stream`: the `variants`
 //!   table, whose scan plans from statistics and streams row groups, merging the batches of
-//!   the cohort window by window ([`batch_merge`], by the rule of [`site_merge`], with gVCF
-//!   [`reference_blocks`]);
+//!   the cohort window by window (`batch_merge`, by the rule of `site_merge`, with gVCF
+//!   `reference_blocks`);
 //! - [`site_cache`]: the same row groups decoded for counting and carriers, kept per process.
 
-pub mod batch_merge;
+pub(crate) mod batch_merge;
 pub mod fragment_reader;
-pub mod reference_blocks;
-pub mod row_stream;
+pub(crate) mod reference_blocks;
+pub(crate) mod row_stream;
 pub mod scan_plan;
 pub mod site_cache;
-pub mod site_merge;
+pub(crate) mod site_merge;
 pub mod span_pruning;
 pub mod variants_exec;
 pub mod variants_table;

@@ -11,7 +11,7 @@
 use cohortdb_store::fragment_builder::ExtraValue;
 use cohortdb_store::log_entry::{ExtraColumn, ValueKind};
 
-use crate::site::InfoValues;
+use crate::info_values::InfoValues;
 use crate::site_fields::parse_numbers;
 use crate::vcf_header::{FieldDef, Header, Number};
 

@@ -23,6 +23,7 @@ mod coverage_job;
 mod error;
 pub mod format_fields;
 pub mod genotype_accumulator;
+pub mod info_values;
 mod ingest_job;
 pub mod input_reader;
 pub mod phenotype_table;

@@ -13,18 +13,7 @@ use crate::format_fields::{CarrierFormat, row_lists};
 use crate::genotype_accumulator::SiteGenotypes;
 use crate::vcf_header::{FieldDef, Header, Number};
 
-/// Raw values of one INFO key at one site.
-#[derive(Debug, Clone, PartialEq)]
-pub enum InfoValues {
-    /// A flag is present.
-    Flag,
-    /// Integers (`None` = `.`).
-    Int(Vec<Option<i32>>),
-    /// Floats.
-    Float(Vec<Option<f32>>),
-    /// Strings.
-    Text(Vec<Option<String>>),
-}
+pub use crate::info_values::InfoValues;
 
 /// A parsed and encoded site.
 #[derive(Debug, Clone)]

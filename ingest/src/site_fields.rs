@@ -3,7 +3,7 @@
 use cohortdb_store::log_entry::ValueKind;
 
 use crate::error::{IngestError, RecordLocation};
-use crate::site::InfoValues;
+use crate::info_values::InfoValues;
 use crate::vcf_header::{Header, Number};
 
 /// Context for reporting record errors.

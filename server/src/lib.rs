@@ -1,7 +1,7 @@
 //! The cohortdb server: on one port, the `cohortdb.v1` query and admin services, Arrow Flight
 //! SQL, `grpc.health.v1` and server reflection (v1 and v1alpha). Every request is
 //! authenticated by bearer token ([`principal`]), answered by an engine under the caller's
-//! access tier (enforced in the engine: [`cohortdb_engine::access_policy`]) and written to the
+//! access tier (enforced in the engine: [`cohortdb_engine::policy::access_policy`]) and written to the
 //! store's audit trail ([`cohortdb_store::audit_log`]). Errors become gRPC codes in one place
 //! ([`server_error`]).
 //!

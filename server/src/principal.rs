@@ -69,7 +69,7 @@ pub struct TokenRegistry {
     principals: HashMap<[u8; 32], Principal>,
     secrets: HashMap<String, String>,
     budgets: HashMap<String, f64>,
-    phenotypes: HashMap<String, cohortdb_engine::access_policy::PhenotypeAllowList>,
+    phenotypes: HashMap<String, cohortdb_engine::policy::access_policy::PhenotypeAllowList>,
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -158,7 +158,7 @@ impl TokenRegistry {
     pub fn phenotypes(
         &self,
         project: &str,
-    ) -> Option<&cohortdb_engine::access_policy::PhenotypeAllowList> {
+    ) -> Option<&cohortdb_engine::policy::access_policy::PhenotypeAllowList> {
         self.phenotypes.get(project)
     }
 

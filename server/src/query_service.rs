@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
-use cohortdb_engine::association::Model;
-use cohortdb_engine::carriers::VariantSpec;
-use cohortdb_engine::genomic_index::IndexKind;
-use cohortdb_engine::vcf_export::ExportFormat;
+use cohortdb_engine::export::genomic_index::IndexKind;
+use cohortdb_engine::export::vcf_export::ExportFormat;
+use cohortdb_engine::ops::association::Model;
+use cohortdb_engine::ops::carriers::VariantSpec;
 use cohortdb_engine::{Cohort, CohortEngine, Region, SampleSelection};
 use cohortdb_proto::v1 as pb;
 use cohortdb_proto::v1::query_service_server::QueryService;
@@ -198,7 +198,7 @@ impl QueryService for QueryServiceImpl {
                 let batches = e
                     .case_control(&regions(&m.regions)?, &cases, &controls)
                     .await?;
-                let schema = cohortdb_engine::case_control::case_control_schema();
+                let schema = cohortdb_engine::ops::case_control::case_control_schema();
                 Ok(batches_table(schema, batches))
             },
         )
@@ -235,7 +235,7 @@ impl QueryService for QueryServiceImpl {
                         model,
                     )
                     .await?;
-                let schema = cohortdb_engine::association::association_schema();
+                let schema = cohortdb_engine::ops::association::association_schema();
                 Ok(batches_table(schema, batches))
             },
         )

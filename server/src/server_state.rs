@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::record_batch::RecordBatch;
-use cohortdb_engine::disclosure_control::DisclosureControl;
+use cohortdb_engine::policy::disclosure_control::DisclosureControl;
 use cohortdb_engine::{Access, CohortEngine, Tier};
 use cohortdb_store::audit_log::{AuditEvent, AuditLog};
 use cohortdb_store::privacy_ledger::PrivacyLedger;
@@ -41,14 +41,14 @@ pub struct ServerOptions {
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
-            min_count: cohortdb_engine::access_policy::DEFAULT_MIN_COUNT,
+            min_count: cohortdb_engine::policy::access_policy::DEFAULT_MIN_COUNT,
             chunk_bytes: crate::arrow_chunks::DEFAULT_CHUNK_BYTES,
             max_message_bytes: 16 << 20,
             anonymous: None,
             refresh_interval: std::time::Duration::from_secs(5),
             scan_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            noise_sd: cohortdb_engine::disclosure_control::DEFAULT_NOISE_SD,
-            privacy_budget: cohortdb_engine::disclosure_control::DEFAULT_PRIVACY_BUDGET,
+            noise_sd: cohortdb_engine::policy::disclosure_control::DEFAULT_NOISE_SD,
+            privacy_budget: cohortdb_engine::policy::disclosure_control::DEFAULT_PRIVACY_BUDGET,
         }
     }
 }

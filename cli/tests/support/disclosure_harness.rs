@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
-use cohortdb_engine::disclosure_control::{DEFAULT_NOISE_SD, DisclosureControl};
+use cohortdb_engine::policy::disclosure_control::{DEFAULT_NOISE_SD, DisclosureControl};
 use cohortdb_engine::{Access, Cohort, CohortEngine, Region, Tier};
 use cohortdb_store::privacy_ledger::PrivacyLedger;
 use roaring::RoaringBitmap;

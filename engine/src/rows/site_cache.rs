@@ -101,7 +101,7 @@ impl SiteRows {
     /// AN of row `row` within `set` (`None`: every sample), by the counting rules of
     /// [`cohortdb_store::genotype_bitmaps`].
     pub fn allele_number(&self, row: usize, set: Option<&RoaringBitmap>) -> u64 {
-        crate::bitmap_args::allele_number(
+        crate::sql::bitmap_args::allele_number(
             Some(&self.called_diploid[row]),
             Some(&self.called_haploid[row]),
             &self.exceptions[row],

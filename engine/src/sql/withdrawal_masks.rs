@@ -26,9 +26,9 @@ use datafusion::prelude::DataFrame;
 use datafusion::scalar::ScalarValue;
 use roaring::RoaringBitmap;
 
-use crate::bitmap_args::{binary_args, into_columnar, output_rows};
-use crate::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
-use crate::bitmap_set_functions::{BitmapSetOp, BitmapSetUdf};
+use crate::sql::bitmap_args::{binary_args, into_columnar, output_rows};
+use crate::sql::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
+use crate::sql::bitmap_set_functions::{BitmapSetOp, BitmapSetUdf};
 use cohortdb_store::fragment_schema::COUNT_COLUMNS;
 use cohortdb_store::genotype_bitmaps::BITMAP_COLUMNS;
 

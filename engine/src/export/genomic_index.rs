@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::bgzf_writer::bgzf_compress;
+use crate::export::bgzf_writer::bgzf_compress;
 
 const MIN_SHIFT: u32 = 14;
 const DEPTH: u32 = 5;

@@ -24,9 +24,9 @@ use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionConfig;
 use roaring::RoaringBitmap;
 
-use crate::access_policy::Tier;
 use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
+use crate::policy::access_policy::Tier;
 
 /// The default most stored bytes merged into one fragment: 512 MiB.
 pub const DEFAULT_COMPACT_BYTES: u64 = 512 << 20;

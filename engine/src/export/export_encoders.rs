@@ -4,8 +4,8 @@ use std::io::Write as _;
 
 use cohortdb_store::genotype_calls::MISSING_ALLELE;
 
-use crate::bcf_encoding::{SharedFields, encode_gt, encode_record};
-use crate::export_records::{Genotypes, SiteFields};
+use crate::export::bcf_encoding::{SharedFields, encode_gt, encode_record};
+use crate::export::export_records::{Genotypes, SiteFields};
 
 /// BCF dictionary keys after the FILTERs: AC, AN, END, GT (the order of [`header_text`]).
 const AC: i32 = 0;

@@ -30,7 +30,7 @@ use datafusion::logical_expr::{
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::bitmap_args::{binary_args, into_columnar, output_rows};
+use crate::sql::bitmap_args::{binary_args, into_columnar, output_rows};
 
 fn call_fields() -> Fields {
     Fields::from(vec![
@@ -192,7 +192,7 @@ pub fn genotypes_plan(
 pub const GENOTYPES: &str = "genotypes";
 
 /// The `genotypes` table: the plan of [`genotypes_plan`], kept as a table (not inlined as a
-/// view) so that the optimizer can recognise it (see [`crate::genotype_aggregates`]).
+/// view) so that the optimizer can recognise it (see [`crate::sql::genotype_aggregates`]).
 #[derive(Debug)]
 pub struct GenotypesTable {
     plan: LogicalPlan,

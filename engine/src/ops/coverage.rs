@@ -15,10 +15,10 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::DataFusionError;
 use roaring::RoaringBitmap;
 
-use crate::cohort::Cohort;
+use crate::cohort::members::Cohort;
 use crate::cohort_engine::CohortEngine;
-use crate::disclosure_control::CellNoise;
 use crate::error::{EngineError, Result};
+use crate::policy::disclosure_control::CellNoise;
 use crate::region::Region;
 
 /// The schema of [`CohortEngine::coverage`] (before suppression).
@@ -126,6 +126,8 @@ impl CohortEngine {
             return Ok(batch);
         }
         let flags: datafusion::arrow::array::BooleanArray = withheld.into_iter().collect();
-        Ok(crate::count_suppression::suppress_rows(&batch, &flags)?)
+        Ok(crate::policy::count_suppression::suppress_rows(
+            &batch, &flags,
+        )?)
     }
 }

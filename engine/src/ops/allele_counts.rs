@@ -9,10 +9,10 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::DataFusionError;
 use roaring::RoaringBitmap;
 
-use crate::access_policy::Tier;
-use crate::cohort::Cohort;
+use crate::cohort::members::Cohort;
 use crate::cohort_engine::CohortEngine;
 use crate::error::Result;
+use crate::policy::access_policy::Tier;
 use crate::region::Region;
 use crate::rows::reference_blocks::ReferenceBlocks;
 use crate::rows::site_cache::SiteRows;
@@ -267,7 +267,7 @@ impl SiteSelection {
 fn count_columns(selection: &SiteSelection, set: Option<&RoaringBitmap>) -> [Int64Array; 4] {
     let n = selection.rows.len();
     let mut columns: [Vec<i64>; 4] = std::array::from_fn(|_| Vec::with_capacity(n));
-    let count = |b: &RoaringBitmap| crate::bitmap_args::count_in(Some(b), set) as i64;
+    let count = |b: &RoaringBitmap| crate::sql::bitmap_args::count_in(Some(b), set) as i64;
     // AN depends on the site's called samples only; rows share them (see `SiteRows`).
     let mut memo = HashMap::new();
     for (i, row) in selection.rows.iter().enumerate() {
@@ -367,7 +367,7 @@ impl CohortEngine {
     /// columns `chrom pos ref alt ac an af n_het n_hom_alt`, `pos` 1-based, one row per ALT,
     /// also where the count is 0, ordered by contig, position, then input order. At the
     /// aggregate tier counts are noisy and small ones withheld (see
-    /// [`crate::count_suppression`]).
+    /// [`crate::policy::count_suppression`]).
     pub async fn allele_frequencies(
         &self,
         regions: &[Region],
@@ -395,7 +395,7 @@ impl CohortEngine {
         let Some(noise) = self.cohort_noise(samples)? else {
             return Ok(batch);
         };
-        Ok(crate::count_suppression::release_counts(
+        Ok(crate::policy::count_suppression::release_counts(
             &batch,
             &[("", &noise)],
             self.access().min_count,
@@ -405,7 +405,7 @@ impl CohortEngine {
 
 impl CohortEngine {
     /// At the aggregate tier, keeps only the rows of `selection` at the sites its `variants`
-    /// lists ([`crate::public_sites`]), so that no row tells that a rare allele is in the
+    /// lists ([`crate::policy::public_sites`]), so that no row tells that a rare allele is in the
     /// biobank; the others are never counted.
     fn keep_listed_sites(&self, selection: &mut SiteSelection) -> Result<()> {
         if self.tier() != Tier::Aggregate {
@@ -417,10 +417,10 @@ impl CohortEngine {
         };
         let set = self.counting_set(&everyone);
         let k = i64::from(self.access().min_count);
-        let count = |b: &RoaringBitmap| crate::bitmap_args::count_in(Some(b), set) as i64;
+        let count = |b: &RoaringBitmap| crate::sql::bitmap_args::count_in(Some(b), set) as i64;
         let listed_row = |rows: &SiteRows, r: usize, carriers: i64| {
             let site = [&*rows.contig, rows.ref_allele.value(r), rows.alt.value(r)];
-            crate::public_sites::is_public(&noise, site, rows.pos[r], carriers, k)
+            crate::policy::public_sites::is_public(&noise, site, rows.pos[r], carriers, k)
         };
         // A row of one batch: its group's flags, computed once per engine (the decision is
         // the same for every request of the snapshot, and costs a PRF draw per row).

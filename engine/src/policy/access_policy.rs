@@ -1,5 +1,5 @@
 //! Who may see what: access tiers, per-project pseudonyms and the disclosure control that the
-//! engine applies to every cohort and count it returns ([`CohortEngine::with_access`]).
+//! engine applies to every cohort and count it returns (`CohortEngine::with_access`).
 //!
 //! Invariants:
 //! - An **aggregate** engine never returns a row about one participant: the operations that
@@ -10,7 +10,7 @@
 //!   release is charged to the project's privacy budget, and it is refused when its noisy
 //!   size, or the noisy number it leaves out, is between 1 and k-1. Every count it returns
 //!   carries the release's noise and is suppressed when its noisy value is between 1 and k-1
-//!   ([`crate::disclosure_control`], [`crate::count_suppression`]). So no answer, nor any
+//!   ([`crate::policy::disclosure_control`], [`crate::policy::count_suppression`]). So no answer, nor any
 //!   combination of answers within the budget, depends much on one participant.
 //! - Aggregate cohort predicates are checked before any row is read: only columns, literals
 //!   of the column's own kind, comparisons and logic, so that no error depends on the data.
@@ -22,13 +22,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
-use roaring::RoaringBitmap;
 use sha2::Sha256;
 
-use crate::cohort::Cohort;
-use crate::cohort_engine::CohortEngine;
-use crate::disclosure_control::{CellNoise, DisclosureControl, ReleaseKey, members_digest};
-use crate::error::{EngineError, Result};
+use crate::error::Result;
+use crate::policy::disclosure_control::{DisclosureControl, ReleaseKey};
 
 /// The default smallest count an aggregate-tier principal may see.
 pub const DEFAULT_MIN_COUNT: u32 = 20;
@@ -150,7 +147,7 @@ pub(crate) fn pseudonymous_samples(
 #[derive(Debug, Clone)]
 pub(crate) struct AccessState {
     pub(crate) access: Access,
-    releases: Arc<Mutex<HashMap<String, ReleaseKey>>>,
+    pub(crate) releases: Arc<Mutex<HashMap<String, ReleaseKey>>>,
     /// Aggregate tier: which rows of a decoded row group are listed sites, by the group's
     /// address (a weak reference keeps the allocation, so the address is never reused while
     /// the entry lives, without keeping the decoded rows in memory).
@@ -214,7 +211,7 @@ fn kind_of(expr: &datafusion::prelude::Expr, schema: &datafusion::common::DFSche
 
 /// Why the operands of `expr` may not be compared, if they may not: different kinds (a NULL
 /// literal goes with anything).
-fn mixed_kinds(
+pub(crate) fn mixed_kinds(
     expr: &datafusion::prelude::Expr,
     schema: &datafusion::common::DFSchema,
 ) -> Option<String> {
@@ -263,158 +260,6 @@ fn mixed_kinds(
 
 /// The label of every participant.
 pub(crate) const EVERYONE: &str = "TRUE";
-
-impl CohortEngine {
-    /// Refuses an operation that returns rows about single participants to the aggregate tier.
-    pub(crate) fn require_record_level(&self, operation: &str) -> Result<()> {
-        if self.tier() == Tier::Aggregate {
-            return Err(EngineError::PermissionDenied(format!(
-                "{operation} returns individual-level data, which the aggregate tier may not see"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Refuses, for the aggregate tier, a cohort predicate that names the sample registry's
-    /// own columns (IDs and source files single out participants) or goes beyond columns,
-    /// literals, comparisons, `AND`/`OR`/`NOT`, `IS [NOT] NULL`, `BETWEEN`, `IN (...)` and
-    /// `LIKE`: functions, `CASE`, casts, arithmetic and subqueries could fail on one
-    /// participant's values and so tell by an error that such a participant exists.
-    ///
-    /// Operands compared with each other must be of one kind (numbers, text, booleans): a
-    /// text column compared with a number would be cast row by row and fail on the first value
-    /// that is not a number, which tells that such a value exists.
-    pub(crate) fn check_aggregate_predicate(
-        &self,
-        predicate: &datafusion::prelude::Expr,
-        schema: &datafusion::common::DFSchema,
-    ) -> Result<()> {
-        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-        use datafusion::logical_expr::{Expr, Operator};
-        if self.tier() != Tier::Aggregate {
-            return Ok(());
-        }
-        let mut refused: Option<String> = None;
-        let _ = predicate.apply(|e| {
-            let allowed = match e {
-                Expr::Column(c) => {
-                    if ["sample_id", "sample_idx", "source"].contains(&c.name.as_str()) {
-                        refused = Some(format!("choose participants by {}", c.name));
-                        return Ok(TreeNodeRecursion::Stop);
-                    }
-                    true
-                }
-                Expr::BinaryExpr(b) => matches!(
-                    b.op,
-                    Operator::Eq
-                        | Operator::NotEq
-                        | Operator::Lt
-                        | Operator::LtEq
-                        | Operator::Gt
-                        | Operator::GtEq
-                        | Operator::And
-                        | Operator::Or
-                        | Operator::IsDistinctFrom
-                        | Operator::IsNotDistinctFrom
-                ),
-                Expr::Literal(..)
-                | Expr::Alias(_)
-                | Expr::Not(_)
-                | Expr::IsNull(_)
-                | Expr::IsNotNull(_)
-                | Expr::IsTrue(_)
-                | Expr::IsFalse(_)
-                | Expr::IsNotTrue(_)
-                | Expr::IsNotFalse(_)
-                | Expr::IsUnknown(_)
-                | Expr::IsNotUnknown(_)
-                | Expr::Between(_)
-                | Expr::InList(_)
-                | Expr::Like(_)
-                | Expr::Negative(_) => true,
-                _ => false,
-            };
-            if !allowed {
-                refused = Some(format!("use {} in a cohort predicate", e.variant_name()));
-                return Ok(TreeNodeRecursion::Stop);
-            }
-            if let Some(why) = mixed_kinds(e, schema) {
-                refused = Some(why);
-                return Ok(TreeNodeRecursion::Stop);
-            }
-            Ok(TreeNodeRecursion::Continue)
-        });
-        match refused {
-            Some(what) => Err(EngineError::PermissionDenied(format!(
-                "the aggregate tier may not {what}"
-            ))),
-            None => Ok(()),
-        }
-    }
-
-    /// The disclosure control of an aggregate engine.
-    pub(crate) fn disclosure(&self) -> Result<&Arc<DisclosureControl>> {
-        self.access().disclosure.as_ref().ok_or_else(|| {
-            EngineError::PermissionDenied(
-                "the aggregate tier needs a disclosure control (noise key and budget)".into(),
-            )
-        })
-    }
-
-    /// The noise of `cohort`'s counts: `None` outside the aggregate tier.
-    pub(crate) fn cohort_noise(&self, cohort: &Cohort) -> Result<Option<CellNoise>> {
-        if self.tier() != Tier::Aggregate {
-            return Ok(None);
-        }
-        let release = cohort.release().ok_or_else(|| {
-            EngineError::PermissionDenied(
-                "the aggregate tier counts only cohorts it admitted".into(),
-            )
-        })?;
-        Ok(Some(self.disclosure()?.noise(release)))
-    }
-
-    /// The release of `set` chosen by `label` (computed once per label and engine: a label
-    /// chooses the same participants for the whole snapshot). Aggregate tier only.
-    pub(crate) fn release_of(&self, label: &str, set: &RoaringBitmap) -> Result<ReleaseKey> {
-        let releases = &self.access_state().releases;
-        if let Some(release) = releases.lock().ok().and_then(|r| r.get(label).cloned()) {
-            return Ok(release);
-        }
-        let release = self.disclosure()?.release_key(label, &members_digest(set));
-        if let Ok(mut releases) = releases.lock() {
-            releases.insert(label.to_string(), release.clone());
-        }
-        Ok(release)
-    }
-
-    /// Admits `set`, chosen by `label` (a predicate's [`cohort_label`], or [`EVERYONE`]). At
-    /// the aggregate tier: charges its release to the project's budget (once per label and
-    /// members), then refuses it when its noisy size, or for a predicate the noisy number of
-    /// participants it leaves out, is between 1 and k-1. The refusal reads the same whatever
-    /// the true counts.
-    pub(crate) fn admit(&self, label: &str, set: RoaringBitmap) -> Result<Cohort> {
-        if self.tier() != Tier::Aggregate {
-            return Ok(Cohort::new(set));
-        }
-        let control = self.disclosure()?;
-        let release = self.release_of(label, &set)?;
-        control.charge(&release)?;
-        let k = i64::from(self.access().min_count);
-        let [e_size, e_left_out] = control.noise(&release).pair(&[b"cohort size"]);
-        let size = CellNoise::apply(set.len() as i64, e_size);
-        let left_out = CellNoise::apply(
-            self.everyone().len() as i64 - self.everyone().intersection_len(&set) as i64,
-            e_left_out,
-        );
-        if size < k || (label != EVERYONE && left_out > 0 && left_out < k) {
-            return Err(EngineError::PermissionDenied(format!(
-                "the cohort has, or leaves out, fewer than about {k} participants"
-            )));
-        }
-        Ok(Cohort::released(set, release))
-    }
-}
 
 #[cfg(test)]
 mod tests {

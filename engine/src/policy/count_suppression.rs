@@ -1,5 +1,5 @@
 //! Counts as the aggregate tier sees them: with the cohort's noise
-//! ([`crate::disclosure_control`]), and NULL where the noisy value is between 1 and k-1; a row
+//! ([`crate::policy::disclosure_control`]), and NULL where the noisy value is between 1 and k-1; a row
 //! keeps its key columns (`chrom pos ref alt`) and says in the boolean column `suppressed`
 //! whether anything in it was withheld.
 
@@ -12,7 +12,7 @@ use datafusion::arrow::compute::{cast, nullif};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::error::{DataFusionError, Result};
 
-use crate::disclosure_control::CellNoise;
+use crate::policy::disclosure_control::CellNoise;
 
 /// Key columns kept in a suppressed row.
 const KEY_COLUMNS: usize = 4;
@@ -155,14 +155,14 @@ pub fn suppress_rows(batch: &RecordBatch, rows: &BooleanArray) -> Result<RecordB
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::disclosure_control::DisclosureControl;
+    use crate::policy::disclosure_control::DisclosureControl;
     use datafusion::arrow::array::StringArray;
 
     fn sites(ac: &[i64], an: &[i64], het: &[i64], hom: &[i64]) -> RecordBatch {
         let n = ac.len();
         let text = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
         let int = |v: &[i64]| Arc::new(Int64Array::from(v.to_vec())) as ArrayRef;
-        let fields = crate::allele_counts::FREQUENCY_COLUMNS
+        let fields = crate::ops::allele_counts::FREQUENCY_COLUMNS
             .iter()
             .enumerate()
             .map(|(i, name)| {

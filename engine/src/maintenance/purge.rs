@@ -21,9 +21,9 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use roaring::RoaringBitmap;
 
-use crate::access_policy::Tier;
 use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
+use crate::policy::access_policy::Tier;
 
 /// What [`CohortEngine::purge`] rewrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,7 +53,7 @@ fn holds_any(batch: &RecordBatch, withdrawn: &RoaringBitmap, path: &str) -> Resu
         let Some(column) = batch.column_by_name(name) else {
             continue;
         };
-        let column = crate::bitmap_args::cast_column(
+        let column = crate::sql::bitmap_args::cast_column(
             column,
             &datafusion::arrow::datatypes::DataType::Binary,
         )?;
@@ -214,7 +214,7 @@ impl CohortEngine {
             }
             // Masked from the rows already read, not by reading the fragment again.
             let raw = ctx.read_batch(raw_batch)?;
-            let masked = crate::withdrawal_masks::variants_without(raw, withdrawn)?
+            let masked = crate::sql::withdrawal_masks::variants_without(raw, withdrawn)?
                 .collect()
                 .await?;
             let masked =

@@ -13,7 +13,7 @@ use datafusion::logical_expr::{
 };
 use roaring::RoaringBitmap;
 
-use crate::bitmap_args::{binary_args, into_columnar, output_rows};
+use crate::sql::bitmap_args::{binary_args, into_columnar, output_rows};
 
 /// Which operation a [`BitmapSetUdf`] performs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

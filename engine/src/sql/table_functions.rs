@@ -27,12 +27,12 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 
-use crate::access_policy::Tier;
-use crate::association::{Model, association_schema};
-use crate::carriers::VariantSpec;
-use crate::case_control::case_control_schema;
 use crate::cohort_engine::CohortEngine;
-use crate::count_suppression::suppressed_schema;
+use crate::ops::association::{Model, association_schema};
+use crate::ops::carriers::VariantSpec;
+use crate::ops::case_control::case_control_schema;
+use crate::policy::access_policy::Tier;
+use crate::policy::count_suppression::suppressed_schema;
 use crate::region::Region;
 
 /// Which operation a table function runs.
@@ -257,7 +257,7 @@ impl OperationTable {
         self.args.get(i).map_or("", String::as_str)
     }
 
-    async fn cohort(&self, i: usize) -> crate::error::Result<crate::cohort::Cohort> {
+    async fn cohort(&self, i: usize) -> crate::error::Result<crate::cohort::members::Cohort> {
         self.engine.cohort_or_everyone(Some(self.arg(i))).await
     }
 

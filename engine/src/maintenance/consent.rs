@@ -5,9 +5,9 @@
 use cohortdb_store::Commit;
 use cohortdb_store::log_entry::CommitKind;
 
-use crate::access_policy::Tier;
 use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
+use crate::policy::access_policy::Tier;
 
 /// What [`CohortEngine::withdraw`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,13 +20,13 @@ use datafusion::error::DataFusionError;
 use datafusion::prelude::{Expr, col, ident};
 use roaring::RoaringBitmap;
 
-use crate::bitmap_args::{cast_column, stored_bitmap};
-use crate::cohort::Cohort;
+use crate::cohort::members::Cohort;
 use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
+use crate::ops::regression::{Fit, LinearModel, irls, linear, logistic};
 use crate::region::Region;
-use crate::regression::{Fit, LinearModel, irls, linear, logistic};
 use crate::rows::span_pruning::region_filter;
+use crate::sql::bitmap_args::{cast_column, stored_bitmap};
 
 /// The regression model of `assoc`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use cohortdb_store::Commit;
 use cohortdb_store::log_entry::{CommitKind, FileEntry, FileKind};
 
-use crate::cohort::Cohort;
+use crate::cohort::members::Cohort;
 use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
 

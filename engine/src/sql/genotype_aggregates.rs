@@ -34,10 +34,10 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-use crate::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
-use crate::bitmap_set_functions::{BitmapSetOp, BitmapSetUdf};
-use crate::genotypes_view::GENOTYPES;
-use crate::sample_set::SampleSetUdaf;
+use crate::sql::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
+use crate::sql::bitmap_set_functions::{BitmapSetOp, BitmapSetUdf};
+use crate::sql::genotypes_view::GENOTYPES;
+use crate::sql::sample_set::SampleSetUdaf;
 
 const SITE_COLUMNS: [&str; 5] = ["contig", "pos", "ref", "alt", "allele_index"];
 

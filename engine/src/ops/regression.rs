@@ -6,7 +6,7 @@
 //! `beta = g'y~ / (g'g - |Q'g|^2)`. `g` is sparse (carriers only), so a variant costs
 //! O(carriers x covariates) and never touches the non-carriers.
 
-use crate::association_stats::{erfc, student_t_two_sided};
+use crate::ops::association_stats::{erfc, student_t_two_sided};
 
 /// One variant's fit: samples used, effect, its standard error and two-sided p.
 #[derive(Debug, Clone, Copy, PartialEq)]

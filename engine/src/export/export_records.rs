@@ -10,8 +10,8 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Float32Type, Int32Type, Int64Type};
 
-use crate::bitmap_args::{cast_column, stored_bitmap};
 use crate::error::Result;
+use crate::sql::bitmap_args::{cast_column, stored_bitmap};
 
 /// Site columns read before the bitmaps.
 const SITE: [&str; 9] = [

@@ -5,7 +5,7 @@
 //! withdrew would tell that they did.
 //!
 //! `site_is_public(het, hom_alt, hemi, contig, pos, ref, alt)` is bound to the everyone release
-//! of the engine's project ([`crate::disclosure_control`]) and charges it on first use.
+//! of the engine's project ([`crate::policy::disclosure_control`]) and charges it on first use.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -18,8 +18,8 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::bitmap_args::{binary_args, into_columnar, output_rows};
-use crate::disclosure_control::{CellNoise, DisclosureControl, ReleaseKey};
+use crate::policy::disclosure_control::{CellNoise, DisclosureControl, ReleaseKey};
+use crate::sql::bitmap_args::{binary_args, into_columnar, output_rows};
 
 /// The filter UDF of one aggregate engine.
 #[derive(Debug, Clone)]

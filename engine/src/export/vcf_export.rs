@@ -15,16 +15,16 @@ use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::{SessionConfig, col};
 
-use crate::bcf_encoding::encode_header;
-use crate::bgzf_writer::BgzfWriter;
-use crate::bitmap_args::cast_column;
 use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
-use crate::export_encoders::{bcf_record, header_text, vcf_line};
-use crate::export_records::{self, Columns, genotypes, group_records};
-use crate::genomic_index::{IndexBuilder, IndexKind};
+use crate::export::bcf_encoding::encode_header;
+use crate::export::bgzf_writer::BgzfWriter;
+use crate::export::export_encoders::{bcf_record, header_text, vcf_line};
+use crate::export::export_records::{self, Columns, genotypes, group_records};
+use crate::export::genomic_index::{IndexBuilder, IndexKind};
 use crate::region::Region;
 use crate::rows::span_pruning::region_filter;
+use crate::sql::bitmap_args::cast_column;
 
 /// The file format of an export (bcftools' `-O v|z|b`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

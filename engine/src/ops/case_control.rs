@@ -1,4 +1,4 @@
-//! Case/control counts per ALT allele with the allelic tests of [`crate::association_stats`].
+//! Case/control counts per ALT allele with the allelic tests of [`crate::ops::association_stats`].
 
 use std::sync::Arc;
 
@@ -6,10 +6,10 @@ use datafusion::arrow::array::{Array, ArrayRef, Float64Array, Int64Array, Record
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::DataFusionError;
 
-use crate::association_stats::{chi_square, fisher_exact, odds_ratio};
-use crate::cohort::Cohort;
+use crate::cohort::members::Cohort;
 use crate::cohort_engine::CohortEngine;
 use crate::error::Result;
+use crate::ops::association_stats::{chi_square, fisher_exact, odds_ratio};
 use crate::region::Region;
 
 /// The columns of [`CohortEngine::case_control`].
@@ -50,7 +50,7 @@ pub fn case_control_schema() -> Arc<Schema> {
 impl CohortEngine {
     /// Per ALT in `regions`: AC, AN, het and hom-alt counts among `cases` and among `controls`,
     /// the allelic odds ratio, Fisher's exact two-sided p and the allelic chi-square p (see
-    /// [`crate::association_stats`]), ordered by contig, position, then input order (record, then ALT).
+    /// [`crate::ops::association_stats`]), ordered by contig, position, then input order (record, then ALT).
     pub async fn case_control(
         &self,
         regions: &[Region],
@@ -65,7 +65,7 @@ impl CohortEngine {
         // was released: a p-value of the exact counts would give them away.
         let mut suppressed = None;
         if let (Some(a), Some(b)) = noises {
-            let released = crate::count_suppression::release_counts(
+            let released = crate::policy::count_suppression::release_counts(
                 &batch,
                 &[("_cases", &a), ("_controls", &b)],
                 self.access().min_count,
@@ -113,7 +113,7 @@ impl CohortEngine {
         let mut schema = case_control_schema();
         if let Some(flags) = suppressed {
             columns.push(flags);
-            schema = crate::count_suppression::suppressed_schema(&schema);
+            schema = crate::policy::count_suppression::suppressed_schema(&schema);
         }
         Ok(vec![
             RecordBatch::try_new(schema, columns).map_err(DataFusionError::from)?,

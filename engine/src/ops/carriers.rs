@@ -212,9 +212,10 @@ impl CohortEngine {
     ) -> Result<DataFrame> {
         use datafusion::logical_expr::{col, lit, when};
 
-        use crate::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
+        use crate::sql::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
         self.require_record_level("sample genotypes")?;
-        let selection = crate::sample_selection::SampleSelection::Include(vec![sample_id.into()]);
+        let selection =
+            crate::cohort::cohort_spec::SampleSelection::Include(vec![sample_id.into()]);
         let set = Arc::new(self.resolve(&selection)?.into_set());
         if set.is_empty() {
             return Err(crate::error::EngineError::UnknownSample {

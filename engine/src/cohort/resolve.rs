@@ -1,0 +1,175 @@
+//! One way from a cohort as callers name it to the participants it admits: everyone, sample
+//! lists, predicates over `samples` and `phenotypes`, named cohorts. Every cohort passes the
+//! engine's admission (the aggregate tier's disclosure control) on the way out.
+
+use datafusion::arrow::array::Array;
+use datafusion::logical_expr::col;
+use datafusion::prelude::Expr;
+use roaring::RoaringBitmap;
+
+use crate::cohort::cohort_spec::SampleSelection;
+use crate::cohort::members::Cohort;
+use crate::cohort_engine::CohortEngine;
+use crate::error::{EngineError, Result};
+use crate::policy::access_policy::Tier;
+use crate::sql::sample_set::SampleSetUdaf;
+
+/// At most this many cached cohorts per engine (about 12 KiB each at N=100,000); the cache is
+/// emptied when full.
+const COHORT_CACHE_ENTRIES: usize = 4096;
+
+impl CohortEngine {
+    /// The samples a cohort predicate chooses: a SQL boolean expression over the columns of
+    /// `samples` and of the default phenotype table `phenotypes` (joined on `sample_idx`;
+    /// samples without a phenotype row see NULLs). Withdrawn samples are never chosen.
+    pub async fn cohort(&self, predicate: &str) -> Result<Cohort> {
+        Ok(self.cohorts(&[predicate]).await?.pop().unwrap_or_default())
+    }
+    /// [`CohortEngine::cohort`] of several predicates in one pass over the tables. Results are
+    /// kept per engine (a snapshot never changes), so a predicate asked again costs a lookup;
+    /// every cohort, cached or not, is admitted by `CohortEngine::admit` (the aggregate
+    /// tier's disclosure control).
+    pub async fn cohorts(&self, predicates: &[&str]) -> Result<Vec<Cohort>> {
+        let cached = |p: &str| {
+            self.cohort_cache
+                .lock()
+                .ok()
+                .and_then(|c| c.get(p).cloned())
+        };
+        let missing: Vec<&str> = predicates
+            .iter()
+            .copied()
+            .filter(|p| cached(p).is_none())
+            .collect();
+        let mut fresh: std::collections::HashMap<&str, RoaringBitmap> =
+            std::collections::HashMap::new();
+        if !missing.is_empty() {
+            let sets = self.evaluate_cohorts(&missing).await?;
+            if let Ok(mut cache) = self.cohort_cache.lock() {
+                if cache.len() + sets.len() > COHORT_CACHE_ENTRIES {
+                    cache.clear();
+                }
+                for (p, set) in missing.iter().zip(&sets) {
+                    cache.insert((*p).to_string(), set.clone());
+                }
+            }
+            fresh.extend(missing.into_iter().zip(sets));
+        }
+        let mut out = Vec::with_capacity(predicates.len());
+        for p in predicates {
+            let set = match fresh.get(p) {
+                Some(set) => set.clone(),
+                None => cached(p).unwrap_or_default(),
+            };
+            out.push(self.admit(&crate::policy::access_policy::cohort_label(p), set)?);
+        }
+        Ok(out)
+    }
+    /// Evaluates predicates in one pass (the aggregate tier's grammar checked first).
+    async fn evaluate_cohorts(&self, predicates: &[&str]) -> Result<Vec<RoaringBitmap>> {
+        use datafusion::logical_expr::{ExprFunctionExt, JoinType};
+        let ctx = self.full_session()?;
+        let samples = ctx.table("samples").await?;
+        let rows = if self.phenotypes.contains_key("phenotypes") {
+            // Joined on the index alone: a phenotype row's sample_id is its sample's.
+            let phenotypes = ctx.table("phenotypes").await?.alias("__p")?;
+            let mut columns: Vec<Expr> = samples
+                .schema()
+                .columns()
+                .into_iter()
+                .map(Expr::Column)
+                .collect();
+            columns.extend(
+                phenotypes
+                    .schema()
+                    .columns()
+                    .into_iter()
+                    .filter(|c| {
+                        samples
+                            .schema()
+                            .field_with_unqualified_name(&c.name)
+                            .is_err()
+                    })
+                    .map(|c| Expr::Column(c.clone()).alias(c.name)),
+            );
+            samples
+                .join_on(
+                    phenotypes,
+                    JoinType::Left,
+                    [col("samples.sample_idx").eq(col("__p.sample_idx"))],
+                )?
+                .select(columns)?
+        } else {
+            samples
+        };
+        // Each predicate is parsed as one expression over the joined columns, never spliced
+        // into a statement's text.
+        let mut sets = Vec::with_capacity(predicates.len());
+        for (i, predicate) in predicates.iter().enumerate() {
+            let filter = rows.parse_sql_expr(predicate)?;
+            self.check_aggregate_predicate(&filter, rows.schema())?;
+            if self.tier() == Tier::Record
+                && filter.column_refs().iter().any(|c| c.name == "sample_idx")
+            {
+                return Err(EngineError::PermissionDenied(
+                    "the record tier does not see sample_idx".into(),
+                ));
+            }
+            sets.push(
+                SampleSetUdaf::udaf()
+                    .call(vec![col("sample_idx")])
+                    .filter(filter)
+                    .build()?
+                    .alias(format!("s{i}")),
+            );
+        }
+        let batches = rows.aggregate(vec![], sets)?.collect().await?;
+        let mut out = Vec::with_capacity(predicates.len());
+        for i in 0..predicates.len() {
+            let bytes = batches
+                .first()
+                .and_then(|b| {
+                    b.column(i)
+                        .as_any()
+                        .downcast_ref::<datafusion::arrow::array::BinaryArray>()
+                        .filter(|a| !a.is_empty() && !a.is_null(0))
+                        .map(|a| a.value(0).to_vec())
+                })
+                .unwrap_or_default();
+            let set = if bytes.is_empty() {
+                RoaringBitmap::new()
+            } else {
+                cohortdb_store::genotype_bitmaps::deserialize_bitmap(&bytes).ok_or_else(|| {
+                    datafusion::error::DataFusionError::Internal("unreadable sample set".into())
+                })?
+            };
+            out.push(set - &self.withdrawn);
+        }
+        Ok(out)
+    }
+    /// The `sample_idx` values `selection` chooses, withdrawn samples removed; read straight
+    /// from the registry's Arrow arrays.
+    pub fn resolve(&self, selection: &SampleSelection) -> Result<Cohort> {
+        if self.tier() == Tier::Aggregate && *selection != SampleSelection::All {
+            return Err(EngineError::PermissionDenied(
+                "the aggregate tier chooses participants by predicate, not by ID".into(),
+            ));
+        }
+        if *selection == SampleSelection::All {
+            return self.admit(
+                crate::policy::access_policy::EVERYONE,
+                self.everyone().clone(),
+            );
+        }
+        let column = |i: usize| self.sample_batch.column(i).as_any();
+        let (Some(idx), Some(ids)) = (
+            column(0).downcast_ref::<datafusion::arrow::array::UInt32Array>(),
+            column(1).downcast_ref::<datafusion::arrow::array::StringArray>(),
+        ) else {
+            let set = selection.resolve(self.sample_records(), &self.withdrawn)?;
+            return Ok(Cohort::new(set));
+        };
+        let pairs = idx.values().iter().copied().zip(ids.iter().flatten());
+        Ok(Cohort::new(selection.resolve_ids(pairs, &self.withdrawn)?))
+    }
+}

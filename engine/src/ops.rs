@@ -1,0 +1,12 @@
+//! The cohort operations: allele counts and frequencies ([`allele_counts`]), carriers and one
+//! sample's genotypes ([`carriers`]), case/control tests ([`case_control`], with
+//! [`association_stats`]), regression on dosage ([`association`], [`regression`]) and cohort
+//! coverage from BAM depth ([`coverage`]).
+
+pub mod allele_counts;
+pub mod association;
+pub mod association_stats;
+pub mod carriers;
+pub mod case_control;
+pub mod coverage;
+pub mod regression;
