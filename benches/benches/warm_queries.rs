@@ -7,7 +7,7 @@
 //!
 //!     cargo bench -p cohortdb-benches --bench warm_queries
 
-use cohortdb_engine::{CohortEngine, Region};
+use cohortdb_engine::{CohortEngine, CohortSpec, Region};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const REGION: &str = "chr20:20500001-20600000";
@@ -29,20 +29,16 @@ fn bench(c: &mut Criterion) {
     group.bench_function("case_control", |b| {
         b.iter(|| {
             runtime.block_on(async {
-                let sets = engine
-                    .cohorts_or_named(&["case_control = 1", "case_control = 0"])
-                    .await?;
+                let sets = engine.cohorts(&case_control_cohorts()).await?;
                 engine.case_control(&regions, &sets[0], &sets[1]).await
             })
         })
     });
     group.bench_function("case_control_cohorts_only", |b| {
-        b.iter(|| {
-            runtime.block_on(engine.cohorts_or_named(&["case_control = 1", "case_control = 0"]))
-        })
+        b.iter(|| runtime.block_on(engine.cohorts(&case_control_cohorts())))
     });
     let sets = runtime
-        .block_on(engine.cohorts_or_named(&["case_control = 1", "case_control = 0"]))
+        .block_on(engine.cohorts(&case_control_cohorts()))
         .unwrap_or_else(|e| panic!("{e}"));
     group.bench_function("case_control_counts_only", |b| {
         b.iter(|| runtime.block_on(engine.case_control(&regions, &sets[0], &sets[1])))
@@ -50,7 +46,9 @@ fn bench(c: &mut Criterion) {
     group.bench_function("af_cohort", |b| {
         b.iter(|| {
             runtime.block_on(async {
-                let set = engine.cohort("sex = 'F' AND age BETWEEN 50 AND 60").await?;
+                let set = engine
+                    .cohort(&CohortSpec::parse("sex = 'F' AND age BETWEEN 50 AND 60"))
+                    .await?;
                 engine.allele_frequencies(&regions, &set).await
             })
         })
@@ -77,9 +75,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             runtime.block_on(async {
                 let request = aggregate.for_request();
-                let sets = request
-                    .cohorts_or_named(&["case_control = 1", "case_control = 0"])
-                    .await?;
+                let sets = request.cohorts(&case_control_cohorts()).await?;
                 request.case_control(&regions, &sets[0], &sets[1]).await
             })
         })
@@ -89,7 +85,7 @@ fn bench(c: &mut Criterion) {
             runtime.block_on(async {
                 let request = aggregate.for_request();
                 let set = request
-                    .cohort("sex = 'F' AND age BETWEEN 50 AND 60")
+                    .cohort(&CohortSpec::parse("sex = 'F' AND age BETWEEN 50 AND 60"))
                     .await?;
                 request.allele_frequencies(&regions, &set).await
             })
@@ -98,7 +94,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("assoc_linear", |b| {
         b.iter(|| {
             runtime.block_on(async {
-                let everyone = engine.resolve(&cohortdb_engine::SampleSelection::All)?;
+                let everyone = engine.cohort(&CohortSpec::All).await?;
                 let covariates = ["age", "sex", "bmi"].map(String::from);
                 engine
                     .association(
@@ -118,3 +114,8 @@ fn bench(c: &mut Criterion) {
 
 criterion_group!(benches, bench);
 criterion_main!(benches);
+
+/// Cases and controls of the simulated cohort.
+fn case_control_cohorts() -> [CohortSpec; 2] {
+    ["case_control = 1", "case_control = 0"].map(CohortSpec::parse)
+}

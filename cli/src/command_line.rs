@@ -1,7 +1,7 @@
 //! The command line: subcommands and their options (the contract of README.md).
 
 use clap::{Args, Parser, Subcommand};
-use cohortdb_engine::{CohortEngine, Region, SampleSelection};
+use cohortdb_engine::{CohortEngine, CohortSpec, Region};
 
 use crate::output_format::OutputFormat;
 
@@ -457,24 +457,19 @@ pub(crate) struct SampleArgs {
 }
 
 impl SampleArgs {
-    /// The selection as given, and the set of sample indices it resolves to.
+    /// The cohort as given, and the participants it resolves to.
     pub(crate) async fn resolve(
         &self,
         engine: &CohortEngine,
-    ) -> cohortdb_engine::Result<(SampleSelection, cohortdb_engine::Cohort)> {
-        if let Some(predicate) = &self.cohort {
-            return Ok((
-                SampleSelection::All,
-                engine.cohort_or_named(predicate).await?,
-            ));
-        }
-        let selection = match (&self.samples, &self.samples_file) {
-            (Some(s), _) => SampleSelection::from_list(s),
-            (None, Some(f)) => SampleSelection::from_file(f)?,
-            (None, None) => SampleSelection::All,
+    ) -> cohortdb_engine::Result<(CohortSpec, cohortdb_engine::Cohort)> {
+        let spec = match (&self.cohort, &self.samples, &self.samples_file) {
+            (Some(cohort), _, _) => CohortSpec::parse(cohort),
+            (None, Some(s), _) => CohortSpec::from_list(s),
+            (None, None, Some(f)) => CohortSpec::from_file(f)?,
+            (None, None, None) => CohortSpec::All,
         };
-        let set = engine.resolve(&selection)?;
-        Ok((selection, set))
+        let cohort = engine.cohort(&spec).await?;
+        Ok((spec, cohort))
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use cohortdb_engine::{CohortEngine, Region, SampleSelection};
+use cohortdb_engine::{CohortEngine, CohortSpec, Region};
 use cohortdb_ingest::{IngestOptions, ingest_vcf};
 use cohortdb_store::Store;
 
@@ -110,7 +110,9 @@ pub async fn run(store: Option<String>) -> CliResult {
         out,
         "# cohortdb af --store {location} -r chr20:20010000-20020000 -s ^DEMO0000,DEMO0001"
     )?;
-    let set = engine.resolve(&SampleSelection::from_list("^DEMO0000,DEMO0001"))?;
+    let set = engine
+        .cohort(&CohortSpec::from_list("^DEMO0000,DEMO0001"))
+        .await?;
     let batch = engine
         .allele_frequencies(&Region::parse_list("chr20:20010000-20020000")?, &set)
         .await?;
@@ -186,8 +188,8 @@ pub async fn run(store: Option<String>) -> CliResult {
         "\n# cohortdb export --store {location} -r chr20:20000000-20010000 --cohort \"sex = 'F'\" -O b -o {}",
         bcf.display()
     )?;
-    let women = engine.cohort("sex = 'F'").await?;
-    let order = engine.export_order(&SampleSelection::All, &women);
+    let women = engine.cohort(&CohortSpec::parse("sex = 'F'")).await?;
+    let order = engine.export_order(&CohortSpec::All, &women);
     let file = std::io::BufWriter::new(std::fs::File::create(&bcf)?);
     let summary = engine
         .export(

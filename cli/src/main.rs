@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use cohortdb_engine::CohortEngine;
+use cohortdb_engine::{CohortEngine, CohortSpec};
 use cohortdb_ingest::phenotype_table::{ColumnType, PhenotypeOptions, ingest_phenotypes};
 use cohortdb_ingest::{IngestOptions, ingest_vcf};
 use cohortdb_store::Store;
@@ -260,7 +260,10 @@ async fn run(command: Command) -> CliResult {
             let engine = CohortEngine::open(&store).await?;
             let mut out = String::from("name\tsamples\tpredicate\n");
             for c in engine.named_cohorts().await? {
-                let size = engine.cohort(&c.predicate).await?.len();
+                let size = engine
+                    .cohort(&CohortSpec::Predicate(c.predicate.clone()))
+                    .await?
+                    .len();
                 out.push_str(&format!("{}\t{size}\t{}\n", c.name, c.predicate));
             }
             std::io::stdout().lock().write_all(out.as_bytes())?;
@@ -274,7 +277,9 @@ async fn run(command: Command) -> CliResult {
         } => {
             let engine = CohortEngine::open(&store).await?;
             let variant = cohortdb_engine::ops::carriers::VariantSpec::parse(&variant)?;
-            let set = engine.cohort_or_everyone(cohort.as_deref()).await?;
+            let set = engine
+                .cohort(&CohortSpec::parse(cohort.as_deref().unwrap_or_default()))
+                .await?;
             let columns: Vec<String> = columns.into_iter().filter(|c| !c.is_empty()).collect();
             print_batch(format, engine.carriers(&variant, &set, &columns).await?)?;
         }
@@ -298,7 +303,9 @@ async fn run(command: Command) -> CliResult {
         } => {
             let engine = CohortEngine::open(&store).await?;
             let regions = regions.parse()?;
-            let sets = engine.cohorts_or_named(&[&cases, &controls]).await?;
+            let sets = engine
+                .cohorts(&[CohortSpec::parse(&cases), CohortSpec::parse(&controls)])
+                .await?;
             let (cases, controls) = (&sets[0], &sets[1]);
             let batches = engine.case_control(&regions, cases, controls).await?;
             let schema = cohortdb_engine::ops::case_control::case_control_schema();
@@ -357,7 +364,9 @@ async fn run(command: Command) -> CliResult {
             use cohortdb_engine::ops::association::{Model, association_schema};
             let engine = CohortEngine::open(&store).await?;
             let regions = regions.parse()?;
-            let set = engine.cohort_or_everyone(cohort.as_deref()).await?;
+            let set = engine
+                .cohort(&CohortSpec::parse(cohort.as_deref().unwrap_or_default()))
+                .await?;
             let model = model.map(|m| match m {
                 command_line::ModelChoice::Linear => Model::Linear,
                 command_line::ModelChoice::Logistic => Model::Logistic,

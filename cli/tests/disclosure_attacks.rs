@@ -16,7 +16,7 @@ mod oracle_support;
 use std::collections::BTreeMap;
 
 use cohortdb_engine::policy::disclosure_control::DEFAULT_NOISE_SD as SD;
-use cohortdb_engine::{Cohort, EngineError, Region};
+use cohortdb_engine::{Cohort, CohortSpec, EngineError, Region};
 use disclosure_harness::*;
 use roaring::RoaringBitmap;
 
@@ -194,7 +194,8 @@ async fn aggregate_tier_attacks() {
     );
     let everyone = f
         .admin
-        .resolve(&cohortdb_engine::SampleSelection::All)
+        .cohort(cohortdb_engine::CohortSpec::All)
+        .await
         .unwrap();
     let all = rows(
         &f.admin
@@ -357,8 +358,10 @@ async fn aggregate_tier_attacks() {
         let request = engine.for_request();
         let parts = request
             .cohorts(&[
-                &format!("age >= 55 AND bmi < {bmi}"),
-                &format!("(age >= 55 AND (bmi >= {bmi} OR bmi IS NULL)) OR ({t})"),
+                CohortSpec::parse(&format!("age >= 55 AND bmi < {bmi}")),
+                CohortSpec::parse(&format!(
+                    "(age >= 55 AND (bmi >= {bmi} OR bmi IS NULL)) OR ({t})"
+                )),
             ])
             .await;
         let Ok(parts) = parts else { continue };
@@ -576,7 +579,7 @@ async fn utility(f: &Fixture) {
     // 99, 958 and 10,000 participants.
     for predicate in ["age = 69", "age BETWEEN 56 AND 57", ""] {
         let (engine, _) = f.aggregate(&format!("utility {predicate}"), 2.0).await;
-        let cohort = engine.cohort_or_everyone(Some(predicate)).await.unwrap();
+        let cohort = engine.cohort(predicate).await.unwrap();
         let truth = rows(
             &f.admin
                 .allele_frequencies(&f.regions, &Cohort::new(cohort.set().clone()))

@@ -574,7 +574,8 @@ async fn a_running_server_follows_withdrawals() {
         .unwrap();
     let regions = cohortdb_engine::Region::parse_list(REGION).unwrap();
     let everyone = fresh
-        .resolve(&cohortdb_engine::SampleSelection::All)
+        .cohort(&cohortdb_engine::CohortSpec::All)
+        .await
         .unwrap();
     let want = fresh.allele_frequencies(&regions, &everyone).await.unwrap();
     let message = pb::AlleleFrequenciesRequest {

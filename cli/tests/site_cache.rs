@@ -11,7 +11,7 @@ mod oracle_support;
 use std::sync::Arc;
 
 use cohortdb_engine::rows::site_cache::SiteCache;
-use cohortdb_engine::{CohortEngine, Region, SampleSelection};
+use cohortdb_engine::{CohortEngine, CohortSpec, Region};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::array_value_to_string;
 use oracle_support::*;
@@ -56,7 +56,7 @@ async fn planned(engine: &CohortEngine, set: &roaring::RoaringBitmap) -> Vec<Str
 async fn check(store: &str, label: &str) -> usize {
     let cold = CohortEngine::open(store).await.unwrap();
     let evicting = cold.clone().with_site_cache(Arc::new(SiteCache::new(0)));
-    let everyone = cold.resolve(&SampleSelection::All).unwrap();
+    let everyone = cold.cohort(&CohortSpec::All).await.unwrap();
     let third: cohortdb_engine::Cohort = everyone
         .iter()
         .step_by(3)
@@ -102,7 +102,7 @@ async fn cached_counts_equal_the_plan_over_fragments() {
 async fn regions_choose_the_rows_bcftools_would() {
     let (_tmp, store) = sim_store(false);
     let engine = CohortEngine::open(&store).await.unwrap();
-    let everyone = engine.resolve(&SampleSelection::All).unwrap();
+    let everyone = engine.cohort(&CohortSpec::All).await.unwrap();
     let regions = Region::parse_list("chr20:20100001-20200000,chr20:20500000-20500100").unwrap();
     let got = rows(&[engine
         .allele_frequencies(&regions, &everyone)

@@ -21,9 +21,9 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use cohortdb_engine::{CohortEngine, Region, SampleSelection};
+//! use cohortdb_engine::{CohortEngine, Region, CohortSpec};
 //! let engine = CohortEngine::open("/tmp/store").await?;
-//! let set = engine.resolve(&SampleSelection::All)?;
+//! let set = engine.resolve(&CohortSpec::All)?;
 //! let regions = Region::parse_list("chr20:20000001-20100000")?;
 //! let batch = engine.allele_frequencies(&regions, &set).await?;
 //! # Ok(()) }
@@ -40,7 +40,7 @@ mod region;
 pub mod rows;
 pub mod sql;
 
-pub use cohort::cohort_spec::SampleSelection;
+pub use cohort::cohort_spec::CohortSpec;
 pub use cohort::members::Cohort;
 pub use cohort_engine::CohortEngine;
 pub use error::{EngineError, Result};

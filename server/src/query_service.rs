@@ -10,7 +10,7 @@ use cohortdb_engine::export::genomic_index::IndexKind;
 use cohortdb_engine::export::vcf_export::ExportFormat;
 use cohortdb_engine::ops::association::Model;
 use cohortdb_engine::ops::carriers::VariantSpec;
-use cohortdb_engine::{Cohort, CohortEngine, Region, SampleSelection};
+use cohortdb_engine::{Cohort, CohortEngine, CohortSpec, Region};
 use cohortdb_proto::v1 as pb;
 use cohortdb_proto::v1::query_service_server::QueryService;
 use datafusion::prelude::DataFrame;
@@ -107,20 +107,23 @@ fn regions(list: &[String]) -> Result<Vec<Region>, ServerError> {
     Ok(out)
 }
 
+/// The cohort a `Cohort` message names; everyone when absent.
+pub fn cohort_spec(cohort: Option<&pb::Cohort>) -> CohortSpec {
+    use pb::cohort::Selection;
+    match cohort.and_then(|c| c.selection.as_ref()) {
+        None => CohortSpec::All,
+        Some(Selection::Predicate(p)) => CohortSpec::parse(p),
+        Some(Selection::Named(name)) => CohortSpec::Named(name.clone()),
+        Some(Selection::Samples(ids)) => CohortSpec::Include(ids.ids.clone()),
+    }
+}
+
 /// The participants of a `Cohort` message; everyone when absent.
 pub async fn cohort(
     engine: &CohortEngine,
     cohort: Option<&pb::Cohort>,
 ) -> Result<Cohort, ServerError> {
-    use pb::cohort::Selection;
-    Ok(match cohort.and_then(|c| c.selection.as_ref()) {
-        None => engine.resolve(&SampleSelection::All)?,
-        Some(Selection::Predicate(p)) => engine.cohort_or_everyone(Some(p)).await?,
-        Some(Selection::Named(name)) => engine.cohort_or_named(&format!("@{name}")).await?,
-        Some(Selection::Samples(ids)) => {
-            engine.resolve(&SampleSelection::Include(ids.ids.clone()))?
-        }
-    })
+    Ok(engine.cohort(&cohort_spec(cohort)).await?)
 }
 
 #[tonic::async_trait]
@@ -289,10 +292,8 @@ impl QueryService for QueryServiceImpl {
             };
             let set = cohort(e, m.cohort.as_ref()).await?;
             let selection = match m.cohort.as_ref().and_then(|c| c.selection.as_ref()) {
-                Some(pb::cohort::Selection::Samples(ids)) => {
-                    SampleSelection::Include(ids.ids.clone())
-                }
-                _ => SampleSelection::All,
+                Some(pb::cohort::Selection::Samples(ids)) => CohortSpec::Include(ids.ids.clone()),
+                _ => CohortSpec::All,
             };
             let order = e.export_order(&selection, &set);
             let mut data = Vec::new();

@@ -99,9 +99,7 @@ impl Fixture {
             regions,
             frequency: HashMap::new(),
         };
-        let everyone = fixture
-            .admin
-            .resolve(&cohortdb_engine::SampleSelection::All);
+        let everyone = fixture.admin.cohort(cohortdb_engine::CohortSpec::All).await;
         let batch = fixture
             .admin
             .allele_frequencies(&fixture.regions, &everyone.expect("everyone"))
@@ -362,7 +360,8 @@ pub fn rows_with_sites(batches: &[RecordBatch]) -> std::collections::HashSet<Sit
 pub async fn carriers_per_site(f: &Fixture) -> BTreeMap<Site, i64> {
     let everyone = f
         .admin
-        .resolve(&cohortdb_engine::SampleSelection::All)
+        .cohort(cohortdb_engine::CohortSpec::All)
+        .await
         .unwrap();
     rows(
         &f.admin

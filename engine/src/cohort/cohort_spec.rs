@@ -1,4 +1,6 @@
-//! Sample selections as bcftools takes them: `-s A,B`, `-s ^A,B`, `-S file`, `-S ^file`.
+//! How a caller names a cohort: everyone, sample lists as bcftools takes them (`-s A,B`,
+//! `-s ^A,B`, `-S file`, `-S ^file`), a predicate over `samples` and `phenotypes`, or a saved
+//! name (`@NAME`). [`crate::CohortEngine::cohort`] resolves every kind.
 
 use std::collections::HashMap;
 
@@ -7,19 +9,54 @@ use roaring::RoaringBitmap;
 
 use crate::error::{EngineError, Result};
 
-/// Which samples an operation covers.
+/// Which participants an operation covers.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum SampleSelection {
-    /// Every registered sample.
+pub enum CohortSpec {
+    /// Every participant.
     #[default]
     All,
-    /// Only these IDs.
+    /// Only these sample IDs.
     Include(Vec<String>),
-    /// Every sample except these IDs.
+    /// Everyone except these sample IDs.
     Exclude(Vec<String>),
+    /// Those a SQL boolean expression over the columns of `samples` and of the phenotype table
+    /// `phenotypes` (joined on `sample_idx`; no phenotype row: NULLs) chooses.
+    Predicate(String),
+    /// A saved cohort (`cohortdb cohort save`), by name.
+    Named(String),
 }
 
-impl SampleSelection {
+impl From<&str> for CohortSpec {
+    fn from(text: &str) -> Self {
+        Self::parse(text)
+    }
+}
+
+impl From<&String> for CohortSpec {
+    fn from(text: &String) -> Self {
+        Self::parse(text)
+    }
+}
+
+impl From<&CohortSpec> for CohortSpec {
+    fn from(spec: &CohortSpec) -> Self {
+        spec.clone()
+    }
+}
+
+impl CohortSpec {
+    /// Parses `--cohort` text: blank for everyone, `@NAME` for a saved cohort, otherwise a
+    /// predicate.
+    pub fn parse(text: &str) -> Self {
+        match text.trim() {
+            "" => Self::All,
+            given => match given.strip_prefix('@') {
+                Some(name) => Self::Named(name.to_string()),
+                None => Self::Predicate(given.to_string()),
+            },
+        }
+    }
+
     /// Parses `-s` text: comma-separated IDs, a leading `^` excludes them.
     pub fn from_list(text: &str) -> Self {
         let (exclude, list) = match text.strip_prefix('^') {
@@ -63,7 +100,7 @@ impl SampleSelection {
 
     /// The selected `sample_idx` values among `samples`, without `withdrawn` ones. An unknown ID
     /// is an error (as bcftools without `--force-samples`).
-    pub fn resolve(
+    pub(crate) fn resolve(
         &self,
         samples: &[SampleRecord],
         withdrawn: &RoaringBitmap,
@@ -74,9 +111,9 @@ impl SampleSelection {
         )
     }
 
-    /// [`SampleSelection::resolve`] over `(sample_idx, sample_id)` pairs, for callers holding
+    /// [`CohortSpec::resolve`] over `(sample_idx, sample_id)` pairs, for callers holding
     /// the registry in another form (the engine reads it straight from Arrow arrays).
-    pub fn resolve_ids<'a>(
+    pub(crate) fn resolve_ids<'a>(
         &self,
         samples: impl Iterator<Item = (u32, &'a str)>,
         withdrawn: &RoaringBitmap,
@@ -88,6 +125,11 @@ impl SampleSelection {
                 let mut all = RoaringBitmap::new();
                 let excluded = Self::lookup(ids, samples, Some(&mut all))?;
                 all - excluded
+            }
+            Self::Predicate(_) | Self::Named(_) => {
+                return Err(EngineError::InvalidArgument(
+                    "a predicate or named cohort is not a sample list".into(),
+                ));
             }
         };
         Ok(chosen - withdrawn)
@@ -138,26 +180,25 @@ mod tests {
             })
             .collect();
         let none = RoaringBitmap::new();
-        let got = SampleSelection::from_list("A,C")
+        let got = CohortSpec::from_list("A,C")
             .resolve(&samples, &none)
             .unwrap();
         assert_eq!(got.iter().collect::<Vec<_>>(), [0, 2]);
-        let got = SampleSelection::from_list("^A")
+        let got = CohortSpec::from_list("^A")
             .resolve(&samples, &none)
             .unwrap();
         assert_eq!(got.iter().collect::<Vec<_>>(), [1, 2]);
         let withdrawn: RoaringBitmap = [1u32].into_iter().collect();
         assert_eq!(
-            SampleSelection::All
-                .resolve(&samples, &withdrawn)
-                .unwrap()
-                .len(),
+            CohortSpec::All.resolve(&samples, &withdrawn).unwrap().len(),
             2
         );
-        assert!(
-            SampleSelection::from_list("Z")
-                .resolve(&samples, &none)
-                .is_err()
+        assert_eq!(CohortSpec::parse(" "), CohortSpec::All);
+        assert_eq!(CohortSpec::parse("@tall"), CohortSpec::Named("tall".into()));
+        assert_eq!(
+            CohortSpec::parse("age > 40"),
+            CohortSpec::Predicate("age > 40".into())
         );
+        assert!(CohortSpec::from_list("Z").resolve(&samples, &none).is_err());
     }
 }

@@ -7,7 +7,6 @@ use bytes::Bytes;
 use cohortdb_store::Commit;
 use cohortdb_store::log_entry::{CommitKind, FileEntry, FileKind};
 
-use crate::cohort::members::Cohort;
 use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
 
@@ -28,38 +27,6 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl CohortEngine {
-    /// The samples of `cohort`: `@NAME` for a saved cohort, otherwise a predicate.
-    pub async fn cohort_or_named(&self, cohort: &str) -> Result<Cohort> {
-        match cohort.strip_prefix('@') {
-            Some(name) => {
-                let definition = self.named_cohort(name).await?;
-                self.cohort(&definition.predicate).await
-            }
-            None => self.cohort(cohort).await,
-        }
-    }
-
-    /// [`CohortEngine::cohort_or_named`], or every sample when `cohort` is absent or blank.
-    pub async fn cohort_or_everyone(&self, cohort: Option<&str>) -> Result<Cohort> {
-        match cohort.map(str::trim) {
-            None | Some("") => self.resolve(&crate::SampleSelection::All),
-            Some(given) => self.cohort_or_named(given).await,
-        }
-    }
-
-    /// [`CohortEngine::cohort_or_named`] of several cohorts, evaluated in one pass.
-    pub async fn cohorts_or_named(&self, cohorts: &[&str]) -> Result<Vec<Cohort>> {
-        let mut predicates = Vec::with_capacity(cohorts.len());
-        for cohort in cohorts {
-            predicates.push(match cohort.strip_prefix('@') {
-                Some(name) => self.named_cohort(name).await?.predicate,
-                None => cohort.to_string(),
-            });
-        }
-        let predicates: Vec<&str> = predicates.iter().map(String::as_str).collect();
-        self.cohorts(&predicates).await
-    }
-
     /// The definition of the saved cohort `name`.
     pub async fn named_cohort(&self, name: &str) -> Result<CohortDefinition> {
         let file = self
@@ -103,7 +70,10 @@ impl CohortEngine {
                 reason: "names are letters, digits, _ and -".into(),
             });
         }
-        let size = self.cohort(predicate).await?.len();
+        let size = self
+            .cohort(&crate::CohortSpec::Predicate(predicate.to_string()))
+            .await?
+            .len();
         let definition = CohortDefinition {
             name: name.to_string(),
             predicate: predicate.to_string(),

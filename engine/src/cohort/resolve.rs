@@ -2,16 +2,18 @@
 //! lists, predicates over `samples` and `phenotypes`, named cohorts. Every cohort passes the
 //! engine's admission (the aggregate tier's disclosure control) on the way out.
 
+use std::collections::HashMap;
+
 use datafusion::arrow::array::Array;
 use datafusion::logical_expr::col;
 use datafusion::prelude::Expr;
 use roaring::RoaringBitmap;
 
-use crate::cohort::cohort_spec::SampleSelection;
+use crate::cohort::cohort_spec::CohortSpec;
 use crate::cohort::members::Cohort;
 use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
-use crate::policy::access_policy::Tier;
+use crate::policy::access_policy::{EVERYONE, Tier, cohort_label};
 use crate::sql::sample_set::SampleSetUdaf;
 
 /// At most this many cached cohorts per engine (about 12 KiB each at N=100,000); the cache is
@@ -19,30 +21,47 @@ use crate::sql::sample_set::SampleSetUdaf;
 const COHORT_CACHE_ENTRIES: usize = 4096;
 
 impl CohortEngine {
-    /// The samples a cohort predicate chooses: a SQL boolean expression over the columns of
-    /// `samples` and of the default phenotype table `phenotypes` (joined on `sample_idx`;
-    /// samples without a phenotype row see NULLs). Withdrawn samples are never chosen.
-    pub async fn cohort(&self, predicate: &str) -> Result<Cohort> {
-        Ok(self.cohorts(&[predicate]).await?.pop().unwrap_or_default())
+    /// The participants `spec` chooses, admitted for this request: withdrawn participants are
+    /// never chosen, and at the aggregate tier the cohort passes the disclosure control (its
+    /// release charged; refused when its noisy size, or the noisy number it leaves out, is
+    /// between 1 and k-1). An unknown sample ID or cohort name is an error.
+    ///
+    /// `spec` is a [`CohortSpec`], or text as `--cohort` takes it ([`CohortSpec::parse`]).
+    pub async fn cohort(&self, spec: impl Into<CohortSpec>) -> Result<Cohort> {
+        let mut cohorts = self.cohorts(&[spec.into()]).await?;
+        cohorts
+            .pop()
+            .ok_or_else(|| EngineError::InvalidArgument("no cohort was resolved".into()))
     }
-    /// [`CohortEngine::cohort`] of several predicates in one pass over the tables. Results are
-    /// kept per engine (a snapshot never changes), so a predicate asked again costs a lookup;
-    /// every cohort, cached or not, is admitted by `CohortEngine::admit` (the aggregate
-    /// tier's disclosure control).
-    pub async fn cohorts(&self, predicates: &[&str]) -> Result<Vec<Cohort>> {
+
+    /// [`CohortEngine::cohort`] of several specs, their predicates evaluated in one pass over
+    /// the tables. Predicate results are kept per engine (a snapshot never changes), so a
+    /// predicate asked again costs a lookup; every cohort, cached or not, is admitted.
+    pub async fn cohorts(&self, specs: &[CohortSpec]) -> Result<Vec<Cohort>> {
+        // Named cohorts are their saved predicates.
+        let mut predicates: Vec<Option<String>> = Vec::with_capacity(specs.len());
+        for spec in specs {
+            predicates.push(match spec {
+                CohortSpec::Predicate(p) => Some(p.clone()),
+                CohortSpec::Named(name) => Some(self.named_cohort(name).await?.predicate),
+                _ => None,
+            });
+        }
         let cached = |p: &str| {
             self.cohort_cache
                 .lock()
                 .ok()
                 .and_then(|c| c.get(p).cloned())
         };
-        let missing: Vec<&str> = predicates
+        let mut missing: Vec<&str> = predicates
             .iter()
-            .copied()
+            .flatten()
+            .map(String::as_str)
             .filter(|p| cached(p).is_none())
             .collect();
-        let mut fresh: std::collections::HashMap<&str, RoaringBitmap> =
-            std::collections::HashMap::new();
+        missing.sort_unstable();
+        missing.dedup();
+        let mut fresh: HashMap<&str, RoaringBitmap> = HashMap::new();
         if !missing.is_empty() {
             let sets = self.evaluate_cohorts(&missing).await?;
             if let Ok(mut cache) = self.cohort_cache.lock() {
@@ -55,16 +74,44 @@ impl CohortEngine {
             }
             fresh.extend(missing.into_iter().zip(sets));
         }
-        let mut out = Vec::with_capacity(predicates.len());
-        for p in predicates {
-            let set = match fresh.get(p) {
-                Some(set) => set.clone(),
-                None => cached(p).unwrap_or_default(),
-            };
-            out.push(self.admit(&crate::policy::access_policy::cohort_label(p), set)?);
+        let mut out = Vec::with_capacity(specs.len());
+        for (spec, predicate) in specs.iter().zip(&predicates) {
+            out.push(match predicate {
+                Some(p) => {
+                    let set = match fresh.get(p.as_str()) {
+                        Some(set) => set.clone(),
+                        None => cached(p).unwrap_or_default(),
+                    };
+                    self.admit(&cohort_label(p), set)?
+                }
+                None => self.listed_cohort(spec)?,
+            });
         }
         Ok(out)
     }
+
+    /// Everyone, or the participants of a sample list (not for the aggregate tier).
+    pub(crate) fn listed_cohort(&self, spec: &CohortSpec) -> Result<Cohort> {
+        if *spec == CohortSpec::All {
+            return self.admit(EVERYONE, self.everyone().clone());
+        }
+        if self.tier() == Tier::Aggregate {
+            return Err(EngineError::PermissionDenied(
+                "the aggregate tier chooses participants by predicate, not by ID".into(),
+            ));
+        }
+        let column = |i: usize| self.sample_batch.column(i).as_any();
+        let (Some(idx), Some(ids)) = (
+            column(0).downcast_ref::<datafusion::arrow::array::UInt32Array>(),
+            column(1).downcast_ref::<datafusion::arrow::array::StringArray>(),
+        ) else {
+            let set = spec.resolve(self.sample_records(), &self.withdrawn)?;
+            return Ok(Cohort::new(set));
+        };
+        let pairs = idx.values().iter().copied().zip(ids.iter().flatten());
+        Ok(Cohort::new(spec.resolve_ids(pairs, &self.withdrawn)?))
+    }
+
     /// Evaluates predicates in one pass (the aggregate tier's grammar checked first).
     async fn evaluate_cohorts(&self, predicates: &[&str]) -> Result<Vec<RoaringBitmap>> {
         use datafusion::logical_expr::{ExprFunctionExt, JoinType};
@@ -146,30 +193,5 @@ impl CohortEngine {
             out.push(set - &self.withdrawn);
         }
         Ok(out)
-    }
-    /// The `sample_idx` values `selection` chooses, withdrawn samples removed; read straight
-    /// from the registry's Arrow arrays.
-    pub fn resolve(&self, selection: &SampleSelection) -> Result<Cohort> {
-        if self.tier() == Tier::Aggregate && *selection != SampleSelection::All {
-            return Err(EngineError::PermissionDenied(
-                "the aggregate tier chooses participants by predicate, not by ID".into(),
-            ));
-        }
-        if *selection == SampleSelection::All {
-            return self.admit(
-                crate::policy::access_policy::EVERYONE,
-                self.everyone().clone(),
-            );
-        }
-        let column = |i: usize| self.sample_batch.column(i).as_any();
-        let (Some(idx), Some(ids)) = (
-            column(0).downcast_ref::<datafusion::arrow::array::UInt32Array>(),
-            column(1).downcast_ref::<datafusion::arrow::array::StringArray>(),
-        ) else {
-            let set = selection.resolve(self.sample_records(), &self.withdrawn)?;
-            return Ok(Cohort::new(set));
-        };
-        let pairs = idx.values().iter().copied().zip(ids.iter().flatten());
-        Ok(Cohort::new(selection.resolve_ids(pairs, &self.withdrawn)?))
     }
 }

@@ -89,11 +89,11 @@ impl CohortEngine {
     /// (as `bcftools view -S`), else registry order. Withdrawn samples are never written.
     pub fn export_order(
         &self,
-        selection: &crate::SampleSelection,
+        selection: &crate::CohortSpec,
         chosen: &roaring::RoaringBitmap,
     ) -> Vec<u32> {
         match selection {
-            crate::SampleSelection::Include(ids) => {
+            crate::CohortSpec::Include(ids) => {
                 let by_id: std::collections::HashMap<&str, u32> = self
                     .sample_records()
                     .iter()

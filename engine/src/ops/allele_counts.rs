@@ -411,7 +411,7 @@ impl CohortEngine {
         if self.tier() != Tier::Aggregate {
             return Ok(());
         }
-        let everyone = self.resolve(&crate::SampleSelection::All)?;
+        let everyone = self.listed_cohort(&crate::CohortSpec::All)?;
         let Some(noise) = self.cohort_noise(&everyone)? else {
             return Ok(());
         };

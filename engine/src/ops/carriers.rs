@@ -214,9 +214,8 @@ impl CohortEngine {
 
         use crate::sql::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
         self.require_record_level("sample genotypes")?;
-        let selection =
-            crate::cohort::cohort_spec::SampleSelection::Include(vec![sample_id.into()]);
-        let set = Arc::new(self.resolve(&selection)?.into_set());
+        let selection = crate::cohort::cohort_spec::CohortSpec::Include(vec![sample_id.into()]);
+        let set = Arc::new(self.listed_cohort(&selection)?.into_set());
         if set.is_empty() {
             return Err(crate::error::EngineError::UnknownSample {
                 sample_id: sample_id.to_string(),

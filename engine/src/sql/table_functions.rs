@@ -258,7 +258,9 @@ impl OperationTable {
     }
 
     async fn cohort(&self, i: usize) -> crate::error::Result<crate::cohort::members::Cohort> {
-        self.engine.cohort_or_everyone(Some(self.arg(i))).await
+        self.engine
+            .cohort(&crate::CohortSpec::parse(self.arg(i)))
+            .await
     }
 
     fn regions(&self, i: usize) -> crate::error::Result<Vec<Region>> {
@@ -276,11 +278,12 @@ impl OperationTable {
                 vec![e.allele_frequencies(&self.regions(0)?, &set).await?]
             }
             Operation::CaseControl => {
-                let everyone = |i: usize| match self.arg(i).trim() {
-                    "" => "TRUE",
-                    given => given,
-                };
-                let sets = e.cohorts_or_named(&[everyone(1), everyone(2)]).await?;
+                let sets = e
+                    .cohorts(&[
+                        crate::CohortSpec::parse(self.arg(1)),
+                        crate::CohortSpec::parse(self.arg(2)),
+                    ])
+                    .await?;
                 e.case_control(&self.regions(0)?, &sets[0], &sets[1])
                     .await?
             }
