@@ -9,6 +9,7 @@ pub mod bitmap_count_functions;
 pub mod bitmap_set_functions;
 pub mod genotype_aggregates;
 pub mod genotypes_view;
+pub mod operation_exec;
 pub(crate) mod phenotype_schema;
 pub mod sample_set;
 pub mod sql_session;
