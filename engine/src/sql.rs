@@ -11,6 +11,7 @@ pub mod genotype_aggregates;
 pub mod genotypes_view;
 pub mod operation_exec;
 pub(crate) mod phenotype_schema;
+pub mod plan_codec;
 pub mod sample_set;
 pub mod sql_session;
 pub mod table_functions;

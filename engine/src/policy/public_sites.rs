@@ -60,6 +60,13 @@ impl PublicSiteUdf {
     }
 }
 
+impl PublicSiteUdf {
+    /// The release the UDF's noise is keyed by.
+    pub(crate) fn release(&self) -> &ReleaseKey {
+        &self.release
+    }
+}
+
 impl ScalarUDFImpl for PublicSiteUdf {
     fn name(&self) -> &str {
         "site_is_public"

@@ -37,6 +37,17 @@ const SITE_COLUMNS: [&str; 9] = [
 ];
 
 impl CohortEngine {
+    /// `site_is_public` bound to this engine's everyone release (aggregate tier only).
+    pub(crate) fn public_site_filter(&self) -> Result<datafusion::logical_expr::ScalarUDF> {
+        let control = self.disclosure()?.clone();
+        let release = self.release_of(crate::policy::access_policy::EVERYONE, self.everyone())?;
+        Ok(crate::policy::public_sites::PublicSiteUdf::udf(
+            control,
+            release,
+            self.access().min_count,
+        ))
+    }
+
     /// A new session for this engine's tier: for admin and record, `variants`, `samples`,
     /// `genotypes`, the phenotype tables and the genotype functions; for aggregate, only the
     /// site columns of `variants` (see [`crate::policy::access_policy`]).
@@ -57,13 +68,7 @@ impl CohortEngine {
         crate::policy::aggregate_schema::AggregateSchema::install(&ctx, denied)?;
         // The provider is not registered by name, so only the view's columns are reachable;
         // only sites enough participants carry are listed ([`crate::policy::public_sites`]).
-        let control = self.disclosure()?.clone();
-        let release = self.release_of(crate::policy::access_policy::EVERYONE, self.everyone())?;
-        let public = crate::policy::public_sites::PublicSiteUdf::udf(
-            control,
-            release,
-            self.access().min_count,
-        );
+        let public = self.public_site_filter()?;
         let visible = crate::sql::withdrawal_masks::variants_without(
             ctx.read_table(self.variants_table()?)?,
             &self.withdrawn,

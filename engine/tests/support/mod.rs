@@ -1,0 +1,79 @@
+//! What the engine's integration tests share: the shared test data, and stores built from it
+//! by the ingest library.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use cohortdb_ingest::phenotype_table::{PhenotypeOptions, ingest_phenotypes};
+use cohortdb_ingest::{IngestOptions, ingest_vcf};
+use cohortdb_store::Store;
+
+/// The shared test data folder: `$COHORTDB_SHARED` or `../shared` beside the repository.
+/// Panics (fails the test) when it is missing: these tests never pass by skipping.
+pub fn shared_dir() -> PathBuf {
+    let dir = std::env::var_os("COHORTDB_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    assert!(
+        dir.join("testdata").is_dir(),
+        "shared test data not found at {} (set COHORTDB_SHARED)",
+        dir.display()
+    );
+    dir
+}
+
+/// The five sample batches of the 1000 Genomes chr22 slice, in order.
+pub fn thousand_genomes_batches() -> Vec<String> {
+    let dir = shared_dir().join("testdata/opencga/1000g_batches");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.ends_with(".vcf.gz"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A store of the 1000 Genomes batches ingested one by one (the second with
+/// `--missing-as-ref`), and a phenotype table with a quantitative and a binary trait made up
+/// from the sample order.
+pub async fn batched_store(dir: &std::path::Path) -> String {
+    let location = dir.join("store").display().to_string();
+    let store = Store::open_or_create(&location).unwrap();
+    for (i, file) in thousand_genomes_batches().iter().enumerate() {
+        let options = IngestOptions {
+            missing_as_ref: i == 1,
+            ..IngestOptions::default()
+        };
+        ingest_vcf(&store, std::slice::from_ref(file), &options)
+            .await
+            .unwrap();
+    }
+    let store = Store::open(&location).await.unwrap();
+    let snapshot = store.snapshot().await.unwrap();
+    let samples = cohortdb_store::sample_registry::read_sample_batch(&store, &snapshot)
+        .await
+        .unwrap();
+    let records = cohortdb_store::sample_registry::records_of(&samples);
+    let mut table = String::from("sample_id\tquant_trait\tcase_control\tage\n");
+    for (i, s) in records.iter().enumerate() {
+        let quant = (i * 37 % 101) as f64 / 10.0;
+        table.push_str(&format!(
+            "{}\t{quant}\t{}\t{}\n",
+            s.sample_id,
+            i % 3 == 0,
+            30 + i % 40
+        ));
+    }
+    let path = dir.join("phenotypes.tsv");
+    std::fs::write(&path, table).unwrap();
+    ingest_phenotypes(
+        &store,
+        &path.display().to_string(),
+        &PhenotypeOptions::default(),
+    )
+    .await
+    .unwrap();
+    location
+}
