@@ -71,3 +71,31 @@ pub fn write_batches(
     out.flush()?;
     Ok(())
 }
+
+/// Prints `batches` (with `schema` when there are none) to standard output as `format`.
+pub(crate) fn print_batches(
+    format: OutputFormat,
+    batches: &[RecordBatch],
+    schema: arrow::datatypes::SchemaRef,
+) -> Result<(), Box<dyn std::error::Error>> {
+    write_batches(format, batches, schema, &mut std::io::stdout().lock())
+}
+
+/// Prints one batch to standard output as `format`.
+pub(crate) fn print_batch(
+    format: OutputFormat,
+    batch: RecordBatch,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let schema = batch.schema();
+    print_batches(format, &[batch], schema)
+}
+
+/// Runs `frame` and prints its rows to standard output as `format`.
+pub(crate) async fn print_frame(
+    format: OutputFormat,
+    frame: datafusion::prelude::DataFrame,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let schema = frame.schema().inner().clone();
+    let batches = frame.collect().await?;
+    print_batches(format, &batches, schema)
+}

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use cohortdb_engine::Tier;
 use cohortdb_proto::v1 as pb;
 use cohortdb_proto::v1::admin_service_server::AdminService;
 use tonic::{Request, Response, Status};
@@ -26,49 +25,25 @@ impl AdminServiceImpl {
         &self,
         principal: &crate::Principal,
     ) -> Result<pb::StoreInfoResponse, ServerError> {
-        let engine = self.state.admin_engine();
-        let snapshot = engine.snapshot();
-        let mut contigs = std::collections::BTreeMap::<String, u64>::new();
-        for fragment in snapshot.state.variant_fragments() {
-            let contig = fragment.contig.clone().unwrap_or_default();
-            *contigs.entry(contig).or_default() += fragment.rows;
-        }
-        let named_cohorts = engine
-            .named_cohorts()
+        // One description for the CLI and this service; what a tier may not see is blanked.
+        let info = self
+            .state
+            .admin_engine()
+            .info()
             .await?
-            .into_iter()
-            .map(|c| c.name)
-            .collect();
+            .visible_to(principal.tier);
         Ok(pb::StoreInfoResponse {
-            location: if principal.tier == Tier::Admin {
-                engine.store().location().root.to_string()
-            } else {
-                String::new()
-            },
-            version: snapshot.version(),
-            samples: (engine.sample_records().len() - snapshot.state.retired.len()) as u64,
-            // Nothing that moves with a withdrawal reaches the aggregate tier: not the number
-            // withdrawn, nor the stored rows a purge rewrites.
-            withdrawn: match principal.tier {
-                Tier::Aggregate => 0,
-                _ => snapshot.state.withdrawn.len() as u64,
-            },
-            contigs: contigs
+            location: info.location,
+            version: info.version,
+            samples: info.samples,
+            withdrawn: info.withdrawn,
+            contigs: info
+                .contigs
                 .into_iter()
-                .map(|(name, variant_rows)| pb::ContigInfo {
-                    name,
-                    variant_rows: match principal.tier {
-                        Tier::Aggregate => 0,
-                        _ => variant_rows,
-                    },
-                })
+                .map(|(name, variant_rows)| pb::ContigInfo { name, variant_rows })
                 .collect(),
-            phenotype_tables: engine
-                .phenotype_tables()
-                .iter()
-                .map(|t| t.to_string())
-                .collect(),
-            named_cohorts,
+            phenotype_tables: info.phenotype_tables.into_iter().map(|(t, _)| t).collect(),
+            named_cohorts: info.named_cohorts,
             min_count: self.state.options().min_count,
             principal: principal.name.clone(),
             project: principal.project.clone(),

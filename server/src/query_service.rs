@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
-use cohortdb_engine::export::genomic_index::IndexKind;
 use cohortdb_engine::export::vcf_export::ExportFormat;
 use cohortdb_engine::ops::association::Model;
 use cohortdb_engine::ops::carriers::VariantSpec;
@@ -280,21 +279,12 @@ impl QueryService for QueryServiceImpl {
                     )));
                 }
             };
-            let index = match (m.index, format) {
-                (false, _) => None,
-                (true, ExportFormat::Vcf) => {
-                    return Err(ServerError::InvalidArgument(
-                        "an index needs VCF_GZ or BCF".into(),
-                    ));
-                }
-                (true, ExportFormat::VcfGz) => Some(IndexKind::Tbi),
-                (true, ExportFormat::Bcf) => Some(IndexKind::Csi),
+            let index = match m.index {
+                true => Some(format.index(None)?),
+                false => None,
             };
-            let set = cohort(e, m.cohort.as_ref()).await?;
-            let selection = match m.cohort.as_ref().and_then(|c| c.selection.as_ref()) {
-                Some(pb::cohort::Selection::Samples(ids)) => CohortSpec::Include(ids.ids.clone()),
-                _ => CohortSpec::All,
-            };
+            let selection = cohort_spec(m.cohort.as_ref());
+            let set = e.cohort(&selection).await?;
             let order = e.export_order(&selection, &set);
             let mut data = Vec::new();
             let summary = e

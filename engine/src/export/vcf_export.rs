@@ -37,6 +37,25 @@ pub enum ExportFormat {
     Bcf,
 }
 
+impl ExportFormat {
+    /// The index written beside an export in this format: `requested`, or the format's own
+    /// when none is named (tabix for bgzipped VCF, CSI for BCF). Plain VCF takes none, and a
+    /// BCF is indexed with CSI, not tabix.
+    pub fn index(self, requested: Option<IndexKind>) -> Result<IndexKind> {
+        match (self, requested) {
+            (Self::Vcf, _) => Err(crate::error::EngineError::InvalidArgument(
+                "an index needs a bgzipped VCF or a BCF".into(),
+            )),
+            (Self::Bcf, Some(IndexKind::Tbi)) => Err(crate::error::EngineError::InvalidArgument(
+                "a BCF is indexed with CSI, not tabix (--write-index csi)".into(),
+            )),
+            (_, Some(kind)) => Ok(kind),
+            (Self::VcfGz, None) => Ok(IndexKind::Tbi),
+            (Self::Bcf, None) => Ok(IndexKind::Csi),
+        }
+    }
+}
+
 /// What an export wrote.
 #[derive(Debug)]
 pub struct ExportSummary {

@@ -37,6 +37,20 @@ pub enum Model {
     Logistic,
 }
 
+impl Model {
+    /// `linear` or `logistic`; blank for none (the trait chooses).
+    pub fn parse(text: &str) -> Result<Option<Self>> {
+        match text.trim() {
+            "" => Ok(None),
+            "linear" => Ok(Some(Self::Linear)),
+            "logistic" => Ok(Some(Self::Logistic)),
+            other => Err(crate::error::EngineError::InvalidArgument(format!(
+                "association: model {other:?} is not linear or logistic"
+            ))),
+        }
+    }
+}
+
 /// The columns of [`CohortEngine::association`].
 pub fn association_schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![

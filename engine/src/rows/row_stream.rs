@@ -178,13 +178,25 @@ impl PartitionRows {
                 .collect::<Result<Vec<_>>>()?
                 .into_iter()
                 .min();
-            let mut takes = Vec::with_capacity(self.cursors.len());
-            for c in &self.cursors {
-                takes.push(match (&c.buffer, &bound) {
-                    (None, _) => 0,
-                    (Some(b), None) => b.num_rows(),
-                    (Some(b), Some(bound)) => rows_before(b, bound)?,
-                });
+            let mut takes = self.takes(bound.as_ref())?;
+            // Under a small limit, merge only the first rows: a window ends before the
+            // (limit+1)-th row of any batch, when that still leaves rows to merge.
+            if self.remaining < usize::MAX {
+                let cap = self
+                    .cursors
+                    .iter()
+                    .zip(&takes)
+                    .filter(|(_, n)| **n > self.remaining)
+                    .filter_map(|(c, _)| c.buffer.as_ref().map(|b| key_at(b, self.remaining)))
+                    .collect::<Result<Vec<_>>>()?
+                    .into_iter()
+                    .min();
+                if let Some(cap) = cap {
+                    let capped = self.takes(Some(&cap))?;
+                    if capped.iter().any(|&n| n > 0) {
+                        takes = capped;
+                    }
+                }
             }
             if takes.iter().all(|&n| n == 0) {
                 // Every buffered row is at or after the bound: read on where it ends.
@@ -210,6 +222,18 @@ impl PartitionRows {
             }
             return self.merge_taken(&takes).map(Some);
         }
+    }
+
+    /// How many buffered rows of each cursor come before `bound` (all without one).
+    fn takes(&self, bound: Option<&(String, i64)>) -> Result<Vec<usize>> {
+        self.cursors
+            .iter()
+            .map(|c| match (&c.buffer, bound) {
+                (None, _) => Ok(0),
+                (Some(b), None) => Ok(b.num_rows()),
+                (Some(b), Some(bound)) => rows_before(b, bound),
+            })
+            .collect()
     }
 
     /// Merges the first `takes[c]` buffered rows of each cursor, removing them.

@@ -194,14 +194,7 @@ impl OperationCall {
 
     /// The `model` argument of `association`.
     fn model(&self) -> crate::error::Result<Option<Model>> {
-        match self.arg(3).trim() {
-            "" => Ok(None),
-            "linear" => Ok(Some(Model::Linear)),
-            "logistic" => Ok(Some(Model::Logistic)),
-            other => Err(crate::error::EngineError::InvalidArgument(format!(
-                "association: model {other:?} is not linear or logistic"
-            ))),
-        }
+        Model::parse(self.arg(3))
     }
 
     /// Runs the call on `e`.

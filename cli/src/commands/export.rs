@@ -2,24 +2,71 @@
 
 use std::io::BufWriter;
 
+use clap::Args;
+
 use cohortdb_engine::CohortEngine;
 use cohortdb_engine::export::genomic_index::IndexKind;
 use cohortdb_engine::export::vcf_export::ExportFormat;
 
 use crate::CliResult;
-use crate::command_line::{ExportType, IndexChoice, RegionArgs, SampleArgs};
+use crate::shared_args::{RegionArgs, SampleArgs, StoreArg};
+
+/// `export`.
+#[derive(Args)]
+pub(crate) struct ExportArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    #[command(flatten)]
+    regions: RegionArgs,
+    #[command(flatten)]
+    samples: SampleArgs,
+    /// Output type: v (VCF), z (bgzipped VCF), b (BCF).
+    #[arg(short = 'O', long = "output-type", default_value = "v")]
+    output_type: ExportType,
+    /// Output file; - for standard output.
+    #[arg(short = 'o', long = "output", default_value = "-")]
+    output: String,
+    /// Index written beside the output: tbi or csi (default tbi for -O z, csi for -O b),
+    /// or none. Not for standard output.
+    #[arg(long = "write-index")]
+    write_index: Option<IndexChoice>,
+}
+
+/// `-O` of `export`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum ExportType {
+    /// VCF.
+    V,
+    /// BGZF-compressed VCF.
+    Z,
+    /// BCF.
+    B,
+}
+
+/// `--write-index` of `export`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum IndexChoice {
+    /// Tabix.
+    Tbi,
+    /// CSI.
+    Csi,
+    /// No index.
+    None,
+}
 
 /// Runs the export; a file output is written under a temporary name and renamed when whole,
 /// so a failed export leaves no partial file.
-pub(crate) async fn run(
-    store: &str,
-    regions: &RegionArgs,
-    samples: &SampleArgs,
-    output_type: ExportType,
-    output: &str,
-    write_index: Option<IndexChoice>,
-) -> CliResult {
-    let engine = CohortEngine::open(store).await?;
+pub(crate) async fn run(args: ExportArgs) -> CliResult {
+    let ExportArgs {
+        store,
+        regions,
+        samples,
+        output_type,
+        output,
+        write_index,
+    } = args;
+    let output = output.as_str();
+    let engine = CohortEngine::open(&store.location).await?;
     let regions = regions.parse()?;
     let (selection, set) = samples.resolve(&engine).await?;
     let order = engine.export_order(&selection, &set);
@@ -29,20 +76,16 @@ pub(crate) async fn run(
         ExportType::B => ExportFormat::Bcf,
     };
     let to_stdout = output == "-";
-    let index = match (write_index, format) {
-        (Some(IndexChoice::None), _) => None,
-        (Some(_), _) if to_stdout => {
+    // Which index a format takes is the engine's rule (ExportFormat::index).
+    let index = match write_index {
+        Some(IndexChoice::None) => None,
+        Some(_) if to_stdout => {
             return Err("--write-index needs an output file (-o FILE)".into());
         }
-        (Some(IndexChoice::Tbi), ExportFormat::Bcf) => {
-            return Err("a BCF is indexed with CSI, not tabix (--write-index csi)".into());
-        }
-        (Some(IndexChoice::Tbi), _) => Some(IndexKind::Tbi),
-        (Some(IndexChoice::Csi), _) => Some(IndexKind::Csi),
-        (None, _) if to_stdout => None,
-        (None, ExportFormat::Vcf) => None,
-        (None, ExportFormat::VcfGz) => Some(IndexKind::Tbi),
-        (None, ExportFormat::Bcf) => Some(IndexKind::Csi),
+        Some(IndexChoice::Tbi) => Some(format.index(Some(IndexKind::Tbi))?),
+        Some(IndexChoice::Csi) => Some(format.index(Some(IndexKind::Csi))?),
+        None if to_stdout || format == ExportFormat::Vcf => None,
+        None => Some(format.index(None)?),
     };
     let summary = if to_stdout {
         let out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());

@@ -1,0 +1,136 @@
+//! `cohortdb admin withdraw|purge|compact|vacuum`.
+
+use clap::Subcommand;
+use cohortdb_engine::CohortEngine;
+use cohortdb_store::Store;
+
+use crate::CliResult;
+use crate::shared_args::StoreArg;
+
+#[derive(Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Withdraw participants' consent (one commit): from the next snapshot on they are absent
+    /// from every read path.
+    Withdraw {
+        #[command(flatten)]
+        store: StoreArg,
+        /// A file of sample IDs, one per line (bcftools' -S form), withdrawn too.
+        #[arg(short = 'S', long = "samples-file")]
+        samples_file: Option<String>,
+        /// Sample IDs.
+        sample_ids: Vec<String>,
+    },
+    /// Rewrite every file that still holds a withdrawn participant without them (one
+    /// commit); `vacuum` then deletes the old files.
+    Purge {
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Merge a contig's fragments (every contig's by default) into fewer, in one commit;
+    /// every answer stays the same.
+    Compact {
+        #[command(flatten)]
+        store: StoreArg,
+        /// Only this contig.
+        #[arg(long)]
+        contig: Option<String>,
+        /// The most stored bytes merged into one fragment (bounds memory too).
+        #[arg(long, default_value_t = cohortdb_engine::maintenance::compaction::DEFAULT_COMPACT_BYTES)]
+        max_bytes: u64,
+    },
+    /// Delete files no snapshot younger than the grace period needs (removed by older
+    /// commits, or never committed).
+    Vacuum {
+        #[command(flatten)]
+        store: StoreArg,
+        /// Grace period: `7d`, `12h`, `30m`, `45s` (0s deletes everything not live).
+        #[arg(long = "older-than", value_parser = parse_duration)]
+        older_than: std::time::Duration,
+    },
+}
+
+/// `7d`, `12h`, `30m`, `45s` or plain seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 7d, 12h, 30m or 45s"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit is one of s, m, h, d")),
+    };
+    Ok(std::time::Duration::from_secs(n.saturating_mul(seconds)))
+}
+
+pub(crate) async fn run(command: AdminCommand) -> CliResult {
+    match command {
+        AdminCommand::Withdraw {
+            store,
+            samples_file,
+            mut sample_ids,
+        } => {
+            if let Some(path) = samples_file {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read samples file {path}: {e}"))?;
+                sample_ids.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string),
+                );
+            }
+            if sample_ids.is_empty() {
+                return Err("admin withdraw: name at least one sample ID (or -S FILE)".into());
+            }
+            let engine = CohortEngine::open(&store.location).await?;
+            let done = engine.withdraw(&sample_ids).await?;
+            println!(
+                "withdrew {} participant(s) ({} already withdrawn); store version {}",
+                done.withdrawn, done.already, done.version
+            );
+        }
+        AdminCommand::Purge { store } => {
+            let engine = CohortEngine::open(&store.location).await?;
+            let done = engine.purge().await?;
+            println!(
+                "rewrote {} fragment(s), {} sample registry file(s), {} phenotype file(s), \
+                 {} coverage file(s); store version {}",
+                done.fragments,
+                done.sample_files,
+                done.phenotype_files,
+                done.coverage_files,
+                done.version
+            );
+        }
+        AdminCommand::Compact {
+            store,
+            contig,
+            max_bytes,
+        } => {
+            let engine = CohortEngine::open(&store.location).await?;
+            let done = engine.compact(contig.as_deref(), max_bytes).await?;
+            println!(
+                "merged {} fragment(s) into {} and {} coverage file(s) into {}; store version {}",
+                done.before, done.after, done.coverage_before, done.coverage_after, done.version
+            );
+        }
+        AdminCommand::Vacuum { store, older_than } => {
+            let store = Store::open(&store.location).await?;
+            let done = store.vacuum(older_than).await?;
+            println!(
+                "deleted {} removed file(s) and {} never-committed file(s); kept {}",
+                done.removed.len(),
+                done.orphans.len(),
+                done.kept
+            );
+        }
+    }
+    Ok(())
+}

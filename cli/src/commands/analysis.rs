@@ -1,0 +1,186 @@
+//! The cohort operations: `af`, `coverage`, `carriers`, `genotypes`, `case-control`, `assoc`.
+
+use clap::Args;
+use cohortdb_engine::ops::association::{Model, association_schema};
+use cohortdb_engine::ops::carriers::VariantSpec;
+use cohortdb_engine::ops::case_control::case_control_schema;
+use cohortdb_engine::{CohortEngine, CohortSpec};
+
+use crate::CliResult;
+use crate::output_format::{print_batch, print_batches, print_frame};
+use crate::shared_args::{FormatArg, RegionArgs, SampleArgs, StoreArg};
+
+/// `af`.
+#[derive(Args)]
+pub(crate) struct AfArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    #[command(flatten)]
+    regions: RegionArgs,
+    #[command(flatten)]
+    samples: SampleArgs,
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+pub(crate) async fn af(args: AfArgs) -> CliResult {
+    let engine = CohortEngine::open(&args.store.location).await?;
+    let regions = args.regions.parse()?;
+    let (_, cohort) = args.samples.resolve(&engine).await?;
+    print_batch(
+        args.format.format,
+        engine.allele_frequencies(&regions, &cohort).await?,
+    )
+}
+
+/// `coverage`.
+#[derive(Args)]
+pub(crate) struct CoverageArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    #[command(flatten)]
+    regions: RegionArgs,
+    #[command(flatten)]
+    samples: SampleArgs,
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+pub(crate) async fn coverage(args: CoverageArgs) -> CliResult {
+    let engine = CohortEngine::open(&args.store.location).await?;
+    let regions = args.regions.parse()?;
+    let (_, cohort) = args.samples.resolve(&engine).await?;
+    print_batch(
+        args.format.format,
+        engine.coverage(&regions, &cohort).await?,
+    )
+}
+
+/// `carriers`.
+#[derive(Args)]
+pub(crate) struct CarriersArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    /// The variant: CHR:POS (every ALT there) or CHR:POS:REF:ALT.
+    #[arg(short = 'r', long = "variant")]
+    variant: String,
+    /// A cohort predicate over `samples` and `phenotypes`, or @NAME (default: everyone).
+    #[arg(long)]
+    cohort: Option<String>,
+    /// Phenotype columns to list, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    columns: Vec<String>,
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+pub(crate) async fn carriers(args: CarriersArgs) -> CliResult {
+    let engine = CohortEngine::open(&args.store.location).await?;
+    let variant = VariantSpec::parse(&args.variant)?;
+    let cohort = engine.cohort(cohort_spec(&args.cohort)).await?;
+    let columns: Vec<String> = args.columns.into_iter().filter(|c| !c.is_empty()).collect();
+    print_batch(
+        args.format.format,
+        engine.carriers(&variant, &cohort, &columns).await?,
+    )
+}
+
+/// `genotypes`.
+#[derive(Args)]
+pub(crate) struct GenotypesArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    /// The sample ID.
+    #[arg(long)]
+    sample: String,
+    #[command(flatten)]
+    regions: RegionArgs,
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+pub(crate) async fn genotypes(args: GenotypesArgs) -> CliResult {
+    let engine = CohortEngine::open(&args.store.location).await?;
+    let regions = args.regions.parse()?;
+    let frame = engine.sample_genotypes(&regions, &args.sample).await?;
+    print_frame(args.format.format, frame).await
+}
+
+/// `case-control`.
+#[derive(Args)]
+pub(crate) struct CaseControlArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    #[command(flatten)]
+    regions: RegionArgs,
+    /// The cases: a cohort predicate over `samples` and `phenotypes`, or @NAME.
+    #[arg(long)]
+    cases: String,
+    /// The controls: a cohort predicate, or @NAME.
+    #[arg(long)]
+    controls: String,
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+pub(crate) async fn case_control(args: CaseControlArgs) -> CliResult {
+    let engine = CohortEngine::open(&args.store.location).await?;
+    let regions = args.regions.parse()?;
+    let specs = [&args.cases, &args.controls].map(|c| CohortSpec::parse(c));
+    let cohorts = engine.cohorts(&specs).await?;
+    let [cases, controls] = &cohorts[..] else {
+        return Err("case-control resolves two cohorts".into());
+    };
+    let batches = engine.case_control(&regions, cases, controls).await?;
+    print_batches(args.format.format, &batches, case_control_schema())
+}
+
+/// `assoc`.
+#[derive(Args)]
+pub(crate) struct AssocArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    #[command(flatten)]
+    regions: RegionArgs,
+    /// The trait: a column of the phenotype table.
+    #[arg(long = "trait")]
+    trait_column: String,
+    /// Covariate columns, comma-separated (strings become level indicators).
+    #[arg(long, value_delimiter = ',')]
+    covar: Vec<String>,
+    /// linear or logistic (default: logistic for a boolean or 0/1 trait, else linear).
+    #[arg(long, value_parser = ["linear", "logistic"])]
+    model: Option<String>,
+    /// The phenotype table holding the trait and covariates.
+    #[arg(long, default_value = "phenotypes")]
+    table: String,
+    /// Only these samples: a cohort predicate or @NAME (default: everyone).
+    #[arg(long)]
+    cohort: Option<String>,
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+pub(crate) async fn assoc(args: AssocArgs) -> CliResult {
+    let engine = CohortEngine::open(&args.store.location).await?;
+    let regions = args.regions.parse()?;
+    let cohort = engine.cohort(cohort_spec(&args.cohort)).await?;
+    let model = Model::parse(args.model.as_deref().unwrap_or_default())?;
+    let covar: Vec<String> = args.covar.into_iter().filter(|c| !c.is_empty()).collect();
+    let batches = engine
+        .association(
+            &regions,
+            &cohort,
+            &args.table,
+            &args.trait_column,
+            &covar,
+            model,
+        )
+        .await?;
+    print_batches(args.format.format, &batches, association_schema())
+}
+
+/// `--cohort` when given, everyone otherwise.
+fn cohort_spec(cohort: &Option<String>) -> CohortSpec {
+    CohortSpec::parse(cohort.as_deref().unwrap_or_default())
+}

@@ -1,0 +1,143 @@
+//! `cohortdb serve`: opens the store and serves it until SIGTERM or Ctrl-C, then drains the
+//! requests in flight.
+
+use std::sync::Arc;
+
+use clap::Args;
+use cohortdb_engine::CohortEngine;
+use cohortdb_engine::policy::disclosure_control::{DEFAULT_NOISE_SD, DEFAULT_PRIVACY_BUDGET};
+use cohortdb_engine::rows::site_cache::SiteCache;
+use cohortdb_server::{ServerOptions, ServerState, TokenRegistry, serve};
+
+use crate::CliResult;
+use crate::shared_args::StoreArg;
+
+/// `serve`.
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    /// Address to listen on (port 0 picks a free port, printed on standard error).
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    listen: String,
+    /// The tokens file (TOML `[[token]]` entries: token, name, project, tier).
+    #[arg(long, required_unless_present = "dev_anonymous")]
+    tokens: Option<String>,
+    /// Counts from 1 to this minus 1 are suppressed for the aggregate tier.
+    #[arg(long, default_value_t = 20)]
+    min_count: u32,
+    /// The largest gRPC message decoded or encoded, in bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    max_message_bytes: usize,
+    /// Memory for decoded variant rows (counts and carriers read them), in MiB; the least
+    /// recently used row groups are dropped beyond it.
+    #[arg(long, default_value_t = 2048)]
+    cache_mib: usize,
+    /// Seconds between looks for a newer store version (new data, withdrawals); requests
+    /// after it see that version.
+    #[arg(long, default_value_t = 5.0)]
+    refresh_secs: f64,
+    /// Threads of the scan lane, which runs everything but point lookups at a lower OS
+    /// priority so that lookups are answered first (default: one per core; 0 runs scans
+    /// on the server's own threads, with no priority between them).
+    #[arg(long)]
+    scan_threads: Option<usize>,
+    /// The standard deviation of the noise on every count the aggregate tier sees.
+    #[arg(long, default_value_t = DEFAULT_NOISE_SD)]
+    noise_sd: f64,
+    /// The privacy budget (zCDP rho) of each project whose `[projects.NAME]` in the tokens
+    /// file sets no `privacy_budget`.
+    #[arg(long, default_value_t = DEFAULT_PRIVACY_BUDGET)]
+    privacy_budget: f64,
+    /// Development only: requests without a token run as an admin named "anonymous".
+    #[arg(long)]
+    dev_anonymous: bool,
+}
+
+/// Serves the store with the options of `args`.
+pub(crate) async fn run(args: ServeArgs) -> CliResult {
+    let options = ServerOptions {
+        min_count: args.min_count,
+        noise_sd: args.noise_sd,
+        privacy_budget: args.privacy_budget,
+        max_message_bytes: args.max_message_bytes,
+        anonymous: args.dev_anonymous.then(|| cohortdb_server::Principal {
+            name: "anonymous".into(),
+            project: "development".into(),
+            tier: cohortdb_engine::Tier::Admin,
+        }),
+        refresh_interval: std::time::Duration::try_from_secs_f64(args.refresh_secs)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or("--refresh-secs must be a positive number of seconds")?,
+        scan_threads: args
+            .scan_threads
+            .unwrap_or(ServerOptions::default().scan_threads),
+        ..Default::default()
+    };
+    serve_store(
+        &args.store.location,
+        &args.listen,
+        args.tokens.as_deref(),
+        args.cache_mib << 20,
+        options,
+    )
+    .await
+}
+
+/// Serves `store` on `listen`, with `cache_bytes` of decoded variant rows.
+async fn serve_store(
+    store: &str,
+    listen: &str,
+    tokens: Option<&str>,
+    cache_bytes: usize,
+    options: ServerOptions,
+) -> CliResult {
+    let tokens = match tokens {
+        Some(path) => TokenRegistry::from_file(path)?,
+        None => TokenRegistry::default(),
+    };
+    if options.anonymous.is_some() {
+        eprintln!(
+            "cohortdb serve: WARNING: --dev-anonymous lets requests without a token in as admin"
+        );
+    }
+    let engine = CohortEngine::open(store)
+        .await?
+        .with_site_cache(Arc::new(SiteCache::new(cache_bytes)));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    eprintln!(
+        "cohortdb serve: listening on {} (store version {})",
+        listener.local_addr()?,
+        engine.snapshot().version()
+    );
+    let state = Arc::new(ServerState::new(engine, tokens, options)?);
+    serve(listener, state, shutdown_signal()).await?;
+    eprintln!("cohortdb serve: stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,82 @@
+//! Options several commands share: the store, regions, samples and output format.
+
+use clap::Args;
+use cohortdb_engine::{CohortEngine, CohortSpec, Region};
+
+use crate::output_format::OutputFormat;
+
+/// `--store LOCATION`.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct StoreArg {
+    /// Store location: a directory, file://, s3://bucket/prefix or memory://name (ingest
+    /// creates it when missing).
+    #[arg(long = "store")]
+    pub(crate) location: String,
+}
+
+/// `--format`.
+#[derive(Args, Debug, Clone, Copy)]
+pub(crate) struct FormatArg {
+    /// Output format.
+    #[arg(long = "format", value_enum, default_value = "tsv")]
+    pub(crate) format: OutputFormat,
+}
+
+/// `-s LIST | -S FILE | --cohort PREDICATE`: the samples an operation covers.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct SampleArgs {
+    /// Samples, comma-separated; a leading ^ excludes them.
+    #[arg(short = 's', long = "samples", conflicts_with = "samples_file")]
+    samples: Option<String>,
+    /// File of sample IDs, one per line; ^FILE excludes them.
+    #[arg(short = 'S', long = "samples-file", conflicts_with = "samples")]
+    samples_file: Option<String>,
+    /// A cohort: SQL predicate over `samples` and the `phenotypes` table columns, e.g.
+    /// "sex = 'F' AND age BETWEEN 50 AND 60", or @NAME for a saved cohort.
+    #[arg(long, conflicts_with_all = ["samples", "samples_file"])]
+    cohort: Option<String>,
+}
+
+impl SampleArgs {
+    /// The cohort as given.
+    pub(crate) fn spec(&self) -> cohortdb_engine::Result<CohortSpec> {
+        Ok(match (&self.cohort, &self.samples, &self.samples_file) {
+            (Some(cohort), _, _) => CohortSpec::parse(cohort),
+            (None, Some(s), _) => CohortSpec::from_list(s),
+            (None, None, Some(f)) => CohortSpec::from_file(f)?,
+            (None, None, None) => CohortSpec::All,
+        })
+    }
+
+    /// The cohort as given, and the participants it resolves to.
+    pub(crate) async fn resolve(
+        &self,
+        engine: &CohortEngine,
+    ) -> cohortdb_engine::Result<(CohortSpec, cohortdb_engine::Cohort)> {
+        let spec = self.spec()?;
+        let cohort = engine.cohort(&spec).await?;
+        Ok((spec, cohort))
+    }
+}
+
+/// `-r REGIONS | -R FILE`, as bcftools takes them.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct RegionArgs {
+    /// Regions, comma-separated: chr20, chr20:1000, chr20:1000-2000 (1-based, inclusive).
+    #[arg(short = 'r', long = "regions", conflicts_with = "regions_file")]
+    regions: Option<String>,
+    /// Regions file: CHROM POS or CHROM BEG END (1-based), or BED (0-based) for *.bed.
+    #[arg(short = 'R', long = "regions-file")]
+    regions_file: Option<String>,
+}
+
+impl RegionArgs {
+    /// The regions given; empty (every contig) when neither option is.
+    pub(crate) fn parse(&self) -> cohortdb_engine::Result<Vec<Region>> {
+        match (&self.regions, &self.regions_file) {
+            (Some(r), _) => Region::parse_list(r),
+            (None, Some(f)) => Region::read_file(f),
+            (None, None) => Ok(Vec::new()),
+        }
+    }
+}
