@@ -7,20 +7,38 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod oracle_support;
-
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, RecordBatch};
-use arrow::datatypes::DataType;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
 use cohortdb_engine::policy::disclosure_control::DisclosureControl;
 use cohortdb_engine::{Access, CohortEngine, Tier};
+use cohortdb_ingest::phenotype_table::{PhenotypeOptions, ingest_phenotypes};
+use cohortdb_ingest::{IngestOptions, ingest_vcf};
+use cohortdb_store::Store;
+use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
-use oracle_support::*;
 use sqllogictest::{DBOutput, DefaultColumnType};
+
+/// A new store of `vcfs`, each ingested on its own when `one_by_one`, else in one commit.
+async fn store_of(vcfs: &[String], one_by_one: bool) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let location = dir.path().join("store").display().to_string();
+    let store = Store::open_or_create(&location).expect("store");
+    let options = IngestOptions::default();
+    if one_by_one {
+        for vcf in vcfs {
+            ingest_vcf(&store, std::slice::from_ref(vcf), &options)
+                .await
+                .expect("ingest batch");
+        }
+    } else {
+        ingest_vcf(&store, vcfs, &options).await.expect("ingest");
+    }
+    (dir, location)
+}
 
 /// A file's session: one SQL session for the whole file, or (for `aggregate_tier*.slt`) the
 /// aggregate tier's engine, which plans each query as the server does, one request each.
@@ -118,28 +136,21 @@ fn files_with(ext: &str) -> Vec<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_surface_matches_the_slt_files() {
-    let (_dir, store) = new_store();
     let vcfs: Vec<String> = files_with("vcf")
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    let mut args = vec!["ingest", "vcf", "--store", &store];
-    args.extend(vcfs.iter().map(String::as_str));
-    cohortdb(&args).expect("ingest");
+    let (_dir, store) = store_of(&vcfs, false).await;
     // Each `*.tsv` becomes the phenotype table named after the file.
+    let opened = Store::open(&store).await.expect("store");
     for table in files_with("tsv") {
-        let name = table.file_stem().unwrap().to_str().unwrap().to_string();
-        let file = table.display().to_string();
-        cohortdb(&[
-            "ingest",
-            "phenotypes",
-            "--store",
-            &store,
-            "--table",
-            &name,
-            &file,
-        ])
-        .expect("ingest phenotypes");
+        let options = PhenotypeOptions {
+            table: table.file_stem().unwrap().to_str().unwrap().to_string(),
+            ..PhenotypeOptions::default()
+        };
+        ingest_phenotypes(&opened, &table.display().to_string(), &options)
+            .await
+            .expect("ingest phenotypes");
     }
     let engine = CohortEngine::open(&store).await.expect("open store");
 
@@ -160,16 +171,12 @@ async fn sql_surface_matches_the_slt_files() {
         })
         .expect("aggregate engine");
     // `batches_*.slt` run on a store grown in batches: each `batches/*.vcf` one ingest.
-    let (_batches_dir, batches_store) = new_store();
-    let mut batch_files: Vec<PathBuf> = std::fs::read_dir(slt_dir().join("batches"))
+    let mut batch_files: Vec<String> = std::fs::read_dir(slt_dir().join("batches"))
         .expect("testdata/slt/batches")
-        .map(|e| e.expect("entry").path())
+        .map(|e| e.expect("entry").path().display().to_string())
         .collect();
     batch_files.sort();
-    for vcf in &batch_files {
-        let vcf = vcf.display().to_string();
-        cohortdb(&["ingest", "vcf", "--store", &batches_store, &vcf]).expect("ingest batch");
-    }
+    let (_batches_dir, batches_store) = store_of(&batch_files, true).await;
     let batches = CohortEngine::open(&batches_store)
         .await
         .expect("open batches store");
