@@ -85,10 +85,11 @@ report="$WORK/results.md"
     esac
     read -r s1 m1 < <(measure "$WORK/q1" "$COHORTDB" "${args[0]}" --store "$SINGLE" "${args[@]:1}")
     read -r sb mb < <(measure "$WORK/qb" "$COHORTDB" "${args[0]}" --store "$BATCHED" "${args[@]:1}")
-    if [[ "$query" == SELECT* ]] && ! cmp -s "$WORK/q1.log" "$WORK/qb.log"; then
+    # Equal answers are expected of the count; LIMIT 5 may take other rows (partitions race).
+    if [[ "$query" == *count* ]] && ! cmp -s "$WORK/q1.log" "$WORK/qb.log"; then
       echo "\`$query\` answers differ between the stores" >&2
-      diff "$WORK/q1.log" "$WORK/qb.log" | head -5 >&2
-      [[ "$query" == *LIMIT* ]] || exit 1
+      diff "$WORK/q1.log" "$WORK/qb.log" | head -5 >&2 || true
+      exit 1
     fi
     echo "| \`$query\` | $s1, $m1 | $sb, $mb | $(echo "scale=2; $mb / $m1" | bc) |"
   done

@@ -16,7 +16,7 @@ use crate::policy::access_policy::Tier;
 use crate::region::Region;
 use crate::rows::reference_blocks::ReferenceBlocks;
 use crate::rows::site_cache::SiteRows;
-use crate::rows::site_merge::RowKey;
+use crate::rows::site_merge::{BatchSamples, RowKey, absent_fill};
 
 /// The columns of [`CohortEngine::allele_frequencies`].
 pub const FREQUENCY_COLUMNS: [&str; 9] = [
@@ -138,23 +138,15 @@ impl SiteSelection {
             };
             // Batches absent at the site: `--missing-as-ref` ones are hom-ref there, the
             // others where a gVCF reference block of theirs covers the position.
-            let mut absent = RoaringBitmap::new();
-            for (b, (batch, samples)) in batches.iter().enumerate() {
-                let present = site.present.iter().any(|&(x, _)| x == b);
-                match (present, batch.missing_as_ref) {
-                    (true, _) => {}
-                    (false, true) => merged.filled.push(samples.clone()),
-                    // Only blocks can fill these: without any, they stay missing.
-                    (false, false) if !blocks.is_empty() => absent |= samples.as_ref(),
-                    (false, false) => {}
-                }
-            }
-            if !blocks.is_empty() && !absent.is_empty() {
-                let called = blocks.hom_ref_at(&site.contig, site.pos, &absent);
-                if !called.is_empty() {
-                    merged.filled.push(Arc::new(called));
-                }
-            }
+            let absent = batches
+                .iter()
+                .enumerate()
+                .filter(|(b, _)| !site.present.iter().any(|&(x, _)| x == *b))
+                .map(|(_, (batch, samples))| BatchSamples {
+                    samples,
+                    missing_as_ref: batch.missing_as_ref,
+                });
+            merged.filled = absent_fill(absent, blocks, &site.contig, site.pos, false).hom_ref;
             sites.push(merged);
         }
         Self::ordered(groups, rows, sites, group_batches)

@@ -27,13 +27,13 @@ use datafusion::error::{DataFusionError, Result};
 use roaring::RoaringBitmap;
 
 use crate::rows::reference_blocks::ReferenceBlocks;
-use crate::rows::site_merge::{RowKey, Site};
+use crate::rows::site_merge::{BatchSamples, RowKey, Site, absent_fill};
 
 /// One batch of the merge: its rows (all fragment columns), its samples, and whether they are
 /// hom-ref where it has no record.
 pub(crate) struct BatchRows {
     pub rows: RecordBatch,
-    pub samples: RoaringBitmap,
+    pub samples: Arc<RoaringBitmap>,
     pub missing_as_ref: bool,
 }
 
@@ -129,23 +129,21 @@ pub(crate) fn merge_batches(
     let mut filled: Vec<RoaringBitmap> = Vec::with_capacity(site_keys.len());
     let mut missing: Vec<RoaringBitmap> = Vec::with_capacity(site_keys.len());
     for (site, Site { contig, pos, .. }) in site_keys.iter().enumerate() {
-        let (mut hom_ref, mut absent) = (RoaringBitmap::new(), RoaringBitmap::new());
-        for (b, batch) in batches.iter().enumerate() {
-            if present[site].contains_key(&b) {
-                continue;
-            }
-            match batch.missing_as_ref {
-                true => hom_ref |= &batch.samples,
-                false => absent |= &batch.samples,
-            }
-        }
-        if !absent.is_empty() && !blocks.is_empty() {
-            let called = blocks.hom_ref_at(contig, *pos, &absent);
-            absent -= &called;
-            hom_ref |= called;
+        let absent = batches
+            .iter()
+            .enumerate()
+            .filter(|(b, _)| !present[site].contains_key(b))
+            .map(|(_, batch)| BatchSamples {
+                samples: &batch.samples,
+                missing_as_ref: batch.missing_as_ref,
+            });
+        let fill = absent_fill(absent, blocks, contig, *pos, true);
+        let mut hom_ref = RoaringBitmap::new();
+        for part in &fill.hom_ref {
+            hom_ref |= part.as_ref();
         }
         filled.push(hom_ref);
-        missing.push(absent);
+        missing.push(fill.missing);
     }
 
     // Alleles renumbered per merged record: (site, occurrence) in first-source order.
@@ -382,4 +380,110 @@ fn concat_lists(
         values,
         Some(valid.into()),
     )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cohortdb_store::fragment_schema::fragment_schema;
+    use datafusion::arrow::array::{Float32Array, StringArray};
+
+    /// One stored row: `(pos, ref, alt, het samples, called samples)`, a biallelic record.
+    type Row<'a> = (i64, &'a str, &'a str, &'a [u32], &'a [u32]);
+
+    /// Rows of one batch.
+    fn batch(
+        rows: &[Row<'_>],
+        samples: std::ops::Range<u32>,
+    ) -> BatchRows {
+        let schema = fragment_schema(&[]);
+        let n = rows.len();
+        let bitmaps = |pick: &dyn Fn(usize) -> RoaringBitmap| -> ArrayRef {
+            Arc::new(BinaryArray::from_iter_values(
+                (0..n).map(|i| serialize_bitmap(&pick(i))),
+            ))
+        };
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| -> ArrayRef {
+                match f.name().as_str() {
+                    "contig" => Arc::new(StringArray::from(vec!["1"; n])),
+                    "pos" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                    "end_pos" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                    "ref" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+                    "alt" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
+                    "id" | "filters" => new_null_array(&DataType::Utf8, n),
+                    "qual" => Arc::new(Float32Array::from(vec![None; n])),
+                    "allele_index" | "record_ordinal" | "n_alleles" => {
+                        let v = if f.name() == "record_ordinal" { 0 } else { 1 };
+                        let v = if f.name() == "n_alleles" { 2 } else { v };
+                        Arc::new(Int32Array::from(vec![v; n]))
+                    }
+                    "het" => bitmaps(&|i| rows[i].3.iter().copied().collect()),
+                    "called_diploid" => bitmaps(&|i| rows[i].4.iter().copied().collect()),
+                    "gt_exceptions" => new_null_array(&DataType::Binary, n),
+                    name if BITMAP_COLUMNS.contains(&name) => bitmaps(&|_| RoaringBitmap::new()),
+                    _ => Arc::new(Int64Array::from(vec![0; n])),
+                }
+            })
+            .collect();
+        BatchRows {
+            rows: RecordBatch::try_new(schema, columns).unwrap(),
+            samples: Arc::new(samples.collect()),
+            missing_as_ref: false,
+        }
+    }
+
+    fn column_i64(batch: &RecordBatch, name: &str) -> Vec<i64> {
+        batch
+            .column_by_name(name)
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec()
+    }
+
+    #[test]
+    fn a_site_of_one_batch_leaves_the_others_missing_or_hom_ref() {
+        // Batch 0 (samples 0-2) has sites 100 and 200; batch 1 (samples 3-4) only 100.
+        let first = batch(
+            &[
+                (100, "A", "G", &[0], &[0, 1, 2]),
+                (200, "C", "T", &[1], &[0, 1, 2]),
+            ],
+            0..3,
+        );
+        let second = batch(&[(100, "A", "G", &[3, 4], &[3, 4])], 3..5);
+        let schema = first.rows.schema();
+        for missing_as_ref in [false, true] {
+            let second = BatchRows {
+                missing_as_ref,
+                rows: second.rows.clone(),
+                samples: second.samples.clone(),
+            };
+            let batches = [
+                BatchRows {
+                    rows: first.rows.clone(),
+                    samples: first.samples.clone(),
+                    missing_as_ref: false,
+                },
+                second,
+            ];
+            let merged = merge_batches(&schema, &batches, &ReferenceBlocks::default()).unwrap();
+            assert_eq!(column_i64(&merged, "pos"), [100, 200]);
+            assert_eq!(column_i64(&merged, "ac"), [3, 1], "ALT bitmaps ORed");
+            // At 200 batch 1 has no record: its two samples are missing, or hom-ref.
+            let (an, no_call) = match missing_as_ref {
+                false => ([10, 6], [0, 2]),
+                true => ([10, 10], [0, 0]),
+            };
+            assert_eq!(
+                column_i64(&merged, "an"),
+                an,
+                "missing_as_ref {missing_as_ref}"
+            );
+            assert_eq!(column_i64(&merged, "n_no_call"), no_call);
+        }
+    }
 }

@@ -21,6 +21,9 @@ use crate::rows::fragment_reader::{FooterCache, read_row_group};
 use crate::rows::reference_blocks::ReferenceBlocks;
 use crate::rows::scan_plan::{KeyRange, ScanPlan};
 
+/// About the most stored rows one merge window holds, over all batches.
+const WINDOW_ROWS: usize = 8192;
+
 /// What every partition of one scan shares.
 #[derive(Debug)]
 pub(crate) struct ScanSource {
@@ -179,23 +182,26 @@ impl PartitionRows {
                 .into_iter()
                 .min();
             let mut takes = self.takes(bound.as_ref())?;
-            // Under a small limit, merge only the first rows: a window ends before the
-            // (limit+1)-th row of any batch, when that still leaves rows to merge.
-            if self.remaining < usize::MAX {
-                let cap = self
-                    .cursors
-                    .iter()
-                    .zip(&takes)
-                    .filter(|(_, n)| **n > self.remaining)
-                    .filter_map(|(c, _)| c.buffer.as_ref().map(|b| key_at(b, self.remaining)))
-                    .collect::<Result<Vec<_>>>()?
-                    .into_iter()
-                    .min();
-                if let Some(cap) = cap {
-                    let capped = self.takes(Some(&cap))?;
-                    if capped.iter().any(|&n| n > 0) {
-                        takes = capped;
-                    }
+            // A window holds at most about WINDOW_ROWS stored rows (fewer under a small limit):
+            // it ends before the cap-th row of any batch that would give more, when that still
+            // leaves rows to merge. The merge's memory is then bounded by the window, not by
+            // the number of batches times a row group.
+            let per_cursor = (WINDOW_ROWS / self.cursors.len().max(1))
+                .max(1)
+                .min(self.remaining);
+            let cap = self
+                .cursors
+                .iter()
+                .zip(&takes)
+                .filter(|(_, n)| **n > per_cursor)
+                .filter_map(|(c, _)| c.buffer.as_ref().map(|b| key_at(b, per_cursor)))
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .min();
+            if let Some(cap) = cap {
+                let capped = self.takes(Some(&cap))?;
+                if capped.iter().any(|&n| n > 0) {
+                    takes = capped;
                 }
             }
             if takes.iter().all(|&n| n == 0) {
@@ -256,7 +262,7 @@ impl PartitionRows {
             }
             batches.push(BatchRows {
                 rows: concat_batches(schema, &parts)?,
-                samples,
+                samples: Arc::new(samples),
                 missing_as_ref: batch.missing_as_ref,
             });
         }

@@ -1,13 +1,20 @@
-//! The merge rule shared by counting (`allele_counts.rs`) and the `variants` table
-//! (`batch_merge.rs`): which stored rows of several batches are one row of the cohort, as
-//! `bcftools merge` (default `-m both`) merges the batch files.
+//! The merge rule shared by counting (`crate::ops::allele_counts`) and the `variants` scan
+//! (`crate::rows::batch_merge`): which stored rows of several batches are one row of the
+//! cohort, as `bcftools merge` (default `-m both`) merges the batch files, and how the samples
+//! of a batch without a record at a site are filled ([`absent_fill`]).
 //!
 //! A site is the records of one (contig, pos, ref) that are all SNP records (every ALT one
 //! base) or all other records, so a mixed record (`G GT,T`) stays whole. The k-th row of one
 //! ALT at a site in one batch merges with the k-th of every other batch; within one batch
-//! nothing merges.
+//! nothing merges. A batch without a record at a site leaves its samples missing there, or
+//! hom-ref with `--missing-as-ref` or where one of its gVCF reference blocks covers the site.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use roaring::RoaringBitmap;
+
+use crate::rows::reference_blocks::ReferenceBlocks;
 
 /// One stored row, in the order rows are taken.
 pub(crate) struct RowKey<'a> {
@@ -97,6 +104,53 @@ pub(crate) fn plan(keys: &[RowKey<'_>]) -> Plan {
         }
     }
     Plan { sites, rows }
+}
+
+/// One batch as the fill rule sees it: its samples, and whether they are hom-ref where it has
+/// no record (`--missing-as-ref`).
+pub(crate) struct BatchSamples<'a> {
+    pub samples: &'a Arc<RoaringBitmap>,
+    pub missing_as_ref: bool,
+}
+
+/// The samples of batches without a record at a site, as `bcftools merge` fills them.
+pub(crate) struct AbsentFill {
+    /// Hom-ref there: every sample of a `--missing-as-ref` batch (shared, not copied), and
+    /// those a gVCF reference block of their batch covers.
+    pub hom_ref: Vec<Arc<RoaringBitmap>>,
+    /// Missing there (no call); computed only when asked for.
+    pub missing: RoaringBitmap,
+}
+
+/// The fill at `contig:pos` of the batches `absent` (those without a record there). With
+/// `want_missing` false and no reference blocks, the missing samples are not gathered.
+pub(crate) fn absent_fill<'a>(
+    absent: impl Iterator<Item = BatchSamples<'a>>,
+    blocks: &ReferenceBlocks,
+    contig: &str,
+    pos: i64,
+    want_missing: bool,
+) -> AbsentFill {
+    let mut fill = AbsentFill {
+        hom_ref: Vec::new(),
+        missing: RoaringBitmap::new(),
+    };
+    let gather = want_missing || !blocks.is_empty();
+    for batch in absent {
+        match batch.missing_as_ref {
+            true => fill.hom_ref.push(batch.samples.clone()),
+            false if gather => fill.missing |= batch.samples.as_ref(),
+            false => {}
+        }
+    }
+    if !blocks.is_empty() && !fill.missing.is_empty() {
+        let called = blocks.hom_ref_at(contig, pos, &fill.missing);
+        if !called.is_empty() {
+            fill.missing -= &called;
+            fill.hom_ref.push(Arc::new(called));
+        }
+    }
+    fill
 }
 
 #[cfg(test)]
