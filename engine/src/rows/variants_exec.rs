@@ -1,5 +1,5 @@
 //! The `variants` scan as an [`ExecutionPlan`]: a [`ScanPlan`] made when the query is planned,
-//! read when the stream is first polled ([`crate::rows::row_stream`]).
+//! read when the stream is first polled (`rows::row_stream`).
 
 use std::fmt;
 use std::sync::Arc;
