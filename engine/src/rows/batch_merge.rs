@@ -392,10 +392,7 @@ mod tests {
     type Row<'a> = (i64, &'a str, &'a str, &'a [u32], &'a [u32]);
 
     /// Rows of one batch.
-    fn batch(
-        rows: &[Row<'_>],
-        samples: std::ops::Range<u32>,
-    ) -> BatchRows {
+    fn batch(rows: &[Row<'_>], samples: std::ops::Range<u32>) -> BatchRows {
         let schema = fragment_schema(&[]);
         let n = rows.len();
         let bitmaps = |pick: &dyn Fn(usize) -> RoaringBitmap| -> ArrayRef {
