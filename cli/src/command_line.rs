@@ -29,9 +29,9 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Admin(admin::AdminCommand),
     /// Allele counts and frequencies per ALT allele in regions and a sample set.
-    Af(analysis::AfArgs),
+    Af(analysis::RegionCohortArgs),
     /// Fraction of a cohort covered per bin at each depth threshold (from `ingest bam`).
-    Coverage(analysis::CoverageArgs),
+    Coverage(analysis::RegionCohortArgs),
     /// Write regions x samples as VCF or BCF (GT, with AC/AN over the written samples) that
     /// bcftools reads back, with a tabix or CSI index.
     Export(export::ExportArgs),

@@ -10,9 +10,9 @@ use crate::CliResult;
 use crate::output_format::{print_batch, print_batches, print_frame};
 use crate::shared_args::{FormatArg, RegionArgs, SampleArgs, StoreArg};
 
-/// `af`.
+/// `af` and `coverage`: regions, a cohort, a format.
 #[derive(Args)]
-pub(crate) struct AfArgs {
+pub(crate) struct RegionCohortArgs {
     #[command(flatten)]
     store: StoreArg,
     #[command(flatten)]
@@ -23,7 +23,7 @@ pub(crate) struct AfArgs {
     format: FormatArg,
 }
 
-pub(crate) async fn af(args: AfArgs) -> CliResult {
+pub(crate) async fn af(args: RegionCohortArgs) -> CliResult {
     let engine = CohortEngine::open(&args.store.location).await?;
     let regions = args.regions.parse()?;
     let (_, cohort) = args.samples.resolve(&engine).await?;
@@ -33,20 +33,7 @@ pub(crate) async fn af(args: AfArgs) -> CliResult {
     )
 }
 
-/// `coverage`.
-#[derive(Args)]
-pub(crate) struct CoverageArgs {
-    #[command(flatten)]
-    store: StoreArg,
-    #[command(flatten)]
-    regions: RegionArgs,
-    #[command(flatten)]
-    samples: SampleArgs,
-    #[command(flatten)]
-    format: FormatArg,
-}
-
-pub(crate) async fn coverage(args: CoverageArgs) -> CliResult {
+pub(crate) async fn coverage(args: RegionCohortArgs) -> CliResult {
     let engine = CohortEngine::open(&args.store.location).await?;
     let regions = args.regions.parse()?;
     let (_, cohort) = args.samples.resolve(&engine).await?;
