@@ -13,9 +13,11 @@ use futures::{FutureExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
+};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 
 use crate::error::{EngineError, Result};
 
@@ -26,7 +28,8 @@ pub struct FooterCache {
 }
 
 impl FooterCache {
-    /// The footer of `file`, read on a miss.
+    /// The footer of `file` with its offset index (where each page starts, so that a slice of
+    /// a row group is read without the pages around it), read on a miss.
     pub async fn footer(
         &self,
         location: &StoreLocation,
@@ -36,7 +39,8 @@ impl FooterCache {
             return Ok(m.clone());
         }
         let mut reader = FragmentReader::new(location, file);
-        let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+        let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
+        let metadata = ArrowReaderMetadata::load_async(&mut reader, options)
             .await
             .map_err(|e| parquet_error(file, e))?;
         self.lock().insert(file.path.clone(), metadata.clone());
@@ -58,6 +62,19 @@ pub async fn read_row_group(
     row_group: usize,
     columns: &[&str],
 ) -> Result<RecordBatch> {
+    read_rows(location, file, metadata, row_group, 0..usize::MAX, columns).await
+}
+
+/// Reads the rows `rows` (clipped to the group) of row group `row_group` of `file`: only the
+/// pages holding them are fetched and decoded when the footer has an offset index.
+pub async fn read_rows(
+    location: &StoreLocation,
+    file: &FileEntry,
+    metadata: &ArrowReaderMetadata,
+    row_group: usize,
+    rows: std::ops::Range<usize>,
+    columns: &[&str],
+) -> Result<RecordBatch> {
     let schema = metadata.schema().clone();
     let indices = columns
         .iter()
@@ -68,7 +85,7 @@ pub async fn read_row_group(
         metadata.metadata().file_metadata().schema_descr(),
         indices.iter().copied(),
     );
-    let rows = metadata
+    let group_rows = metadata
         .metadata()
         .row_groups()
         .get(row_group)
@@ -79,13 +96,20 @@ pub async fn read_row_group(
             )
         })?
         .num_rows() as usize;
+    let (start, end) = (rows.start.min(group_rows), rows.end.min(group_rows));
     let reader = FragmentReader::new(location, file);
-    let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata.clone())
+    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata.clone())
         .with_row_groups(vec![row_group])
         .with_projection(mask)
-        .with_batch_size(rows.max(1))
-        .build()
-        .map_err(|e| parquet_error(file, e))?;
+        .with_batch_size((end - start).max(1));
+    if (start, end) != (0, group_rows) {
+        builder = builder.with_row_selection(RowSelection::from(vec![
+            RowSelector::skip(start),
+            RowSelector::select(end - start),
+            RowSelector::skip(group_rows - end),
+        ]));
+    }
+    let stream = builder.build().map_err(|e| parquet_error(file, e))?;
     let batches: Vec<RecordBatch> = stream
         .try_collect()
         .await

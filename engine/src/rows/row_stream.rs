@@ -1,8 +1,9 @@
 //! The rows of one partition of a `variants` scan, streamed: each batch's fragments are read a
 //! row group at a time, in (contig, position) order, and the rows of all batches are merged
 //! window by window. A window ends just before the smallest last key any batch with more to
-//! read holds, so every site in it is complete in every batch; memory is a row group or two
-//! per batch, whatever the region or the number of batches.
+//! read holds, so every site in it is complete in every batch. A batch's row groups are read in
+//! slices of the window's share (only the pages holding a slice are fetched), so memory is
+//! about one window, whatever the region or the number of batches.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,12 +18,21 @@ use datafusion::error::{DataFusionError, Result};
 use roaring::RoaringBitmap;
 
 use crate::rows::batch_merge::{BatchRows, merge_batches};
-use crate::rows::fragment_reader::{FooterCache, read_row_group};
+use crate::rows::fragment_reader::{FooterCache, read_rows};
 use crate::rows::reference_blocks::ReferenceBlocks;
 use crate::rows::scan_plan::{KeyRange, ScanPlan};
 
 /// About the most stored rows one merge window holds, over all batches.
 const WINDOW_ROWS: usize = 8192;
+
+/// About the most bytes (as stored, uncompressed) the merging cursors of one partition read at
+/// once, over all batches: a cursor reads its row groups in slices of its share, so that the
+/// rows held while merging do not grow with the number of batches.
+const WINDOW_BYTES: usize = 8 << 20;
+
+/// The fewest rows a merging cursor reads at once: smaller slices would decode the same data
+/// page again for each.
+const MIN_SLICE_ROWS: usize = 256;
 
 /// What every partition of one scan shares.
 #[derive(Debug)]
@@ -40,8 +50,8 @@ pub(crate) struct ScanSource {
 /// A reader of one chain of a batch's fragments (fragments that do not overlap, in order).
 struct Cursor {
     batch: usize,
-    /// (fragment, row group) still to read, in order.
-    queue: VecDeque<(usize, usize)>,
+    /// (fragment, row group, first row) still to read, in order.
+    queue: VecDeque<(usize, usize, usize)>,
     /// Rows read and not yet merged, ordered by key.
     buffer: Option<RecordBatch>,
 }
@@ -54,6 +64,8 @@ pub(crate) struct PartitionRows {
     blocks: Option<ReferenceBlocks>,
     /// Rows still allowed by the scan's limit.
     remaining: usize,
+    /// About the most bytes a cursor reads at once.
+    slice_bytes: usize,
 }
 
 impl PartitionRows {
@@ -87,7 +99,7 @@ impl PartitionRows {
                 }
             }
             for chain in chains {
-                let queue: VecDeque<(usize, usize)> = chain
+                let queue: VecDeque<(usize, usize, usize)> = chain
                     .into_iter()
                     .flat_map(|f| {
                         let fragment = &batch.fragments[f];
@@ -95,7 +107,7 @@ impl PartitionRows {
                             .row_groups
                             .iter()
                             .filter(|g| fragment.overlaps(g, &range))
-                            .map(move |g| (f, g.index))
+                            .map(move |g| (f, g.index, 0))
                     })
                     .collect();
                 if !queue.is_empty() {
@@ -107,8 +119,15 @@ impl PartitionRows {
                 }
             }
         }
+        // Unmerged rows are read a row group at a time (one is held at once); merging cursors
+        // are read in slices of their share of a window.
+        let slice_bytes = match plan.merge {
+            true => WINDOW_BYTES / cursors.len().max(1),
+            false => usize::MAX,
+        };
         Ok(Self {
             remaining: plan.limit.unwrap_or(usize::MAX),
+            slice_bytes,
             source,
             range,
             cursors,
@@ -272,12 +291,12 @@ impl PartitionRows {
         merge_batches(schema, &batches, blocks)
     }
 
-    /// Reads the next row group of cursor `c`: its rows in this partition's range, in the read
+    /// Reads the next slice of cursor `c`: its rows in this partition's range, in the read
     /// schema.
     async fn read_next(&mut self, c: usize) -> Result<RecordBatch> {
         let source = &self.source;
         let cursor = &mut self.cursors[c];
-        let Some((f, group)) = cursor.queue.pop_front() else {
+        let Some((f, group, start)) = cursor.queue.pop_front() else {
             return Ok(RecordBatch::new_empty(source.read_schema.clone()));
         };
         let file = &source.plan.batches[cursor.batch].fragments[f].file;
@@ -294,7 +313,31 @@ impl PartitionRows {
             .map(|f| f.name().as_str())
             .filter(|name| stored.index_of(name).is_ok())
             .collect();
-        let rows = read_row_group(&source.location, file, &footer, group, &present)
+        let (group_rows, group_bytes) =
+            footer
+                .metadata()
+                .row_groups()
+                .get(group)
+                .map_or((0, 0), |g| {
+                    let bytes = g
+                        .columns()
+                        .iter()
+                        .filter(|c| present.contains(&c.column_path().string().as_str()))
+                        .map(|c| c.uncompressed_size().max(0) as usize)
+                        .sum::<usize>();
+                    (g.num_rows() as usize, bytes)
+                });
+        let slice_rows = match group_bytes {
+            0 => group_rows,
+            bytes => (self.slice_bytes as u128 * group_rows as u128 / bytes as u128) as usize,
+        };
+        let end = start
+            .saturating_add(slice_rows.max(MIN_SLICE_ROWS))
+            .min(group_rows);
+        if end < group_rows {
+            cursor.queue.push_front((f, group, end));
+        }
+        let rows = read_rows(&source.location, file, &footer, group, start..end, &present)
             .await
             .map_err(external)?;
         let rows = conform(&rows, &source.read_schema)?;
