@@ -2,9 +2,14 @@
 """Fails when the modules of a workspace crate import each other in a circle.
 
 A module is one source file. An edge A -> B is a path `crate::...` or `super::...` in A (in a
-`use` or inline) that names B or an item of B; items re-exported with `pub use` are followed to
-the module defining them, and `mod` declarations are not imports. Prints every circle found (the
-strongly connected components of more than one module) and exits 1 if there is any.
+`use`, inline, or in a doc comment's link) that names B or an item of B, or a call
+`self.f(..)`/`engine.f(..)` of a method that only B defines (a type's `impl` blocks may be
+spread over modules); items re-exported with `pub use` are followed to the module defining
+them, and `mod` declarations are not imports.
+The same check runs a second time on the crate's top-level parts (a folder of `src/` with its
+`x.rs`, or a file directly in `src/`): the parts must import each other one way too. Prints
+every circle found (the strongly connected components of more than one node) and exits 1 if
+there is any.
 
     python3 scripts/check-module-cycles.py [crate_dir ...]   # default: every workspace crate
 """
@@ -19,9 +24,15 @@ def strip_comments(text):
     # Unit tests (a `#[cfg(test)] mod tests` block, last in its file) are not the module's
     # imports.
     text = re.split(r"#\[cfg\(test\)\]\s*mod\s+tests\b", text)[0]
+    # A doc link names a module as much as an import does: keep the paths of `[...]` links in
+    # doc comments, drop the rest of every comment.
+    links = " ".join(
+        " ".join(re.findall(r"\[`?((?:crate|super|self)(?:::%s)+)" % IDENT, line))
+        for line in re.findall(r"//[/!][^\n]*", text)
+    )
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     text = re.sub(r"//[^\n]*", "", text)
-    return re.sub(r'"(\\.|[^"\\])*"', '""', text)
+    return re.sub(r'"(\\.|[^"\\])*"', '""', text) + "\n" + links
 
 
 def module_files(src):
@@ -119,8 +130,57 @@ def check(crate_dir):
             target = resolve(p)
             if target is not None and target != m and target != ():
                 edges[m].add(target)
+    # A type's methods may be defined in many modules (`impl CohortEngine` blocks): a call
+    # `self.f(...)` or `engine.f(...)` of a method defined in one module only is an import of
+    # that module too.
+    defined = {}
+    for m, text in texts.items():
+        # Inherent impls only: a trait's methods are the trait's, wherever implemented.
+        for block in re.finditer(r"\bimpl(?:<[^>]*>)?\s+%s(?:<[^>]*>)?\s*\{" % IDENT, text):
+            depth, i = 1, block.end()
+            while depth and i < len(text):
+                depth += text[i] == "{"
+                depth -= text[i] == "}"
+                i += 1
+            for fn in re.finditer(r"\bfn\s+(%s)" % IDENT, text[block.end() : i]):
+                defined.setdefault(fn.group(1), set()).add(m)
+    for m, text in texts.items():
+        for call in re.finditer(r"\b(?:self|engine)\s*\.\s*(%s)\s*\(" % IDENT, text):
+            owners = defined.get(call.group(1), set())
+            if len(owners) == 1 and m not in owners and () not in owners:
+                edges[m].add(next(iter(owners)))
 
-    # Tarjan's strongly connected components.
+    name = lambda m: "::".join(m) or "lib"
+    ok = True
+    for comp in circles(edges):
+        ok = False
+        members = sorted(comp)
+        print(f"{crate_dir}: circle among modules {', '.join(name(m) for m in members)}")
+        for a in members:
+            for b in sorted(edges[a] & set(comp)):
+                print(f"    {name(a)} -> {name(b)}")
+    # The top-level parts: a module belongs to the first segment of its path.
+    parts = {m[:1] for m in modules if m}
+    part_edges = {p: set() for p in parts}
+    why = {}
+    for a, targets in edges.items():
+        for b in targets:
+            if a and b and a[:1] != b[:1]:
+                part_edges[a[:1]].add(b[:1])
+                why.setdefault((a[:1], b[:1]), (a, b))
+    for comp in circles(part_edges):
+        ok = False
+        members = sorted(comp)
+        print(f"{crate_dir}: circle among parts {', '.join(name(m) for m in members)}")
+        for a in members:
+            for b in sorted(part_edges[a] & set(comp)):
+                x, y = why[(a, b)]
+                print(f"    {name(a)} -> {name(b)}   (e.g. {name(x)} -> {name(y)})")
+    return ok
+
+
+def circles(edges):
+    """The strongly connected components of more than one node (Tarjan)."""
     index, low, stack, on, comps, counter = {}, {}, [], set(), [], [0]
 
     def visit(v):
@@ -146,17 +206,10 @@ def check(crate_dir):
                 comps.append(comp)
 
     sys.setrecursionlimit(10000)
-    for v in modules:
+    for v in edges:
         if v not in index:
             visit(v)
-    name = lambda m: "::".join(m) or "lib"
-    for comp in comps:
-        members = sorted(comp)
-        print(f"{crate_dir}: circle among {', '.join(name(m) for m in members)}")
-        for a in members:
-            for b in sorted(edges[a] & set(comp)):
-                print(f"    {name(a)} -> {name(b)}")
-    return not comps
+    return comps
 
 
 def main():

@@ -11,6 +11,7 @@ use roaring::RoaringBitmap;
 
 use crate::error::{EngineError, Result};
 use crate::policy::access_policy::{Access, AccessState, Tier, pseudonymous_samples};
+use crate::policy::disclosure_control::{DisclosureControl, ReleaseKey, members_digest};
 use crate::rows::site_cache::SiteCache;
 use crate::sql::phenotype_schema::{PhenotypeCache, StoreSchema};
 
@@ -234,6 +235,29 @@ impl CohortEngine {
             self.phenotype_columns.clone(),
             (self.tier() == Tier::Record).then(|| self.sample_batch.clone()),
         )
+    }
+
+    /// The disclosure control of an aggregate engine.
+    pub(crate) fn disclosure(&self) -> Result<&Arc<DisclosureControl>> {
+        self.access().disclosure.as_ref().ok_or_else(|| {
+            EngineError::PermissionDenied(
+                "the aggregate tier needs a disclosure control (noise key and budget)".into(),
+            )
+        })
+    }
+
+    /// The release of `set` chosen by `label` (computed once per label and engine: a label
+    /// chooses the same participants for the whole snapshot). Aggregate tier only.
+    pub(crate) fn release_of(&self, label: &str, set: &RoaringBitmap) -> Result<ReleaseKey> {
+        let releases = &self.access_state().releases;
+        if let Some(release) = releases.lock().ok().and_then(|r| r.get(label).cloned()) {
+            return Ok(release);
+        }
+        let release = self.disclosure()?.release_key(label, &members_digest(set));
+        if let Ok(mut releases) = releases.lock() {
+            releases.insert(label.to_string(), release.clone());
+        }
+        Ok(release)
     }
 
     /// Every registered sample that has not withdrawn.

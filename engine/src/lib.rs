@@ -15,33 +15,44 @@
 //!
 //! # Layout
 //!
-//! Modules import downward only (`scripts/check-module-cycles.py` fails on a circle):
+//! Each part (a folder, or a file directly in `src/`) imports only the parts below it, and
+//! the modules inside a part import one way too (`scripts/check-module-cycles.py` fails on a
+//! circle of either, counting imports, doc links and calls of methods defined elsewhere):
 //!
 //! ```text
-//!  sql::sql_session ─► sql::table_functions ─► sql::operation_exec ─► ops::*      export::*
-//!         │                                                              │         maintenance::*
-//!         ▼                                                              ▼              │
-//!  sql::tables_session ◄───────────── cohort::resolve ◄──────────── (each op) ◄─────────┘
-//!         │        │                        │
-//!         │        ▼                        ▼
-//!         │   sql::{functions, views}   policy::admission ─► policy::{access_policy,
-//!         ▼                                                    disclosure_control, ...}
-//!  rows::variants_table ─► rows::variants_exec ─► rows::row_stream ─► rows::batch_merge
-//!         │                                              │              rows::site_merge
-//!         ▼                                              ▼
-//!  rows::span_pruning, rows::fragment_reader ◄── rows::site_cache
-//!                          ▲
-//!  cohort_engine (the handle: open, access, snapshot, samples) ─┘   cohort::members, region, error
+//!  session        sql_session, table_functions, operation_exec (the operations as plan
+//!                 nodes), plan_codec (those nodes and ours sent to another node)
+//!     │
+//!  export, maintenance, store_info       VCF/BCF writing; withdrawal, purge, compaction
+//!     │
+//!  ops            allele_counts, carriers, case_control, association, coverage
+//!     │
+//!  cohort         members (Cohort), cohort_spec, resolve (the one way in), named_cohorts,
+//!     │           admission (what the tier may ask, disclosure control of every cohort)
+//!  tables_session the store's tables and functions, shaped by the engine's tier
+//!     │
+//!  cohort_engine  the handle: open, access, snapshot, samples, releases
+//!     │
+//!  policy         access tiers, disclosure control, suppression, public sites (no engine)
+//!     │
+//!  sql            bitmap functions, genotypes view, phenotype tables (no engine)
+//!     │
+//!  rows           pruning, fragment reading, the streaming merge, the site cache
+//!     │
+//!  region, error
 //! ```
 //!
 //! - [`cohort_engine`](CohortEngine): the handle over one snapshot: open, access, caches,
 //!   samples; every operation is an `impl CohortEngine` in the module of its concept.
 //! - [`cohort`]: one [`Cohort`] type and one way in ([`CohortEngine::cohort`] of a
-//!   [`CohortSpec`]: everyone, `-s`/`-S` lists, a predicate, a saved name).
+//!   [`CohortSpec`]: everyone, `-s`/`-S` lists, a predicate, a saved name), and the admission
+//!   of every cohort by the engine's tier.
 //! - [`policy`]: tiers, pseudonyms, phenotype allow-lists and the aggregate tier's disclosure
 //!   control (noise keyed by the question, privacy budget, withheld counts, listed sites).
-//! - [`sql`]: sessions, tables, views, UDFs, table functions ([`sql::operation_exec`]) and
-//!   the codec that sends our plans to another node ([`sql::plan_codec`]).
+//! - [`tables_session`](CohortEngine::session): the tables a tier sees. [`sql`]: the views
+//!   and functions they are made of.
+//! - [`session`]: the user's SQL session, the table functions ([`session::operation_exec`])
+//!   and the codec that sends our plans to another node ([`session::plan_codec`]).
 //! - [`rows`]: the read path: pruning, reading, the streaming merge of batches, the cache of
 //!   decoded row groups.
 //! - [`ops`]: allele counts, carriers, case/control, association, coverage.
@@ -52,7 +63,7 @@
 //! `allele_count`, `allele_number`, `bitmap_and_count`, `bitmap_or`, `bitmap_and`,
 //! `bitmap_andnot`, `bitmap_count`, `bitmap_to_list`, `genotype_calls` and the aggregate
 //! `sample_set`; in [`CohortEngine::sql_session`] also the cohort operations as table
-//! functions ([`sql::table_functions`]).
+//! functions ([`session::table_functions`]).
 
 pub mod cohort;
 mod cohort_engine;
@@ -63,8 +74,10 @@ pub mod ops;
 pub mod policy;
 mod region;
 pub mod rows;
+pub mod session;
 pub mod sql;
 pub mod store_info;
+mod tables_session;
 
 pub use cohort::cohort_spec::CohortSpec;
 pub use cohort::members::Cohort;

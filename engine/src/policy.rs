@@ -5,7 +5,6 @@
 //! (`aggregate_schema`).
 
 pub mod access_policy;
-pub mod admission;
 pub(crate) mod aggregate_schema;
 pub mod count_suppression;
 pub mod disclosure_control;

@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 
 use cohortdb_engine::policy::disclosure_control::DisclosureControl;
-use cohortdb_engine::sql::plan_codec::PlanCodec;
+use cohortdb_engine::session::plan_codec::PlanCodec;
 use cohortdb_engine::{Access, CohortEngine, Tier};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::physical_plan::{collect, displayable};

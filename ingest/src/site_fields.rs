@@ -15,7 +15,7 @@ pub struct RecordContext<'a> {
     pub header: &'a Header,
     /// `sample_idx` of the input's first sample.
     pub sample_base: u32,
-    /// FORMAT fields kept for non-reference calls (see [`crate::format_fields`]).
+    /// FORMAT fields kept for non-reference calls (see `format_fields`).
     pub format_fields: &'a [crate::vcf_header::FieldDef],
     /// Keep the FORMAT fields of the called reference samples of gVCF reference blocks too
     /// (for their GQ/DP thresholds).

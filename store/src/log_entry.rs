@@ -40,7 +40,7 @@ pub enum FileKind {
     /// A named cohort's definition under `cohorts/<name>/` (JSON; its name in `table`).
     Cohort,
     /// Coverage bins of one contig under `coverage/contig=<name>/` (see
-    /// [`crate::coverage_bins`]).
+    /// `coverage_bins`).
     Coverage,
     /// gVCF reference blocks of one batch and contig under `coverage/contig=<name>/`: the
     /// samples called hom-ref over each block (same layout as coverage files, `min_depth` 0).

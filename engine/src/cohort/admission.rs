@@ -3,15 +3,13 @@
 //! its cohort predicates, and the disclosure control every cohort passes (its release charged,
 //! a cohort too small or leaving too few out refused).
 
-use std::sync::Arc;
-
 use roaring::RoaringBitmap;
 
 use crate::cohort::members::Cohort;
 use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
 use crate::policy::access_policy::{EVERYONE, Tier, mixed_kinds};
-use crate::policy::disclosure_control::{CellNoise, DisclosureControl, ReleaseKey, members_digest};
+use crate::policy::disclosure_control::CellNoise;
 
 impl CohortEngine {
     /// Refuses an operation that returns rows about single participants to the aggregate tier.
@@ -101,15 +99,6 @@ impl CohortEngine {
         }
     }
 
-    /// The disclosure control of an aggregate engine.
-    pub(crate) fn disclosure(&self) -> Result<&Arc<DisclosureControl>> {
-        self.access().disclosure.as_ref().ok_or_else(|| {
-            EngineError::PermissionDenied(
-                "the aggregate tier needs a disclosure control (noise key and budget)".into(),
-            )
-        })
-    }
-
     /// The noise of `cohort`'s counts: `None` outside the aggregate tier.
     pub(crate) fn cohort_noise(&self, cohort: &Cohort) -> Result<Option<CellNoise>> {
         if self.tier() != Tier::Aggregate {
@@ -121,20 +110,6 @@ impl CohortEngine {
             )
         })?;
         Ok(Some(self.disclosure()?.noise(release)))
-    }
-
-    /// The release of `set` chosen by `label` (computed once per label and engine: a label
-    /// chooses the same participants for the whole snapshot). Aggregate tier only.
-    pub(crate) fn release_of(&self, label: &str, set: &RoaringBitmap) -> Result<ReleaseKey> {
-        let releases = &self.access_state().releases;
-        if let Some(release) = releases.lock().ok().and_then(|r| r.get(label).cloned()) {
-            return Ok(release);
-        }
-        let release = self.disclosure()?.release_key(label, &members_digest(set));
-        if let Ok(mut releases) = releases.lock() {
-            releases.insert(label.to_string(), release.clone());
-        }
-        Ok(release)
     }
 
     /// Admits `set`, chosen by `label` (a predicate's [`cohort_label`], or [`EVERYONE`]). At

@@ -11,7 +11,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Float32Type, Int32Type, Int64Type};
 
 use crate::error::Result;
-use crate::sql::bitmap_args::{cast_column, stored_bitmap};
+use crate::rows::stored_bitmaps::{cast_column, stored_bitmap};
 
 /// Site columns read before the bitmaps.
 const SITE: [&str; 9] = [

@@ -24,7 +24,7 @@ use crate::export::export_records::{self, Columns, genotypes, group_records};
 use crate::export::genomic_index::{IndexBuilder, IndexKind};
 use crate::region::Region;
 use crate::rows::span_pruning::region_filter;
-use crate::sql::bitmap_args::cast_column;
+use crate::rows::stored_bitmaps::cast_column;
 
 /// The file format of an export (bcftools' `-O v|z|b`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -53,7 +53,7 @@ fn holds_any(batch: &RecordBatch, withdrawn: &RoaringBitmap, path: &str) -> Resu
         let Some(column) = batch.column_by_name(name) else {
             continue;
         };
-        let column = crate::sql::bitmap_args::cast_column(
+        let column = crate::rows::stored_bitmaps::cast_column(
             column,
             &datafusion::arrow::datatypes::DataType::Binary,
         )?;

@@ -259,7 +259,7 @@ impl SiteSelection {
 fn count_columns(selection: &SiteSelection, set: Option<&RoaringBitmap>) -> [Int64Array; 4] {
     let n = selection.rows.len();
     let mut columns: [Vec<i64>; 4] = std::array::from_fn(|_| Vec::with_capacity(n));
-    let count = |b: &RoaringBitmap| crate::sql::bitmap_args::count_in(Some(b), set) as i64;
+    let count = |b: &RoaringBitmap| crate::rows::stored_bitmaps::count_in(Some(b), set) as i64;
     // AN depends on the site's called samples only; rows share them (see `SiteRows`).
     let mut memo = HashMap::new();
     for (i, row) in selection.rows.iter().enumerate() {
@@ -409,7 +409,7 @@ impl CohortEngine {
         };
         let set = self.counting_set(&everyone);
         let k = i64::from(self.access().min_count);
-        let count = |b: &RoaringBitmap| crate::sql::bitmap_args::count_in(Some(b), set) as i64;
+        let count = |b: &RoaringBitmap| crate::rows::stored_bitmaps::count_in(Some(b), set) as i64;
         let listed_row = |rows: &SiteRows, r: usize, carriers: i64| {
             let site = [&*rows.contig, rows.ref_allele.value(r), rows.alt.value(r)];
             crate::policy::public_sites::is_public(&noise, site, rows.pos[r], carriers, k)

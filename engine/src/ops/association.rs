@@ -26,7 +26,7 @@ use crate::error::{EngineError, Result};
 use crate::ops::regression::{Fit, LinearModel, irls, linear, logistic};
 use crate::region::Region;
 use crate::rows::span_pruning::region_filter;
-use crate::sql::bitmap_args::{cast_column, stored_bitmap};
+use crate::rows::stored_bitmaps::{cast_column, stored_bitmap};
 
 /// The regression model of `assoc`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

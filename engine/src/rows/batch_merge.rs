@@ -300,7 +300,7 @@ fn build_columns(
                 Arc::new(Int64Array::from_iter_values((0..out_order.len()).map(
                     |o| match name {
                         "ac" => b("het", o) + 2 * b("hom_alt", o) + b("hemi", o),
-                        "an" => crate::sql::bitmap_args::allele_number(
+                        "an" => crate::rows::stored_bitmaps::allele_number(
                             Some(merged_bitmap("called_diploid", o)),
                             Some(merged_bitmap("called_haploid", o)),
                             exceptions.get(o).map_or(&[][..], Vec::as_slice),

@@ -1,5 +1,5 @@
 //! gVCF reference blocks at read time: which samples a batch's blocks call hom-ref at a
-//! position, for the sites where their batch has no record (see [`crate::rows::site_merge`]).
+//! position, for the sites where their batch has no record (see `site_merge`).
 
 use std::collections::HashMap;
 

@@ -101,7 +101,7 @@ impl SiteRows {
     /// AN of row `row` within `set` (`None`: every sample), by the counting rules of
     /// [`cohortdb_store::genotype_bitmaps`].
     pub fn allele_number(&self, row: usize, set: Option<&RoaringBitmap>) -> u64 {
-        crate::sql::bitmap_args::allele_number(
+        crate::rows::stored_bitmaps::allele_number(
             Some(&self.called_diploid[row]),
             Some(&self.called_haploid[row]),
             &self.exceptions[row],
@@ -246,7 +246,7 @@ struct CacheState {
 }
 
 /// The cache: decoded row groups by (fragment path, row group), and fragments' Parquet
-/// metadata. Shared by the engines of one process ([`crate::CohortEngine::with_access`] keeps
+/// metadata. Shared by the engines of one process (`CohortEngine::with_access` keeps
 /// it); safe to use from many requests at once.
 #[derive(Debug)]
 pub struct SiteCache {

@@ -1,4 +1,4 @@
-//! One call of a cohort operation (a table function of [`crate::sql::table_functions`]) as
+//! One call of a cohort operation (a table function of `table_functions`) as
 //! an [`ExecutionPlan`]: planning only names the call; the operation runs when its stream is
 //! first polled, and its errors (a refusal, an unknown sample) come in the stream.
 

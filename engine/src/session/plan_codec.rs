@@ -22,7 +22,7 @@ use crate::cohort_engine::CohortEngine;
 use crate::policy::public_sites::PublicSiteUdf;
 use crate::rows::scan_plan::ScanPlan;
 use crate::rows::variants_exec::VariantsExec;
-use crate::sql::operation_exec::{OperationCall, OperationExec};
+use crate::session::operation_exec::{OperationCall, OperationExec};
 
 /// The codec of one engine's plans.
 #[derive(Debug, Clone)]
@@ -77,7 +77,7 @@ impl PhysicalExtensionCodec for PlanCodec {
             )?),
             EncodedNode::OperationCallV1 { call, projection } => {
                 call.check()
-                    .map_err(crate::sql::operation_exec::engine_error)?;
+                    .map_err(crate::session::operation_exec::engine_error)?;
                 Arc::new(OperationExec::new(self.engine.clone(), call, projection)?)
             }
         })
@@ -118,7 +118,7 @@ impl PhysicalExtensionCodec for PlanCodec {
         let udf = self
             .engine
             .public_site_filter()
-            .map_err(crate::sql::operation_exec::engine_error)?;
+            .map_err(crate::session::operation_exec::engine_error)?;
         let ours = udf
             .inner()
             .downcast_ref::<PublicSiteUdf>()

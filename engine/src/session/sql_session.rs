@@ -7,11 +7,11 @@ use crate::error::{EngineError, Result};
 
 impl CohortEngine {
     /// [`CohortEngine::session`] plus the cohort operations as table functions
-    /// ([`crate::sql::table_functions`]; for the aggregate tier only the aggregate ones): the
+    /// ([`crate::session::table_functions`]; for the aggregate tier only the aggregate ones): the
     /// session SQL clients get.
     pub fn sql_session(&self) -> Result<SessionContext> {
         let ctx = self.session()?;
-        crate::sql::table_functions::register_table_functions(&ctx, self);
+        crate::session::table_functions::register_table_functions(&ctx, self);
         Ok(ctx)
     }
     /// Plans `query` in [`CohortEngine::sql_session`]. Only queries: no DDL (which could

@@ -13,7 +13,7 @@
 //! as `--cohort` takes it (a predicate or `@NAME`; `''` or absent for everyone), covariates
 //! comma-separated, model `linear` or `logistic` (`''` to choose by the trait). Arguments are
 //! checked when the query is planned; the operation runs when the plan is executed
-//! ([`crate::sql::operation_exec`]), and its rows then flow through the rest of the query.
+//! ([`crate::session::operation_exec`]), and its rows then flow through the rest of the query.
 
 use std::sync::Arc;
 
@@ -29,7 +29,7 @@ use datafusion::scalar::ScalarValue;
 
 use crate::cohort_engine::CohortEngine;
 use crate::policy::access_policy::Tier;
-use crate::sql::operation_exec::{Operation, OperationCall, OperationExec, engine_error};
+use crate::session::operation_exec::{Operation, OperationCall, OperationExec, engine_error};
 
 /// A table function bound to an engine.
 #[derive(Debug)]

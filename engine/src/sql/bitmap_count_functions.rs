@@ -22,7 +22,8 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::sql::bitmap_args::{allele_number, binary_args, count_in, into_columnar, output_rows};
+use crate::rows::stored_bitmaps::{allele_number, count_in};
+use crate::sql::bitmap_args::{binary_args, into_columnar, output_rows};
 
 /// Which count a [`BitmapCountUdf`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -192,7 +192,7 @@ pub fn genotypes_plan(
 pub const GENOTYPES: &str = "genotypes";
 
 /// The `genotypes` table: the plan of [`genotypes_plan`], kept as a table (not inlined as a
-/// view) so that the optimizer can recognise it (see [`crate::sql::genotype_aggregates`]).
+/// view) so that the optimizer can recognise it (see the `genotype_aggregates` rewrite).
 #[derive(Debug)]
 pub struct GenotypesTable {
     plan: LogicalPlan,
