@@ -8,8 +8,8 @@
 //! - Checkpoints (`_log/<N:020>.checkpoint.json`, every [`CHECKPOINT_INTERVAL`] versions) hold
 //!   the whole [`SnapshotState`] at N; `_log/_last_checkpoint` is a best-effort hint naming the
 //!   newest. Opening a store reads the hint, the checkpoint and the few entries after it.
-//! - A losing writer re-reads the winner's entry, checks for conflicts, and retries at the next
-//!   version, at most [`MAX_COMMIT_ATTEMPTS`] times.
+//! - A losing writer re-reads the winner's entry and every entry after it, checks each for a
+//!   conflict, and retries after the newest, at most [`MAX_COMMIT_ATTEMPTS`] times.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,7 +25,7 @@ use crate::snapshot::SnapshotState;
 
 /// A checkpoint is written after every this many versions.
 pub const CHECKPOINT_INTERVAL: u64 = 10;
-/// How many versions a commit tries before giving up.
+/// How many times a commit loses the race for a version before giving up.
 pub const MAX_COMMIT_ATTEMPTS: u32 = 16;
 
 const LAST_CHECKPOINT: &str = "_log/_last_checkpoint";
@@ -286,6 +286,13 @@ impl Store {
                     })?;
                     check_conflict(&commit, &winner)?;
                     state.apply(&winner);
+                    // Catch up with every commit since, each checked for a conflict, so that
+                    // the next attempt is after the newest: an attempt is lost only to a
+                    // writer that committed meanwhile, however stale the base was.
+                    while let Some(next) = self.read_entry(state.version + 1).await? {
+                        check_conflict(&commit, &next)?;
+                        state.apply(&next);
+                    }
                 }
                 Err(e) => return Err(StoreError::object_store(&path, e)),
             }

@@ -22,16 +22,14 @@ use crate::rows::fragment_reader::{FooterCache, read_rows};
 use crate::rows::reference_blocks::ReferenceBlocks;
 use crate::rows::scan_plan::{KeyRange, ScanPlan};
 
-/// About the most stored rows one merge window holds, over all batches.
-const WINDOW_ROWS: usize = 8192;
+/// A merge window holds about the session's batch size in stored rows (8,192 by default),
+/// over all batches, and about this many bytes per row of it (8 MiB by default, as stored,
+/// uncompressed): the merging cursors of one partition read their row groups in slices of
+/// their share, so that the rows held while merging do not grow with the number of batches.
+const WINDOW_BYTES_PER_ROW: usize = 1024;
 
-/// About the most bytes (as stored, uncompressed) the merging cursors of one partition read at
-/// once, over all batches: a cursor reads its row groups in slices of its share, so that the
-/// rows held while merging do not grow with the number of batches.
-const WINDOW_BYTES: usize = 8 << 20;
-
-/// The fewest rows a merging cursor reads at once: smaller slices would decode the same data
-/// page again for each.
+/// The fewest rows a merging cursor reads at once (or the window, when smaller): smaller slices
+/// would decode the same data page again for each.
 const MIN_SLICE_ROWS: usize = 256;
 
 /// What every partition of one scan shares.
@@ -64,13 +62,17 @@ pub(crate) struct PartitionRows {
     blocks: Option<ReferenceBlocks>,
     /// Rows still allowed by the scan's limit.
     remaining: usize,
+    /// About the most stored rows a merge window holds.
+    window_rows: usize,
     /// About the most bytes a cursor reads at once.
     slice_bytes: usize,
 }
 
 impl PartitionRows {
-    /// The rows of `partition`; nothing is read before the first call to `next`.
-    pub fn new(source: Arc<ScanSource>, partition: usize) -> Result<Self> {
+    /// The rows of `partition`, merged in windows of about `window_rows` stored rows; nothing
+    /// is read before the first call to `next`.
+    pub fn new(source: Arc<ScanSource>, partition: usize, window_rows: usize) -> Result<Self> {
+        let window_rows = window_rows.max(1);
         let plan = &source.plan;
         let range = plan.partitions.get(partition).cloned().ok_or_else(|| {
             DataFusionError::Internal(format!("variants scan has no partition {partition}"))
@@ -122,11 +124,12 @@ impl PartitionRows {
         // Unmerged rows are read a row group at a time (one is held at once); merging cursors
         // are read in slices of their share of a window.
         let slice_bytes = match plan.merge {
-            true => WINDOW_BYTES / cursors.len().max(1),
+            true => window_rows.saturating_mul(WINDOW_BYTES_PER_ROW) / cursors.len().max(1),
             false => usize::MAX,
         };
         Ok(Self {
             remaining: plan.limit.unwrap_or(usize::MAX),
+            window_rows,
             slice_bytes,
             source,
             range,
@@ -201,11 +204,11 @@ impl PartitionRows {
                 .into_iter()
                 .min();
             let mut takes = self.takes(bound.as_ref())?;
-            // A window holds at most about WINDOW_ROWS stored rows (fewer under a small limit):
+            // A window holds at most about `window_rows` stored rows (fewer under a small limit):
             // it ends before the cap-th row of any batch that would give more, when that still
             // leaves rows to merge. The merge's memory is then bounded by the window, not by
             // the number of batches times a row group.
-            let per_cursor = (WINDOW_ROWS / self.cursors.len().max(1))
+            let per_cursor = (self.window_rows / self.cursors.len().max(1))
                 .max(1)
                 .min(self.remaining);
             let cap = self
@@ -332,7 +335,7 @@ impl PartitionRows {
             bytes => (self.slice_bytes as u128 * group_rows as u128 / bytes as u128) as usize,
         };
         let end = start
-            .saturating_add(slice_rows.max(MIN_SLICE_ROWS))
+            .saturating_add(slice_rows.max(MIN_SLICE_ROWS.min(self.window_rows)))
             .min(group_rows);
         if end < group_rows {
             cursor.queue.push_front((f, group, end));

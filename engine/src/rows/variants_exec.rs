@@ -181,7 +181,7 @@ impl ExecutionPlan for VariantsExec {
             read_schema: self.read_schema.clone(),
             output_schema: output.clone(),
         });
-        let rows = PartitionRows::new(source, partition)?;
+        let rows = PartitionRows::new(source, partition, context.session_config().batch_size())?;
         let stream = futures::stream::try_unfold(rows, |mut rows| async move {
             Ok::<_, DataFusionError>(rows.next().await?.map(|batch| (batch, rows)))
         });

@@ -4,12 +4,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod oracle_support;
-
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use oracle_support::*;
+use cohortdb_ingest::{IngestOptions, ingest_vcf};
+use cohortdb_store::Store;
+
+/// The shared test data folder: `$COHORTDB_SHARED` or `../shared` beside the repository;
+/// missing, the test fails (it never passes by skipping).
+fn shared_dir() -> PathBuf {
+    let dir = std::env::var_os("COHORTDB_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    assert!(
+        dir.join("testdata").is_dir(),
+        "shared test data not found at {} (set COHORTDB_SHARED)",
+        dir.display()
+    );
+    dir
+}
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read dir") {
@@ -39,8 +51,29 @@ fn listing(store: &Path) -> Vec<(String, u64)> {
     out
 }
 
-#[test]
-fn invalid_inputs_are_refused_clearly_or_accepted_and_never_half_written() {
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+async fn ingest(store: &Path, input: &str) -> Result<(), String> {
+    let store = Store::open_or_create(&store.display().to_string()).map_err(|e| e.to_string())?;
+    ingest_vcf(&store, &[input.to_string()], &IngestOptions::default())
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_inputs_are_refused_clearly_or_accepted_and_never_half_written() {
     let root = shared_dir().join("testdata/curated/invalid");
     let mut inputs = Vec::new();
     files_under(&root, &mut inputs);
@@ -54,7 +87,8 @@ fn invalid_inputs_are_refused_clearly_or_accepted_and_never_half_written() {
     assert!(inputs.len() >= 40, "only {} inputs found", inputs.len());
 
     // A store holding one valid ingest; each bad input is tried against it.
-    let (dir, store) = new_store();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
     let valid = dir.path().join("valid.vcf");
     std::fs::write(
         &valid,
@@ -63,7 +97,9 @@ fn invalid_inputs_are_refused_clearly_or_accepted_and_never_half_written() {
          1\t10\t.\tA\tC\t.\t.\t.\tGT\t0/1\n",
     )
     .unwrap();
-    cohortdb(&["ingest", "vcf", "--store", &store, valid.to_str().unwrap()]).expect("ingest");
+    ingest(&store, valid.to_str().unwrap())
+        .await
+        .expect("ingest");
 
     let mut problems = Vec::new();
     let (mut accepted, mut refused) = (0, 0);
@@ -73,30 +109,29 @@ fn invalid_inputs_are_refused_clearly_or_accepted_and_never_half_written() {
         // the next one sees.
         let copy = dir.path().join("copy");
         let _ = std::fs::remove_dir_all(&copy);
-        sh(&format!("cp -r '{store}' '{}'", copy.display())).unwrap();
+        copy_dir(&store, &copy);
         let before = listing(&copy);
-        let out = Command::new(env!("CARGO_BIN_EXE_cohortdb"))
-            .args(["ingest", "vcf", "--store", copy.to_str().unwrap(), &name])
-            .output()
-            .expect("run cohortdb");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        match out.status.code() {
-            Some(0) => accepted += 1,
-            Some(1) => {
+        // Run apart, so that a panic is reported as one more problem.
+        let outcome = tokio::spawn({
+            let (copy, name) = (copy.clone(), name.clone());
+            async move { ingest(&copy, &name).await }
+        })
+        .await;
+        match outcome {
+            Ok(Ok(())) => accepted += 1,
+            Ok(Err(error)) => {
                 refused += 1;
                 let located = ["line ", "record ", "header", "offset", "empty", "byte"]
                     .iter()
-                    .any(|w| stderr.contains(w));
-                if !stderr.contains(&name) || !located {
-                    problems.push(format!("{name}: error lacks file or location: {stderr}"));
+                    .any(|w| error.contains(w));
+                if !error.contains(&name) || !located {
+                    problems.push(format!("{name}: error lacks file or location: {error}"));
                 }
                 if listing(&copy) != before {
                     problems.push(format!("{name}: refused, but the store changed"));
                 }
             }
-            other => problems.push(format!(
-                "{name}: exit {other:?} (panic or signal): {stderr}"
-            )),
+            Err(panic) => problems.push(format!("{name}: panicked: {panic}")),
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

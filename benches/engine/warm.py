@@ -1,0 +1,67 @@
+"""Medians of af (a sample-list cohort) and case-control over one region through a running
+server, with a real grpcio client building its messages from server reflection (client
+decoding included).
+
+Usage: warm.py HOST:PORT TOKEN REGION SAMPLES_FILE [RUNS]   -> prints "af_ms case_control_ms"
+"""
+
+import statistics
+import sys
+import time
+
+import grpc
+import pyarrow as pa
+from google.protobuf import descriptor_pool, message_factory
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+
+address, token, region, samples_file = sys.argv[1:5]
+runs = int(sys.argv[5]) if len(sys.argv) > 5 else 20
+channel = grpc.insecure_channel(address)
+pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
+message = lambda name: message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+Cohort, SampleIds, Chunk = (
+    message("cohortdb.v1.Cohort"),
+    message("cohortdb.v1.SampleIds"),
+    message("cohortdb.v1.ArrowChunk"),
+)
+metadata = [("authorization", f"Bearer {token}")]
+
+
+def rpc(method, request_type):
+    Request = message(f"cohortdb.v1.{request_type}")
+    call = channel.unary_stream(
+        f"/cohortdb.v1.QueryService/{method}",
+        request_serializer=Request.SerializeToString,
+        response_deserializer=Chunk.FromString,
+    )
+    return Request, call
+
+
+def median_ms(call, request):
+    def once():
+        start = time.perf_counter()
+        chunks = b"".join(c.ipc for c in call(request, metadata=metadata))
+        table = pa.ipc.open_stream(chunks).read_all()
+        assert table.num_rows > 0, "an empty answer is not a measurement"
+        return (time.perf_counter() - start) * 1000
+
+    for _ in range(3):
+        once()
+    return statistics.median(once() for _ in range(runs))
+
+
+ids = [line.split()[0] for line in open(samples_file) if line.strip()]
+AfRequest, af = rpc("AlleleFrequencies", "AlleleFrequenciesRequest")
+CcRequest, cc = rpc("CaseControl", "CaseControlRequest")
+af_ms = median_ms(af, AfRequest(regions=[region], cohort=Cohort(samples=SampleIds(ids=ids))))
+cc_ms = median_ms(
+    cc,
+    CcRequest(
+        regions=[region],
+        cases=Cohort(predicate="case_control = 1"),
+        controls=Cohort(predicate="case_control = 0"),
+    ),
+)
+print(f"{af_ms:.1f} {cc_ms:.1f}")
