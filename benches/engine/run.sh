@@ -44,7 +44,7 @@ cmp "$WORK/af.current" "$WORK/af.baseline" && cmp "$WORK/cc.current" "$WORK/cc.b
   || { echo "the two binaries answer differently" >&2; exit 1; }
 
 plink_range="--chr 20 --from-bp $FROM --to-bp $TO --threads $THREADS"
-hyperfine -N --warmup 1 --runs 10 --export-json "$WORK/cli.json" \
+hyperfine -N --warmup 3 --runs "${RUNS:-30}" --export-json "$WORK/cli.json" \
   -n af-current "$CURRENT af --store $STORE -r $REGION -S $SUBSET" \
   -n af-baseline "$BASELINE af --store $STORE -r $REGION -S $SUBSET" \
   -n af-plink2 "plink2 --pfile $PEER/pgen --keep $SUBSET $plink_range --freq counts --out $WORK/p1" \
@@ -63,8 +63,9 @@ warm() {
   printf '[[token]]\ntoken = "bench-admin"\nname = "bench"\nproject = "bench"\ntier = "admin"\n' >"$tokens"
   "$1" serve --store "$STORE" --listen 127.0.0.1:0 --tokens "$tokens" 2>"$log" &
   pid=$!
-  for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
+  for _ in $(seq 600); do grep -q "listening on" "$log" && break; sleep 0.1; done
   address=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$log")
+  [ -n "$address" ] || { echo "$1 serve did not start:" >&2; cat "$log" >&2; kill "$pid"; exit 1; }
   python3 benches/engine/warm.py "$address" bench-admin "$REGION" "$SUBSET" 20
   kill "$pid"
   wait "$pid" 2>/dev/null || true
