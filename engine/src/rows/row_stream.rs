@@ -299,7 +299,7 @@ impl PartitionRows {
     async fn read_next(&mut self, c: usize) -> Result<RecordBatch> {
         let source = &self.source;
         let cursor = &mut self.cursors[c];
-        let Some((f, group, start)) = cursor.queue.pop_front() else {
+        let Some((f, group_index, start)) = cursor.queue.pop_front() else {
             return Ok(RecordBatch::new_empty(source.read_schema.clone()));
         };
         let file = &source.plan.batches[cursor.batch].fragments[f].file;
@@ -316,33 +316,25 @@ impl PartitionRows {
             .map(|f| f.name().as_str())
             .filter(|name| stored.index_of(name).is_ok())
             .collect();
-        let (group_rows, group_bytes) =
-            footer
-                .metadata()
-                .row_groups()
-                .get(group)
-                .map_or((0, 0), |g| {
-                    let bytes = g
-                        .columns()
-                        .iter()
-                        .filter(|c| present.contains(&c.column_path().string().as_str()))
-                        .map(|c| c.uncompressed_size().max(0) as usize)
-                        .sum::<usize>();
-                    (g.num_rows() as usize, bytes)
-                });
-        let slice_rows = match group_bytes {
-            0 => group_rows,
-            bytes => (self.slice_bytes as u128 * group_rows as u128 / bytes as u128) as usize,
-        };
-        let end = start
-            .saturating_add(slice_rows.max(MIN_SLICE_ROWS.min(self.window_rows)))
-            .min(group_rows);
+        let group = footer.metadata().row_groups().get(group_index);
+        let group_rows = group.map_or(0, |g| g.num_rows() as usize);
+        let min_rows = MIN_SLICE_ROWS.min(self.window_rows);
+        let end = group.map_or(0, |g| {
+            slice_end(g, &present, start, self.slice_bytes, min_rows)
+        });
         if end < group_rows {
-            cursor.queue.push_front((f, group, end));
+            cursor.queue.push_front((f, group_index, end));
         }
-        let rows = read_rows(&source.location, file, &footer, group, start..end, &present)
-            .await
-            .map_err(external)?;
+        let rows = read_rows(
+            &source.location,
+            file,
+            &footer,
+            group_index,
+            start..end,
+            &present,
+        )
+        .await
+        .map_err(external)?;
         let rows = conform(&rows, &source.read_schema)?;
         if self.range.is_all() {
             return Ok(rows);
@@ -380,6 +372,29 @@ impl PartitionRows {
             .await
             .map_err(external)
     }
+}
+
+/// Where a slice of row group `group` that starts at row `start` ends: about `slice_bytes` of
+/// the `columns` read (as stored, uncompressed), at least `min_rows` rows, at most the group.
+fn slice_end(
+    group: &parquet::file::metadata::RowGroupMetaData,
+    columns: &[&str],
+    start: usize,
+    slice_bytes: usize,
+    min_rows: usize,
+) -> usize {
+    let rows = group.num_rows().max(0) as usize;
+    let bytes: usize = group
+        .columns()
+        .iter()
+        .filter(|c| columns.contains(&c.column_path().string().as_str()))
+        .map(|c| c.uncompressed_size().max(0) as usize)
+        .sum();
+    let slice = match bytes {
+        0 => rows,
+        bytes => (slice_bytes as u128 * rows as u128 / bytes as u128) as usize,
+    };
+    start.saturating_add(slice.max(min_rows)).min(rows)
 }
 
 fn external(e: crate::error::EngineError) -> DataFusionError {
@@ -445,4 +460,55 @@ fn conform(rows: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
         columns,
         &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.num_rows())),
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    fn keyed(rows: &[(&str, i64)]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("contig", DataType::Utf8, false),
+            Field::new("pos", DataType::Int64, false),
+        ]));
+        let contigs: StringArray = rows.iter().map(|r| Some(r.0)).collect();
+        let pos: Int64Array = rows.iter().map(|r| Some(r.1)).collect();
+        RecordBatch::try_new(schema, vec![Arc::new(contigs), Arc::new(pos)]).unwrap()
+    }
+
+    #[test]
+    fn rows_before_a_bound_follow_contig_then_position() {
+        let rows = keyed(&[
+            ("chr1", 5),
+            ("chr1", 9),
+            ("chr1", 9),
+            ("chr2", 1),
+            ("chr2", 7),
+        ]);
+        let before = |contig: &str, pos| rows_before(&rows, &(contig.to_string(), pos)).unwrap();
+        assert_eq!(before("chr1", 5), 0);
+        assert_eq!(before("chr1", 9), 1, "rows at the bound are not before it");
+        assert_eq!(before("chr1", 10), 3);
+        assert_eq!(
+            before("chr2", 0),
+            3,
+            "a later contig starts after every earlier one"
+        );
+        assert_eq!(before("chr3", 0), 5);
+    }
+
+    #[test]
+    fn missing_columns_are_null_and_types_follow_the_table() {
+        let rows = keyed(&[("chr1", 5)]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("contig", DataType::LargeUtf8, false),
+            Field::new("pos", DataType::Int64, false),
+            Field::new("info_dp", DataType::Int32, true),
+        ]));
+        let conformed = conform(&rows, &schema).unwrap();
+        assert_eq!(conformed.schema(), schema);
+        assert_eq!(conformed.column(2).null_count(), 1);
+    }
 }
