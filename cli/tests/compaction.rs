@@ -119,6 +119,26 @@ fn compaction_merges_fragments_and_keeps_every_answer() {
     let site = tsv_rows(&site)[0][0].clone();
     let before = answers(&store, &site);
 
+    // A dry run names the one group (the four parts of the first batch) and commits nothing.
+    let version = |store: &str| {
+        let info = cohortdb(&["info", "--store", store]).unwrap();
+        info.lines()
+            .find(|l| l.starts_with("version\t"))
+            .unwrap()
+            .to_string()
+    };
+    let at = version(&store);
+    let plan = cohortdb(&["admin", "compact", "--store", &store, "--dry-run"]).unwrap();
+    assert!(
+        plan.starts_with("kind\tcontig\tsamples\tfiles\tstored_bytes\n"),
+        "{plan}"
+    );
+    let rows = tsv_rows(&plan);
+    assert_eq!(rows[0][..4], ["variants", "22", "0-2503", "4"], "{plan}");
+    assert!(plan.contains("would merge 4 fragment(s) into 1"), "{plan}");
+    assert_eq!(version(&store), at, "a dry run changed the store");
+    assert_eq!(fragments(&store), "5");
+
     // A reader keeps asking while compaction runs: it sees the old fragments or the new ones.
     let reader = {
         let store = store.clone();

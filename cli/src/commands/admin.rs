@@ -37,6 +37,9 @@ pub(crate) enum AdminCommand {
         /// The most stored bytes merged into one fragment (bounds memory too).
         #[arg(long, default_value_t = cohortdb_engine::maintenance::compaction::DEFAULT_COMPACT_BYTES)]
         max_bytes: u64,
+        /// Print what would be merged (one line per new file) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Delete files no snapshot younger than the grace period needs (removed by older
     /// commits, or never committed).
@@ -113,6 +116,25 @@ pub(crate) async fn run(command: AdminCommand) -> CliResult {
             store,
             contig,
             max_bytes,
+            dry_run: true,
+        } => {
+            let engine = CohortEngine::open(&store.location).await?;
+            let plan = engine.compaction_plan(contig.as_deref(), max_bytes)?;
+            print_plan(&plan);
+            println!(
+                "would merge {} fragment(s) into {} and {} coverage file(s) into {}; store unchanged at version {}",
+                plan.fragments.iter().map(Vec::len).sum::<usize>(),
+                plan.fragments.len(),
+                plan.coverage.iter().map(Vec::len).sum::<usize>(),
+                plan.coverage.len(),
+                engine.snapshot().version()
+            );
+        }
+        AdminCommand::Compact {
+            store,
+            contig,
+            max_bytes,
+            dry_run: false,
         } => {
             let engine = CohortEngine::open(&store.location).await?;
             let done = engine.compact(contig.as_deref(), max_bytes).await?;
@@ -133,4 +155,27 @@ pub(crate) async fn run(command: AdminCommand) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// One line per file a compaction would write: what it merges, where, and how much.
+fn print_plan(plan: &cohortdb_engine::maintenance::compaction::CompactionPlan) {
+    println!("kind\tcontig\tsamples\tfiles\tstored_bytes");
+    let groups = plan
+        .fragments
+        .iter()
+        .map(|g| ("variants", g))
+        .chain(plan.coverage.iter().map(|g| ("coverage", g)));
+    for (kind, group) in groups {
+        let first = &group[0];
+        let samples = match (kind, first.sample_range) {
+            ("variants", Some([start, end])) => format!("{start}-{}", end.saturating_sub(1)),
+            _ => "all".to_string(),
+        };
+        println!(
+            "{kind}\t{}\t{samples}\t{}\t{}",
+            first.contig.as_deref().unwrap_or("."),
+            group.len(),
+            group.iter().map(|f| f.bytes).sum::<u64>()
+        );
+    }
 }

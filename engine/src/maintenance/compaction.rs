@@ -46,19 +46,40 @@ pub struct Compaction {
     pub coverage_after: usize,
 }
 
+/// What [`CohortEngine::compact`] would merge (`admin compact --dry-run` prints it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CompactionPlan {
+    /// The contigs looked at.
+    pub contigs: Vec<String>,
+    /// Groups of variant fragments, each to become one fragment (one batch and contig each).
+    pub fragments: Vec<Vec<FileEntry>>,
+    /// Groups of coverage files, each to become one file (one contig each).
+    pub coverage: Vec<Vec<FileEntry>>,
+}
+
+impl CompactionPlan {
+    /// Whether there is nothing to merge.
+    pub fn is_empty(&self) -> bool {
+        self.fragments.is_empty() && self.coverage.is_empty()
+    }
+}
+
 impl CohortEngine {
     /// Merges the fragments of `contig` (every contig when `None`) into fewer, each new one
     /// from at most `max_bytes` of stored fragments. Admin tier only.
     pub async fn compact(&self, contig: Option<&str>, max_bytes: u64) -> Result<Compaction> {
+        let plan = self.compaction_plan(contig, max_bytes)?;
+        self.run_compaction(&plan).await
+    }
+
+    /// What [`CohortEngine::compact`] would merge, reading nothing but the snapshot. Admin
+    /// tier only.
+    pub fn compaction_plan(&self, contig: Option<&str>, max_bytes: u64) -> Result<CompactionPlan> {
         if self.tier() != Tier::Admin {
             return Err(EngineError::PermissionDenied(
                 "compaction needs the admin tier".into(),
             ));
         }
-        let mut done = Compaction {
-            version: self.snapshot().version(),
-            ..Compaction::default()
-        };
         let state = &self.snapshot().state;
         let contigs: Vec<String> = match contig {
             Some(c) => vec![c.to_string()],
@@ -116,9 +137,23 @@ impl CohortEngine {
             }
         }
         coverage.retain(|g| g.len() > 1);
-        if groups.is_empty() && coverage.is_empty() {
+        Ok(CompactionPlan {
+            contigs,
+            fragments: groups,
+            coverage,
+        })
+    }
+
+    /// Carries out `plan` in one commit over this engine's snapshot.
+    async fn run_compaction(&self, plan: &CompactionPlan) -> Result<Compaction> {
+        let mut done = Compaction {
+            version: self.snapshot().version(),
+            ..Compaction::default()
+        };
+        if plan.is_empty() {
             return Ok(done);
         }
+        let (groups, coverage) = (&plan.fragments, &plan.coverage);
         let mut add: Vec<FileEntry> = Vec::new();
         let mut remove: Vec<String> = Vec::new();
         let all = coverage
@@ -153,7 +188,7 @@ impl CohortEngine {
             retire: Vec::new(),
             operation: serde_json::json!({
                 "compact": {
-                    "contigs": contigs,
+                    "contigs": plan.contigs,
                     "before": done.before,
                     "after": done.after,
                     "coverage_before": done.coverage_before,
