@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# One million participants (simulated, seed 5, 200 kb of chr20: 7,020 sites) against plink2
+# and bcftools, in one run on this machine.
+#
+#   bash benches/million/run.sh
+#
+# Simulates the cohort under .cache/sim1m when missing (about 14 minutes on 2 cores; never
+# committed), then: ingest of the whole file (cohortdb ingest vcf against plink2 --make-pgen
+# --memory 16000; wall time and peak RSS), sizes on disk, `af` over 100 kb for a random 10%
+# subset (checked equal to bcftools view -S | norm -m- | +fill-tags first; then hyperfine
+# against plink2 --keep --freq counts). Results go to stdout and .cache/million/results.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+SHARED="${COHORTDB_SHARED:-$(cd .. && pwd)/shared}"
+SIM="$ROOT/.cache/sim1m/sim_N1000000_L200kb"
+WORK="$ROOT/.cache/million"
+REGION=chr20:20050001-20150000
+THREADS="${THREADS:-$(nproc)}"
+mkdir -p "$WORK" "$(dirname "$SIM")"
+for tool in bcftools plink2 hyperfine /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y bcftools plink2 hyperfine time)" >&2; exit 1; }
+done
+cargo build --release -p cohortdb-cli >&2
+COHORTDB="$ROOT/target/release/cohortdb"
+VCF="$SIM.vcf.gz"
+[ -f "$VCF" ] || (cd "$SHARED/testdata" && python3 ../sim/simulate.py -n 1000000 -L 200000 -s 5 --no-trees -o "$SIM")
+
+measure() {
+  local out=$1; shift
+  /usr/bin/time -f '%e %M' -o "$out.time" "$@" >"$out.log" 2>&1
+  awk '{printf "%.1f %.0f\n", $1, $2/1024}' "$out.time"
+}
+rm -rf "$WORK/store" "$WORK/pg" && mkdir -p "$WORK/pg"
+read -r c_s c_m < <(measure "$WORK/ingest" "$COHORTDB" ingest vcf --store "$WORK/store" "$VCF")
+read -r p_s p_m < <(measure "$WORK/pgen" plink2 --vcf "$VCF" --make-pgen --threads "$THREADS" --memory 16000 --out "$WORK/pg/p")
+store_b=$(du -sb "$WORK/store" | cut -f1)
+pgen_b=$(cat "$WORK/pg/p.pgen" "$WORK/pg/p.pvar" "$WORK/pg/p.psam" | wc -c)
+
+# A random 10% subset, the same every run.
+python3 - "$SIM.pheno.tsv" "$WORK/subset10pct.txt" <<'PY'
+import random, sys
+ids = [l.split("\t")[0] for l in open(sys.argv[1]).read().splitlines()[1:]]
+random.Random(11).shuffle(ids)
+open(sys.argv[2], "w").write("\n".join(sorted(ids[: len(ids) // 10])) + "\n")
+PY
+SUB="$WORK/subset10pct.txt"
+"$COHORTDB" af --store "$WORK/store" -r "$REGION" -S "$SUB" | tail -n +2 | cut -f2-6 | sort >"$WORK/af.cohortdb"
+read -r b_s b_m < <(measure "$WORK/bcftools" bash -c "bcftools view --no-version -S $SUB -r $REGION $VCF -Ou \
+  | bcftools norm --no-version -m- -Ou | bcftools +fill-tags -Ou -- -t AC,AN \
+  | bcftools query -f '%POS\t%REF\t%ALT\t%AC\t%AN\n' | sort >$WORK/af.bcftools")
+cmp "$WORK/af.cohortdb" "$WORK/af.bcftools" || { echo "af differs from bcftools" >&2; exit 1; }
+rows=$(wc -l <"$WORK/af.cohortdb")
+from=${REGION#*:}; to=${from#*-}; from=${from%-*}
+hyperfine -N --warmup 2 --runs 10 --export-json "$WORK/af.json" \
+  -n cohortdb "$COHORTDB af --store $WORK/store -r $REGION -S $SUB" \
+  -n plink2 "plink2 --pfile $WORK/pg/p --keep $SUB --chr 20 --from-bp $from --to-bp $to --freq counts --threads $THREADS --out $WORK/p1" >&2
+read -r af_c af_p < <(python3 -c '
+import json,sys
+r={x["command"]:x for x in json.load(open(sys.argv[1]))["results"]}
+print(*("%.0f" % (1000 * r[k]["median"]) for k in ("cohortdb", "plink2")))' "$WORK/af.json")
+
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+{
+  echo "# N=1,000,000, 200 kb of chr20, 7,020 sites ($(date -u +%F), $(nproc) cores, cohortdb $(git rev-parse --short HEAD))"
+  echo
+  echo "| step | cohortdb | plink2 | plink2/cohortdb |"
+  echo "|---|---|---|---|"
+  echo "| ingest wall (s) | $c_s | $p_s (--make-pgen --memory 16000) | $(ratio "$p_s" "$c_s") |"
+  echo "| ingest peak RSS (MiB) | $c_m | $p_m | |"
+  echo "| on disk (MB) | $(ratio "$store_b" 1e6) | $(ratio "$pgen_b" 1e6) (pgen+pvar+psam) | |"
+  echo "| af $REGION, 10% subset, median of 10 (ms) | $af_c | $af_p (--keep --freq counts) | $(ratio "$af_p" "$af_c") |"
+  echo
+  echo "\`af\` equals bcftools view -S | norm -m- | +fill-tags ($rows ALT rows; bcftools took $b_s s)."
+  echo
+  echo "Reproduce: \`bash benches/million/run.sh\`"
+} | tee "$WORK/results.md"
