@@ -13,23 +13,11 @@ use crate::cohort::members::Cohort;
 use crate::cohort_engine::CohortEngine;
 use crate::error::Result;
 use crate::policy::access_policy::Tier;
+use crate::policy::count_suppression::FREQUENCY_COLUMNS;
 use crate::region::Region;
 use crate::rows::reference_blocks::ReferenceBlocks;
 use crate::rows::site_cache::SiteRows;
 use crate::rows::site_merge::{BatchSamples, RowKey, absent_fill};
-
-/// The columns of [`CohortEngine::allele_frequencies`].
-pub const FREQUENCY_COLUMNS: [&str; 9] = [
-    "chrom",
-    "pos",
-    "ref",
-    "alt",
-    "ac",
-    "an",
-    "af",
-    "n_het",
-    "n_hom_alt",
-];
 
 /// A fragment's batch: the `sample_idx` range its calls cover, and whether its samples are
 /// hom-ref where it has no record.

@@ -1,12 +1,12 @@
 //! Who may see what: access tiers, per-project pseudonyms and the disclosure control that the
-//! engine applies to every cohort and count it returns (`CohortEngine::with_access`).
+//! engine applies to every cohort and count it returns (an engine opened `with_access`).
 //!
 //! Invariants:
 //! - An **aggregate** engine never returns a row about one participant: the operations that
 //!   would (carriers, one sample's genotypes, export) and the SQL tables that hold such rows
 //!   (`samples`, phenotype tables, `genotypes`, bitmap and FORMAT columns of `variants`) are
 //!   refused or absent.
-//! - Every cohort an aggregate engine evaluates is admitted by `CohortEngine::admit`: its
+//! - Every cohort an aggregate engine evaluates is admitted (the engine's `admit`): its
 //!   release is charged to the project's privacy budget, and it is refused when its noisy
 //!   size, or the noisy number it leaves out, is between 1 and k-1. Every count it returns
 //!   carries the release's noise and is suppressed when its noisy value is between 1 and k-1

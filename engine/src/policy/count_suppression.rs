@@ -17,6 +17,20 @@ use crate::policy::disclosure_control::CellNoise;
 /// Key columns kept in a suppressed row.
 const KEY_COLUMNS: usize = 4;
 
+/// The columns of an allele-frequency table (`cohortdb af`): the key
+/// columns a suppressed row keeps, then the counts.
+pub const FREQUENCY_COLUMNS: [&str; 9] = [
+    "chrom",
+    "pos",
+    "ref",
+    "alt",
+    "ac",
+    "an",
+    "af",
+    "n_het",
+    "n_hom_alt",
+];
+
 /// The name of the flag column.
 pub const SUPPRESSED: &str = "suppressed";
 
@@ -162,7 +176,7 @@ mod tests {
         let n = ac.len();
         let text = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
         let int = |v: &[i64]| Arc::new(Int64Array::from(v.to_vec())) as ArrayRef;
-        let fields = crate::ops::allele_counts::FREQUENCY_COLUMNS
+        let fields = FREQUENCY_COLUMNS
             .iter()
             .enumerate()
             .map(|(i, name)| {

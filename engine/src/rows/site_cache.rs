@@ -246,7 +246,7 @@ struct CacheState {
 }
 
 /// The cache: decoded row groups by (fragment path, row group), and fragments' Parquet
-/// metadata. Shared by the engines of one process (`CohortEngine::with_access` keeps
+/// metadata. Shared by the engines of one process (an engine's access variants keep
 /// it); safe to use from many requests at once.
 #[derive(Debug)]
 pub struct SiteCache {

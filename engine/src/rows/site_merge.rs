@@ -1,4 +1,4 @@
-//! The merge rule shared by counting (`crate::ops::allele_counts`) and the `variants` scan
+//! The merge rule shared by allele counting and the `variants` scan
 //! (`crate::rows::batch_merge`): which stored rows of several batches are one row of the
 //! cohort, as `bcftools merge` (default `-m both`) merges the batch files, and how the samples
 //! of a batch without a record at a site are filled ([`absent_fill`]).
