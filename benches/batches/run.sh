@@ -9,7 +9,10 @@
 # file is ingested once. `af` over the whole region on the batched store must equal
 # `bcftools +fill-tags` on the unsplit file (checked first). Then wall time and peak RSS
 # (GNU time) of `af`, `SELECT count(*) FROM variants` and `SELECT * FROM variants LIMIT 5`
-# on both stores, and the ratio batched/single. Results go to stdout and
+# on both stores, and the ratio batched/single. Then a copy of the batched store is compacted
+# across batches, first size-tiered (`admin compact --across-batches`, fan-in 4), then into one
+# batch (`--across-batches=all`): the time and peak of each compaction, `af` checked against the
+# oracle again and timed (median of 5) on every store. Results go to stdout and
 # .cache/batches/results.md; inputs stay under .cache (never committed).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -93,6 +96,38 @@ report="$WORK/results.md"
     fi
     echo "| \`$query\` | $s1, $m1 | $sb, $mb | $(echo "scale=2; $mb / $m1" | bc) |"
   done
+  echo
+  # Compaction across batches, on a copy of the batched store.
+  COMPACTED="$WORK/compacted_N${N}_B${BATCHES}"
+  rm -rf "$COMPACTED" && cp -a "$BATCHED" "$COMPACTED"
+  af_median() {
+    local times=()
+    for _ in 1 2 3 4 5; do
+      read -r t _ < <(measure "$WORK/af_run" "$COHORTDB" af --store "$1" -r chr20)
+      times+=("$t")
+    done
+    printf '%s\n' "${times[@]}" | sort -n | sed -n 3p
+  }
+  fragments() { "$COHORTDB" info --store "$1" | awk -F'\t' '$1 == "fragments" {print $2}'; }
+  echo "| store | batches (fragments) | compaction: s, peak MiB | \`af -r chr20\`: median of 5, s |"
+  echo "|---|---|---|---|"
+  echo "| single file | 1 ($(fragments "$SINGLE")) | | $(af_median "$SINGLE") |"
+  echo "| $BATCHES batches | $BATCHES ($(fragments "$BATCHED")) | | $(af_median "$BATCHED") |"
+  for policy in tiered all; do
+    read -r cs cm < <(measure "$WORK/compact_$policy" "$COHORTDB" admin compact --store "$COMPACTED" "--across-batches=$policy")
+    "$COHORTDB" af --store "$COMPACTED" -r chr20 | awk -F'\t' 'NR > 1 {print $2"\t"$3"\t"$4"\t"$5"\t"$6}' \
+      | sort >"$COMPACTED.af.tsv"
+    if ! cmp -s "$WORK/oracle.tsv" "$COMPACTED.af.tsv"; then
+      echo "af after --across-batches=$policy differs from bcftools +fill-tags on the unsplit file" >&2
+      exit 1
+    fi
+    merged=$(sed -n 's/^merged \([0-9]*\) batch(es) into \([0-9]*\).*/\1 \2/p' "$WORK/compact_$policy.log")
+    left=$((BATCHES - ${merged% *} + ${merged#* }))
+    [ "$policy" = all ] && left=1
+    echo "| after \`--across-batches=$policy\` | $left ($(fragments "$COMPACTED")) | $cs, $cm | $(af_median "$COMPACTED") |"
+  done
+  echo
+  echo "\`af\` equals the oracle after each compaction too."
   echo
   echo "Reproduce: \`N=$N BATCHES=$BATCHES bash benches/batches/run.sh\`"
 } | tee "$report"

@@ -72,6 +72,124 @@ fn bcftools_carriers(vcf: &str, pos: &str) -> BTreeSet<String> {
     .collect()
 }
 
+/// Counts, SQL `variants`, export and carriers of `store` against `oracle` (`bcftools merge`
+/// of the batch files, `-0` when `zero`).
+fn check_against_merge(store: &str, oracle: &str, zero: bool, dir: &std::path::Path, when: &str) {
+    let (got, want) = (cohortdb_counts(store), bcftools_counts(oracle));
+    assert!(want.len() > 9000, "{} rows", want.len());
+    let differ: Vec<_> = got.symmetric_difference(&want).take(6).collect();
+    assert!(
+        differ.is_empty(),
+        "missing-as-ref {zero} {when}: {} vs {}: {differ:?}",
+        got.len(),
+        want.len()
+    );
+
+    // SQL's `variants` and export merge the batches the same way: one row per ALT with
+    // the merged counts, one record per site with every sample's genotype.
+    let sql: BTreeSet<String> = tsv_rows(
+        &cohortdb(&[
+            "query",
+            "--store",
+            store,
+            "SELECT pos, ref, alt, ac, an FROM variants",
+        ])
+        .unwrap(),
+    )
+    .into_iter()
+    .map(|r| r.join("\t"))
+    .collect();
+    assert_eq!(sql, want, "SQL variants, missing-as-ref {zero} {when}");
+    let exported = dir
+        .join(format!("export{zero}.vcf.gz"))
+        .display()
+        .to_string();
+    cohortdb(&["export", "--store", store, "-O", "z", "-o", &exported]).unwrap();
+    let query = "bcftools query -f '%CHROM\\t%POS\\t%REF\\t%ALT[\\t%GT]\\n'";
+    let lines = |file: &str| sh(&format!("{query} {file} | sort")).unwrap();
+    assert!(
+        lines(&exported) == lines(oracle),
+        "export differs from bcftools merge (missing-as-ref {zero} {when})"
+    );
+
+    // Carriers at sites several batches hold.
+    let sites = sh(&format!(
+        "bcftools query -f '%POS\\t%AC\\n' {oracle} | awk '$2 > 40 && n++ < 3 {{print $1}}'"
+    ))
+    .unwrap();
+    for pos in sites.lines() {
+        let rows = tsv_rows(
+            &cohortdb(&["carriers", "--store", store, "-r", &format!("22:{pos}")]).unwrap(),
+        );
+        let ids: BTreeSet<String> = rows.iter().map(|r| r[4].clone()).collect();
+        assert_eq!(
+            ids,
+            bcftools_carriers(oracle, pos),
+            "carriers at {pos} {when}"
+        );
+    }
+}
+
+/// Every kind of answer of `store`, as text: frequencies in a subset (in output order),
+/// case-control, carriers, SQL `variants` and `genotypes`, export.
+fn answers(store: &str) -> Vec<String> {
+    let sorted = |text: String| {
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.sort_unstable();
+        lines.join("\n")
+    };
+    let q = |sql: &str| sorted(cohortdb(&["query", "--store", store, sql]).unwrap());
+    vec![
+        cohortdb(&["af", "--store", store, "-r", "22", "-s", "^HG00096,NA12878"]).unwrap(),
+        cohortdb(&[
+            "case-control",
+            "--store",
+            store,
+            "-r",
+            "22:16050000-16400000",
+            "--cases",
+            "sample_id < 'HG01500'",
+            "--controls",
+            "sample_id >= 'HG01500'",
+        ])
+        .unwrap(),
+        cohortdb(&["carriers", "--store", store, "-r", "22:16050075"]).unwrap(),
+        q("SELECT * FROM variants"),
+        q(
+            "SELECT contig, pos, ref, alt, sample_id, dosage, phased FROM genotypes \
+           WHERE pos < 16100000",
+        ),
+        cohortdb(&[
+            "export",
+            "--store",
+            store,
+            "-r",
+            "22:16050000-16200000",
+            "-O",
+            "v",
+            "-o",
+            "-",
+        ])
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("##source=cohortdb"))
+        .collect::<Vec<_>>()
+        .join("\n"),
+    ]
+}
+
+fn info(store: &str, key: &str) -> String {
+    let info = cohortdb(&["info", "--store", store]).unwrap();
+    let prefix = format!("{key}\t");
+    info.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap()
+        .to_string()
+}
+
+/// Compaction across batches (`admin compact --across-batches`) changes no answer: the five
+/// batches merged by the size-tiered policy (fan-in 2: four into one) and then into one,
+/// each time equal to `bcftools merge` as before; a participant withdrawn before stays hidden.
 #[test]
 fn counts_and_carriers_across_batches_equal_bcftools_merge() {
     let tmp = tempfile::tempdir().unwrap();
@@ -89,56 +207,66 @@ fn counts_and_carriers_across_batches_equal_bcftools_merge() {
             cohortdb(&args).unwrap();
         }
         let oracle = merged(tmp.path(), &format!("merged{zero}.vcf.gz"), zero);
-        let (got, want) = (cohortdb_counts(&store), bcftools_counts(&oracle));
-        assert!(want.len() > 9000, "{} rows", want.len());
-        let differ: Vec<_> = got.symmetric_difference(&want).take(6).collect();
+        check_against_merge(&store, &oracle, zero, tmp.path(), "in five batches");
+        let before = answers(&store);
+
+        let compact = |policy: &str| {
+            let policy = format!("--across-batches={policy}");
+            cohortdb(&[
+                "admin", "compact", "--store", &store, &policy, "--fan-in", "2",
+            ])
+            .unwrap()
+        };
+        let plan = compact("tiered").replace("merged", "");
         assert!(
-            differ.is_empty(),
-            "missing-as-ref {zero}: {} vs {}: {differ:?}",
-            got.len(),
-            want.len()
+            plan.starts_with(" 4 batch(es) into 1, 4 fragment(s) into 1"),
+            "{plan}"
+        );
+        assert_eq!(info(&store, "fragments"), "2");
+        check_against_merge(&store, &oracle, zero, tmp.path(), "in two batches");
+        assert!(
+            answers(&store) == before,
+            "tiered compaction changed an answer"
         );
 
-        // SQL's `variants` and export merge the batches the same way: one row per ALT with
-        // the merged counts, one record per site with every sample's genotype.
-        let sql: BTreeSet<String> = tsv_rows(
-            &cohortdb(&[
-                "query",
+        let withdrawn = "HG00097";
+        let before = match zero {
+            true => before,
+            false => {
+                cohortdb(&["admin", "withdraw", "--store", &store, withdrawn]).unwrap();
+                answers(&store)
+            }
+        };
+        compact("all");
+        assert_eq!(info(&store, "fragments"), "1");
+        assert!(
+            answers(&store) == before,
+            "compaction into one batch changed an answer"
+        );
+        if zero {
+            check_against_merge(&store, &oracle, zero, tmp.path(), "in one batch");
+        } else {
+            let genotypes = cohortdb(&[
+                "genotypes",
                 "--store",
                 &store,
-                "SELECT pos, ref, alt, ac, an FROM variants",
-            ])
-            .unwrap(),
-        )
-        .into_iter()
-        .map(|r| r.join("\t"))
-        .collect();
-        assert_eq!(sql, want, "SQL variants, missing-as-ref {zero}");
-        let exported = tmp
-            .path()
-            .join(format!("export{zero}.vcf.gz"))
-            .display()
-            .to_string();
-        cohortdb(&["export", "--store", &store, "-O", "z", "-o", &exported]).unwrap();
-        let query = "bcftools query -f '%CHROM\\t%POS\\t%REF\\t%ALT[\\t%GT]\\n'";
-        let lines = |file: &str| sh(&format!("{query} {file} | sort")).unwrap();
-        assert!(
-            lines(&exported) == lines(&oracle),
-            "export differs from bcftools merge (missing-as-ref {zero})"
-        );
-
-        // Carriers at sites several batches hold.
-        let sites = sh(&format!(
-            "bcftools query -f '%POS\\t%AC\\n' {oracle} | awk '$2 > 40 && n++ < 3 {{print $1}}'"
-        ))
-        .unwrap();
-        for pos in sites.lines() {
-            let rows = tsv_rows(
-                &cohortdb(&["carriers", "--store", &store, "-r", &format!("22:{pos}")]).unwrap(),
-            );
-            let ids: BTreeSet<String> = rows.iter().map(|r| r[4].clone()).collect();
-            assert_eq!(ids, bcftools_carriers(&oracle, pos), "carriers at {pos}");
+                "--sample",
+                withdrawn,
+                "-r",
+                "22",
+            ]);
+            assert!(genotypes.is_err(), "{genotypes:?}");
         }
+        let dry = cohortdb(&[
+            "admin",
+            "compact",
+            "--store",
+            &store,
+            "--across-batches",
+            "--dry-run",
+        ])
+        .unwrap();
+        assert!(dry.contains("would merge 0 batch(es) into 0"), "{dry}");
     }
     // With --missing-as-ref the batches are the full slice, at the sites they kept.
     let full = shared_dir()
@@ -331,6 +459,42 @@ fn gvcf_reference_blocks_give_exact_an_as_bcftools_merge_gvcf() {
         match thresholds {
             None => assert!(an_total > 40_000, "{an_total}"),
             Some(_) => assert!(an_total < 10_000, "{an_total}"),
+        }
+
+        // Compaction across batches keeps every answer: the 50 one-sample batches merged by
+        // the size-tiered policy (fan-in 4: 48 of them into three of 16 samples, two stay), then into
+        // one. A merged row holds the reference blocks' hom-ref calls of its batches; where
+        // it has no row, the blocks still say.
+        let gvcf_answers = || {
+            let q = |sql: &str| {
+                let text = cohortdb(&["query", "--store", &store, sql]).unwrap();
+                let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+                lines.sort_unstable();
+                lines
+            };
+            (
+                cohortdb(&["af", "--store", &store, "-r", "chr22"]).unwrap(),
+                q("SELECT * FROM variants"),
+                cohortdb(&["export", "--store", &store, "-O", "v", "-o", "-"])
+                    .unwrap()
+                    .lines()
+                    .filter(|l| !l.starts_with("##source=cohortdb"))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let before = gvcf_answers();
+        for (policy, batches) in [
+            ("tiered", "48 batch(es) into 3"),
+            ("all", "5 batch(es) into 1"),
+        ] {
+            let policy = format!("--across-batches={policy}");
+            let done = cohortdb(&["admin", "compact", "--store", &store, &policy]).unwrap();
+            assert!(done.contains(batches), "{done}");
+            assert!(
+                gvcf_answers() == before,
+                "{policy} changed an answer ({thresholds:?})"
+            );
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `cohortdb admin compact`: the 1000 Genomes chr22 slice ingested in four parts (one batch,
-//! four fragments) beside another batch; the batch's fragments merge into one, the other
-//! batch's stays apart (readers merge sites across batches by fragment). Every answer (SQL over
+//! four fragments) beside another batch (other samples, another contig); the batch's fragments
+//! merge into one, the other batch's stays apart (readers merge sites across batches by
+//! fragment), and then `--across-batches` merges the two batches into one. Every answer (SQL over
 //! `variants` and `genotypes`, frequencies in a cohort, carriers, export) is the same before
 //! and after, also for a reader running while compaction commits.
 
@@ -135,7 +136,10 @@ fn compaction_merges_fragments_and_keeps_every_answer() {
     );
     let rows = tsv_rows(&plan);
     assert_eq!(rows[0][..4], ["variants", "22", "0-2503", "4"], "{plan}");
-    assert!(plan.contains("would merge 4 fragment(s) into 1"), "{plan}");
+    assert!(
+        plan.contains("would merge 0 batch(es) into 0 (0 fragment(s)), 4 fragment(s) into 1"),
+        "{plan}"
+    );
     assert_eq!(version(&store), at, "a dry run changed the store");
     assert_eq!(fragments(&store), "5");
 
@@ -160,14 +164,46 @@ fn compaction_merges_fragments_and_keeps_every_answer() {
         })
     };
     let one = cohortdb(&["admin", "compact", "--store", &store, "--contig", "22"]).unwrap();
-    assert!(one.starts_with("merged 4 fragment(s) into 1"), "{one}");
+    assert!(
+        one.starts_with("merged 0 batch(es) into 0, 4 fragment(s) into 1"),
+        "{one}"
+    );
     reader.join().unwrap();
     assert_eq!(fragments(&store), "2");
     assert_eq!(answers(&store, &site), before);
-    // Nothing left to merge; then vacuum removes the five old files.
+    // Nothing left to merge within a batch.
     let again = cohortdb(&["admin", "compact", "--store", &store]).unwrap();
-    assert!(again.starts_with("merged 0 fragment(s) into 0"), "{again}");
+    assert!(
+        again.starts_with("merged 0 batch(es) into 0, 0 fragment(s) into 0"),
+        "{again}"
+    );
+    // The two batches (of different contigs) merge into one; --contig cannot limit that.
+    let err = cohortdb(&[
+        "admin",
+        "compact",
+        "--store",
+        &store,
+        "--contig",
+        "22",
+        "--across-batches",
+    ])
+    .unwrap_err();
+    assert!(err.contains("--across-batches"), "{err}");
+    let both = cohortdb(&[
+        "admin",
+        "compact",
+        "--store",
+        &store,
+        "--across-batches=all",
+    ])
+    .unwrap();
+    assert!(
+        both.starts_with("merged 2 batch(es) into 1, 2 fragment(s) into 2"),
+        "{both}"
+    );
+    assert_eq!(answers(&store, &site), before);
+    // Then vacuum removes the six old files.
     let vacuum = cohortdb(&["admin", "vacuum", "--store", &store, "--older-than", "0s"]).unwrap();
-    assert!(vacuum.starts_with("deleted 4 removed"), "{vacuum}");
+    assert!(vacuum.starts_with("deleted 6 removed"), "{vacuum}");
     assert_eq!(answers(&store, &site), before);
 }

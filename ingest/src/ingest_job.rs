@@ -7,7 +7,8 @@
 
 use std::collections::HashMap;
 
-use cohortdb_store::fragment_builder::{EncodedFragment, FragmentBuilder};
+use cohortdb_store::fragment_builder::FragmentBuilder;
+use cohortdb_store::fragment_writer::EncodedFragment;
 use cohortdb_store::log_entry::{CommitKind, FileEntry, FileKind};
 use cohortdb_store::sample_registry::{SampleRecord, encode_samples, read_sample_batch};
 use cohortdb_store::{Commit, Snapshot, Store, merge_extra_columns};

@@ -1,4 +1,5 @@
-//! Builds one variant fragment (one ingest batch x one contig) and encodes it as Parquet.
+//! Builds one variant fragment (one ingest batch x one contig) from parsed rows; the
+//! [`crate::fragment_writer`] encodes it.
 
 use std::sync::Arc;
 
@@ -7,19 +8,11 @@ use arrow::array::{
     ListBuilder, RecordBatch, StringBuilder,
 };
 use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::KeyValue;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
 
 use crate::error::{Result, StoreError};
-use crate::fragment_schema::{COUNT_COLUMNS, FORMAT_VERSION_KEY, fragment_schema};
-use crate::genotype_bitmaps::BITMAP_COLUMNS;
-use crate::log_entry::{ExtraColumn, FORMAT_VERSION, ValueKind};
-
-/// Rows per Parquet row group: small enough that position predicates skip most of a fragment.
-pub const ROW_GROUP_ROWS: usize = 2048;
+use crate::fragment_schema::fragment_schema;
+use crate::fragment_writer::{EncodedFragment, encode_fragment};
+use crate::log_entry::{ExtraColumn, ValueKind};
 
 /// A typed INFO value of one row.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,7 +75,7 @@ pub struct VariantRow<'a> {
     pub n_alleles: i32,
     /// Counts over the fragment's samples.
     pub counts: RowCounts,
-    /// Serialised bitmaps in [`BITMAP_COLUMNS`] order.
+    /// Serialised bitmaps in [`BITMAP_COLUMNS`](crate::genotype_bitmaps::BITMAP_COLUMNS) order.
     pub bitmaps: [&'a [u8]; 9],
     /// Serialised exceptions, if any.
     pub gt_exceptions: Option<&'a [u8]>,
@@ -170,25 +163,6 @@ pub struct FragmentBuilder {
     bytes: usize,
     sorted: bool,
     last_pos: i64,
-}
-
-/// A finished fragment: the Parquet bytes and what the log entry records about them.
-#[derive(Debug, Clone)]
-pub struct EncodedFragment {
-    /// The contig.
-    pub contig: String,
-    /// Parquet file content.
-    pub parquet: bytes::Bytes,
-    /// Row count.
-    pub rows: u64,
-    /// Smallest `pos`.
-    pub min_pos: i64,
-    /// Largest `pos`.
-    pub max_pos: i64,
-    /// Largest `end_pos`.
-    pub max_end: i64,
-    /// Extra columns present.
-    pub extras: Vec<ExtraColumn>,
 }
 
 impl FragmentBuilder {
@@ -329,33 +303,6 @@ impl FragmentBuilder {
     }
 }
 
-/// Encodes `batch` (rows of one contig in fragment order, schema [`fragment_schema`] of
-/// `extras`) as a fragment's Parquet file; `purge` uses it to write fragments back.
-pub fn encode_fragment(
-    contig: &str,
-    batch: RecordBatch,
-    extras: Vec<ExtraColumn>,
-) -> Result<EncodedFragment> {
-    let (min_pos, max_pos, max_end) = position_range(&batch);
-    let parquet_err = |source| StoreError::Parquet {
-        path: format!("new fragment of {contig}"),
-        source,
-    };
-    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(writer_properties()))
-        .map_err(parquet_err)?;
-    writer.write(&batch).map_err(parquet_err)?;
-    let parquet = writer.into_inner().map_err(parquet_err)?;
-    Ok(EncodedFragment {
-        contig: contig.to_string(),
-        parquet: parquet.into(),
-        rows: batch.num_rows() as u64,
-        min_pos,
-        max_pos,
-        max_end,
-        extras,
-    })
-}
-
 /// True when rows at one position are not ordered by (ref, alt).
 fn has_unordered_ties(batch: &RecordBatch) -> bool {
     let (Some(pos), Some(r), Some(a)) = (
@@ -378,48 +325,4 @@ fn has_unordered_ties(batch: &RecordBatch) -> bool {
         pos.value(i) == pos.value(i - 1)
             && (r.value(i), a.value(i)) < (r.value(i - 1), a.value(i - 1))
     })
-}
-
-fn position_range(batch: &RecordBatch) -> (i64, i64, i64) {
-    let as_i64 = |i: usize| {
-        batch
-            .column(i)
-            .as_any()
-            .downcast_ref::<arrow::array::Int64Array>()
-            .map(|a| a.values().to_vec())
-            .unwrap_or_default()
-    };
-    let pos = as_i64(1);
-    let end = as_i64(2);
-    (
-        pos.iter().copied().min().unwrap_or(0),
-        pos.iter().copied().max().unwrap_or(0),
-        end.iter().copied().max().unwrap_or(0),
-    )
-}
-
-/// zstd level of fragment columns: at 6 the N=100,000 benchmark store is 12% smaller than at
-/// level 1, at no measurable ingest cost.
-const ZSTD_LEVEL: i32 = 6;
-
-fn writer_properties() -> WriterProperties {
-    let mut builder = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(ZSTD_LEVEL).unwrap_or_default(),
-        ))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_key_value_metadata(Some(vec![KeyValue::new(
-            FORMAT_VERSION_KEY.to_string(),
-            FORMAT_VERSION.to_string(),
-        )]));
-    for name in BITMAP_COLUMNS.iter().chain(["gt_exceptions"].iter()) {
-        let path = ColumnPath::from(*name);
-        builder = builder
-            .set_column_dictionary_enabled(path.clone(), false)
-            .set_column_statistics_enabled(path, EnabledStatistics::None);
-    }
-    for name in COUNT_COLUMNS {
-        builder = builder.set_column_dictionary_enabled(ColumnPath::from(name), false);
-    }
-    builder.build()
 }

@@ -116,6 +116,14 @@ pub fn serialize_bitmap(bitmap: &RoaringBitmap) -> Vec<u8> {
     out
 }
 
+/// Gives `bitmap` the one encoding ingest stores a set in: each container as an array or a
+/// bitset by its cardinality, or as runs where those are strictly smaller. (`optimize` alone
+/// keeps a container's runs where they tie, so equal sets could serialise differently.)
+pub fn canonicalize(bitmap: &mut RoaringBitmap) {
+    bitmap.remove_run_compression();
+    bitmap.optimize();
+}
+
 /// Reads a portable roaring bitmap; `None` when the bytes are not one.
 pub fn deserialize_bitmap(bytes: &[u8]) -> Option<RoaringBitmap> {
     RoaringBitmap::deserialize_from(bytes).ok()

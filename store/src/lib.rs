@@ -19,6 +19,7 @@ pub mod coverage_bins;
 mod error;
 pub mod fragment_builder;
 pub mod fragment_schema;
+pub mod fragment_writer;
 pub mod genotype_bitmaps;
 pub mod genotype_calls;
 mod location;

@@ -2,6 +2,8 @@
 
 use clap::Subcommand;
 use cohortdb_engine::CohortEngine;
+use cohortdb_engine::maintenance::batch_tiers::BatchPolicy;
+use cohortdb_engine::maintenance::compaction::{CompactOptions, CompactionPlan};
 use cohortdb_store::Store;
 
 use crate::CliResult;
@@ -26,17 +28,27 @@ pub(crate) enum AdminCommand {
         #[command(flatten)]
         store: StoreArg,
     },
-    /// Merge a contig's fragments (every contig's by default) into fewer, in one commit;
-    /// every answer stays the same.
+    /// Merge a contig's fragments (every contig's by default) into fewer, and with
+    /// --across-batches batches into fewer, in one commit; every answer stays the same.
     Compact {
         #[command(flatten)]
         store: StoreArg,
         /// Only this contig.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "across_batches")]
         contig: Option<String>,
-        /// The most stored bytes merged into one fragment (bounds memory too).
+        /// The most stored bytes merged into one fragment (bounds memory too); across
+        /// batches, the most written into one.
         #[arg(long, default_value_t = cohortdb_engine::maintenance::compaction::DEFAULT_COMPACT_BYTES)]
         max_bytes: u64,
+        /// Also merge adjacent batches (every contig of them): `tiered` (the default) keeps
+        /// at most fan-in - 1 batches per size tier, so queries stay fast as batches keep
+        /// coming; `all` merges them into one.
+        #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "tiered")]
+        across_batches: Option<AcrossBatches>,
+        /// Batches of one size tier that merge into one (`--across-batches tiered`).
+        #[arg(long, default_value_t = cohortdb_engine::maintenance::batch_tiers::DEFAULT_FAN_IN as u16,
+              value_parser = clap::value_parser!(u16).range(2..))]
+        fan_in: u16,
         /// Print what would be merged (one line per new file) and change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -50,6 +62,15 @@ pub(crate) enum AdminCommand {
         #[arg(long = "older-than", value_parser = parse_duration)]
         older_than: std::time::Duration,
     },
+}
+
+/// How `admin compact --across-batches` merges batches.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum AcrossBatches {
+    /// Size-tiered: fan-in batches of one tier into one of the next.
+    Tiered,
+    /// Every run of adjacent batches into one.
+    All,
 }
 
 /// `7d`, `12h`, `30m`, `45s` or plain seconds.
@@ -116,32 +137,53 @@ pub(crate) async fn run(command: AdminCommand) -> CliResult {
             store,
             contig,
             max_bytes,
-            dry_run: true,
+            across_batches,
+            fan_in,
+            dry_run,
         } => {
+            let options = CompactOptions {
+                contig,
+                max_bytes,
+                across_batches: across_batches.map(|a| match a {
+                    AcrossBatches::Tiered => BatchPolicy::Tiered {
+                        fan_in: usize::from(fan_in),
+                    },
+                    AcrossBatches::All => BatchPolicy::All,
+                }),
+            };
             let engine = CohortEngine::open(&store.location).await?;
-            let plan = engine.compaction_plan(contig.as_deref(), max_bytes)?;
-            print_plan(&plan);
-            println!(
-                "would merge {} fragment(s) into {} and {} coverage file(s) into {}; store unchanged at version {}",
-                plan.fragments.iter().map(Vec::len).sum::<usize>(),
-                plan.fragments.len(),
-                plan.coverage.iter().map(Vec::len).sum::<usize>(),
-                plan.coverage.len(),
-                engine.snapshot().version()
-            );
-        }
-        AdminCommand::Compact {
-            store,
-            contig,
-            max_bytes,
-            dry_run: false,
-        } => {
-            let engine = CohortEngine::open(&store.location).await?;
-            let done = engine.compact(contig.as_deref(), max_bytes).await?;
-            println!(
-                "merged {} fragment(s) into {} and {} coverage file(s) into {}; store version {}",
-                done.before, done.after, done.coverage_before, done.coverage_after, done.version
-            );
+            if dry_run {
+                let plan = engine.compaction_plan(&options)?;
+                print_plan(&plan);
+                println!(
+                    "would merge {} batch(es) into {} ({} fragment(s)), {} fragment(s) into {} \
+                     and {} coverage file(s) into {}; store unchanged at version {}",
+                    plan.batches.iter().map(|m| m.batches.len()).sum::<usize>(),
+                    plan.batches.len(),
+                    plan.batches
+                        .iter()
+                        .map(|m| m.fragments.len())
+                        .sum::<usize>(),
+                    plan.fragments.iter().map(Vec::len).sum::<usize>(),
+                    plan.fragments.len(),
+                    plan.coverage.iter().map(Vec::len).sum::<usize>(),
+                    plan.coverage.len(),
+                    engine.snapshot().version()
+                );
+            } else {
+                let done = engine.compact(&options).await?;
+                println!(
+                    "merged {} batch(es) into {}, {} fragment(s) into {} and {} coverage \
+                     file(s) into {}; store version {}",
+                    done.batches_before,
+                    done.batches_after,
+                    done.before,
+                    done.after,
+                    done.coverage_before,
+                    done.coverage_after,
+                    done.version
+                );
+            }
         }
         AdminCommand::Vacuum { store, older_than } => {
             let store = Store::open(&store.location).await?;
@@ -157,9 +199,24 @@ pub(crate) async fn run(command: AdminCommand) -> CliResult {
     Ok(())
 }
 
-/// One line per file a compaction would write: what it merges, where, and how much.
-fn print_plan(plan: &cohortdb_engine::maintenance::compaction::CompactionPlan) {
+/// One line per merge a compaction would make: what it merges, where, and how much (a batch
+/// merge writes fragments of every contig, about `--max-bytes` each).
+fn print_plan(plan: &CompactionPlan) {
     println!("kind\tcontig\tsamples\tfiles\tstored_bytes");
+    let range = |[start, end]: [u32; 2]| format!("{start}-{}", end.saturating_sub(1));
+    for merge in &plan.batches {
+        println!(
+            "batches\t*\t{}\t{}\t{}",
+            merge
+                .batches
+                .iter()
+                .map(|b| range(*b))
+                .collect::<Vec<_>>()
+                .join(","),
+            merge.fragments.len(),
+            merge.fragments.iter().map(|f| f.bytes).sum::<u64>()
+        );
+    }
     let groups = plan
         .fragments
         .iter()
@@ -168,7 +225,7 @@ fn print_plan(plan: &cohortdb_engine::maintenance::compaction::CompactionPlan) {
     for (kind, group) in groups {
         let first = &group[0];
         let samples = match (kind, first.sample_range) {
-            ("variants", Some([start, end])) => format!("{start}-{}", end.saturating_sub(1)),
+            ("variants", Some(samples)) => range(samples),
             _ => "all".to_string(),
         };
         println!(

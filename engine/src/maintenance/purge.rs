@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cohortdb_store::coverage_bins::rewrite_bitmaps;
-use cohortdb_store::fragment_builder::encode_fragment;
 use cohortdb_store::fragment_schema::fragment_schema;
+use cohortdb_store::fragment_writer::encode_fragment;
 use cohortdb_store::genotype_bitmaps::{BITMAP_COLUMNS, decode_exceptions, deserialize_bitmap};
 use cohortdb_store::log_entry::{CommitKind, FileEntry, FileKind};
 use cohortdb_store::{Commit, StoreError};

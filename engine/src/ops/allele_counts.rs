@@ -34,6 +34,9 @@ pub(crate) struct MergedRow {
     pub sources: Vec<(usize, usize)>,
     /// The site this row belongs to, in [`SiteSelection::sites`].
     site: usize,
+    /// `record_ordinal` and `allele_index` of the row in its merged record (as stored, in
+    /// one batch): rows at one position are ordered by them.
+    number: [i32; 2],
 }
 
 /// One site across batches: whose called samples make its AN.
@@ -50,8 +53,10 @@ struct MergedSite {
 /// merges the batch files ([`crate::rows::site_merge`]). A batch without a record at a
 /// site leaves its samples missing there (no AN), or hom-ref with `--missing-as-ref` or where
 /// one of its gVCF reference blocks covers the position (as `bcftools merge --gvcf`). Within
-/// one batch nothing merges: its rows are the input's. Ordered by contig, position, then input
-/// order (record, then ALT).
+/// one batch nothing merges: its rows are the input's. Ordered by contig, position, then
+/// record and ALT (input order in one batch; across batches as the merged record numbers them,
+/// [`crate::rows::site_merge::Plan::numbering`], so merging batches by compaction keeps the
+/// order), then REF and ALT.
 pub(crate) struct SiteSelection {
     /// The decoded row groups.
     pub groups: Vec<Arc<SiteRows>>,
@@ -92,31 +97,55 @@ impl SiteSelection {
                         .map(|r| MergedRow {
                             sources: vec![(g, r)],
                             site: 0,
+                            number: [group.record_ordinal[r], group.allele_index[r]],
                         }),
                 );
             }
             return Self::ordered(groups, rows, sites, group_batches);
         }
         let mut refs: Vec<(usize, usize)> = Vec::new();
-        let mut keys: Vec<RowKey<'_>> = Vec::new();
         for (g, group) in groups.iter().enumerate() {
-            let batch = group_batches[g];
-            for r in (0..group.len()).filter(|&r| group.in_regions(r, regions)) {
-                refs.push((g, r));
-                keys.push(RowKey {
+            refs.extend(
+                (0..group.len())
+                    .filter(|&r| group.in_regions(r, regions))
+                    .map(|r| (g, r)),
+            );
+        }
+        // Taken as the `variants` scan takes them: by position, then batch (in sample order),
+        // record and ALT, so both meet (and number) a merged record's ALTs alike.
+        refs.sort_by_key(|&(g, r)| {
+            let group = &groups[g];
+            let key = (
+                group_batches[g],
+                group.record_ordinal[r],
+                group.allele_index[r],
+            );
+            (&group.contig, group.pos[r], key)
+        });
+        let keys: Vec<RowKey<'_>> = refs
+            .iter()
+            .map(|&(g, r)| {
+                let (group, batch) = (&groups[g], group_batches[g]);
+                RowKey {
                     batch: (batch != usize::MAX).then_some(batch),
                     contig: &group.contig,
                     pos: group.pos[r],
                     reference: group.ref_allele.value(r),
                     alt: group.alt.value(r),
                     record: group.record_ordinal[r],
-                });
-            }
-        }
+                }
+            })
+            .collect();
         let plan = crate::rows::site_merge::plan(&keys);
-        rows.extend(plan.rows.iter().map(|row| MergedRow {
+        // Numbered as the merged record (a compacted batch stores it so: same order).
+        let numbers = plan.numbering(|m| {
+            let (g, r) = refs[plan.rows[m].sources[0]];
+            groups[g].allele_index[r] == 0
+        });
+        rows.extend(plan.rows.iter().zip(&numbers).map(|(row, n)| MergedRow {
             sources: row.sources.iter().map(|&i| refs[i]).collect(),
             site: row.site,
+            number: [n[0], n[1]],
         }));
         for site in &plan.sites {
             // The first record of a batch at the site gives its called samples.
@@ -153,8 +182,9 @@ impl SiteSelection {
             a.contig
                 .cmp(&b.contig)
                 .then(a.pos[ra].cmp(&b.pos[rb]))
-                .then(a.record_ordinal[ra].cmp(&b.record_ordinal[rb]))
-                .then(a.allele_index[ra].cmp(&b.allele_index[rb]))
+                .then(x.number.cmp(&y.number))
+                .then(a.ref_allele.value(ra).cmp(b.ref_allele.value(rb)))
+                .then(a.alt.value(ra).cmp(b.alt.value(rb)))
                 .then(ga.cmp(&gb))
                 .then(ra.cmp(&rb))
         });
@@ -287,6 +317,8 @@ impl CohortEngine {
                 batches.push((batch, Arc::new(samples)));
             }
         }
+        // In sample order, as the `variants` scan orders them.
+        batches.sort_by_key(|(b, _)| b.range);
         let groups = self
             .site_cache
             .rows(self.store().location(), &fragments, regions)

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cohortdb_store::genotype_bitmaps::{
-    BITMAP_COLUMNS, GenotypeException, decode_exceptions, deserialize_bitmap, encode_exceptions,
-    serialize_bitmap,
+    BITMAP_COLUMNS, GenotypeException, canonicalize, decode_exceptions, deserialize_bitmap,
+    encode_exceptions, serialize_bitmap,
 };
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, Int32Array, Int64Array, ListArray, RecordBatch,
@@ -123,8 +123,6 @@ pub(crate) fn merge_batches(
             sources: row.sources.iter().map(|&i| taken[i]).collect(),
         })
         .collect();
-    let occurrence_of: Vec<usize> = plan.rows.iter().map(|row| row.occurrence).collect();
-
     // Per site: the samples of absent batches that are hom-ref, and those that are missing.
     let mut filled: Vec<RoaringBitmap> = Vec::with_capacity(site_keys.len());
     let mut missing: Vec<RoaringBitmap> = Vec::with_capacity(site_keys.len());
@@ -146,27 +144,16 @@ pub(crate) fn merge_batches(
         missing.push(fill.missing);
     }
 
-    // Alleles renumbered per merged record: (site, occurrence) in first-source order.
-    let mut record_rows: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
-    for (m, row) in merged.iter().enumerate() {
-        record_rows
-            .entry((row.site, occurrence_of[m]))
-            .or_default()
-            .push(m);
+    // Alleles renumbered per merged record.
+    let mut alt_less = Vec::with_capacity(merged.len());
+    for row in &merged {
+        let (b, r) = row.sources[0];
+        alt_less.push(int32(b, "allele_index")?.value(r) == 0);
     }
-    let mut allele_index = vec![0i32; merged.len()];
-    let mut n_alleles = vec![0i32; merged.len()];
-    let mut ordinal = vec![0i32; merged.len()];
-    for ((site, occurrence), rows) in &record_rows {
-        let indel = i32::from(!site_keys[*site].snp);
-        for (k, &m) in rows.iter().enumerate() {
-            let (b, r) = merged[m].sources[0];
-            let alt_less = int32(b, "allele_index")?.value(r) == 0;
-            allele_index[m] = if alt_less { 0 } else { k as i32 + 1 };
-            n_alleles[m] = if alt_less { 1 } else { rows.len() as i32 + 1 };
-            ordinal[m] = 2 * *occurrence as i32 + indel;
-        }
-    }
+    let numbers = plan.numbering(|m| alt_less[m]);
+    let allele_index: Vec<i32> = numbers.iter().map(|n| n[1]).collect();
+    let n_alleles: Vec<i32> = numbers.iter().map(|n| n[2]).collect();
+    let ordinal: Vec<i32> = numbers.iter().map(|n| n[0]).collect();
     // Output order: as fragments store rows, by (contig, pos, ref, alt), then record.
     let mut alts: Vec<&str> = Vec::with_capacity(merged.len());
     for row in &merged {
@@ -249,6 +236,9 @@ fn build_columns(
                 "no_call" => union |= &missing[site],
                 _ => {}
             }
+            // As ingest stores them (runs where smaller): one set, one encoding, so a merged
+            // row's bytes do not depend on how many batches it was merged from.
+            canonicalize(&mut union);
             out.push(union);
         }
         bitmaps.insert(name, out);

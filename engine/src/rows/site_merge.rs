@@ -106,6 +106,35 @@ pub(crate) fn plan(keys: &[RowKey<'_>]) -> Plan {
     Plan { sites, rows }
 }
 
+impl Plan {
+    /// How the merged records number each row, as `variants` shows them and export writes
+    /// them: `[record_ordinal, allele_index, n_alleles]`. The rows of one ALT occurrence at a
+    /// site are one record (`bcftools merge -m both`), its ALTs numbered in the order met;
+    /// at a position SNP records come before the others (`record_ordinal` is
+    /// `2 * occurrence + 1` for a site that is not SNPs). `alt_less(row)`: the row has no ALT
+    /// (a REF-only record), numbered 0 of 1 allele.
+    pub fn numbering(&self, alt_less: impl Fn(usize) -> bool) -> Vec<[i32; 3]> {
+        let mut records: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
+        for (m, row) in self.rows.iter().enumerate() {
+            records
+                .entry((row.site, row.occurrence))
+                .or_default()
+                .push(m);
+        }
+        let mut numbers = vec![[0; 3]; self.rows.len()];
+        for ((site, occurrence), rows) in &records {
+            let ordinal = 2 * *occurrence as i32 + i32::from(!self.sites[*site].snp);
+            for (k, &m) in rows.iter().enumerate() {
+                numbers[m] = match alt_less(m) {
+                    true => [ordinal, 0, 1],
+                    false => [ordinal, k as i32 + 1, rows.len() as i32 + 1],
+                };
+            }
+        }
+        numbers
+    }
+}
+
 /// One batch as the fill rule sees it: its samples, and whether they are hom-ref where it has
 /// no record (`--missing-as-ref`).
 pub(crate) struct BatchSamples<'a> {
