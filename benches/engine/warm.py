@@ -2,7 +2,9 @@
 server, with a real grpcio client building its messages from server reflection (client
 decoding included).
 
-Usage: warm.py HOST:PORT TOKEN REGION SAMPLES_FILE [RUNS]   -> prints "af_ms case_control_ms"
+Usage: warm.py HOST:PORT TOKEN REGION SAMPLES_FILE [RUNS [VARIANT]]
+  -> prints "af_ms case_control_ms", and "carriers_ms" of VARIANT (CHR:POS:REF:ALT, everyone)
+     after them when given
 """
 
 import statistics
@@ -18,6 +20,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 
 address, token, region, samples_file = sys.argv[1:5]
 runs = int(sys.argv[5]) if len(sys.argv) > 5 else 20
+variant = sys.argv[6] if len(sys.argv) > 6 else None
 channel = grpc.insecure_channel(address)
 pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
 message = lambda name: message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
@@ -64,4 +67,9 @@ cc_ms = median_ms(
         controls=Cohort(predicate="case_control = 0"),
     ),
 )
-print(f"{af_ms:.1f} {cc_ms:.1f}")
+if variant is None:
+    print(f"{af_ms:.1f} {cc_ms:.1f}")
+else:
+    CarriersRequest, carriers = rpc("Carriers", "CarriersRequest")
+    carriers_ms = median_ms(carriers, CarriersRequest(variant=variant))
+    print(f"{af_ms:.1f} {cc_ms:.1f} {carriers_ms:.1f}")

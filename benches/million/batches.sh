@@ -66,6 +66,16 @@ for file in "${files[@]}"; do
   printf '%s\t%s\t%s\n' "$i" "$s" "$m" >>"$WORK/ingest_batches.tsv"
 done
 
+# The same batch (batch 1, IDs renamed) into an empty store and into the 20-batch store: what
+# the store's size adds to a batch's cost, apart from what is in the batch (the batches differ:
+# later ones hold more sites).
+bcftools query -l "${files[0]}" | sed 's/^/again_/' >"$WORK/renamed.txt"
+bcftools reheader -s "$WORK/renamed.txt" -o "$WORK/again.bcf" "${files[0]}"
+rm -rf "$WORK/again_empty" "$WORK/again_full" && cp -a "$BATCHED" "$WORK/again_full"
+read -r again_empty_s again_empty_m < <(measure "$WORK/again_empty" "$COHORTDB" ingest vcf --store "$WORK/again_empty" --missing-as-ref "$WORK/again.bcf")
+read -r again_full_s again_full_m < <(measure "$WORK/again_full" "$COHORTDB" ingest vcf --store "$WORK/again_full" --missing-as-ref "$WORK/again.bcf")
+rm -rf "$WORK/again_empty" "$WORK/again_full"
+
 # `af` on a store: checked equal to the whole-file store's, then the median of 10 runs (ms).
 af_ms() {
   "$COHORTDB" af --store "$1" -r "$REGION" -S "$SUB" >"$WORK/af.check"
@@ -99,7 +109,8 @@ size() { python3 -c "print(f'{$(du -sb "$1" | cut -f1) / 1e6:.1f}')"; }
   echo
   first=$(awk -F'\t' 'NR == 1 {print $2}' "$WORK/ingest_batches.tsv")
   last=$(awk -F'\t' 'END {print $2}' "$WORK/ingest_batches.tsv")
-  echo "Batch $BATCHES against batch 1: $(python3 -c "print(f'{$last/$first:.2f}')")x."
+  echo "Batch $BATCHES against batch 1: $(python3 -c "print(f'{$last/$first:.2f}')")x (the batches differ in sites: $(bcftools index -n "${files[0]}" 2>/dev/null || bcftools view -H "${files[0]}" | wc -l) against $(bcftools view -H "${files[-1]}" | wc -l) records)."
+  echo "Batch 1 again (IDs renamed) into an empty store: $again_empty_s s, $again_empty_m MiB; into the $BATCHES-batch store: $again_full_s s, $again_full_m MiB ($(python3 -c "print(f'{$again_full_s/$again_empty_s:.2f}')")x)."
   echo
   echo "| store | fragments | on disk (MB) | compaction: s, peak MiB | af $REGION, 10% subset, median of 10 (ms) |"
   echo "|---|---|---|---|---|"

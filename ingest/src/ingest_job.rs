@@ -286,12 +286,24 @@ fn plan_inputs(
     partial: bool,
     replace: bool,
 ) -> Result<Plan> {
-    // The registered IDs, borrowed from the registry's column: no copy per participant.
-    // Withdrawn and replaced indices are hidden: a replaced participant is known by its
-    // newest index, a withdrawn one not at all (and may not come back).
+    let readers = inputs
+        .iter()
+        .map(|name| InputReader::open(name))
+        .collect::<Result<Vec<_>>>()?;
+    // The registered IDs among the inputs' samples (found in one pass over the registry's
+    // column, indexing only the inputs' IDs: at 10^6 registered participants a map of all of
+    // them cost more than reading the registry). Withdrawn and replaced indices are hidden: a
+    // replaced participant is known by its newest index, a withdrawn one not at all (and may
+    // not come back).
+    type Fast = foldhash::fast::RandomState;
+    let mut wanted: std::collections::HashSet<&str, Fast> = Default::default();
+    for reader in &readers {
+        wanted.extend(reader.header.samples.iter().map(String::as_str));
+    }
     let hidden = snapshot.state.hidden_bitmap();
-    let mut withdrawn_ids: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    let known: HashMap<&str, u32> = match (
+    let mut withdrawn_ids: std::collections::HashSet<String, Fast> = Default::default();
+    let mut known: HashMap<String, u32, Fast> = Default::default();
+    if let (Some(idx), Some(ids)) = (
         registry
             .column(0)
             .as_any()
@@ -301,27 +313,25 @@ fn plan_inputs(
             .as_any()
             .downcast_ref::<arrow::array::StringArray>(),
     ) {
-        (Some(idx), Some(ids)) => ids
-            .iter()
-            .zip(idx.values())
-            .filter_map(|(id, i)| {
-                if hidden.contains(*i) {
-                    withdrawn_ids.insert(id?);
-                    return None;
-                }
-                Some((id?, *i))
-            })
-            .collect(),
-        _ => HashMap::new(),
-    };
+        for (id, &i) in ids.iter().zip(idx.values()) {
+            let Some(id) = id.filter(|id| wanted.contains(id)) else {
+                continue;
+            };
+            if hidden.contains(i) {
+                withdrawn_ids.insert(id.to_string());
+            } else {
+                known.insert(id.to_string(), i);
+            }
+        }
+    }
+    drop(wanted);
     let mut replaced: HashMap<u32, u32> = HashMap::new();
     let mut next = snapshot.state.next_sample_idx;
     let mut seen: HashMap<String, u32> = HashMap::new();
     let mut by_list: HashMap<Vec<String>, u32> = HashMap::new();
     let mut new_samples = Vec::new();
     let mut planned = Vec::new();
-    for name in inputs {
-        let reader = InputReader::open(name)?;
+    for (name, reader) in inputs.iter().zip(readers) {
         let samples = reader.header.samples.clone();
         // Another shard of the same batch registered these samples: reuse their indices.
         if partial

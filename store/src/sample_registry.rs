@@ -83,7 +83,10 @@ pub async fn read_sample_batch(store: &Store, snapshot: &Snapshot) -> Result<Rec
         context: "reading the sample registry".into(),
         source: e,
     };
-    let batch = arrow::compute::concat_batches(&samples_schema(), &batches).map_err(arrow_err)?;
+    let batch = match batches.len() {
+        1 => batches.remove(0),
+        _ => arrow::compute::concat_batches(&samples_schema(), &batches).map_err(arrow_err)?,
+    };
     let idx = batch
         .column(0)
         .as_any()
@@ -128,10 +131,11 @@ fn decode_batches(path: &str, bytes: Bytes) -> Result<Vec<RecordBatch>> {
         path: path.to_string(),
         source,
     };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(parquet_err)?
-        .build()
-        .map_err(parquet_err)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_err)?;
+    // One batch per row group (a registry file is one), not one per 1,024 rows: at 10^6
+    // participants the small batches and their concatenation were most of opening a store.
+    let rows = builder.metadata().file_metadata().num_rows().max(1) as usize;
+    let reader = builder.with_batch_size(rows).build().map_err(parquet_err)?;
     let corrupt = || StoreError::Corrupt {
         path: path.to_string(),
         what: "sample registry".into(),

@@ -152,7 +152,8 @@ impl CohortSpec {
                 *slot = Some(idx);
             }
         }
-        ids.iter()
+        let mut indices = ids
+            .iter()
             .map(|id| {
                 found.get(id.as_str()).copied().flatten().ok_or_else(|| {
                     EngineError::UnknownSample {
@@ -160,7 +161,11 @@ impl CohortSpec {
                     }
                 })
             })
-            .collect()
+            .collect::<Result<Vec<u32>>>()?;
+        // Sorted first: inserting 100,000 indices in list order took longer than finding them.
+        indices.sort_unstable();
+        indices.dedup();
+        Ok(RoaringBitmap::from_sorted_iter(indices).unwrap_or_default())
     }
 }
 
