@@ -38,6 +38,10 @@ pub struct CohortEngine {
     pub(crate) sample_positions: Arc<std::sync::OnceLock<Arc<Vec<Option<usize>>>>>,
     /// [`CohortEngine::everyone`], once built.
     pub(crate) everyone: Arc<std::sync::OnceLock<RoaringBitmap>>,
+    /// The registry's IDs by hash, built on the second sample list resolved (see
+    /// [`crate::sample_ids`]), and how many lists were resolved.
+    pub(crate) sample_ids: Arc<std::sync::OnceLock<crate::sample_ids::SampleIds>>,
+    pub(crate) lists_resolved: Arc<std::sync::atomic::AtomicUsize>,
     /// [`CohortEngine::sample_order`], once built.
     pub(crate) sample_order: Arc<std::sync::OnceLock<Arc<SampleOrder>>>,
     /// Decoded variant rows, shared by every engine derived from this one.
@@ -86,6 +90,8 @@ impl CohortEngine {
             sample_positions: Default::default(),
             everyone: Default::default(),
             sample_order: Default::default(),
+            sample_ids: Default::default(),
+            lists_resolved: Default::default(),
             site_cache: Default::default(),
         })
     }
@@ -137,6 +143,7 @@ impl CohortEngine {
         engine.access = AccessState::new(access);
         engine.cohort_cache = Default::default();
         engine.sample_order = Default::default();
+        engine.sample_ids = Default::default();
         Ok(engine)
     }
 

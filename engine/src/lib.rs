@@ -39,7 +39,7 @@
 //!     │
 //!  rows           pruning, fragment reading, the streaming merge, the site cache
 //!     │
-//!  region, error
+//!  region, error, sample_ids (the registry's IDs by hash, no copies)
 //! ```
 //!
 //! - [`cohort_engine`](CohortEngine): the handle over one snapshot: open, access, caches,
@@ -74,6 +74,7 @@ pub mod ops;
 pub mod policy;
 mod region;
 pub mod rows;
+mod sample_ids;
 pub mod session;
 pub mod sql;
 pub mod store_info;

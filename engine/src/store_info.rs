@@ -81,10 +81,16 @@ impl CohortEngine {
         let retired: roaring::RoaringBitmap = state.retired.iter().copied().collect();
         let withdrawn: roaring::RoaringBitmap = state.withdrawn.iter().copied().collect();
         // A purge removes withdrawn participants' registry rows; their indices stay withdrawn.
-        let registered: roaring::RoaringBitmap = self
-            .sample_records()
-            .iter()
-            .map(|s| s.sample_idx)
+        // Read from the registry's index column: no record (and ID copy) per participant.
+        let indices = self
+            .sample_batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::UInt32Array>()
+            .map(|a| a.values().to_vec())
+            .unwrap_or_else(|| self.sample_records().iter().map(|s| s.sample_idx).collect());
+        let registered: roaring::RoaringBitmap = indices
+            .into_iter()
             .chain(withdrawn.iter())
             .filter(|i| !retired.contains(*i))
             .collect();

@@ -135,6 +135,29 @@ impl CohortSpec {
         Ok(chosen - withdrawn)
     }
 
+    /// [`CohortSpec::resolve_ids`] of a sample list through an index: `find` gives an ID's
+    /// `sample_idx`, `registered` every registered one.
+    pub(crate) fn resolve_with(
+        &self,
+        find: impl Fn(&str) -> Option<u32>,
+        registered: &[u32],
+        withdrawn: &RoaringBitmap,
+    ) -> Result<RoaringBitmap> {
+        let chosen = match self {
+            Self::Include(ids) => indices_of(ids, |id| find(id))?,
+            Self::Exclude(ids) => {
+                let all: RoaringBitmap = registered.iter().copied().collect();
+                all - indices_of(ids, |id| find(id))?
+            }
+            Self::All | Self::Predicate(_) | Self::Named(_) => {
+                return Err(EngineError::InvalidArgument(
+                    "only a sample list resolves through the ID index".into(),
+                ));
+            }
+        };
+        Ok(chosen - withdrawn)
+    }
+
     /// The indices of `ids` (an error for an unknown one), indexing only the requested IDs;
     /// every registered index is added to `all`, if given, on the way.
     fn lookup<'a>(
@@ -152,26 +175,56 @@ impl CohortSpec {
                 *slot = Some(idx);
             }
         }
-        let mut indices = ids
-            .iter()
-            .map(|id| {
-                found.get(id.as_str()).copied().flatten().ok_or_else(|| {
-                    EngineError::UnknownSample {
-                        sample_id: id.clone(),
-                    }
-                })
-            })
-            .collect::<Result<Vec<u32>>>()?;
-        // Sorted first: inserting 100,000 indices in list order took longer than finding them.
-        indices.sort_unstable();
-        indices.dedup();
-        Ok(RoaringBitmap::from_sorted_iter(indices).unwrap_or_default())
+        indices_of(ids, |id| found.get(id).copied().flatten())
     }
+}
+
+/// The indices `find` gives `ids` (an error for an unknown one), as a bitmap built from the
+/// sorted indices: inserting 100,000 indices in list order took longer than finding them.
+fn indices_of(ids: &[String], find: impl Fn(&str) -> Option<u32>) -> Result<RoaringBitmap> {
+    let mut indices = ids
+        .iter()
+        .map(|id| {
+            find(id).ok_or_else(|| EngineError::UnknownSample {
+                sample_id: id.clone(),
+            })
+        })
+        .collect::<Result<Vec<u32>>>()?;
+    indices.sort_unstable();
+    indices.dedup();
+    Ok(RoaringBitmap::from_sorted_iter(indices).unwrap_or_default())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_index_resolves_lists_as_the_registry_pass_does() {
+        let ids = ["A", "B", "C", "D"];
+        let samples: Vec<SampleRecord> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| SampleRecord {
+                sample_idx: 10 + i as u32,
+                sample_id: s.to_string(),
+                source: "x".into(),
+            })
+            .collect();
+        let registered: Vec<u32> = samples.iter().map(|s| s.sample_idx).collect();
+        let find = |id: &str| ids.iter().position(|x| *x == id).map(|i| 10 + i as u32);
+        let withdrawn: RoaringBitmap = [12].into_iter().collect();
+        for list in ["D,A,C", "^B", "^B,D", "A,A"] {
+            let spec = CohortSpec::from_list(list);
+            assert_eq!(
+                spec.resolve_with(find, &registered, &withdrawn).unwrap(),
+                spec.resolve(&samples, &withdrawn).unwrap(),
+                "{list}"
+            );
+        }
+        let unknown = CohortSpec::from_list("A,Z").resolve_with(find, &registered, &withdrawn);
+        assert!(matches!(unknown, Err(EngineError::UnknownSample { .. })));
+    }
 
     #[test]
     fn include_exclude_and_unknown() {

@@ -108,8 +108,24 @@ impl CohortEngine {
             let set = spec.resolve(self.sample_records(), &self.withdrawn)?;
             return Ok(Cohort::new(set));
         };
-        let pairs = idx.values().iter().copied().zip(ids.iter().flatten());
-        Ok(Cohort::new(spec.resolve_ids(pairs, &self.withdrawn)?))
+        // The first list is found in one pass over the registry; from the second on (a
+        // server's), through the engine's hash table of IDs.
+        let resolved = self
+            .lists_resolved
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if resolved == 0 && self.sample_ids.get().is_none() {
+            let pairs = idx.values().iter().copied().zip(ids.iter().flatten());
+            return Ok(Cohort::new(spec.resolve_ids(pairs, &self.withdrawn)?));
+        }
+        let index = self
+            .sample_ids
+            .get_or_init(|| crate::sample_ids::SampleIds::new(ids));
+        let find = |id: &str| index.row(ids, id).map(|row| idx.value(row));
+        Ok(Cohort::new(spec.resolve_with(
+            find,
+            idx.values(),
+            &self.withdrawn,
+        )?))
     }
 
     /// Evaluates predicates in one pass (the aggregate tier's grammar checked first).
