@@ -11,29 +11,10 @@
 # --missing-as-ref. `af` over 100 kb for the same random 10% subset as run.sh must equal the
 # whole-file store's on every store (batched, tiered, one batch); its time is the median of 10
 # runs (hyperfine). Results go to stdout and .cache/million/batches.md (inputs never committed).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-ROOT=$PWD
-SHARED="${COHORTDB_SHARED:-$(cd .. && pwd)/shared}"
-SIM="$ROOT/.cache/sim1m/sim_N1000000_L200kb"
-WORK="$ROOT/.cache/million"
+TOOLS="bcftools hyperfine" source "$(dirname "$0")/common.sh"
 SPLIT="$WORK/batches20"
-REGION=chr20:20050001-20150000
 BATCHES=20
-mkdir -p "$WORK" "$SPLIT"
-for tool in bcftools hyperfine /usr/bin/time; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y bcftools hyperfine time)" >&2; exit 1; }
-done
-cargo build --release -p cohortdb-cli >&2
-COHORTDB="$ROOT/target/release/cohortdb"
-VCF="$SIM.vcf.gz"
-[ -f "$VCF" ] || (cd "$SHARED/testdata" && python3 ../sim/simulate.py -n 1000000 -L 200000 -s 5 --no-trees -o "$SIM")
-
-measure() {
-  local out=$1; shift
-  /usr/bin/time -f '%e %M' -o "$out.time" "$@" >"$out.log" 2>&1
-  awk '{printf "%.1f %.0f\n", $1, $2/1024}' "$out.time"
-}
+mkdir -p "$SPLIT"
 
 # The split: sample i goes to batch floor(i / 50,000), named so that names sort in order.
 if [ ! -f "$SPLIT/.done" ]; then
@@ -47,13 +28,6 @@ mapfile -t files < <(ls "$SPLIT"/batch_*.bcf | sort)
 
 WHOLE="$WORK/store"
 [ -d "$WHOLE" ] || "$COHORTDB" ingest vcf --store "$WHOLE" "$VCF" >&2
-[ -f "$WORK/subset10pct.txt" ] || python3 - "$SIM.pheno.tsv" "$WORK/subset10pct.txt" <<'PY'
-import random, sys
-ids = [l.split("\t")[0] for l in open(sys.argv[1]).read().splitlines()[1:]]
-random.Random(11).shuffle(ids)
-open(sys.argv[2], "w").write("\n".join(sorted(ids[: len(ids) // 10])) + "\n")
-PY
-SUB="$WORK/subset10pct.txt"
 "$COHORTDB" af --store "$WHOLE" -r "$REGION" -S "$SUB" >"$WORK/af.whole"
 
 # Ingest the batches one by one: wall time and peak RSS of each.

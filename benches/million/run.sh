@@ -4,47 +4,18 @@
 #
 #   bash benches/million/run.sh
 #
-# Simulates the cohort under .cache/sim1m when missing (about 14 minutes on 2 cores; never
-# committed), then: ingest of the whole file (cohortdb ingest vcf against plink2 --make-pgen
+# Simulates the cohort under .cache/sim1m when missing (common.sh), then: ingest of the whole file (cohortdb ingest vcf against plink2 --make-pgen
 # --memory 16000; wall time and peak RSS), sizes on disk, `af` over 100 kb for a random 10%
 # subset (checked equal to bcftools view -S | norm -m- | +fill-tags first; then hyperfine
 # against plink2 --keep --freq counts). Results go to stdout and .cache/million/results.md.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-ROOT=$PWD
-SHARED="${COHORTDB_SHARED:-$(cd .. && pwd)/shared}"
-SIM="$ROOT/.cache/sim1m/sim_N1000000_L200kb"
-WORK="$ROOT/.cache/million"
-REGION=chr20:20050001-20150000
+TOOLS="bcftools plink2 hyperfine" source "$(dirname "$0")/common.sh"
 THREADS="${THREADS:-$(nproc)}"
-mkdir -p "$WORK" "$(dirname "$SIM")"
-for tool in bcftools plink2 hyperfine /usr/bin/time; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y bcftools plink2 hyperfine time)" >&2; exit 1; }
-done
-cargo build --release -p cohortdb-cli >&2
-COHORTDB="$ROOT/target/release/cohortdb"
-VCF="$SIM.vcf.gz"
-[ -f "$VCF" ] || (cd "$SHARED/testdata" && python3 ../sim/simulate.py -n 1000000 -L 200000 -s 5 --no-trees -o "$SIM")
-
-measure() {
-  local out=$1; shift
-  /usr/bin/time -f '%e %M' -o "$out.time" "$@" >"$out.log" 2>&1
-  awk '{printf "%.1f %.0f\n", $1, $2/1024}' "$out.time"
-}
 rm -rf "$WORK/store" "$WORK/pg" && mkdir -p "$WORK/pg"
 read -r c_s c_m < <(measure "$WORK/ingest" "$COHORTDB" ingest vcf --store "$WORK/store" "$VCF")
 read -r p_s p_m < <(measure "$WORK/pgen" plink2 --vcf "$VCF" --make-pgen --threads "$THREADS" --memory 16000 --out "$WORK/pg/p")
 store_b=$(du -sb "$WORK/store" | cut -f1)
 pgen_b=$(cat "$WORK/pg/p.pgen" "$WORK/pg/p.pvar" "$WORK/pg/p.psam" | wc -c)
 
-# A random 10% subset, the same every run.
-python3 - "$SIM.pheno.tsv" "$WORK/subset10pct.txt" <<'PY'
-import random, sys
-ids = [l.split("\t")[0] for l in open(sys.argv[1]).read().splitlines()[1:]]
-random.Random(11).shuffle(ids)
-open(sys.argv[2], "w").write("\n".join(sorted(ids[: len(ids) // 10])) + "\n")
-PY
-SUB="$WORK/subset10pct.txt"
 "$COHORTDB" af --store "$WORK/store" -r "$REGION" -S "$SUB" | tail -n +2 | cut -f2-6 | sort >"$WORK/af.cohortdb"
 read -r b_s b_m < <(measure "$WORK/bcftools" bash -c "bcftools view --no-version -S $SUB -r $REGION $VCF -Ou \
   | bcftools norm --no-version -m- -Ou | bcftools +fill-tags -Ou -- -t AC,AN \

@@ -8,19 +8,11 @@
 #   bash benches/million/warm.sh        # after run.sh (it builds the store)
 #
 # Adds the simulator's phenotype table to the store of run.sh when it is not there yet.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-ROOT=$PWD
-SIM="$ROOT/.cache/sim1m/sim_N1000000_L200kb"
-WORK="$ROOT/.cache/million"
+TOOLS="" source "$(dirname "$0")/common.sh"
 STORE="$WORK/store"
-REGION=chr20:20050001-20150000
-SUB="$WORK/subset10pct.txt"
-[ -d "$STORE" ] && [ -f "$SUB" ] || { echo "run benches/million/run.sh first" >&2; exit 1; }
+[ -d "$STORE" ] || { echo "run benches/million/run.sh first" >&2; exit 1; }
 python3 -c 'import grpc, grpc_reflection, pyarrow' 2>/dev/null \
   || { echo "missing Python packages (pip install grpcio grpcio-reflection pyarrow)" >&2; exit 1; }
-cargo build --release -p cohortdb-cli >&2
-COHORTDB="$ROOT/target/release/cohortdb"
 "$COHORTDB" info --store "$STORE" | grep -q '^table	phenotypes' \
   || "$COHORTDB" ingest phenotypes --store "$STORE" "$SIM.pheno.tsv" >&2
 # A rare variant: the first ALT of the region with a frequency under 1% and some carriers.

@@ -159,22 +159,7 @@ fn answers(store: &str) -> Vec<String> {
             "SELECT contig, pos, ref, alt, sample_id, dosage, phased FROM genotypes \
            WHERE pos < 16100000",
         ),
-        cohortdb(&[
-            "export",
-            "--store",
-            store,
-            "-r",
-            "22:16050000-16200000",
-            "-O",
-            "v",
-            "-o",
-            "-",
-        ])
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("##source=cohortdb"))
-        .collect::<Vec<_>>()
-        .join("\n"),
+        exported_vcf(store, Some("22:16050000-16200000")),
     ]
 }
 
@@ -475,12 +460,7 @@ fn gvcf_reference_blocks_give_exact_an_as_bcftools_merge_gvcf() {
             (
                 cohortdb(&["af", "--store", &store, "-r", "chr22"]).unwrap(),
                 q("SELECT * FROM variants"),
-                cohortdb(&["export", "--store", &store, "-O", "v", "-o", "-"])
-                    .unwrap()
-                    .lines()
-                    .filter(|l| !l.starts_with("##source=cohortdb"))
-                    .map(str::to_string)
-                    .collect::<Vec<_>>(),
+                exported_vcf(&store, None),
             )
         };
         let before = gvcf_answers();

@@ -38,22 +38,7 @@ fn answers(store: &str, site: &str) -> Vec<String> {
         ])
         .unwrap(),
         cohortdb(&["carriers", "--store", store, "-r", site]).unwrap(),
-        cohortdb(&[
-            "export",
-            "--store",
-            store,
-            "-r",
-            "22:16050000-16100000",
-            "-O",
-            "v",
-            "-o",
-            "-",
-        ])
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("##source=cohortdb"))
-        .collect::<Vec<_>>()
-        .join("\n"),
+        exported_vcf(store, Some("22:16050000-16100000")),
     ]
 }
 

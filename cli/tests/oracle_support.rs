@@ -42,6 +42,21 @@ pub fn cohortdb(args: &[&str]) -> Result<String, String> {
     run(env!("CARGO_BIN_EXE_cohortdb"), args)
 }
 
+/// `export -O v` of `store` (in `region`, else everything) as text, without the header line
+/// naming cohortdb's version and the store's, so that two stores' exports compare.
+pub fn exported_vcf(store: &str, region: Option<&str>) -> String {
+    let mut args = vec!["export", "--store", store, "-O", "v", "-o", "-"];
+    if let Some(region) = region {
+        args.extend(["-r", region]);
+    }
+    cohortdb(&args)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("##source=cohortdb"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A fresh store directory.
 pub fn new_store() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("temp dir");
