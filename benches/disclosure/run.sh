@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 sim=${COHORTDB_SIM_DIR:-$PWD/.cache/sim}/sim_N10000_L1Mb
 [ -f "$sim.vcf.gz" ] || { echo "no $sim.vcf.gz: run scripts/test.sh first" >&2; exit 1; }
-cargo nextest run -p cohortdb-cli --test disclosure_attacks --no-capture 2>&1 | grep '^|'
+cargo nextest run -p cohortdb-cli --test cli disclosure_attacks:: --no-capture 2>&1 | grep '^|'
 store=.cache/peer/N100000/store
 if [ ! -d "$store" ]; then
   store=.cache/bench10k/store

@@ -7,13 +7,9 @@
 //! turns those around. Rows where plink2 fell back to Firth regression (`FIRTH?` = Y) are not
 //! compared: cohortdb fits plain maximum likelihood (docs/cohorts.md).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod oracle_support;
-
 use std::collections::HashMap;
 
-use oracle_support::*;
+use crate::oracle_support::*;
 
 const COVARIATES: &str = "age,sex,bmi";
 

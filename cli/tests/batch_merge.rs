@@ -4,13 +4,9 @@
 //! (a batch without a record is missing there), and with `--missing-as-ref` equal
 //! `bcftools merge -0` and the full slice at the merged sites.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod oracle_support;
-
 use std::collections::{BTreeSet, HashMap};
 
-use oracle_support::*;
+use crate::oracle_support::*;
 
 fn batch_files() -> Vec<String> {
     let dir = shared_dir().join("testdata/opencga/1000g_batches");

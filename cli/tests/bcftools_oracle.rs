@@ -2,13 +2,9 @@
 //! for every VCF/BCF edge case bcftools reads, over all samples and a seeded random subset;
 //! and VCF and BCF ingest of the same data give the same answers.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod oracle_support;
-
 use std::collections::BTreeMap;
 
-use oracle_support::*;
+use crate::oracle_support::*;
 use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 

@@ -3,13 +3,9 @@
 //! of the simulated N=10,000 cohort on its own. The store then answers exactly as a store of
 //! the whole file, and a re-run of a committed task changes nothing.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod oracle_support;
-
 use std::process::Command;
 
-use oracle_support::*;
+use crate::oracle_support::*;
 
 fn info_field(store: &str, name: &str) -> String {
     let info = cohortdb(&["info", "--store", store]).unwrap();

@@ -6,14 +6,10 @@
 //!   them, and phenotype columns as the table holds them;
 //! - `genotypes`: one sample's non-reference calls equal bcftools' GT of that sample.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod oracle_support;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use oracle_support::*;
+use crate::oracle_support::*;
 
 const SCIPY: &str = r#"
 import sys

@@ -5,11 +5,7 @@
 //! `variants` and `genotypes`, frequencies in a cohort, carriers, export) is the same before
 //! and after, also for a reader running while compaction commits.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod oracle_support;
-
-use oracle_support::*;
+use crate::oracle_support::*;
 
 fn answers(store: &str, site: &str) -> Vec<String> {
     let sorted = |text: String| {

@@ -4,11 +4,7 @@
 //! FORMAT lists, carriers by ID), allele frequencies, carriers and export; and no read path
 //! shows a withdrawn `sample_idx` or ID.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod oracle_support;
-
-use oracle_support::*;
+use crate::oracle_support::*;
 
 /// Every column of `variants` that depends on the samples, per ALT row in input order.
 const VARIANT_ROWS: &str = "\

@@ -5,20 +5,16 @@
 //! truncated BAM is refused with the store unchanged. The server serves the same coverage over
 //! gRPC.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod oracle_support;
-#[path = "support/serving_harness.rs"]
-mod serving_harness;
+use crate::support::serving_harness;
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
+use crate::oracle_support::*;
 use arrow::array::RecordBatch;
 use cohortdb_proto::v1 as pb;
 use cohortdb_proto::v1::query_service_client::QueryServiceClient;
 use cohortdb_server::ServerOptions;
-use oracle_support::*;
 use serving_harness::{ADMIN, AGGREGATE, read_chunks, request, start_with, strings};
 use tonic::Code;
 

@@ -2,14 +2,10 @@
 //! the store opens at the old version or the new one, with all of that version's samples and
 //! readable fragments; `vacuum` then removes what the killed writers left behind.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod oracle_support;
-
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use oracle_support::*;
+use crate::oracle_support::*;
 
 const TRIALS: usize = 50;
 

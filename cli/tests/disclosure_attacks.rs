@@ -7,11 +7,7 @@
 //! section gives the error the noise adds to allele frequencies. Over gRPC and Flight SQL the
 //! same engine answers (serving.rs).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "support/disclosure_harness.rs"]
-mod disclosure_harness;
-mod oracle_support;
+use crate::support::disclosure_harness;
 
 use std::collections::BTreeMap;
 

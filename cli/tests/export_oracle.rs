@@ -3,11 +3,7 @@
 //! ingested input, for every edge case bcftools reads and the 1000 Genomes slice; and its
 //! tabix and CSI indexes answer `bcftools query -r` as bcftools' own index does.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod oracle_support;
-
-use oracle_support::*;
+use crate::oracle_support::*;
 use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 

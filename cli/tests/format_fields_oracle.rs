@@ -2,13 +2,9 @@
 //! files: the test asks `bcftools query` for every sample's GT, DP, GQ and AD and works out
 //! each ALT's carriers and their values itself; VCF and BCF ingest keep the same values.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod oracle_support;
-
 use std::collections::BTreeMap;
 
-use oracle_support::*;
+use crate::oracle_support::*;
 
 /// (chrom, pos, ref, alt) -> "DP list|GQ list|AD ref list|AD alt list" per record (sorted),
 /// lists as `[a, b]` with NULL for missing values.

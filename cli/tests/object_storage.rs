@@ -5,13 +5,9 @@
 //!   on a local directory and on S3: every commit lands, `sample_idx` values are unique, and
 //!   each sample's calls equal those of a store ingested from the whole file.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod oracle_support;
-
 use std::process::{Child, Command, Stdio};
 
-use oracle_support::*;
+use crate::oracle_support::*;
 
 const BUCKET: &str = "cohortdb-ci";
 

@@ -1,8 +1,5 @@
 //! Shared helpers of the oracle tests: locating `../shared`, running commands, parsing TSV.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-#![allow(dead_code)]
-
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -136,7 +133,6 @@ pub fn edge_case_files() -> Vec<String> {
 
 /// Starts every command at once (standard error captured) and waits for all; panics naming
 /// `label` and the first failure's standard error.
-#[allow(dead_code)]
 pub fn run_all_at_once(commands: Vec<std::process::Command>, label: &str) {
     use std::process::Stdio;
     let children: Vec<_> = commands

@@ -3,13 +3,9 @@
 //! authors), unknown sample IDs are refused with a count and leave the store unchanged, and a
 //! re-ingest replaces the table in one commit.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod oracle_support;
-
 use std::path::PathBuf;
 
-use oracle_support::*;
+use crate::oracle_support::*;
 
 fn ids(text: &str) -> Vec<String> {
     let mut ids: Vec<String> = tsv_rows(text).into_iter().map(|r| r[0].clone()).collect();

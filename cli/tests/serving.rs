@@ -3,15 +3,12 @@
 //! results (checked with bcftools), the aggregate tier's attack suite, chunking and the audit
 //! trail.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod oracle_support;
-#[path = "support/serving_harness.rs"]
-mod serving_harness;
+use crate::support::serving_harness;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use crate::oracle_support::{cohortdb, sh, sim_prefix, sim_store};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use cohortdb_proto::v1 as pb;
@@ -19,7 +16,6 @@ use cohortdb_proto::v1::admin_service_client::AdminServiceClient;
 use cohortdb_proto::v1::query_service_client::QueryServiceClient;
 use cohortdb_server::ServerOptions;
 use futures::TryStreamExt;
-use oracle_support::{cohortdb, sh, sim_prefix, sim_store};
 use serving_harness::*;
 use tonic::Code;
 

@@ -4,17 +4,13 @@
 //! a warm cache, a cold one and one whose budget evicts every row group equal what DataFusion
 //! computes with the counting functions over `variants`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod oracle_support;
-
 use std::sync::Arc;
 
+use crate::oracle_support::*;
 use cohortdb_engine::rows::site_cache::SiteCache;
 use cohortdb_engine::{CohortEngine, CohortSpec, Region};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::array_value_to_string;
-use oracle_support::*;
 
 /// Rows of batches as text, every column.
 fn rows(batches: &[RecordBatch]) -> Vec<String> {

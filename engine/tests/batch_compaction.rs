@@ -2,19 +2,15 @@
 //! snapshot is kept, a second compaction of the same batches from that snapshot conflicts and
 //! leaves no file behind, and the store answers as one never compacted.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::thousand_genomes_batches;
 use cohortdb_engine::maintenance::batch_tiers::BatchPolicy;
 use cohortdb_engine::maintenance::compaction::CompactOptions;
 use cohortdb_engine::{CohortEngine, CohortSpec, EngineError};
 use cohortdb_ingest::{IngestOptions, ingest_vcf};
 use cohortdb_store::{Store, StoreError};
 use datafusion::arrow::util::display::array_value_to_string;
-use support::thousand_genomes_batches;
 
 /// Every row of `sql`, cells tab-separated, as a set.
 async fn rows(engine: &CohortEngine, sql: &str) -> BTreeSet<String> {

@@ -5,8 +5,6 @@
 //! scan (every row, in default and in small windows, `count(*)`, `LIMIT`), must give exactly
 //! the reference's AC and AN.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 

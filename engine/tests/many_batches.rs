@@ -4,10 +4,6 @@
 //! `--missing-as-ref`. Counting and the streaming SQL scan (its merge window, its partitions,
 //! its limit) answer what `bcftools +fill-tags` answers on the unsplit file.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;

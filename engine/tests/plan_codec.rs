@@ -1,10 +1,6 @@
 //! Every plan node of ours, and the UDF that carries state, survives the trip to another node:
 //! encoded with [`PlanCodec`], decoded, executed, it answers what the original plan answers.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::sync::Arc;
 
 use cohortdb_engine::policy::disclosure_control::DisclosureControl;
@@ -48,7 +44,7 @@ async fn round_trip(engine: &CohortEngine, sql: &str, node: &str) -> (Vec<String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_node_of_ours_round_trips_and_answers_the_same() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = support::batched_store(tmp.path()).await;
+    let store = crate::support::batched_store(tmp.path()).await;
     let admin = CohortEngine::open(&store).await.unwrap();
     let first = admin.samples()[0].sample_id.clone();
     let genotypes = format!("SELECT * FROM sample_genotypes('{first}', '22')");
@@ -114,7 +110,7 @@ async fn every_node_of_ours_round_trips_and_answers_the_same() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_of_another_release_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = support::batched_store(tmp.path()).await;
+    let store = crate::support::batched_store(tmp.path()).await;
     let admin = CohortEngine::open(&store).await.unwrap();
     let tier = |key: u8| {
         let control = DisclosureControl::in_memory([key; 32], "codec", 1000.0, 5.0).unwrap();

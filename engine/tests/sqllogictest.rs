@@ -5,8 +5,6 @@
 //!
 //! Values print as Arrow displays them, NULL as `NULL`, the empty string as `(empty)`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;

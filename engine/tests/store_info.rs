@@ -3,17 +3,13 @@
 //! with the number withdrawn beside it; the aggregate tier sees nothing that moves with a
 //! withdrawal.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::process::Command;
 
 use cohortdb_engine::{CohortEngine, Tier};
 
 /// The samples of the batch files, as bcftools lists them.
 fn bcftools_samples() -> u64 {
-    support::thousand_genomes_batches()
+    crate::support::thousand_genomes_batches()
         .iter()
         .map(|file| {
             let out = Command::new("bcftools")
@@ -29,7 +25,7 @@ fn bcftools_samples() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samples_count_registered_participants_and_withdrawals_beside_them() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = support::batched_store(tmp.path()).await;
+    let store = crate::support::batched_store(tmp.path()).await;
     let engine = CohortEngine::open(&store).await.unwrap();
     let before = engine.info().await.unwrap();
     assert_eq!(before.samples, bcftools_samples());

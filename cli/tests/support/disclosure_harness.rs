@@ -2,8 +2,6 @@
 //! for the truth, aggregate engines with a budget of their own per attack, and the measures
 //! (reconstruction accuracy against the chance of guessing from allele frequencies).
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -26,7 +24,6 @@ pub type Site = (i64, String, String);
 /// One participant's phenotype row, as the simulator wrote it.
 #[derive(Debug, Clone)]
 pub struct Person {
-    pub id: String,
     pub idx: u32,
     pub sex: String,
     pub age: i64,
@@ -49,7 +46,6 @@ pub struct Counts {
 /// The cohort, its truth and its answers.
 pub struct Fixture {
     pub _dir: tempfile::TempDir,
-    pub store: String,
     pub admin: CohortEngine,
     pub people: Vec<Person>,
     pub regions: Vec<Region>,
@@ -79,7 +75,6 @@ impl Fixture {
             .map(|line| {
                 let f: Vec<&str> = line.split('\t').collect();
                 Person {
-                    id: f[0].into(),
                     idx: index[f[0]],
                     sex: f[1].into(),
                     age: f[2].parse().expect("age"),
@@ -93,7 +88,6 @@ impl Fixture {
         let regions = Region::parse_list(REGION).expect("region");
         let mut fixture = Self {
             _dir: dir,
-            store,
             admin,
             people,
             regions,
@@ -256,8 +250,6 @@ pub fn rows(batch: &RecordBatch) -> BTreeMap<Site, Counts> {
 /// How well a reconstruction of one participant's dosages did.
 #[derive(Debug, Clone, Copy)]
 pub struct Reconstruction {
-    /// Sites with an estimate.
-    pub sites: usize,
     /// Fraction where the attacker's best guess (the maximum a posteriori dosage given the
     /// estimate, its known noise and the cohort's allele frequency) equals the truth.
     pub accuracy: f64,
@@ -307,7 +299,6 @@ pub fn score(
     }
     let n = sites.max(1) as f64;
     Reconstruction {
-        sites,
         accuracy: hits as f64 / n,
         chance: chance as f64 / n,
     }

@@ -1,8 +1,6 @@
 //! The shared harness of `serving.rs`: tokens, an in-process server over the simulated
 //! N=10,000 cohort, and client helpers.
 
-#![allow(dead_code)]
-
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};

@@ -1,8 +1,6 @@
 //! What the engine's integration tests share: the shared test data, and stores built from it
 //! by the ingest library.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::PathBuf;
 
 use cohortdb_ingest::phenotype_table::{PhenotypeOptions, ingest_phenotypes};
