@@ -2,9 +2,10 @@
 server, with a real grpcio client building its messages from server reflection (client
 decoding included).
 
-Usage: warm.py HOST:PORT TOKEN REGION SAMPLES_FILE [RUNS [VARIANT]]
+Usage: warm.py HOST:PORT TOKEN REGION SAMPLES_FILE [RUNS [VARIANT [SAVED]]]
   -> prints "af_ms case_control_ms", and "carriers_ms" of VARIANT (CHR:POS:REF:ALT, everyone)
-     after them when given
+     after them when given, and the af of the saved cohort SAVED (the same list saved with
+     `cohortdb cohort save SAVED -S SAMPLES_FILE`) after that
 """
 
 import statistics
@@ -21,6 +22,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 address, token, region, samples_file = sys.argv[1:5]
 runs = int(sys.argv[5]) if len(sys.argv) > 5 else 20
 variant = sys.argv[6] if len(sys.argv) > 6 else None
+saved = sys.argv[7] if len(sys.argv) > 7 else None
 channel = grpc.insecure_channel(address)
 pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
 message = lambda name: message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
@@ -67,9 +69,10 @@ cc_ms = median_ms(
         controls=Cohort(predicate="case_control = 0"),
     ),
 )
-if variant is None:
-    print(f"{af_ms:.1f} {cc_ms:.1f}")
-else:
+figures = [af_ms, cc_ms]
+if variant is not None:
     CarriersRequest, carriers = rpc("Carriers", "CarriersRequest")
-    carriers_ms = median_ms(carriers, CarriersRequest(variant=variant))
-    print(f"{af_ms:.1f} {cc_ms:.1f} {carriers_ms:.1f}")
+    figures.append(median_ms(carriers, CarriersRequest(variant=variant)))
+if saved is not None:
+    figures.append(median_ms(af, AfRequest(regions=[region], cohort=Cohort(named=saved))))
+print(" ".join(f"{f:.1f}" for f in figures))

@@ -118,6 +118,51 @@ fn clinical_cohorts_equal_the_reference_lists() {
         cohortdb(&args).unwrap()
     };
     assert_eq!(af(&["--cohort", "@women_50s"]), af(&["-S", &women_file]));
+    // A list saved under a name answers as the list; `cohort list` says what it holds.
+    cohortdb(&[
+        "cohort",
+        "save",
+        "--store",
+        &store,
+        "women_list",
+        "-S",
+        &women_file,
+    ])
+    .unwrap();
+    assert_eq!(af(&["--cohort", "@women_list"]), af(&["-S", &women_file]));
+    let list = cohortdb(&["cohort", "list", "--store", &store]).unwrap();
+    assert!(list.contains("women_list\t621\t621 sample IDs\n"), "{list}");
+    // A list with an unknown ID, an empty list or an excluding list is refused, nothing saved.
+    let before_lists = version(&store);
+    let dir = tempfile::tempdir().unwrap();
+    let unknown = dir.path().join("unknown.txt").display().to_string();
+    std::fs::write(
+        &unknown,
+        std::fs::read_to_string(&women_file).unwrap() + "no_such_id\n",
+    )
+    .unwrap();
+    let err = cohortdb(&["cohort", "save", "--store", &store, "l2", "-S", &unknown]).unwrap_err();
+    assert!(err.contains("no_such_id"), "{err}");
+    let empty = dir.path().join("empty.txt").display().to_string();
+    std::fs::write(&empty, "").unwrap();
+    let err = cohortdb(&["cohort", "save", "--store", &store, "l2", "-S", &empty]).unwrap_err();
+    assert!(err.contains("empty"), "{err}");
+    let err = cohortdb(&[
+        "cohort",
+        "save",
+        "--store",
+        &store,
+        "l2",
+        "-S",
+        &format!("^{women_file}"),
+    ])
+    .unwrap_err();
+    assert!(err.contains("no leading ^"), "{err}");
+    assert_eq!(
+        version(&store),
+        before_lists,
+        "a refused list must not commit"
+    );
     let before_bad = version(&store);
     assert!(
         cohortdb(&[

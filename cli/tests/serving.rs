@@ -201,7 +201,11 @@ async fn tokens_tiers_results_and_audit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aggregate_tier_attack_suite() {
-    let server = start().await;
+    let server = start_with(ServerOptions {
+        refresh_interval: std::time::Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await;
     let channel = &server.channel;
     let mut query = QueryServiceClient::new(channel.clone());
     let some_id = sh(&format!(
@@ -295,8 +299,49 @@ async fn aggregate_tier_attack_suite() {
             ids: vec![some_id.clone(); 30],
         })),
     });
+    // The same IDs saved as a list cohort (the server follows the store to the new version).
+    let list = server.store.clone() + "/../thirty.txt";
+    std::fs::write(&list, format!("{some_id}\n").repeat(30)).unwrap();
+    cohortdb(&[
+        "cohort",
+        "save",
+        "--store",
+        &server.store,
+        "thirty",
+        "-S",
+        &list,
+    ])
+    .unwrap();
+    let named = Some(pb::Cohort {
+        selection: Some(pb::cohort::Selection::Named("thirty".into())),
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let admin_named = loop {
+        match read_chunks(
+            query
+                .allele_frequencies(request(af(named.clone()), Some(ADMIN)))
+                .await,
+        )
+        .await
+        {
+            Ok((batches, _)) => break batches,
+            Err(e) if e.code() == Code::NotFound && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("the saved list at the admin tier: {e}"),
+        }
+    };
+    let (admin_ids, _) = read_chunks(
+        query
+            .allele_frequencies(request(af(ids.clone()), Some(ADMIN)))
+            .await,
+    )
+    .await
+    .unwrap();
+    assert_eq!(admin_named, admin_ids, "a saved list answers as its IDs");
     for (cohort, what) in [
         (ids, "explicit IDs"),
+        (named, "a saved list of IDs"),
         (predicate("age = 58 AND bmi = 22.0"), "a tiny predicate"),
         (predicate("age < 0"), "an empty predicate"),
     ] {

@@ -34,6 +34,9 @@ pub struct CohortEngine {
     /// and an aggregate engine's entries are predicates its grammar check passed).
     pub(crate) cohort_cache:
         Arc<std::sync::Mutex<std::collections::HashMap<String, RoaringBitmap>>>,
+    /// Saved list cohorts by name, resolved in this engine's view of the samples (reset with
+    /// it by [`CohortEngine::with_access`]).
+    pub(crate) saved_lists: Arc<std::sync::Mutex<std::collections::HashMap<String, RoaringBitmap>>>,
     /// [`CohortEngine::sample_positions`], once built.
     pub(crate) sample_positions: Arc<std::sync::OnceLock<Arc<Vec<Option<usize>>>>>,
     /// [`CohortEngine::everyone`], once built.
@@ -87,6 +90,7 @@ impl CohortEngine {
             withdrawn,
             access: AccessState::new(Access::admin()),
             cohort_cache: Default::default(),
+            saved_lists: Default::default(),
             sample_positions: Default::default(),
             everyone: Default::default(),
             sample_order: Default::default(),
@@ -142,6 +146,7 @@ impl CohortEngine {
         }
         engine.access = AccessState::new(access);
         engine.cohort_cache = Default::default();
+        engine.saved_lists = Default::default();
         engine.sample_order = Default::default();
         engine.sample_ids = Default::default();
         Ok(engine)

@@ -1,22 +1,48 @@
-//! Named cohorts: a predicate saved under a name (`cohortdb cohort save NAME --where PRED`, one
-//! commit) and used as `--cohort @NAME`. The predicate, not the member list, is saved: a
-//! cohort grows with the phenotype tables; a snapshot read at an older version sees the
-//! definition of that version.
+//! Named cohorts: a predicate (`cohortdb cohort save NAME --where PRED`) or a list of sample
+//! IDs (`cohortdb cohort save NAME -S FILE`) saved under a name, one commit, and used as
+//! `--cohort @NAME`. A predicate cohort grows with the phenotype tables; a list cohort keeps its
+//! members, less any who withdraw. A snapshot read at an older version sees the definition of
+//! that version. A server resolves a list once per snapshot (see [`crate::cohort::resolve`]),
+//! so a large list saved once is cheaper than the same list sent with every request.
 
 use bytes::Bytes;
 use cohortdb_store::Commit;
 use cohortdb_store::log_entry::{CommitKind, FileEntry, FileKind};
 
+use crate::cohort::cohort_spec::CohortSpec;
 use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
 
-/// The stored definition of a named cohort.
+/// The stored definition of a named cohort: `{"name": .., "predicate": ..}` or
+/// `{"name": .., "samples": [..]}`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CohortDefinition {
     /// The name.
     pub name: String,
-    /// The SQL predicate over `samples` and `phenotypes`.
-    pub predicate: String,
+    /// Who belongs to it.
+    #[serde(flatten)]
+    pub members: SavedMembers,
+}
+
+/// What a saved cohort stands for.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SavedMembers {
+    /// A SQL predicate over `samples` and `phenotypes`.
+    Predicate(String),
+    /// Sample IDs, as `-S FILE` names them (the IDs of the tier that uses the cohort: at the
+    /// record tier, the project's pseudonyms).
+    Samples(Vec<String>),
+}
+
+impl SavedMembers {
+    /// The definition in one line, as `cohortdb cohort list` shows it.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Predicate(p) => p.clone(),
+            Self::Samples(ids) => format!("{} sample IDs", ids.len()),
+        }
+    }
 }
 
 fn valid_name(name: &str) -> bool {
@@ -61,22 +87,34 @@ impl CohortEngine {
         Ok(out)
     }
 
-    /// Saves (or redefines) the cohort `name` as one commit, after checking that `predicate`
-    /// resolves; returns the committed version and the cohort's current size.
-    pub async fn save_cohort(&self, name: &str, predicate: &str) -> Result<(u64, u64)> {
+    /// Saves (or redefines) the cohort `name` as one commit, after checking that `members`
+    /// resolve (a list: every ID known, at least one participant); returns the committed version
+    /// and the cohort's current size.
+    pub async fn save_cohort(&self, name: &str, members: SavedMembers) -> Result<(u64, u64)> {
         if !valid_name(name) {
             return Err(EngineError::Cohort {
                 name: name.to_string(),
                 reason: "names are letters, digits, _ and -".into(),
             });
         }
-        let size = self
-            .cohort(&crate::CohortSpec::Predicate(predicate.to_string()))
-            .await?
-            .len();
+        let size = match &members {
+            SavedMembers::Predicate(p) => self.cohort(&CohortSpec::Predicate(p.clone())).await?,
+            SavedMembers::Samples(ids) if ids.is_empty() => {
+                return Err(EngineError::Cohort {
+                    name: name.to_string(),
+                    reason: "the sample list is empty".into(),
+                });
+            }
+            SavedMembers::Samples(ids) => self.listed_cohort(&CohortSpec::Include(ids.clone()))?,
+        }
+        .len();
+        let operation = match &members {
+            SavedMembers::Predicate(p) => serde_json::json!({"cohort": name, "where": p}),
+            SavedMembers::Samples(ids) => serde_json::json!({"cohort": name, "samples": ids.len()}),
+        };
         let definition = CohortDefinition {
             name: name.to_string(),
-            predicate: predicate.to_string(),
+            members,
         };
         let json = serde_json::to_vec_pretty(&definition).map_err(|e| EngineError::Cohort {
             name: name.to_string(),
@@ -101,7 +139,7 @@ impl CohortEngine {
                 .collect(),
             withdraw: Vec::new(),
             retire: Vec::new(),
-            operation: serde_json::json!({"cohort": name, "where": predicate}),
+            operation,
         };
         let committed = store.commit_or_discard(snapshot, commit).await?;
         Ok((committed.state.version, size))

@@ -11,6 +11,7 @@ use roaring::RoaringBitmap;
 
 use crate::cohort::cohort_spec::CohortSpec;
 use crate::cohort::members::Cohort;
+use crate::cohort::named_cohorts::SavedMembers;
 use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
 use crate::policy::access_policy::{EVERYONE, Tier, cohort_label};
@@ -38,12 +39,25 @@ impl CohortEngine {
     /// the tables. Predicate results are kept per engine (a snapshot never changes), so a
     /// predicate asked again costs a lookup; every cohort, cached or not, is admitted.
     pub async fn cohorts(&self, specs: &[CohortSpec]) -> Result<Vec<Cohort>> {
-        // Named cohorts are their saved predicates.
+        // Named cohorts are their saved predicates, or their saved lists' members.
         let mut predicates: Vec<Option<String>> = Vec::with_capacity(specs.len());
-        for spec in specs {
+        let mut saved_lists: HashMap<usize, RoaringBitmap> = HashMap::new();
+        for (i, spec) in specs.iter().enumerate() {
             predicates.push(match spec {
                 CohortSpec::Predicate(p) => Some(p.clone()),
-                CohortSpec::Named(name) => Some(self.named_cohort(name).await?.predicate),
+                CohortSpec::Named(name) => match self.saved_list(name)? {
+                    Some(set) => {
+                        saved_lists.insert(i, set);
+                        None
+                    }
+                    None => match self.named_cohort(name).await?.members {
+                        SavedMembers::Predicate(p) => Some(p),
+                        SavedMembers::Samples(ids) => {
+                            saved_lists.insert(i, self.resolve_saved_list(name, ids)?);
+                            None
+                        }
+                    },
+                },
                 _ => None,
             });
         }
@@ -75,7 +89,7 @@ impl CohortEngine {
             fresh.extend(missing.into_iter().zip(sets));
         }
         let mut out = Vec::with_capacity(specs.len());
-        for (spec, predicate) in specs.iter().zip(&predicates) {
+        for (i, (spec, predicate)) in specs.iter().zip(&predicates).enumerate() {
             out.push(match predicate {
                 Some(p) => {
                     let set = match fresh.get(p.as_str()) {
@@ -84,10 +98,37 @@ impl CohortEngine {
                     };
                     self.admit(&cohort_label(p), set)?
                 }
-                None => self.listed_cohort(spec)?,
+                None => match saved_lists.remove(&i) {
+                    Some(set) => Cohort::new(set),
+                    None => self.listed_cohort(spec)?,
+                },
             });
         }
         Ok(out)
+    }
+
+    /// The members of the saved list cohort `name` when this engine resolved it before
+    /// (`None` for a predicate cohort or one not yet resolved); refused at the aggregate tier.
+    fn saved_list(&self, name: &str) -> Result<Option<RoaringBitmap>> {
+        let found = self
+            .saved_lists
+            .lock()
+            .ok()
+            .and_then(|lists| lists.get(name).cloned());
+        if found.is_some() && self.tier() == Tier::Aggregate {
+            return Err(list_refused());
+        }
+        Ok(found)
+    }
+
+    /// Resolves the saved list `name` as `-S` would, and keeps its members for this engine's
+    /// snapshot (a list saved once costs its lookups once per snapshot, not per request).
+    fn resolve_saved_list(&self, name: &str, ids: Vec<String>) -> Result<RoaringBitmap> {
+        let set = self.listed_cohort(&CohortSpec::Include(ids))?.into_set();
+        if let Ok(mut lists) = self.saved_lists.lock() {
+            lists.insert(name.to_string(), set.clone());
+        }
+        Ok(set)
     }
 
     /// Everyone, or the participants of a sample list (not for the aggregate tier).
@@ -96,9 +137,7 @@ impl CohortEngine {
             return self.admit(EVERYONE, self.everyone().clone());
         }
         if self.tier() == Tier::Aggregate {
-            return Err(EngineError::PermissionDenied(
-                "the aggregate tier chooses participants by predicate, not by ID".into(),
-            ));
+            return Err(list_refused());
         }
         let column = |i: usize| self.sample_batch.column(i).as_any();
         let (Some(idx), Some(ids)) = (
@@ -210,4 +249,11 @@ impl CohortEngine {
         }
         Ok(out)
     }
+}
+
+/// The aggregate tier's refusal of a cohort chosen by ID.
+fn list_refused() -> EngineError {
+    EngineError::PermissionDenied(
+        "the aggregate tier chooses participants by predicate, not by ID".into(),
+    )
 }
