@@ -89,11 +89,11 @@ impl CohortEngine {
             .downcast_ref::<datafusion::arrow::array::UInt32Array>()
             .map(|a| a.values().to_vec())
             .unwrap_or_else(|| self.sample_records().iter().map(|s| s.sample_idx).collect());
-        let registered: roaring::RoaringBitmap = indices
-            .into_iter()
-            .chain(withdrawn.iter())
-            .filter(|i| !retired.contains(*i))
-            .collect();
+        let mut sorted = indices;
+        sorted.sort_unstable();
+        let registered = (roaring::RoaringBitmap::from_sorted_iter(sorted).unwrap_or_default()
+            | &withdrawn)
+            - &retired;
         let fragments: Vec<_> = state.variant_fragments().collect();
         let contigs = state
             .contigs()

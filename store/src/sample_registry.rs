@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::array::{Array, AsArray, DictionaryArray, RecordBatch, StringArray, UInt32Array};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
@@ -29,12 +29,18 @@ pub struct SampleRecord {
     pub source: Arc<str>,
 }
 
-/// The schema of registry files (and of the `samples` table).
+/// The schema of registry files (and of the `samples` table). `source` is dictionary-encoded
+/// in memory as on disk: a batch's inputs are few, and as plain text the column was 50 MB of
+/// repeated paths at 10^6 participants, most of the time it took to open a store.
 pub fn samples_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("sample_idx", DataType::UInt32, false),
         Field::new("sample_id", DataType::Utf8, false),
-        Field::new("source", DataType::Utf8, false),
+        Field::new(
+            "source",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            false,
+        ),
     ]))
 }
 
@@ -50,9 +56,12 @@ pub fn encode_samples(samples: &[SampleRecord]) -> Result<Bytes> {
             Arc::new(StringArray::from_iter_values(
                 samples.iter().map(|s| s.sample_id.as_str()),
             )),
-            Arc::new(StringArray::from_iter_values(
-                samples.iter().map(|s| &*s.source),
-            )),
+            Arc::new(
+                samples
+                    .iter()
+                    .map(|s| &*s.source)
+                    .collect::<DictionaryArray<Int32Type>>(),
+            ),
         ],
     )
     .map_err(|e| StoreError::Arrow {
@@ -119,21 +128,22 @@ pub fn records_of(batch: &RecordBatch) -> Vec<SampleRecord> {
     let (Some(idx), Some(ids), Some(sources)) = (
         column(0).downcast_ref::<UInt32Array>(),
         column(1).downcast_ref::<StringArray>(),
-        column(2).downcast_ref::<StringArray>(),
+        column(2).downcast_ref::<DictionaryArray<Int32Type>>(),
     ) else {
         return Vec::new();
     };
-    let mut source: Arc<str> = Arc::from("");
+    let Some(names) = sources.values().as_string_opt::<i32>() else {
+        return Vec::new();
+    };
+    let names: Vec<Arc<str>> = names.iter().map(|n| Arc::from(n.unwrap_or(""))).collect();
     (0..batch.num_rows())
-        .map(|i| {
-            if *source != *sources.value(i) {
-                source = Arc::from(sources.value(i));
-            }
-            SampleRecord {
-                sample_idx: idx.value(i),
-                sample_id: ids.value(i).to_string(),
-                source: source.clone(),
-            }
+        .map(|i| SampleRecord {
+            sample_idx: idx.value(i),
+            sample_id: ids.value(i).to_string(),
+            source: names
+                .get(sources.keys().value(i) as usize)
+                .cloned()
+                .unwrap_or_else(|| Arc::from("")),
         })
         .collect()
 }
@@ -144,7 +154,9 @@ fn decode_batches(path: &str, bytes: Bytes) -> Result<Vec<RecordBatch>> {
         path: path.to_string(),
         source,
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_err)?;
+    let options = ArrowReaderOptions::new().with_schema(samples_schema());
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
+        .map_err(parquet_err)?;
     // One batch per row group (a registry file is one), not one per 1,024 rows: at 10^6
     // participants the small batches and their concatenation were most of opening a store.
     let rows = builder.metadata().file_metadata().num_rows().max(1) as usize;
@@ -163,7 +175,7 @@ fn decode_batches(path: &str, bytes: Bytes) -> Result<Vec<RecordBatch>> {
         let types_ok = batch.num_columns() == 3
             && batch.column(0).as_any().is::<UInt32Array>()
             && batch.column(1).as_any().is::<StringArray>()
-            && batch.column(2).as_any().is::<StringArray>();
+            && batch.column(2).as_any().is::<DictionaryArray<Int32Type>>();
         if !types_ok || batch.column(0).null_count() > 0 || batch.column(1).null_count() > 0 {
             return Err(corrupt());
         }

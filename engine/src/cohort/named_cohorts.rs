@@ -2,7 +2,7 @@
 //! IDs (`cohortdb cohort save NAME -S FILE`) saved under a name, one commit, and used as
 //! `--cohort @NAME`. A predicate cohort grows with the phenotype tables; a list cohort keeps its
 //! members, less any who withdraw. A snapshot read at an older version sees the definition of
-//! that version. A server resolves a list once per snapshot (see [`crate::cohort::resolve`]),
+//! that version. A server resolves a list once per snapshot (the engine keeps its members),
 //! so a large list saved once is cheaper than the same list sent with every request.
 
 use bytes::Bytes;
@@ -105,7 +105,7 @@ impl CohortEngine {
                     reason: "the sample list is empty".into(),
                 });
             }
-            SavedMembers::Samples(ids) => self.listed_cohort(&CohortSpec::Include(ids.clone()))?,
+            SavedMembers::Samples(ids) => self.cohort(&CohortSpec::Include(ids.clone())).await?,
         }
         .len();
         let operation = match &members {
