@@ -86,6 +86,16 @@ fn check(input: &str, withdrawn: &[String], region: &str) {
     };
     let everyone = table(&|_| true, "all.tsv");
     cohortdb(&["ingest", "phenotypes", "--store", &store, &everyone]).unwrap();
+    // A saved list naming the withdrawn participants and one who stays.
+    let stays = all_ids
+        .lines()
+        .find(|id| !withdrawn.iter().any(|w| w == id))
+        .unwrap()
+        .to_string();
+    let mixed = tmp.path().join("mixed.txt");
+    std::fs::write(&mixed, withdrawn.join("\n") + "\n" + &stays + "\n").unwrap();
+    let mixed = mixed.display().to_string();
+    cohortdb(&["cohort", "save", "--store", &store, "mixed", "-S", &mixed]).unwrap();
     assert_eq!(
         idx.len(),
         withdrawn.len(),
@@ -135,6 +145,7 @@ fn check(input: &str, withdrawn: &[String], region: &str) {
     // file holds a withdrawn participant any more.
     let purged = cohortdb(&["admin", "purge", "--store", &store]).unwrap();
     assert!(purged.contains("sample registry"), "{purged}");
+    assert!(purged.contains(" 1 saved cohort(s)"), "{purged}");
     let before_vacuum = scan_store(&store, withdrawn, &idx);
     assert!(
         before_vacuum > 0,
@@ -143,6 +154,12 @@ fn check(input: &str, withdrawn: &[String], region: &str) {
     let vacuumed = cohortdb(&["admin", "vacuum", "--store", &store, "--older-than", "0s"]).unwrap();
     assert!(vacuumed.contains("deleted"), "{vacuumed}");
     compare(&store, &oracle, withdrawn, &idx, region, input);
+    // The saved list keeps the one who stays.
+    assert_eq!(
+        cohortdb(&["af", "--store", &store, "-r", region, "--cohort", "@mixed"]).unwrap(),
+        cohortdb(&["af", "--store", &oracle, "-r", region, "-s", &stays]).unwrap(),
+        "{input}"
+    );
     assert_eq!(
         scan_store(&store, withdrawn, &idx),
         0,

@@ -174,6 +174,55 @@ async fn tokens_tiers_results_and_audit() {
     // Its audit record is written when the server drops the request.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 
+    // A long sample list is kept once beside the trail, and its records name it.
+    let ids: Vec<String> = sh(&format!(
+        "awk 'NR > 1 && NR <= 101 {{print $1}}' {}.pheno.tsv",
+        sim_prefix()
+    ))
+    .unwrap()
+    .lines()
+    .map(str::to_string)
+    .collect();
+    for _ in 0..2 {
+        let af = pb::AlleleFrequenciesRequest {
+            regions: vec![REGION.into()],
+            cohort: Some(pb::Cohort {
+                selection: Some(pb::cohort::Selection::Samples(pb::SampleIds {
+                    ids: ids.clone(),
+                })),
+            }),
+        };
+        read_chunks(query.allele_frequencies(request(af, Some(ADMIN))).await)
+            .await
+            .unwrap();
+        calls += 1;
+    }
+    let lists: Vec<_> = std::fs::read_dir(format!("{}/_audit/lists", server.store))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(lists.len(), 1, "one file for one list: {lists:?}");
+    assert_eq!(
+        std::fs::read_to_string(&lists[0]).unwrap(),
+        ids.join("\n") + "\n"
+    );
+    let name = lists[0].file_name().unwrap().to_str().unwrap().to_string();
+    let listing = cohortdb(&["audit", "--store", &server.store]).unwrap();
+    assert_eq!(
+        listing
+            .matches(&format!("100 IDs in _audit/lists/{name}"))
+            .count(),
+        2,
+        "{listing}"
+    );
+    assert!(!listing.contains(&ids[99]), "{listing}");
+    // A changed list file is found.
+    let kept = std::fs::read_to_string(&lists[0]).unwrap();
+    std::fs::write(&lists[0], kept.replace(&ids[0], "someone_else")).unwrap();
+    let err = cohortdb(&["audit", "--store", &server.store, "--verify"]).unwrap_err();
+    assert!(err.contains(&format!("{name} was changed")), "{err}");
+    std::fs::write(&lists[0], kept).unwrap();
+
     // Every request above is in the audit trail, whose chain verifies.
     let verified = cohortdb(&["audit", "--store", &server.store, "--verify"]).unwrap();
     assert_eq!(

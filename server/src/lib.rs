@@ -19,6 +19,7 @@
 
 pub mod admin_service;
 pub mod arrow_chunks;
+pub mod audit_text;
 pub mod flight_sql_service;
 pub mod principal;
 pub mod query_service;

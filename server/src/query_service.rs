@@ -17,6 +17,7 @@ use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::arrow_chunks::arrow_chunks;
+use crate::audit_text::AuditedRequest;
 use crate::server_error::ServerError;
 use crate::server_state::{Lane, ServerState};
 
@@ -46,7 +47,7 @@ impl QueryServiceImpl {
         work: F,
     ) -> Result<Response<ResponseStream<pb::ArrowChunk>>, Status>
     where
-        T: std::fmt::Debug,
+        T: AuditedRequest,
         F: FnOnce(CohortEngine, T) -> Fut,
         Fut: std::future::Future<Output = Result<Table, ServerError>> + Send + 'static,
     {
@@ -62,15 +63,14 @@ impl QueryServiceImpl {
         work: F,
     ) -> Result<Response<ResponseStream<pb::ArrowChunk>>, Status>
     where
-        T: std::fmt::Debug,
+        T: AuditedRequest,
         F: FnOnce(CohortEngine, T) -> Fut,
         Fut: std::future::Future<Output = Result<Table, ServerError>> + Send + 'static,
     {
         let (metadata, _, message) = request.into_parts();
-        let text = format!("{message:?}");
         let (schema, batches) = self
             .state
-            .audited(&metadata, method, text, lane, |scope| {
+            .audited_message(&metadata, method, message, lane, |scope, message| {
                 work(scope.engine, message)
             })
             .await?;
@@ -263,9 +263,8 @@ impl QueryService for QueryServiceImpl {
         request: Request<pb::ExportRequest>,
     ) -> Result<Response<Self::ExportStream>, Status> {
         let method = "cohortdb.v1.QueryService/Export";
-        let (metadata, _, m) = request.into_parts();
-        let text = format!("{m:?}");
-        let scope = self.state.audited_scope(&metadata, method, &text).await?;
+        let (metadata, _, mut m) = request.into_parts();
+        let (scope, text) = self.state.message_scope(&metadata, method, &mut m).await?;
         let run = async {
             let e = &scope.engine;
             let format = match pb::ExportFormat::try_from(m.format) {
@@ -331,6 +330,8 @@ impl QueryService for QueryServiceImpl {
 
 /// A SQL text, recorded as itself in the audit trail.
 struct SqlText(String);
+
+impl AuditedRequest for SqlText {}
 
 impl std::fmt::Debug for SqlText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

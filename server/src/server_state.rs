@@ -11,6 +11,7 @@ use cohortdb_store::audit_log::{AuditEvent, AuditLog};
 use cohortdb_store::privacy_ledger::PrivacyLedger;
 use tonic::metadata::MetadataMap;
 
+use crate::audit_text::{AuditedRequest, audit_text};
 use crate::principal::{Principal, TokenRegistry};
 use crate::scan_lane::ScanLane;
 use crate::server_error::ServerError;
@@ -266,6 +267,47 @@ impl ServerState {
         }
     }
 
+    /// [`ServerState::audited_scope`] for a request message, and the text its record holds
+    /// ([`crate::audit_text`]): its long sample lists are kept by the audit trail only once the
+    /// caller is authenticated.
+    pub async fn message_scope<M: AuditedRequest>(
+        &self,
+        metadata: &MetadataMap,
+        method: &str,
+        message: &mut M,
+    ) -> Result<(RequestScope, String), ServerError> {
+        match self.scope(metadata).await {
+            Ok(scope) => Ok((scope, audit_text(message, Some(&self.audit)).await?)),
+            Err(e) => {
+                let text = audit_text(message, None).await?;
+                self.audit(None, method, text, Err(&e)).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// [`ServerState::audited`] for a request message (see [`ServerState::message_scope`]).
+    pub async fn audited_message<M, F, Fut>(
+        &self,
+        metadata: &MetadataMap,
+        method: &str,
+        mut message: M,
+        lane: Lane,
+        work: F,
+    ) -> Result<(Arc<arrow::datatypes::Schema>, Vec<RecordBatch>), ServerError>
+    where
+        M: AuditedRequest,
+        F: FnOnce(RequestScope, M) -> Fut,
+        Fut: std::future::Future<
+                Output = Result<(Arc<arrow::datatypes::Schema>, Vec<RecordBatch>), ServerError>,
+            > + Send
+            + 'static,
+    {
+        let (scope, text) = self.message_scope(metadata, method, &mut message).await?;
+        self.audited_in(scope, method, text, lane, |scope| work(scope, message))
+            .await
+    }
+
     /// Writes the audit record of a request: `outcome` is the rows returned or the error.
     /// A request whose record cannot be written fails, so nothing leaves unaudited.
     pub async fn audit(
@@ -327,6 +369,25 @@ impl ServerState {
             + 'static,
     {
         let scope = self.audited_scope(metadata, method, &request).await?;
+        self.audited_in(scope, method, request, lane, work).await
+    }
+
+    /// [`ServerState::audited`] once the caller is authenticated (`scope`).
+    async fn audited_in<F, Fut>(
+        &self,
+        scope: RequestScope,
+        method: &str,
+        request: String,
+        lane: Lane,
+        work: F,
+    ) -> Result<(Arc<arrow::datatypes::Schema>, Vec<RecordBatch>), ServerError>
+    where
+        F: FnOnce(RequestScope) -> Fut,
+        Fut: std::future::Future<
+                Output = Result<(Arc<arrow::datatypes::Schema>, Vec<RecordBatch>), ServerError>,
+            > + Send
+            + 'static,
+    {
         let principal = scope.principal.clone();
         // Written if the request is dropped before it completes (deadline, client gone).
         let mut pending = AuditOnDrop {

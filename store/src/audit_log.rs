@@ -12,6 +12,9 @@
 //! - `hash` is the SHA-256 (hex) of the record's JSON without `hash`, fields in declaration
 //!   order; `prev_hash` is the previous record's `hash` (64 zeros for record 1). Changing,
 //!   removing or reordering a record breaks the chain at that record ([`AuditLog::verify`]).
+//! - A long sample list of a request is kept once, by content, as `_audit/lists/<sha256>.txt`
+//!   (one ID per line; [`AuditLog::keep_list`]); the record names the file, so the chain covers
+//!   the list through its hash, and a list asked again adds nothing but its record.
 
 use bytes::Bytes;
 use object_store::{ObjectStoreExt, PutPayload};
@@ -29,6 +32,9 @@ pub const AUDIT_DIR: &str = "_audit";
 /// The version of the record format: 2 since files hold several records (version 1 files
 /// hold one, and are read the same way).
 pub const AUDIT_FORMAT_VERSION: u32 = 2;
+
+/// Where [`AuditLog::keep_list`] keeps requests' sample lists, named by content.
+pub const LIST_DIR: &str = "_audit/lists";
 
 /// At most this many records per file.
 const MAX_GROUP: usize = 1024;
@@ -123,6 +129,8 @@ pub struct AuditLog {
     location: StoreLocation,
     /// The writer task's queue, started by the first append.
     queue: std::sync::OnceLock<mpsc::UnboundedSender<Pending>>,
+    /// List files this log has written or found (see [`AuditLog::keep_list`]).
+    kept_lists: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl AuditLog {
@@ -131,7 +139,48 @@ impl AuditLog {
         Self {
             location,
             queue: std::sync::OnceLock::new(),
+            kept_lists: Default::default(),
         }
+    }
+
+    /// Keeps `list` (a request's sample IDs, one per line) as the list file named by its SHA-256,
+    /// once (a file of that name holds the same bytes), and returns the file's path for the
+    /// request's record to name. Call it before the record is appended: a record never names a
+    /// list that is not there.
+    pub async fn keep_list(&self, list: Bytes) -> Result<String> {
+        let relative = format!("{LIST_DIR}/{}.txt", hex::encode(Sha256::digest(&list)));
+        let known = |kept: &std::collections::HashSet<String>| kept.contains(&relative);
+        if self.kept_lists.lock().is_ok_and(|kept| known(&kept)) {
+            return Ok(relative);
+        }
+        let path = self.location.path(&relative);
+        // Created now, or there already: either way the file holds these bytes.
+        self.location.put_new(&path, PutPayload::from(list)).await?;
+        if let Ok(mut kept) = self.kept_lists.lock() {
+            kept.insert(relative.clone());
+        }
+        Ok(relative)
+    }
+
+    /// Checks every list file `request` names: present, and holding the bytes its name hashes.
+    async fn check_lists(&self, request: &str) -> std::result::Result<(), String> {
+        let prefix = format!("{LIST_DIR}/");
+        for (at, _) in request.match_indices(&prefix) {
+            let name: String = request[at + prefix.len()..].chars().take(64).collect();
+            let relative = format!("{prefix}{name}.txt");
+            let path = self.location.path(&relative);
+            let bytes = match self.location.object_store.get(&path).await {
+                Ok(found) => found
+                    .bytes()
+                    .await
+                    .map_err(|e| format!("{relative}: {e}"))?,
+                Err(_) => return Err(format!("the list file {relative} is missing")),
+            };
+            if hex::encode(Sha256::digest(&bytes)) != name {
+                return Err(format!("the list file {relative} was changed"));
+            }
+        }
+        Ok(())
     }
 
     fn record_path(seq: u64) -> String {
@@ -323,7 +372,8 @@ impl AuditLog {
     }
 
     /// Checks the chain: numbers dense from 1, each `prev_hash` the previous `hash`, each
-    /// `hash` recomputed. Returns the number of records.
+    /// `hash` recomputed, each list file a record names unchanged. Returns the number of
+    /// records.
     pub async fn verify(&self) -> Result<u64> {
         let mut prev = genesis_hash();
         let mut expected = 1;
@@ -341,6 +391,9 @@ impl AuditLog {
             if record.computed_hash()? != record.hash {
                 return Err(broken("the record was changed after it was written".into()));
             }
+            self.check_lists(&record.event.request)
+                .await
+                .map_err(broken)?;
             prev = record.hash.clone();
             expected += 1;
         }

@@ -125,11 +125,12 @@ pub(crate) async fn run(command: AdminCommand) -> CliResult {
             let done = engine.purge().await?;
             println!(
                 "rewrote {} fragment(s), {} sample registry file(s), {} phenotype file(s), \
-                 {} coverage file(s); store version {}",
+                 {} coverage file(s), {} saved cohort(s); store version {}",
                 done.fragments,
                 done.sample_files,
                 done.phenotype_files,
                 done.coverage_files,
+                done.cohort_files,
                 done.version
             );
         }

@@ -1,8 +1,8 @@
 //! `purge`: rewrites every file that still holds a withdrawn participant without them, in one
 //! commit. Variant fragments are written back as the masked view reads them (bitmaps, counts,
 //! FORMAT lists, high-ploidy calls; see `withdrawal_masks.rs`), the sample registry and the
-//! phenotype tables without their rows, coverage bitmaps without them. The old files stay for older snapshots until
-//! `vacuum` deletes them.
+//! phenotype tables without their rows, coverage bitmaps without them, saved list cohorts
+//! without their IDs. The old files stay for older snapshots until `vacuum` deletes them.
 
 use std::sync::Arc;
 
@@ -21,6 +21,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use roaring::RoaringBitmap;
 
+use crate::cohort::named_cohorts::{CohortDefinition, SavedMembers};
 use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
 use crate::policy::access_policy::Tier;
@@ -38,6 +39,8 @@ pub struct Purge {
     pub phenotype_files: usize,
     /// Coverage files rewritten.
     pub coverage_files: usize,
+    /// Saved list cohorts rewritten.
+    pub cohort_files: usize,
 }
 
 /// Whether a raw fragment batch holds any of `withdrawn` in a bitmap or a high-ploidy call.
@@ -175,6 +178,7 @@ impl CohortEngine {
                     "sample_files": done.sample_files,
                     "phenotype_files": done.phenotype_files,
                     "coverage_files": done.coverage_files,
+                    "cohort_files": done.cohort_files,
                 }
             }),
         };
@@ -236,6 +240,8 @@ impl CohortEngine {
             done.fragments += 1;
         }
         self.rewrite_coverage(withdrawn, add, remove, done).await?;
+        self.rewrite_saved_lists(withdrawn, add, remove, done)
+            .await?;
         let tables: Vec<FileEntry> = self
             .snapshot()
             .state
@@ -262,6 +268,63 @@ impl CohortEngine {
                 FileKind::Samples => done.sample_files += 1,
                 _ => done.phenotype_files += 1,
             }
+        }
+        Ok(())
+    }
+
+    /// Saved list cohorts that name a withdrawn participant, written back without the IDs.
+    async fn rewrite_saved_lists(
+        &self,
+        withdrawn: &RoaringBitmap,
+        add: &mut Vec<FileEntry>,
+        remove: &mut Vec<String>,
+        done: &mut Purge,
+    ) -> Result<()> {
+        let gone: std::collections::HashSet<&str> = self
+            .sample_records()
+            .iter()
+            .filter(|s| withdrawn.contains(s.sample_idx))
+            .map(|s| s.sample_id.as_str())
+            .collect();
+        let store = self.store();
+        let files: Vec<FileEntry> = self
+            .snapshot()
+            .state
+            .files_of(&[FileKind::Cohort])
+            .cloned()
+            .collect();
+        for file in files {
+            let unreadable = |reason: String| {
+                EngineError::Store(StoreError::Corrupt {
+                    path: file.path.clone(),
+                    what: "saved cohort".into(),
+                    reason,
+                })
+            };
+            let bytes = store.read_file(&file.path).await?;
+            let mut definition: CohortDefinition =
+                serde_json::from_slice(&bytes).map_err(|e| unreadable(e.to_string()))?;
+            let SavedMembers::Samples(ids) = &mut definition.members else {
+                continue;
+            };
+            let before = ids.len();
+            ids.retain(|id| !gone.contains(id.as_str()));
+            if ids.len() == before {
+                continue;
+            }
+            let json =
+                serde_json::to_vec_pretty(&definition).map_err(|e| unreadable(e.to_string()))?;
+            let directory = file.path.rsplit_once('/').map_or("", |(dir, _)| dir);
+            let path = format!("{directory}/{}.json", uuid::Uuid::new_v4());
+            let size = json.len() as u64;
+            store.put_new_file(&path, Bytes::from(json)).await?;
+            add.push(FileEntry {
+                path,
+                bytes: size,
+                ..file.clone()
+            });
+            remove.push(file.path.clone());
+            done.cohort_files += 1;
         }
         Ok(())
     }
