@@ -534,10 +534,8 @@ fn read_inputs(
             // The next chunk is inflated and split while this one is parsed: at 10^6
             // participants a chunk holds two or three records, and in turn the two steps left
             // a core idle a third of the time. A parse error is the earlier one, so it wins.
-            let (sites, following) = rayon::join(
-                || parse_batch(&batch, format, &ctx),
-                || reader.next_batch(),
-            );
+            let (sites, following) =
+                rayon::join(|| parse_batch(&batch, format, &ctx), || reader.next_batch());
             let sites = sites?;
             next = following?;
             records += sites.len() as u64;
