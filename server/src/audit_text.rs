@@ -40,10 +40,10 @@ cohorts_in!(pb::AssociationRequest => cohort);
 cohorts_in!(pb::ExportRequest => cohort);
 impl AuditedRequest for pb::SampleGenotypesRequest {}
 
-/// The sample list of `cohort` when it is longer than [`INLINE_IDS`].
-fn long_list(cohort: &mut Option<pb::Cohort>) -> Option<&mut Vec<String>> {
+/// The sample list of `cohort`, if it is one.
+fn ids_of(cohort: &mut Option<pb::Cohort>) -> Option<&mut Vec<String>> {
     match cohort.as_mut()?.selection.as_mut()? {
-        pb::cohort::Selection::Samples(list) if list.ids.len() > INLINE_IDS => Some(&mut list.ids),
+        pb::cohort::Selection::Samples(list) => Some(&mut list.ids),
         _ => None,
     }
 }
@@ -58,7 +58,7 @@ pub async fn audit_text<M: AuditedRequest>(
     // Take the long lists out while the message is formatted, and put them back after.
     let mut taken: Vec<(usize, Vec<String>)> = Vec::new();
     for (i, cohort) in message.cohorts().into_iter().enumerate() {
-        if let Some(ids) = long_list(cohort) {
+        if let Some(ids) = ids_of(cohort).filter(|ids| ids.len() > INLINE_IDS) {
             taken.push((i, std::mem::take(ids)));
         }
     }
@@ -79,24 +79,24 @@ pub async fn audit_text<M: AuditedRequest>(
             ),
         });
     }
-    let mut cohorts = message.cohorts();
-    for ((i, _), placeholder) in taken.iter().zip(placeholders) {
-        if let Some(pb::cohort::Selection::Samples(list)) =
-            cohorts[*i].as_mut().and_then(|c| c.selection.as_mut())
-        {
-            list.ids = vec![placeholder];
-        }
-    }
+    let shown = taken
+        .iter()
+        .map(|(i, _)| *i)
+        .zip(placeholders.into_iter().map(|p| vec![p]));
+    put_lists(message, shown.collect());
     let text = format!("{message:?}");
+    put_lists(message, taken);
+    Ok(text)
+}
+
+/// Sets the sample list of the `i`th cohort of `message` for each `(i, list)`.
+fn put_lists<M: AuditedRequest>(message: &mut M, lists: Vec<(usize, Vec<String>)>) {
     let mut cohorts = message.cohorts();
-    for (i, ids) in taken {
-        if let Some(pb::cohort::Selection::Samples(list)) =
-            cohorts[i].as_mut().and_then(|c| c.selection.as_mut())
-        {
-            list.ids = ids;
+    for (i, list) in lists {
+        if let Some(ids) = cohorts.get_mut(i).and_then(|c| ids_of(c)) {
+            *ids = list;
         }
     }
-    Ok(text)
 }
 
 #[cfg(test)]
