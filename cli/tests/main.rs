@@ -27,5 +27,6 @@ mod format_fields_oracle;
 mod object_storage;
 mod phenotype_tables;
 mod serving;
+mod serving_attacks;
 mod simulated_reference;
 mod site_cache;

@@ -40,6 +40,17 @@ cohorts_in!(pb::AssociationRequest => cohort);
 cohorts_in!(pb::ExportRequest => cohort);
 impl AuditedRequest for pb::SampleGenotypesRequest {}
 
+/// A SQL text, recorded as itself in the audit trail.
+pub struct SqlText(pub String);
+
+impl AuditedRequest for SqlText {}
+
+impl std::fmt::Debug for SqlText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The sample list of `cohort`, if it is one.
 fn ids_of(cohort: &mut Option<pb::Cohort>) -> Option<&mut Vec<String>> {
     match cohort.as_mut()?.selection.as_mut()? {

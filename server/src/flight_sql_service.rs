@@ -34,6 +34,7 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::audit_text::SqlText;
 use crate::principal::Principal;
 use crate::query_service::collect;
 use crate::server_error::ServerError;
@@ -181,10 +182,10 @@ impl FlightSqlServiceImpl {
         method: &str,
         handle: PreparedStatementHandle,
     ) -> Result<Response<DoGetStream>, Status> {
-        let text = handle.query.clone();
+        let text = SqlText(handle.query.clone());
         let (schema, batches) = self
             .state
-            .audited(metadata, method, text, Lane::Scan, |scope| async move {
+            .audited(metadata, method, text, Lane::Scan, |scope, _| async move {
                 collect(planned(&scope.engine, &handle).await?).await
             })
             .await?;

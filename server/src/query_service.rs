@@ -17,14 +17,12 @@ use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::arrow_chunks::arrow_chunks;
-use crate::audit_text::AuditedRequest;
+use crate::audit_text::{AuditedRequest, SqlText};
 use crate::server_error::ServerError;
-use crate::server_state::{Lane, ServerState};
+use crate::server_state::{Lane, ServerState, Table};
 
 /// A stream of response messages.
 pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-type Table = (Arc<Schema>, Vec<RecordBatch>);
 
 /// The query service over shared server state.
 #[derive(Debug, Clone)]
@@ -70,7 +68,7 @@ impl QueryServiceImpl {
         let (metadata, _, message) = request.into_parts();
         let (schema, batches) = self
             .state
-            .audited_message(&metadata, method, message, lane, |scope, message| {
+            .audited(&metadata, method, message, lane, |scope, message| {
                 work(scope.engine, message)
             })
             .await?;
@@ -325,16 +323,5 @@ impl QueryService for QueryServiceImpl {
             collect(e.sql(&q.0).await?).await
         })
         .await
-    }
-}
-
-/// A SQL text, recorded as itself in the audit trail.
-struct SqlText(String);
-
-impl AuditedRequest for SqlText {}
-
-impl std::fmt::Debug for SqlText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
     }
 }

@@ -16,6 +16,9 @@ use crate::principal::{Principal, TokenRegistry};
 use crate::scan_lane::ScanLane;
 use crate::server_error::ServerError;
 
+/// An answer: its schema and batches.
+pub type Table = (Arc<arrow::datatypes::Schema>, Vec<RecordBatch>);
+
 /// How the server runs.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -286,28 +289,6 @@ impl ServerState {
         }
     }
 
-    /// [`ServerState::audited`] for a request message (see [`ServerState::message_scope`]).
-    pub async fn audited_message<M, F, Fut>(
-        &self,
-        metadata: &MetadataMap,
-        method: &str,
-        mut message: M,
-        lane: Lane,
-        work: F,
-    ) -> Result<(Arc<arrow::datatypes::Schema>, Vec<RecordBatch>), ServerError>
-    where
-        M: AuditedRequest,
-        F: FnOnce(RequestScope, M) -> Fut,
-        Fut: std::future::Future<
-                Output = Result<(Arc<arrow::datatypes::Schema>, Vec<RecordBatch>), ServerError>,
-            > + Send
-            + 'static,
-    {
-        let (scope, text) = self.message_scope(metadata, method, &mut message).await?;
-        self.audited_in(scope, method, text, lane, |scope| work(scope, message))
-            .await
-    }
-
     /// Writes the audit record of a request: `outcome` is the rows returned or the error.
     /// A request whose record cannot be written fails, so nothing leaves unaudited.
     pub async fn audit(
@@ -351,43 +332,22 @@ impl ServerState {
         }
     }
 
-    /// Runs `work` for an authenticated caller on `lane` and audits it, whatever the
-    /// outcome.
-    pub async fn audited<F, Fut>(
+    /// Runs `work` for an authenticated caller on `lane` and audits it, whatever the outcome;
+    /// the record holds `message` as [`ServerState::message_scope`] writes it.
+    pub async fn audited<M, F, Fut>(
         &self,
         metadata: &MetadataMap,
         method: &str,
-        request: String,
+        mut message: M,
         lane: Lane,
         work: F,
-    ) -> Result<(Arc<arrow::datatypes::Schema>, Vec<RecordBatch>), ServerError>
+    ) -> Result<Table, ServerError>
     where
-        F: FnOnce(RequestScope) -> Fut,
-        Fut: std::future::Future<
-                Output = Result<(Arc<arrow::datatypes::Schema>, Vec<RecordBatch>), ServerError>,
-            > + Send
-            + 'static,
+        M: AuditedRequest,
+        F: FnOnce(RequestScope, M) -> Fut,
+        Fut: std::future::Future<Output = Result<Table, ServerError>> + Send + 'static,
     {
-        let scope = self.audited_scope(metadata, method, &request).await?;
-        self.audited_in(scope, method, request, lane, work).await
-    }
-
-    /// [`ServerState::audited`] once the caller is authenticated (`scope`).
-    async fn audited_in<F, Fut>(
-        &self,
-        scope: RequestScope,
-        method: &str,
-        request: String,
-        lane: Lane,
-        work: F,
-    ) -> Result<(Arc<arrow::datatypes::Schema>, Vec<RecordBatch>), ServerError>
-    where
-        F: FnOnce(RequestScope) -> Fut,
-        Fut: std::future::Future<
-                Output = Result<(Arc<arrow::datatypes::Schema>, Vec<RecordBatch>), ServerError>,
-            > + Send
-            + 'static,
-    {
+        let (scope, request) = self.message_scope(metadata, method, &mut message).await?;
         let principal = scope.principal.clone();
         // Written if the request is dropped before it completes (deadline, client gone).
         let mut pending = AuditOnDrop {
@@ -404,8 +364,8 @@ impl ServerState {
         };
         let started = std::time::Instant::now();
         let result = match lane {
-            Lane::Lookup => work(scope).await,
-            Lane::Scan => self.scan.run(work(scope)).await.and_then(|r| r),
+            Lane::Lookup => work(scope, message).await,
+            Lane::Scan => self.scan.run(work(scope, message)).await.and_then(|r| r),
         };
         let worked = started.elapsed();
         pending.event = None;
