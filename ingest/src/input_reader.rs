@@ -395,7 +395,7 @@ pub fn parse_batch(
 ) -> Result<Vec<EncodedSite>> {
     // A parallel task holds at least about 256 KiB of records: 64 records of a small cohort,
     // one record of 100,000 samples (400 KB of text). A fixed 64 records kept a batch of large
-    // records (an 8 MiB chunk holds ~20 at N=100,000) on one core.
+    // records (an 8 MiB chunk held ~20 at N=100,000) on one core.
     let bytes_per_record = batch.data.len() / batch.records.len().max(1);
     let min_len = ((256 << 10) / bytes_per_record.max(1)).clamp(1, 64);
     let parsed: Vec<Result<EncodedSite>> = batch
