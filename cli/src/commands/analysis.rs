@@ -26,7 +26,9 @@ pub(crate) struct RegionCohortArgs {
 pub(crate) async fn af(args: RegionCohortArgs) -> CliResult {
     let engine = CohortEngine::open(&args.store.location).await?;
     let regions = args.regions.parse()?;
+    let rows = engine.prefetch_sites(&regions);
     let (_, cohort) = args.samples.resolve(&engine).await?;
+    let _ = rows.join().await;
     print_batch(
         args.format.format,
         engine.allele_frequencies(&regions, &cohort).await?,
@@ -114,7 +116,9 @@ pub(crate) async fn case_control(args: CaseControlArgs) -> CliResult {
     let engine = CohortEngine::open(&args.store.location).await?;
     let regions = args.regions.parse()?;
     let specs = [&args.cases, &args.controls].map(|c| CohortSpec::parse(c));
+    let rows = engine.prefetch_sites(&regions);
     let cohorts = engine.cohorts(&specs).await?;
+    let _ = rows.join().await;
     let [cases, controls] = &cohorts[..] else {
         return Err("case-control resolves two cohorts".into());
     };
