@@ -7,11 +7,13 @@ use cohortdb_store::log_entry::FileKind;
 use cohortdb_store::sample_registry::{SampleRecord, read_sample_batch, records_of};
 use cohortdb_store::{Snapshot, Store};
 use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::common::runtime::SpawnedTask;
 use roaring::RoaringBitmap;
 
 use crate::error::{EngineError, Result};
 use crate::policy::access_policy::{Access, AccessState, Tier, pseudonymous_samples};
 use crate::policy::disclosure_control::{DisclosureControl, ReleaseKey, members_digest};
+use crate::region::Region;
 use crate::rows::site_cache::SiteCache;
 use crate::sql::phenotype_schema::{PhenotypeCache, StoreSchema};
 
@@ -67,6 +69,25 @@ impl CohortEngine {
         let store = Store::open(location).await?;
         let snapshot = store.snapshot().await?;
         Self::open_at(store, snapshot).await
+    }
+
+    /// Opens the newest snapshot of the store at `location`, as [`CohortEngine::open`], having
+    /// started to read the variant rows of `regions` into the engine's cache first: the
+    /// registry is then read, and the caller's cohorts resolved, while the rows are decoded.
+    /// Await the task before the operation over `regions` (the command line's `af` and
+    /// `case-control` do: at N=100,000 the registry, the cohort and the rows each take a few
+    /// milliseconds).
+    pub async fn open_reading(
+        location: &str,
+        regions: &[Region],
+    ) -> Result<(Self, SpawnedTask<()>)> {
+        let store = Store::open(location).await?;
+        let snapshot = store.snapshot().await?;
+        let cache = Arc::new(SiteCache::default());
+        let fragments = snapshot.state.variant_fragments().cloned().collect();
+        let rows = cache.prefetch(store.location(), fragments, regions);
+        let engine = Self::open_at(store, snapshot).await?.with_site_cache(cache);
+        Ok((engine, rows))
     }
 
     /// The engine over `snapshot` of `store`, with a cache of decoded rows of its own (share

@@ -24,9 +24,8 @@ pub(crate) struct RegionCohortArgs {
 }
 
 pub(crate) async fn af(args: RegionCohortArgs) -> CliResult {
-    let engine = CohortEngine::open(&args.store.location).await?;
     let regions = args.regions.parse()?;
-    let rows = engine.prefetch_sites(&regions);
+    let (engine, rows) = CohortEngine::open_reading(&args.store.location, &regions).await?;
     let (_, cohort) = args.samples.resolve(&engine).await?;
     let _ = rows.join().await;
     print_batch(
@@ -113,10 +112,9 @@ pub(crate) struct CaseControlArgs {
 }
 
 pub(crate) async fn case_control(args: CaseControlArgs) -> CliResult {
-    let engine = CohortEngine::open(&args.store.location).await?;
     let regions = args.regions.parse()?;
+    let (engine, rows) = CohortEngine::open_reading(&args.store.location, &regions).await?;
     let specs = [&args.cases, &args.controls].map(|c| CohortSpec::parse(c));
-    let rows = engine.prefetch_sites(&regions);
     let cohorts = engine.cohorts(&specs).await?;
     let _ = rows.join().await;
     let [cases, controls] = &cohorts[..] else {

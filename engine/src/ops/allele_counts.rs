@@ -4,10 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cohortdb_store::log_entry::FileEntry;
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::runtime::SpawnedTask;
 use datafusion::error::DataFusionError;
 use roaring::RoaringBitmap;
 
@@ -317,22 +315,6 @@ fn count_columns(selection: &SiteSelection, set: Option<&RoaringBitmap>) -> [Int
 }
 
 impl CohortEngine {
-    /// Starts reading and decoding the variant rows of `regions` into the engine's cache in a
-    /// task of its own, so that a caller can resolve its cohorts meanwhile (the command line
-    /// does: the two are about equal at N=100,000). The operation called next finds the rows
-    /// in the cache; a read that fails here fails again there, with its error.
-    pub fn prefetch_sites(&self, regions: &[Region]) -> SpawnedTask<()> {
-        let cache = self.site_cache.clone();
-        let location = self.store().location().clone();
-        let fragments: Vec<FileEntry> =
-            self.snapshot().state.variant_fragments().cloned().collect();
-        let regions = regions.to_vec();
-        SpawnedTask::spawn(async move {
-            let fragments: Vec<&FileEntry> = fragments.iter().collect();
-            let _ = cache.rows(&location, &fragments, &regions).await;
-        })
-    }
-
     /// The decoded rows overlapping `regions` (all contigs when empty), in output order.
     pub(crate) async fn site_selection(&self, regions: &[Region]) -> Result<SiteSelection> {
         let fragments: Vec<_> = self.snapshot().state.variant_fragments().collect();

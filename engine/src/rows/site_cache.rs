@@ -358,6 +358,22 @@ impl SiteCache {
         Ok(out.into_iter().flatten().collect())
     }
 
+    /// Starts reading the rows of `regions` in `fragments` into this cache in a task of its own
+    /// (see [`SiteCache::rows`]); a read that fails here fails again when the rows are asked
+    /// for, with its error.
+    pub fn prefetch(
+        self: &Arc<Self>,
+        location: &StoreLocation,
+        fragments: Vec<FileEntry>,
+        regions: &[Region],
+    ) -> SpawnedTask<()> {
+        let (cache, location, regions) = (self.clone(), location.clone(), regions.to_vec());
+        SpawnedTask::spawn(async move {
+            let fragments: Vec<&FileEntry> = fragments.iter().collect();
+            let _ = cache.rows(&location, &fragments, &regions).await;
+        })
+    }
+
     fn insert(&self, key: (String, usize), rows: Arc<SiteRows>) {
         let mut state = self.lock();
         state.tick += 1;
