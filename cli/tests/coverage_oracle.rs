@@ -14,8 +14,7 @@ use crate::oracle_support::*;
 use arrow::array::RecordBatch;
 use cohortdb_proto::v1 as pb;
 use cohortdb_proto::v1::query_service_client::QueryServiceClient;
-use cohortdb_server::ServerOptions;
-use serving_harness::{ADMIN, AGGREGATE, read_chunks, request, start_with, strings};
+use serving_harness::{ADMIN, AGGREGATE, read_chunks, request, start_following, strings};
 use tonic::Code;
 
 const THRESHOLDS: [u32; 3] = [5, 10, 20];
@@ -306,11 +305,7 @@ fn compaction_merges_coverage_files_and_keeps_every_answer() {
 /// covered participant suppressed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coverage_is_served_with_suppression() {
-    let server = start_with(ServerOptions {
-        refresh_interval: std::time::Duration::from_millis(100),
-        ..Default::default()
-    })
-    .await;
+    let server = start_following().await;
     let bam = shared_dir().join("testdata/bam/sampleA.bam");
     let store = server.store.clone();
     tokio::task::spawn_blocking(move || {

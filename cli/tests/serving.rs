@@ -367,11 +367,7 @@ async fn flight_sql_chunks_and_export() {
 /// to the new store version on its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_server_follows_withdrawals() {
-    let server = start_with(ServerOptions {
-        refresh_interval: std::time::Duration::from_millis(100),
-        ..Default::default()
-    })
-    .await;
+    let server = start_following().await;
     let count = |batches: &[RecordBatch]| strings(batches, "n")[0].clone();
     let ids = sql(
         &server.channel,

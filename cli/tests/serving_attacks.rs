@@ -7,7 +7,6 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use cohortdb_proto::v1 as pb;
 use cohortdb_proto::v1::query_service_client::QueryServiceClient;
-use cohortdb_server::ServerOptions;
 use futures::TryStreamExt;
 use tonic::Code;
 
@@ -16,11 +15,7 @@ use crate::support::serving_harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aggregate_tier_attack_suite() {
-    let server = start_with(ServerOptions {
-        refresh_interval: std::time::Duration::from_millis(100),
-        ..Default::default()
-    })
-    .await;
+    let server = start_following().await;
     let channel = &server.channel;
     let mut query = QueryServiceClient::new(channel.clone());
     let some_id = sh(&format!(

@@ -115,11 +115,13 @@ pub struct FileEntry {
 }
 
 impl FileEntry {
-    /// A new file's path beside this one (`variants/contig=1/<uuid>.parquet` for a fragment of
-    /// `variants/contig=1/`): a rewritten file stays in its table's directory.
+    /// A new file's path beside this one, with its extension (`variants/contig=1/<uuid>.parquet`
+    /// for a fragment of `variants/contig=1/`, `cohorts/x/<uuid>.json` for a saved cohort): a
+    /// rewritten file stays in its table's directory.
     pub fn sibling_path(&self) -> String {
-        let directory = self.path.rsplit_once('/').map_or("", |(dir, _)| dir);
-        format!("{directory}/{}.parquet", uuid::Uuid::new_v4())
+        let (directory, name) = self.path.rsplit_once('/').unwrap_or(("", &self.path));
+        let extension = name.rsplit_once('.').map_or("", |(_, ext)| ext);
+        format!("{directory}/{}.{extension}", uuid::Uuid::new_v4())
     }
 
     /// An entry with only the fields every file has; the kind-specific ones are `None`/empty.

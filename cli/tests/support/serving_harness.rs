@@ -100,6 +100,15 @@ pub(crate) async fn start() -> Server {
     start_with(ServerOptions::default()).await
 }
 
+/// A server that looks for new store versions every 100 ms, for tests that commit while it runs.
+pub(crate) async fn start_following() -> Server {
+    start_with(ServerOptions {
+        refresh_interval: std::time::Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await
+}
+
 pub(crate) fn request<T>(message: T, token: Option<&str>) -> Request<T> {
     let mut request = Request::new(message);
     if let Some(token) = token {

@@ -12,7 +12,7 @@ use cohortdb_store::fragment_schema::fragment_schema;
 use cohortdb_store::fragment_writer::encode_fragment;
 use cohortdb_store::genotype_bitmaps::{BITMAP_COLUMNS, decode_exceptions, deserialize_bitmap};
 use cohortdb_store::log_entry::{CommitKind, FileEntry, FileKind};
-use cohortdb_store::{Commit, StoreError};
+use cohortdb_store::{Commit, Store, StoreError};
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{concat_batches, filter_record_batch};
 use datafusion::error::DataFusionError;
@@ -228,15 +228,7 @@ impl CohortEngine {
                 .map_err(DataFusionError::from)?;
             let contig = file.contig.clone().unwrap_or_default();
             let encoded = encode_fragment(&contig, batch, file.columns.clone())?;
-            let path = file.sibling_path();
-            let bytes = encoded.parquet.len() as u64;
-            store.put_new_file(&path, encoded.parquet).await?;
-            add.push(FileEntry {
-                path: path.clone(),
-                bytes,
-                ..file.clone()
-            });
-            remove.push(file.path.clone());
+            replace(store, &file, encoded.parquet, file.rows, add, remove).await?;
             done.fragments += 1;
         }
         self.rewrite_coverage(withdrawn, add, remove, done).await?;
@@ -253,17 +245,8 @@ impl CohortEngine {
             let Some(kept) = without_rows(&file.path, bytes, withdrawn)? else {
                 continue;
             };
-            let path = file.sibling_path();
-            let body = encode_table(&path, &kept)?;
-            let size = body.len() as u64;
-            store.put_new_file(&path, body).await?;
-            add.push(FileEntry {
-                path: path.clone(),
-                rows: kept.num_rows() as u64,
-                bytes: size,
-                ..file.clone()
-            });
-            remove.push(file.path.clone());
+            let body = encode_table(&file.path, &kept)?;
+            replace(store, &file, body, kept.num_rows() as u64, add, remove).await?;
             match file.kind {
                 FileKind::Samples => done.sample_files += 1,
                 _ => done.phenotype_files += 1,
@@ -314,16 +297,7 @@ impl CohortEngine {
             }
             let json =
                 serde_json::to_vec_pretty(&definition).map_err(|e| unreadable(e.to_string()))?;
-            let directory = file.path.rsplit_once('/').map_or("", |(dir, _)| dir);
-            let path = format!("{directory}/{}.json", uuid::Uuid::new_v4());
-            let size = json.len() as u64;
-            store.put_new_file(&path, Bytes::from(json)).await?;
-            add.push(FileEntry {
-                path,
-                bytes: size,
-                ..file.clone()
-            });
-            remove.push(file.path.clone());
+            replace(store, &file, Bytes::from(json), file.rows, add, remove).await?;
             done.cohort_files += 1;
         }
         Ok(())
@@ -359,4 +333,27 @@ impl CohortEngine {
         }
         Ok(())
     }
+}
+
+/// Writes `body` beside `file` as its replacement, holding `rows` rows: the new entry goes to
+/// `add`, the old path to `remove`.
+async fn replace(
+    store: &Store,
+    file: &FileEntry,
+    body: Bytes,
+    rows: u64,
+    add: &mut Vec<FileEntry>,
+    remove: &mut Vec<String>,
+) -> Result<()> {
+    let path = file.sibling_path();
+    let bytes = body.len() as u64;
+    store.put_new_file(&path, body).await?;
+    add.push(FileEntry {
+        path,
+        rows,
+        bytes,
+        ..file.clone()
+    });
+    remove.push(file.path.clone());
+    Ok(())
 }
