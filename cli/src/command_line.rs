@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{admin, analysis, cohort, export, ingest, query, serve, store};
+use crate::commands::{admin, analysis, cohort, export, ingest, query, serve, store, worker};
 use crate::shared_args::StoreArg;
 
 #[derive(Parser)]
@@ -50,6 +50,9 @@ pub(crate) enum Command {
     /// Serve the store over gRPC (cohortdb.v1), Arrow Flight SQL, health and reflection on
     /// one port, with bearer tokens, access tiers and an audit trail.
     Serve(serve::ServeArgs),
+    /// Serve a store's plan stages to the coordinators of a cluster (`query --workers`,
+    /// `serve --workers`) that hold its secret.
+    Worker(worker::WorkerArgs),
     /// List the audit trail of a store, or verify its hash chain.
     Audit(store::AuditArgs),
     /// List the store's samples.

@@ -8,3 +8,4 @@ pub(crate) mod ingest;
 pub(crate) mod query;
 pub(crate) mod serve;
 pub(crate) mod store;
+pub(crate) mod worker;

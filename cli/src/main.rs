@@ -11,7 +11,7 @@ mod output_format;
 mod shared_args;
 
 use command_line::{Cli, Command};
-use commands::{admin, analysis, cohort, export, ingest, query, serve, store};
+use commands::{admin, analysis, cohort, export, ingest, query, serve, store, worker};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -62,6 +62,7 @@ async fn run(command: Command) -> CliResult {
         Command::Assoc(args) => analysis::assoc(args).await,
         Command::Query(args) => query::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Worker(args) => worker::run(args).await,
         Command::Audit(args) => store::audit(args).await,
         Command::Samples(args) => store::samples(args).await,
         Command::Info(args) => store::info(args).await,

@@ -80,3 +80,37 @@ impl RegionArgs {
         }
     }
 }
+
+/// `--workers HOST:PORT,... --secret-file FILE`: plan onto the workers of a cluster.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct ClusterArgs {
+    /// Workers (`cohortdb worker`) to run the query on, comma-separated host:port; each must
+    /// run this same build and serve the same store.
+    #[arg(long, value_delimiter = ',', requires = "secret_file")]
+    workers: Vec<String>,
+    /// The cluster's secret (the file the workers were given): sent with every plan.
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<String>,
+}
+
+impl ClusterArgs {
+    /// `engine`, planning onto the workers when some are given.
+    pub(crate) async fn attach(
+        &self,
+        engine: CohortEngine,
+    ) -> cohortdb_engine::Result<CohortEngine> {
+        let Some(secret) = &self.secret_file else {
+            return Ok(engine);
+        };
+        if self.workers.is_empty() {
+            return Err(cohortdb_engine::EngineError::InvalidArgument(
+                "--secret-file is for --workers".into(),
+            ));
+        }
+        let secret = cohortdb_engine::cluster::cluster_secret::ClusterSecret::from_file(secret)?;
+        let pool =
+            cohortdb_engine::cluster::worker_pool::WorkerPool::connect(&self.workers, secret)
+                .await?;
+        Ok(engine.with_workers(pool))
+    }
+}

@@ -51,6 +51,20 @@ pub struct CohortEngine {
     pub(crate) sample_order: Arc<std::sync::OnceLock<Arc<SampleOrder>>>,
     /// Decoded variant rows, shared by every engine derived from this one.
     pub(crate) site_cache: Arc<SiteCache>,
+    /// How this engine's sessions plan onto workers (none: on this node alone).
+    pub(crate) distribution: Option<Arc<dyn Distribution>>,
+}
+
+/// How the sessions of an engine plan their queries onto other nodes: given the builder of a
+/// session's state, the builder with a distributed planner, its workers and codec. The cluster
+/// module implements it for a pool of workers (`CohortEngine::with_workers`).
+pub trait Distribution: std::fmt::Debug + Send + Sync {
+    /// `builder`, planning onto the workers, for a session of `engine`.
+    fn distribute(
+        &self,
+        engine: &CohortEngine,
+        builder: datafusion::execution::SessionStateBuilder,
+    ) -> Result<datafusion::execution::SessionStateBuilder>;
 }
 
 /// Samples ordered by ID: sorting by `rank[sample_idx]` sorts by ID, and `by_id` lists every
@@ -118,6 +132,7 @@ impl CohortEngine {
             sample_ids: Default::default(),
             lists_resolved: Default::default(),
             site_cache: Default::default(),
+            distribution: None,
         })
     }
 
@@ -126,6 +141,19 @@ impl CohortEngine {
     pub fn with_site_cache(mut self, cache: Arc<SiteCache>) -> Self {
         self.site_cache = cache;
         self
+    }
+
+    /// This engine planning its sessions' queries as `distribution` says (`None`: on this
+    /// node alone). Engines derived from it ([`CohortEngine::with_access`],
+    /// [`CohortEngine::for_request`]) plan the same way.
+    pub fn with_distribution(mut self, distribution: Option<Arc<dyn Distribution>>) -> Self {
+        self.distribution = distribution;
+        self
+    }
+
+    /// How this engine's sessions plan onto other nodes, if they do.
+    pub fn distribution(&self) -> Option<&Arc<dyn Distribution>> {
+        self.distribution.as_ref()
     }
 
     /// The cache of decoded variant rows this engine reads through.

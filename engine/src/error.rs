@@ -39,6 +39,10 @@ pub enum EngineError {
     /// The caller's access tier does not allow the request.
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    /// A worker of the cluster was lost during the query, or none answers: the query may be
+    /// sent again (it then runs on the workers that remain).
+    #[error("worker lost: {0}")]
+    WorkerLost(String),
     /// A file named by the user could not be read.
     #[error("{path}: {source}")]
     Io {

@@ -65,6 +65,7 @@
 //! `sample_set`; in [`CohortEngine::sql_session`] also the cohort operations as table
 //! functions ([`session::table_functions`]).
 
+pub mod cluster;
 pub mod cohort;
 mod cohort_engine;
 mod error;
@@ -82,7 +83,7 @@ mod tables_session;
 
 pub use cohort::cohort_spec::CohortSpec;
 pub use cohort::members::Cohort;
-pub use cohort_engine::CohortEngine;
+pub use cohort_engine::{CohortEngine, Distribution};
 pub use error::{EngineError, Result};
 pub use policy::access_policy::{Access, Tier};
 pub use region::Region;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use cohortdb_store::log_entry::FileKind;
 use cohortdb_store::sample_registry::samples_schema;
 use datafusion::datasource::{MemTable, TableProvider};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::col;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
@@ -14,10 +15,8 @@ use crate::error::Result;
 use crate::policy::access_policy::Tier;
 use crate::rows::variants_exec::STORE_URL;
 use crate::rows::variants_table::VariantsTable;
-use crate::sql::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
-use crate::sql::bitmap_set_functions::{BitmapSetOp, BitmapSetUdf};
 use crate::sql::genotype_aggregates::GenotypeAggregates;
-use crate::sql::genotypes_view::{GENOTYPES, GenotypeCallsUdf, GenotypesTable, genotypes_plan};
+use crate::sql::genotypes_view::{GENOTYPES, GenotypesTable, genotypes_plan};
 use crate::sql::phenotype_schema::without_withdrawn;
 use crate::sql::sample_set::SampleSetUdaf;
 
@@ -61,7 +60,7 @@ impl CohortEngine {
             Tier::Record => return self.tables_session(config, true),
             Tier::Aggregate => {}
         }
-        let ctx = SessionContext::new_with_config(config.with_information_schema(true));
+        let ctx = self.new_context(config.with_information_schema(true))?;
         self.register_store(&ctx)?;
         let mut denied: Vec<String> = vec!["samples".into(), GENOTYPES.into()];
         denied.extend(self.phenotypes.keys().cloned());
@@ -85,6 +84,17 @@ impl CohortEngine {
             .into_view();
         ctx.register_table("variants", sites)?;
         Ok(ctx)
+    }
+    /// A context of `config`, planning onto other nodes when the engine has a
+    /// [`crate::cohort_engine::Distribution`].
+    fn new_context(&self, config: SessionConfig) -> Result<SessionContext> {
+        let mut builder = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features();
+        if let Some(distribution) = &self.distribution {
+            builder = distribution.distribute(self, builder)?;
+        }
+        Ok(SessionContext::new_with_state(builder.build()))
     }
     /// Registers the store's object store for the `variants` scans of `ctx`.
     fn register_store(&self, ctx: &SessionContext) -> Result<()> {
@@ -139,7 +149,7 @@ impl CohortEngine {
     /// projects' pseudonyms, and anyone holding the input's header to the real IDs.
     fn tables_session(&self, config: SessionConfig, hide_indices: bool) -> Result<SessionContext> {
         let config = config.with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = self.new_context(config)?;
         self.register_store(&ctx)?;
         // The default schema also serves the phenotype tables, read when a query names them.
         let catalog = ctx
@@ -202,19 +212,9 @@ impl CohortEngine {
             ctx.register_table(GENOTYPES, genotypes)?;
         }
         ctx.add_optimizer_rule(Arc::new(GenotypeAggregates::new(variants, samples)));
-        for udf in [
-            BitmapCountUdf::udf(BitmapCount::AlleleCount),
-            BitmapCountUdf::udf(BitmapCount::AlleleNumber),
-            BitmapCountUdf::udf(BitmapCount::AndCount),
-            BitmapSetUdf::udf(BitmapSetOp::Or),
-            BitmapSetUdf::udf(BitmapSetOp::And),
-            BitmapSetUdf::udf(BitmapSetOp::AndNot),
-            BitmapSetUdf::udf(BitmapSetOp::Count),
-            BitmapSetUdf::udf(BitmapSetOp::ToList),
-        ] {
+        for udf in crate::sql::session_udfs() {
             ctx.register_udf(udf);
         }
-        ctx.register_udf(GenotypeCallsUdf::udf());
         ctx.register_udaf(SampleSetUdaf::udaf());
         Ok(ctx)
     }

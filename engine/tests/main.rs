@@ -7,6 +7,7 @@ mod support;
 
 mod batch_compaction;
 mod counting;
+mod distributed;
 mod many_batches;
 mod plan_codec;
 mod sqllogictest;

@@ -132,15 +132,22 @@ fn files_with(ext: &str) -> Vec<PathBuf> {
     files
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sql_surface_matches_the_slt_files() {
+/// The stores the files run on: the main one (with the phenotype tables) and the one grown in
+/// batches; kept until dropped.
+struct SltStores {
+    _dirs: [tempfile::TempDir; 2],
+    main: String,
+    batches: String,
+}
+
+async fn slt_stores() -> SltStores {
     let vcfs: Vec<String> = files_with("vcf")
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    let (_dir, store) = store_of(&vcfs, false).await;
+    let (main_dir, main) = store_of(&vcfs, false).await;
     // Each `*.tsv` becomes the phenotype table named after the file.
-    let opened = Store::open(&store).await.expect("store");
+    let opened = Store::open(&main).await.expect("store");
     for table in files_with("tsv") {
         let options = PhenotypeOptions {
             table: table.file_stem().unwrap().to_str().unwrap().to_string(),
@@ -150,8 +157,23 @@ async fn sql_surface_matches_the_slt_files() {
             .await
             .expect("ingest phenotypes");
     }
-    let engine = CohortEngine::open(&store).await.expect("open store");
+    // `batches_*.slt` run on a store grown in batches: each `batches/*.vcf` one ingest.
+    let mut batch_files: Vec<String> = std::fs::read_dir(slt_dir().join("batches"))
+        .expect("testdata/slt/batches")
+        .map(|e| e.expect("entry").path().display().to_string())
+        .collect();
+    batch_files.sort();
+    let (batches_dir, batches) = store_of(&batch_files, true).await;
+    SltStores {
+        _dirs: [main_dir, batches_dir],
+        main,
+        batches,
+    }
+}
 
+/// Runs every file on `engine` (the main store) and `batches` (the batches store); the
+/// failures.
+async fn slt_failures(engine: CohortEngine, batches: CohortEngine) -> Vec<String> {
     let files = files_with("slt");
     assert!(files.len() >= 4, "slt files missing in {:?}", slt_dir());
     let mut failures = Vec::new();
@@ -168,16 +190,6 @@ async fn sql_surface_matches_the_slt_files() {
             phenotypes: None,
         })
         .expect("aggregate engine");
-    // `batches_*.slt` run on a store grown in batches: each `batches/*.vcf` one ingest.
-    let mut batch_files: Vec<String> = std::fs::read_dir(slt_dir().join("batches"))
-        .expect("testdata/slt/batches")
-        .map(|e| e.expect("entry").path().display().to_string())
-        .collect();
-    batch_files.sort();
-    let (_batches_dir, batches_store) = store_of(&batch_files, true).await;
-    let batches = CohortEngine::open(&batches_store)
-        .await
-        .expect("open batches store");
     for file in files {
         let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
         let ctx = match name.as_deref().is_some_and(|n| n.starts_with("batches")) {
@@ -200,5 +212,33 @@ async fn sql_surface_matches_the_slt_files() {
             failures.push(format!("{}: {e}", file.display()));
         }
     }
+    failures
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_surface_matches_the_slt_files() {
+    let stores = slt_stores().await;
+    let engine = CohortEngine::open(&stores.main).await.expect("open store");
+    let batches = CohortEngine::open(&stores.batches)
+        .await
+        .expect("open batches store");
+    let failures = slt_failures(engine, batches).await;
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The same files, every query planned onto three workers per store (datafusion-distributed,
+/// gRPC on 127.0.0.1): the answers do not change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_surface_matches_the_slt_files_on_three_workers() {
+    let stores = slt_stores().await;
+    let engine = CohortEngine::open(&stores.main)
+        .await
+        .expect("open store")
+        .with_workers(crate::support::start_workers(&stores.main, 3).await);
+    let batches = CohortEngine::open(&stores.batches)
+        .await
+        .expect("open batches store")
+        .with_workers(crate::support::start_workers(&stores.batches, 3).await);
+    let failures = slt_failures(engine, batches).await;
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -26,6 +26,7 @@ pub mod query_service;
 pub mod scan_lane;
 pub mod server_error;
 pub mod server_state;
+pub mod worker_server;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,6 +38,7 @@ use cohortdb_proto::v1::query_service_server::QueryServiceServer;
 pub use principal::{Principal, TokenRegistry};
 pub use server_error::ServerError;
 pub use server_state::{ServerOptions, ServerState};
+pub use worker_server::serve_worker;
 
 use admin_service::AdminServiceImpl;
 use flight_sql_service::FlightSqlServiceImpl;

@@ -69,6 +69,7 @@ fn engine_code(e: &EngineError) -> Code {
             None => datafusion_code(d),
         },
         EngineError::Io { .. } => Code::InvalidArgument,
+        EngineError::WorkerLost(_) => Code::Unavailable,
     }
 }
 

@@ -151,7 +151,8 @@ impl ServerState {
         }
         let engine = CohortEngine::open_at(current.store().clone(), latest)
             .await?
-            .with_site_cache(current.site_cache().clone());
+            .with_site_cache(current.site_cache().clone())
+            .with_distribution(current.distribution().cloned());
         *self.engine.write().unwrap_or_else(|e| e.into_inner()) = engine;
         if let Ok(mut engines) = self.engines.lock() {
             engines.retain(|key, _| key.2 == version);

@@ -5,7 +5,7 @@ use cohortdb_engine::CohortEngine;
 
 use crate::CliResult;
 use crate::output_format::print_frame;
-use crate::shared_args::{FormatArg, StoreArg};
+use crate::shared_args::{ClusterArgs, FormatArg, StoreArg};
 
 /// `query`.
 #[derive(Args)]
@@ -14,12 +14,17 @@ pub(crate) struct QueryArgs {
     store: StoreArg,
     #[command(flatten)]
     format: FormatArg,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// The SQL statement.
     sql: String,
 }
 
 pub(crate) async fn run(args: QueryArgs) -> CliResult {
-    let engine = CohortEngine::open(&args.store.location).await?;
+    let engine = args
+        .cluster
+        .attach(CohortEngine::open(&args.store.location).await?)
+        .await?;
     let frame = engine.sql_session()?.sql(&args.sql).await?;
     print_frame(args.format.format, frame).await
 }

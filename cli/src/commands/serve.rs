@@ -10,13 +10,15 @@ use cohortdb_engine::rows::site_cache::SiteCache;
 use cohortdb_server::{ServerOptions, ServerState, TokenRegistry, serve};
 
 use crate::CliResult;
-use crate::shared_args::StoreArg;
+use crate::shared_args::{ClusterArgs, StoreArg};
 
 /// `serve`.
 #[derive(Args)]
 pub(crate) struct ServeArgs {
     #[command(flatten)]
     store: StoreArg,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Address to listen on (port 0 picks a free port, printed on standard error).
     #[arg(long, default_value = "127.0.0.1:50051")]
     listen: String,
@@ -77,6 +79,7 @@ pub(crate) async fn run(args: ServeArgs) -> CliResult {
     };
     serve_store(
         &args.store.location,
+        &args.cluster,
         &args.listen,
         args.tokens.as_deref(),
         args.cache_mib << 20,
@@ -85,9 +88,10 @@ pub(crate) async fn run(args: ServeArgs) -> CliResult {
     .await
 }
 
-/// Serves `store` on `listen`, with `cache_bytes` of decoded variant rows.
+/// Serves `store` on `listen` (planning onto `cluster`'s workers, if any), with `cache_bytes` of decoded variant rows.
 async fn serve_store(
     store: &str,
+    cluster: &ClusterArgs,
     listen: &str,
     tokens: Option<&str>,
     cache_bytes: usize,
@@ -105,6 +109,7 @@ async fn serve_store(
     let engine = CohortEngine::open(store)
         .await?
         .with_site_cache(Arc::new(SiteCache::new(cache_bytes)));
+    let engine = cluster.attach(engine).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -120,7 +125,7 @@ async fn serve_store(
 }
 
 /// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -215,15 +215,19 @@ impl CohortEngine {
         use crate::sql::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
         self.require_record_level("sample genotypes")?;
         let selection = crate::cohort::cohort_spec::CohortSpec::Include(vec![sample_id.into()]);
-        let set = Arc::new(self.listed_cohort(&selection)?.into_set());
+        let set = self.listed_cohort(&selection)?.into_set();
         if set.is_empty() {
             return Err(crate::error::EngineError::UnknownSample {
                 sample_id: sample_id.to_string(),
             });
         }
+        // One sample: its set travels in the plan as a literal (to workers, too).
+        let set = lit(datafusion::common::ScalarValue::Binary(Some(
+            cohortdb_store::genotype_bitmaps::serialize_bitmap(&set),
+        )));
         let has = |column: &str| {
-            BitmapCountUdf::udf_in(BitmapCount::AndCount, set.clone())
-                .call(vec![col(column)])
+            BitmapCountUdf::udf(BitmapCount::AndCount)
+                .call(vec![col(column), set.clone()])
                 .gt(lit(0i64))
         };
         let mut df = self.full_session()?.table("variants").await?;

@@ -79,6 +79,15 @@ impl KeyRange {
         after_start && before_end
     }
 
+    /// No key: `[k, k)`.
+    pub fn none() -> Self {
+        let from = Self::all().from;
+        Self {
+            to: Some(from.clone()),
+            from,
+        }
+    }
+
     /// Whether every key is in the range.
     pub fn is_all(&self) -> bool {
         *self == Self::all()
@@ -109,6 +118,20 @@ pub struct ScanPlan {
 }
 
 impl ScanPlan {
+    /// The number of row groups the batch with the most of them reads.
+    pub fn most_row_groups(&self) -> usize {
+        self.batches
+            .iter()
+            .map(|b| {
+                b.fragments
+                    .iter()
+                    .map(|f| f.row_groups.len())
+                    .sum::<usize>()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Splits the scan into at most `target` partitions of about equal numbers of row groups
     /// (cut where a row group of the batch with the most of them starts). A site is never cut:
     /// each partition ends where the next begins.
@@ -206,6 +229,12 @@ mod tests {
         let f = &plan.batches[0].fragments[0];
         assert!(!f.overlaps(&f.row_groups[0], &plan.partitions[1]));
         assert!(f.overlaps(&f.row_groups[2], &plan.partitions[1]));
+        assert!(
+            ["1", "2", ""].iter().all(
+                |c| !KeyRange::none().contains(c, i64::MIN) && !KeyRange::none().contains(c, 5)
+            )
+        );
+        assert_eq!(plan.most_row_groups(), 5);
         plan.split(16);
         assert_eq!(
             plan.partitions.len(),

@@ -87,6 +87,11 @@ impl VariantsExec {
     pub fn scan_plan(&self) -> &ScanPlan {
         &self.plan
     }
+
+    /// The footers it reads through.
+    pub(crate) fn footers(&self) -> &Arc<FooterCache> {
+        &self.footers
+    }
 }
 
 /// The stored columns a merged column is computed from.

@@ -2,7 +2,13 @@
 //! [`PhysicalExtensionCodec`] for the `variants` scan ([`VariantsExec`]), the table-function
 //! calls ([`OperationExec`]) and the one UDF that carries state (`site_is_public`, bound to a
 //! release of the aggregate tier). The other functions carry none and travel by name; the
-//! reading side registers them (any session of [`CohortEngine`] does).
+//! reading side registers them (any session of [`CohortEngine`] does, and a worker's:
+//! [`crate::sql::plan_functions`]).
+//!
+//! Through datafusion-distributed, only the plan nodes use this codec: its own codec comes
+//! first and claims every function by name, so a function's state cannot travel. Plans sent to
+//! workers therefore call no function with state: `site_is_public` stays on the coordinator
+//! (the cluster module's `policy_on_coordinator`) and sample sets are literal arguments.
 //!
 //! A node reads a plan with its own engine: the scan reads fragments through the object store
 //! its session registers under [`crate::rows::variants_exec::STORE_URL`], a call runs under

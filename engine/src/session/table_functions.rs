@@ -153,7 +153,7 @@ impl TableProvider for CallView {
             plan = plan.project(columns)?;
         }
         plan = plan.limit(0, limit)?;
-        state.create_physical_plan(&plan.build()?).await
+        crate::sql::plan_view(state, &plan.build()?).await
     }
 }
 

@@ -6,14 +6,8 @@
 //!
 //! `set` is a bitmap over `sample_idx` (see `sample_set`); NULL means every sample. The
 //! counting rules are those of `bcftools +fill-tags` (see `cohortdb_store::genotype_bitmaps`).
-//!
-//! Cohort operations bind the set into the function instead ([`BitmapCountUdf::udf_in`]), so a
-//! plan never holds (or prints) a set of 100,000 samples as a literal.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-
-use roaring::RoaringBitmap;
 
 use datafusion::arrow::array::Int64Builder;
 use datafusion::arrow::datatypes::DataType;
@@ -36,82 +30,34 @@ pub enum BitmapCount {
     AndCount,
 }
 
-/// A sample set bound into a function instance.
-#[derive(Debug, Clone)]
-struct BoundSet(Arc<RoaringBitmap>);
-
-impl PartialEq for BoundSet {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
-    }
-}
-
-impl Eq for BoundSet {}
-
-impl Hash for BoundSet {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.len().hash(state);
-    }
-}
-
 /// A counting UDF.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BitmapCountUdf {
     kind: BitmapCount,
     signature: Signature,
-    bound: Option<BoundSet>,
-    name: String,
 }
 
 impl BitmapCountUdf {
     /// The UDF for `kind`, the set as its last argument.
     pub fn udf(kind: BitmapCount) -> ScalarUDF {
-        Self::build(kind, None)
-    }
-
-    /// The UDF for `kind` over the bound `set`: the same arguments without the last.
-    pub fn udf_in(kind: BitmapCount, set: Arc<RoaringBitmap>) -> ScalarUDF {
-        Self::build(kind, Some(BoundSet(set)))
-    }
-
-    fn build(kind: BitmapCount, bound: Option<BoundSet>) -> ScalarUDF {
         let arity = match kind {
             BitmapCount::AlleleCount | BitmapCount::AlleleNumber => 4,
             BitmapCount::AndCount => 2,
-        } - usize::from(bound.is_some());
-        let base = match (kind, bound.is_some()) {
-            (BitmapCount::AlleleCount, false) => "allele_count",
-            (BitmapCount::AlleleNumber, false) => "allele_number",
-            (BitmapCount::AndCount, false) => "bitmap_and_count",
-            (BitmapCount::AlleleCount, true) => "allele_count_in_cohort",
-            (BitmapCount::AlleleNumber, true) => "allele_number_in_cohort",
-            (BitmapCount::AndCount, true) => "bitmap_count_in_cohort",
-        };
-        // DataFusion's common-subexpression elimination compares functions by name: each
-        // bound set needs its own name, or two cohorts of one query would share a result.
-        let name = match &bound {
-            Some(set) => format!("{base}_{:016x}", fingerprint(&set.0)),
-            None => base.to_string(),
         };
         ScalarUDF::from(Self {
             kind,
             signature: Signature::any(arity, Volatility::Immutable),
-            bound,
-            name,
         })
     }
 }
 
-/// A content hash of a sample set (FNV-1a over its members).
-fn fingerprint(set: &RoaringBitmap) -> u64 {
-    set.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| {
-        (h ^ u64::from(v)).wrapping_mul(0x0100_0000_01b3)
-    }) ^ set.len()
-}
-
 impl ScalarUDFImpl for BitmapCountUdf {
     fn name(&self) -> &str {
-        &self.name
+        match self.kind {
+            BitmapCount::AlleleCount => "allele_count",
+            BitmapCount::AlleleNumber => "allele_number",
+            BitmapCount::AndCount => "bitmap_and_count",
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -128,14 +74,11 @@ impl ScalarUDFImpl for BitmapCountUdf {
         let a = binary_args(&name, &args.args)?;
         let mut out = Int64Builder::with_capacity(rows);
         for row in 0..rows {
-            let set = match &self.bound {
-                Some(bound) => Some(bound.0.clone()),
-                None => a
-                    .last()
-                    .map(|s| s.bitmap(&name, row))
-                    .transpose()?
-                    .flatten(),
-            };
+            let set = a
+                .last()
+                .map(|s| s.bitmap(&name, row))
+                .transpose()?
+                .flatten();
             let set = set.as_deref();
             let bm = |i: usize| {
                 a.get(i)

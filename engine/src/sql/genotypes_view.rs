@@ -246,6 +246,6 @@ impl TableProvider for GenotypesTable {
         if let Some(limit) = limit {
             plan = plan.limit(0, Some(limit))?;
         }
-        state.create_physical_plan(&plan.build()?).await
+        crate::sql::plan_view(state, &plan.build()?).await
     }
 }

@@ -152,6 +152,14 @@ impl ScalarUDFImpl for WithdrawalMaskUdf {
     }
 }
 
+/// The UDFs [`variants_without`] plans with (a node running such a plan registers them).
+pub(crate) fn mask_udfs() -> [ScalarUDF; 2] {
+    [
+        WithdrawalMaskUdf::udf(Mask::CarrierValues),
+        WithdrawalMaskUdf::udf(Mask::Exceptions),
+    ]
+}
+
 /// `variants` (the raw scan `raw`) without the `withdrawn` participants; `raw` itself when
 /// nobody has withdrawn.
 pub(crate) fn variants_without(raw: DataFrame, withdrawn: &RoaringBitmap) -> Result<DataFrame> {

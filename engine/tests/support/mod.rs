@@ -75,3 +75,33 @@ pub async fn batched_store(dir: &std::path::Path) -> String {
     .unwrap();
     location
 }
+
+/// The secret of the test clusters.
+pub fn cluster_secret() -> cohortdb_engine::cluster::cluster_secret::ClusterSecret {
+    cohortdb_engine::cluster::cluster_secret::ClusterSecret::new("test-cluster-secret-0123456789")
+        .unwrap()
+}
+
+/// `n` workers over the store at `location`, each a gRPC server on its own port of 127.0.0.1
+/// in this process, and a pool of them.
+pub async fn start_workers(
+    location: &str,
+    n: usize,
+) -> std::sync::Arc<cohortdb_engine::cluster::worker_pool::WorkerPool> {
+    let mut addresses = Vec::new();
+    for _ in 0..n {
+        let engine = cohortdb_engine::CohortEngine::open(location).await.unwrap();
+        let worker =
+            cohortdb_engine::cluster::worker_sessions::worker(engine, cluster_secret()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addresses.push(listener.local_addr().unwrap().to_string());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(worker.into_worker_server())
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+    }
+    cohortdb_engine::cluster::worker_pool::WorkerPool::connect(&addresses, cluster_secret())
+        .await
+        .unwrap()
+}

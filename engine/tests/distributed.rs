@@ -1,0 +1,132 @@
+//! Queries planned onto three workers (gRPC servers on 127.0.0.1, in this process) answer what
+//! one node answers, over five batches merged at every site; the aggregate tier sends only
+//! scans to the workers; a worker refuses a plan without the cluster's secret.
+
+use cohortdb_engine::CohortEngine;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion_distributed::display_plan_ascii;
+
+use crate::support::{batched_store, start_workers};
+
+/// The rows of `sql` in `engine`'s SQL session, as sorted text lines.
+async fn rows(engine: &CohortEngine, sql: &str) -> Vec<String> {
+    let batches = engine.sql(sql).await.unwrap().collect().await.unwrap();
+    let text = pretty_format_batches(&batches).unwrap().to_string();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// The distributed plan of `sql`, drawn.
+async fn plan(engine: &CohortEngine, sql: &str) -> String {
+    let plan = engine
+        .sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    display_plan_ascii(plan.as_ref(), false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_answer_what_one_node_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = batched_store(tmp.path()).await;
+    let one = CohortEngine::open(&store).await.unwrap();
+    let pool = start_workers(&store, 3).await;
+    assert_eq!(pool.live().len(), 3);
+    let many = one.clone().with_workers(pool);
+
+    let sum = "SELECT count(*), sum(ac), sum(an), sum(n_het) FROM variants";
+    let shown = plan(&many, sum).await;
+    assert!(
+        shown.contains("DistributedExec") && shown.contains("tasks=3"),
+        "not spread over the workers:\n{shown}"
+    );
+    let first = one.samples()[0].sample_id.clone();
+    for sql in [
+        sum,
+        "SELECT contig, pos, ref, alt, ac, an, n_het, n_hom_alt FROM variants",
+        "SELECT pos, count(*) AS alts FROM variants GROUP BY pos HAVING count(*) > 1",
+        "SELECT pos, alt FROM variants ORDER BY pos, alt LIMIT 7",
+        "SELECT v.pos, v.alt, p.case_control, count(*) AS carriers \
+         FROM genotypes g JOIN variants v ON g.pos = v.pos AND g.alt = v.alt \
+         JOIN phenotypes p ON p.sample_id = g.sample_id \
+         WHERE g.pos BETWEEN 16050000 AND 16060000 AND g.dosage > 0 \
+         GROUP BY v.pos, v.alt, p.case_control",
+        &format!("SELECT * FROM sample_genotypes('{first}', '22')"),
+        "SELECT * FROM allele_frequencies('22', 'age < 50')",
+    ] {
+        assert_eq!(rows(&many, sql).await, rows(&one, sql).await, "{sql}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aggregate_tier_sends_only_scans_to_workers() {
+    use cohortdb_engine::policy::disclosure_control::DisclosureControl;
+    use cohortdb_engine::{Access, Tier};
+    let tmp = tempfile::tempdir().unwrap();
+    let store = batched_store(tmp.path()).await;
+    let pool = start_workers(&store, 3).await;
+    let control = DisclosureControl::in_memory([7; 32], "distributed", 1000.0, 0.2).unwrap();
+    let access = Access {
+        tier: Tier::Aggregate,
+        min_count: 5,
+        pseudonym_secret: None,
+        disclosure: Some(std::sync::Arc::new(control)),
+        phenotypes: None,
+    };
+    let one = CohortEngine::open(&store)
+        .await
+        .unwrap()
+        .with_access(access.clone())
+        .unwrap();
+    let many = CohortEngine::open(&store)
+        .await
+        .unwrap()
+        .with_workers(pool)
+        .with_access(access)
+        .unwrap();
+    let sql = "SELECT contig, pos, ref, alt FROM variants WHERE pos < 16100000";
+    let shown = plan(&many.for_request(), sql).await;
+    // The head stage (the coordinator's) filters; the workers' stage only scans.
+    let (head, stages) = shown.split_once("Stage 1").expect("a stage on the workers");
+    assert!(head.contains("site_is_public"), "{shown}");
+    assert!(
+        stages.contains("VariantsExec") && !stages.contains("site_is_public"),
+        "{shown}"
+    );
+    assert!(stages.contains("tasks=3"), "{shown}");
+    assert_eq!(
+        rows(&many.for_request(), sql).await,
+        rows(&one.for_request(), sql).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_refuses_a_plan_without_the_cluster_secret() {
+    use cohortdb_engine::cluster::cluster_secret::ClusterSecret;
+    use cohortdb_engine::cluster::worker_pool::WorkerPool;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = batched_store(tmp.path()).await;
+    let pool = start_workers(&store, 2).await;
+    let addresses: Vec<String> = pool.live().iter().map(|u| u.to_string()).collect();
+    let wrong = ClusterSecret::new("not-the-cluster-secret-at-all").unwrap();
+    let intruder = CohortEngine::open(&store)
+        .await
+        .unwrap()
+        .with_workers(WorkerPool::connect(&addresses, wrong).await.unwrap());
+    let err = intruder
+        .sql("SELECT count(*), sum(ac) FROM variants")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .expect_err("a plan without the secret ran");
+    assert!(
+        err.to_string()
+            .contains("refused a plan without this cluster's secret"),
+        "{err}"
+    );
+}
