@@ -58,6 +58,7 @@ pub struct CohortEngine {
 /// How the sessions of an engine plan their queries onto other nodes: given the builder of a
 /// session's state, the builder with a distributed planner, its workers and codec. The cluster
 /// module implements it for a pool of workers (`CohortEngine::with_workers`).
+#[async_trait::async_trait]
 pub trait Distribution: std::fmt::Debug + Send + Sync {
     /// `builder`, planning onto the workers, for a session of `engine`.
     fn distribute(
@@ -65,6 +66,10 @@ pub trait Distribution: std::fmt::Debug + Send + Sync {
         engine: &CohortEngine,
         builder: datafusion::execution::SessionStateBuilder,
     ) -> Result<datafusion::execution::SessionStateBuilder>;
+
+    /// When `error` ended a query because a node was lost (its connection broke, or it no
+    /// longer answers): what to tell the caller, naming the node; `None` for other errors.
+    async fn lost_node(&self, error: &datafusion::error::DataFusionError) -> Option<String>;
 }
 
 /// Samples ordered by ID: sorting by `rank[sample_idx]` sorts by ID, and `by_id` lists every
@@ -149,6 +154,20 @@ impl CohortEngine {
     pub fn with_distribution(mut self, distribution: Option<Arc<dyn Distribution>>) -> Self {
         self.distribution = distribution;
         self
+    }
+
+    /// `error`, which ended a query of this engine, as [`EngineError::WorkerLost`] when a node
+    /// the query ran on was lost (the query may be sent again: it then runs on the nodes that
+    /// remain); `None` for any other error.
+    pub async fn lost_node(
+        &self,
+        error: &datafusion::error::DataFusionError,
+    ) -> Option<EngineError> {
+        let distribution = self.distribution.as_ref()?;
+        distribution
+            .lost_node(error)
+            .await
+            .map(EngineError::WorkerLost)
     }
 
     /// How this engine's sessions plan onto other nodes, if they do.

@@ -8,7 +8,7 @@
 use crate::error::{EngineError, Result};
 
 /// A region on one contig; `start` and `end` are 1-based and inclusive.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Region {
     /// Contig name.
     pub contig: String,

@@ -44,6 +44,12 @@ async fn three_workers_answer_what_one_node_answers() {
         shown.contains("DistributedExec") && shown.contains("tasks=3"),
         "not spread over the workers:\n{shown}"
     );
+    let af = "SELECT * FROM allele_frequencies('22', 'age < 50')";
+    let shown = plan(&many, af).await;
+    assert!(
+        shown.contains("RegionTasksExec") && shown.contains("tasks=3"),
+        "af not split over the workers:\n{shown}"
+    );
     let first = one.samples()[0].sample_id.clone();
     for sql in [
         sum,
@@ -56,7 +62,11 @@ async fn three_workers_answer_what_one_node_answers() {
          WHERE g.pos BETWEEN 16050000 AND 16060000 AND g.dosage > 0 \
          GROUP BY v.pos, v.alt, p.case_control",
         &format!("SELECT * FROM sample_genotypes('{first}', '22')"),
-        "SELECT * FROM allele_frequencies('22', 'age < 50')",
+        af,
+        "SELECT * FROM allele_frequencies('22:16050000-16300000,22:17000000-17100000')",
+        "SELECT * FROM case_control('22', 'case_control', 'NOT case_control')",
+        "SELECT * FROM association('22:16050000-16100000', 'quant_trait', 'age', 'linear')",
+        "SELECT * FROM carriers('22:16050115')",
     ] {
         assert_eq!(rows(&many, sql).await, rows(&one, sql).await, "{sql}");
     }

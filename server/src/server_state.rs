@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::record_batch::RecordBatch;
+use cohortdb_engine::EngineError;
 use cohortdb_engine::policy::disclosure_control::DisclosureControl;
 use cohortdb_engine::{Access, CohortEngine, Tier};
 use cohortdb_store::audit_log::{AuditEvent, AuditLog};
@@ -369,6 +370,10 @@ impl ServerState {
             Lane::Scan => self.scan.run(work(scope, message)).await.and_then(|r| r),
         };
         let worked = started.elapsed();
+        let result = match result {
+            Err(e) => Err(self.worker_lost(e).await),
+            ok => ok,
+        };
         pending.event = None;
         let outcome = match &result {
             Ok((_, batches)) => Ok(batches.iter().map(|b| b.num_rows() as u64).sum()),
@@ -383,6 +388,20 @@ impl ServerState {
             "answered"
         );
         result
+    }
+}
+
+impl ServerState {
+    /// `e`, as [`EngineError::WorkerLost`] (UNAVAILABLE) when a worker the query ran on was
+    /// lost.
+    async fn worker_lost(&self, e: ServerError) -> ServerError {
+        let ServerError::Engine(EngineError::DataFusion(d)) = &e else {
+            return e;
+        };
+        match self.admin_engine().lost_node(d).await {
+            Some(lost) => ServerError::Engine(lost),
+            None => e,
+        }
     }
 }
 

@@ -184,6 +184,37 @@ impl Store {
         Ok(Snapshot { state })
     }
 
+    /// Reads the snapshot at `version`: the newest when it is that version, else the log replayed
+    /// from its first entry (a version whose entries a checkpoint replaced cannot be read).
+    pub async fn snapshot_at(&self, version: u64) -> Result<Snapshot> {
+        let newest = self.snapshot().await?;
+        if newest.version() == version {
+            return Ok(newest);
+        }
+        let missing = |reason: String| StoreError::Corrupt {
+            path: entry_path(version),
+            what: "store version".into(),
+            reason,
+        };
+        if version > newest.version() {
+            return Err(missing(format!(
+                "version {version} is newer than the store's ({})",
+                newest.version()
+            )));
+        }
+        let mut state = SnapshotState::default();
+        while state.version < version {
+            let entry = self.read_entry(state.version + 1).await?.ok_or_else(|| {
+                missing(format!(
+                    "entry {} is no longer in the log",
+                    state.version + 1
+                ))
+            })?;
+            state.apply(&entry);
+        }
+        Ok(Snapshot { state })
+    }
+
     /// Reads entry `version`, or `None` when it does not exist.
     pub async fn read_entry(&self, version: u64) -> Result<Option<LogEntry>> {
         let path = entry_path(version);

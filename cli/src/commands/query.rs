@@ -4,7 +4,7 @@ use clap::Args;
 use cohortdb_engine::CohortEngine;
 
 use crate::CliResult;
-use crate::output_format::print_frame;
+use crate::output_format::print_batches;
 use crate::shared_args::{ClusterArgs, FormatArg, StoreArg};
 
 /// `query`.
@@ -26,5 +26,13 @@ pub(crate) async fn run(args: QueryArgs) -> CliResult {
         .attach(CohortEngine::open(&args.store.location).await?)
         .await?;
     let frame = engine.sql_session()?.sql(&args.sql).await?;
-    print_frame(args.format.format, frame).await
+    let schema = frame.schema().inner().clone();
+    let batches = match frame.collect().await {
+        Ok(batches) => batches,
+        Err(e) => match engine.lost_node(&e).await {
+            Some(lost) => return Err(lost.into()),
+            None => return Err(e.into()),
+        },
+    };
+    print_batches(args.format.format, &batches, schema)
 }

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
+use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
 use datafusion_distributed::{DistributedExt, SessionStateBuilderExt};
 
-use crate::cluster::policy_on_coordinator::ScansOnWorkers;
 use crate::cluster::scan_tasks::{desired_task_count, scale_up_leaf_node};
+use crate::cluster::stage_boundaries::LeavesOnWorkers;
 use crate::cluster::worker_pool::WorkerPool;
 use crate::cohort_engine::{CohortEngine, Distribution};
 use crate::error::Result;
@@ -19,20 +20,20 @@ use crate::session::plan_codec::PlanCodec;
 #[derive(Debug)]
 struct OntoWorkers(Arc<WorkerPool>);
 
+#[async_trait::async_trait]
 impl Distribution for OntoWorkers {
     fn distribute(
         &self,
         engine: &CohortEngine,
-        mut builder: SessionStateBuilder,
+        builder: SessionStateBuilder,
     ) -> Result<SessionStateBuilder> {
         let pool = &self.0;
-        if engine.tier() == Tier::Aggregate {
-            let rule = ScansOnWorkers {
-                tasks: pool.live().len(),
-            };
-            builder = builder.with_physical_optimizer_rule(Arc::new(rule));
-        }
+        let rule = LeavesOnWorkers {
+            tasks: pool.live().len(),
+            scans_only: engine.tier() == Tier::Aggregate,
+        };
         Ok(builder
+            .with_physical_optimizer_rule(Arc::new(rule))
             .with_distributed_worker_resolver(pool.resolver())
             .with_distributed_channel_resolver(pool.channels())
             .with_distributed_planner()
@@ -40,6 +41,49 @@ impl Distribution for OntoWorkers {
             .with_distributed_desired_task_count_handler(desired_task_count)
             .with_distributed_scale_up_leaf_node_handler(scale_up_leaf_node)
             .with_distributed_passthrough_headers(pool.secret().headers())?)
+    }
+
+    async fn lost_node(&self, error: &DataFusionError) -> Option<String> {
+        let reason = transport_failure(error)?;
+        self.0.refresh().await;
+        let down = self.0.down();
+        Some(match down.as_slice() {
+            [] => format!("a connection to a worker failed ({reason}); send the query again"),
+            _ => format!(
+                "worker {} no longer answers ({reason}); the next queries run on the {} of {} \
+                 workers that remain: send the query again",
+                down.iter()
+                    .map(|u| u.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.0.live().len(),
+                self.0.size()
+            ),
+        })
+    }
+}
+
+/// What broke, when `error` comes from a connection to a worker rather than from the query
+/// (a worker's own error travels back as a DataFusion error, gRPC code INTERNAL).
+fn transport_failure(error: &DataFusionError) -> Option<String> {
+    let mut current: &(dyn std::error::Error + 'static) = error;
+    loop {
+        if let Some(status) = current.downcast_ref::<tonic::Status>()
+            && status.code() != tonic::Code::Internal
+        {
+            return Some(status.message().to_string());
+        }
+        if let Some(DataFusionError::Execution(text)) = current.downcast_ref::<DataFusionError>()
+            && text.starts_with("Error connecting to Distributed DataFusion worker")
+        {
+            return Some(text.clone());
+        }
+        current = match current.downcast_ref::<DataFusionError>() {
+            Some(DataFusionError::External(inner)) => inner.as_ref(),
+            Some(DataFusionError::Shared(inner)) => inner.as_ref(),
+            Some(DataFusionError::Context(_, inner)) => inner.as_ref(),
+            _ => current.source()?,
+        };
     }
 }
 

@@ -1,4 +1,5 @@
-//! How the distributed planner splits a `variants` scan ([`VariantsExec`]) across workers: it
+//! How the distributed planner splits a cohort operation over regions (by
+//! [`RegionTasksExec::split`]) and a `variants` scan ([`VariantsExec`]) across workers: it
 //! may use as many tasks as the scan has row groups in its largest batch; each task gets a
 //! contiguous run of key ranges, cut where row groups start (never inside a site, so rows
 //! merged across batches are merged whole on one worker), and as many local partitions as the
@@ -15,20 +16,36 @@ use datafusion_distributed::{
 
 use crate::rows::scan_plan::KeyRange;
 use crate::rows::variants_exec::VariantsExec;
+use crate::session::region_tasks_exec::RegionTasksExec;
 
-/// Tasks a scan may use: one per row group of its largest batch.
+/// Tasks a scan may use: one per row group of its largest batch; a split operation, as many
+/// as there are workers.
 pub(crate) fn desired_task_count(
     ev: DesiredTaskCountEvent,
 ) -> Option<Result<DesiredTaskCountEventResponse>> {
+    if ev.plan.is::<RegionTasksExec>() {
+        return Some(Ok(DesiredTaskCountEventResponse::desired(EVERY_WORKER)));
+    }
     let scan = ev.plan.downcast_ref::<VariantsExec>()?;
     let groups = scan.scan_plan().most_row_groups().max(1);
     Some(Ok(DesiredTaskCountEventResponse::desired(groups)))
 }
 
-/// The scan as one variant per task (see the module's documentation).
+/// A task count the planner lowers to the number of workers.
+const EVERY_WORKER: usize = 1 << 16;
+
+/// The scan as one variant per task (see the module's documentation); a split operation with
+/// its regions cut into one share per task.
 pub(crate) fn scale_up_leaf_node(
     ev: ScaleUpLeafNodeEvent,
 ) -> Option<Result<ScaleUpLeafNodeEventResponse>> {
+    if let Some(split) = ev.plan.downcast_ref::<RegionTasksExec>() {
+        return Some(
+            split
+                .split(ev.task_count)
+                .map(|s| ScaleUpLeafNodeEventResponse::new(Arc::new(s))),
+        );
+    }
     let scan = ev.plan.downcast_ref::<VariantsExec>()?;
     Some(split(ev.plan, scan, ev.task_count.max(1)))
 }

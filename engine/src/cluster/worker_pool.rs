@@ -56,7 +56,11 @@ pub fn worker_url(text: &str) -> Result<Url> {
     };
     let url = Url::parse(&full)
         .map_err(|e| EngineError::InvalidArgument(format!("worker {text:?}: {e}")))?;
-    if url.scheme() != "http" || url.host().is_none() {
+    let port = match text.contains("://") {
+        true => url.port_or_known_default(),
+        false => url.port(),
+    };
+    if url.scheme() != "http" || url.host().is_none() || port.is_none() {
         return Err(EngineError::InvalidArgument(format!(
             "worker {text:?}: expected host:port or http://host:port"
         )));
@@ -106,6 +110,21 @@ impl WorkerPool {
     pub async fn refresh(&self) {
         let probes = self.probe_all().await;
         self.set_live(&probes);
+    }
+
+    /// The workers that did not answer the last probe.
+    pub fn down(&self) -> Vec<Url> {
+        let live = self.live();
+        self.workers
+            .iter()
+            .filter(|u| !live.contains(u))
+            .cloned()
+            .collect()
+    }
+
+    /// The number of workers given.
+    pub fn size(&self) -> usize {
+        self.workers.len()
     }
 
     /// The secret sent with plans.

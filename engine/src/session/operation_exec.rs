@@ -193,7 +193,7 @@ impl OperationCall {
     }
 
     /// The `model` argument of `association`.
-    fn model(&self) -> crate::error::Result<Option<Model>> {
+    pub(crate) fn model(&self) -> crate::error::Result<Option<Model>> {
         Model::parse(self.arg(3))
     }
 
@@ -268,6 +268,30 @@ impl OperationCall {
             _ => schema,
         })
     }
+}
+
+/// `batches` of a call with the columns, declared types and nullability of `schema`, then
+/// projected.
+pub(crate) fn conform(
+    batches: Vec<RecordBatch>,
+    schema: &SchemaRef,
+    projection: Option<&[usize]>,
+) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(schema.fields())
+            .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        out.push(match projection {
+            Some(p) => batch.project(p)?,
+            None => batch,
+        });
+    }
+    Ok(out)
 }
 
 /// A call run by an engine, its rows projected.
@@ -383,21 +407,7 @@ impl ExecutionPlan for OperationExec {
         let output = self.properties.eq_properties.schema().clone();
         let rows = futures::stream::once(async move {
             let batches = call.run(&engine).await.map_err(engine_error)?;
-            let mut out = Vec::with_capacity(batches.len());
-            for batch in batches {
-                // Same columns, declared types and nullability, then projected.
-                let columns = batch
-                    .columns()
-                    .iter()
-                    .zip(schema.fields())
-                    .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                let batch = RecordBatch::try_new(schema.clone(), columns)?;
-                out.push(match &projection {
-                    Some(p) => batch.project(p)?,
-                    None => batch,
-                });
-            }
+            let out = conform(batches, &schema, projection.as_deref())?;
             Ok::<_, DataFusionError>(futures::stream::iter(out.into_iter().map(Ok)))
         });
         use futures::TryStreamExt;

@@ -1,6 +1,6 @@
 //! Physical plans of ours sent to another node and read back there: a
 //! [`PhysicalExtensionCodec`] for the `variants` scan ([`VariantsExec`]), the table-function
-//! calls ([`OperationExec`]) and the one UDF that carries state (`site_is_public`, bound to a
+//! calls ([`OperationExec`], and [`RegionTasksExec`] when split across workers) and the one UDF that carries state (`site_is_public`, bound to a
 //! release of the aggregate tier). The other functions carry none and travel by name; the
 //! reading side registers them (any session of [`CohortEngine`] does, and a worker's:
 //! [`crate::sql::plan_functions`]).
@@ -8,7 +8,7 @@
 //! Through datafusion-distributed, only the plan nodes use this codec: its own codec comes
 //! first and claims every function by name, so a function's state cannot travel. Plans sent to
 //! workers therefore call no function with state: `site_is_public` stays on the coordinator
-//! (the cluster module's `policy_on_coordinator`) and sample sets are literal arguments.
+//! (the cluster module's `stage_boundaries`) and sample sets are literal arguments.
 //!
 //! A node reads a plan with its own engine: the scan reads fragments through the object store
 //! its session registers under [`crate::rows::variants_exec::STORE_URL`], a call runs under
@@ -29,17 +29,24 @@ use crate::policy::public_sites::PublicSiteUdf;
 use crate::rows::scan_plan::ScanPlan;
 use crate::rows::variants_exec::VariantsExec;
 use crate::session::operation_exec::{OperationCall, OperationExec};
+use crate::session::region_tasks_exec::{EngineVersions, RegionTasks, RegionTasksExec};
 
 /// The codec of one engine's plans.
 #[derive(Debug, Clone)]
 pub struct PlanCodec {
     engine: Arc<CohortEngine>,
+    /// Engines over other versions of the store, for split operations planned on them.
+    versions: Arc<EngineVersions>,
 }
 
 impl PlanCodec {
-    /// Plans read back run on `engine`.
+    /// Plans read back run on `engine` (split operations on the version they were planned
+    /// on; keep one codec per node, which keeps the engine of the last other version).
     pub fn new(engine: Arc<CohortEngine>) -> Self {
-        Self { engine }
+        Self {
+            versions: Arc::new(EngineVersions::new(engine.clone())),
+            engine,
+        }
     }
 }
 
@@ -52,6 +59,11 @@ enum EncodedNode {
     /// A table-function call.
     OperationCallV1 {
         call: OperationCall,
+        projection: Option<Vec<usize>>,
+    },
+    /// A table-function call split by region across tasks.
+    RegionTasksV1 {
+        tasks: RegionTasks,
         projection: Option<Vec<usize>>,
     },
 }
@@ -86,6 +98,11 @@ impl PhysicalExtensionCodec for PlanCodec {
                     .map_err(crate::session::operation_exec::engine_error)?;
                 Arc::new(OperationExec::new(self.engine.clone(), call, projection)?)
             }
+            EncodedNode::RegionTasksV1 { tasks, projection } => Arc::new(RegionTasksExec::new(
+                tasks,
+                self.versions.clone(),
+                projection,
+            )?),
         })
     }
 
@@ -103,6 +120,11 @@ impl PhysicalExtensionCodec for PlanCodec {
             EncodedNode::OperationCallV1 {
                 call: call.call().clone(),
                 projection: call.projection().cloned(),
+            }
+        } else if let Some(split) = node.downcast_ref::<RegionTasksExec>() {
+            EncodedNode::RegionTasksV1 {
+                tasks: split.tasks().clone(),
+                projection: split.projection().cloned(),
             }
         } else {
             return Err(DataFusionError::NotImplemented(format!(

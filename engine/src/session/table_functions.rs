@@ -30,6 +30,7 @@ use datafusion::scalar::ScalarValue;
 use crate::cohort_engine::CohortEngine;
 use crate::policy::access_policy::Tier;
 use crate::session::operation_exec::{Operation, OperationCall, OperationExec, engine_error};
+use crate::session::region_tasks_exec::RegionTasksExec;
 
 /// A table function bound to an engine.
 #[derive(Debug)]
@@ -182,6 +183,12 @@ impl TableProvider for OperationTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let split = RegionTasksExec::for_call(&self.engine, &self.call, projection.cloned())
+            .await
+            .map_err(crate::session::operation_exec::engine_error)?;
+        if let Some(split) = split {
+            return Ok(Arc::new(split));
+        }
         Ok(Arc::new(OperationExec::new(
             self.engine.clone(),
             self.call.clone(),
