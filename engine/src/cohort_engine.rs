@@ -67,6 +67,14 @@ pub trait Distribution: std::fmt::Debug + Send + Sync {
         builder: datafusion::execution::SessionStateBuilder,
     ) -> Result<datafusion::execution::SessionStateBuilder>;
 
+    /// Runs `tasks` (one task, which the distributed planner splits) on the workers, for a
+    /// session of `engine`: the operation's rows, in the order one node gives them.
+    async fn run(
+        &self,
+        engine: &CohortEngine,
+        tasks: crate::region_tasks::RegionTasks,
+    ) -> Result<Vec<RecordBatch>>;
+
     /// When `error` ended a query because a node was lost (its connection broke, or it no
     /// longer answers): what to tell the caller, naming the node; `None` for other errors.
     async fn lost_node(&self, error: &datafusion::error::DataFusionError) -> Option<String>;
@@ -168,6 +176,43 @@ impl CohortEngine {
             .lost_node(error)
             .await
             .map(EngineError::WorkerLost)
+    }
+
+    /// The tasks of `operation` over `regions` (none: every contig) for `cohorts`, on this
+    /// engine's snapshot: one task, until the distributed planner splits it.
+    pub fn region_tasks(
+        &self,
+        operation: crate::region_tasks::SplitOperation,
+        regions: &[Region],
+        cohorts: &[&RoaringBitmap],
+    ) -> crate::region_tasks::RegionTasks {
+        crate::region_tasks::RegionTasks {
+            operation,
+            version: self.snapshot.version(),
+            cohorts: cohorts
+                .iter()
+                .map(|c| hex::encode(cohortdb_store::genotype_bitmaps::serialize_bitmap(c)))
+                .collect(),
+            tasks: vec![regions.to_vec()],
+        }
+    }
+
+    /// `operation` over `regions` for `cohorts`, run on this engine's workers when it has some
+    /// and the operation is split at its tier; `None` otherwise (the caller computes it here).
+    pub(crate) async fn on_workers(
+        &self,
+        operation: crate::region_tasks::SplitOperation,
+        regions: &[Region],
+        cohorts: &[&RoaringBitmap],
+    ) -> Result<Option<Vec<RecordBatch>>> {
+        let Some(distribution) = &self.distribution else {
+            return Ok(None);
+        };
+        if !operation.splits_at(self.tier()) {
+            return Ok(None);
+        }
+        let tasks = self.region_tasks(operation, regions, cohorts);
+        distribution.run(self, tasks).await.map(Some)
     }
 
     /// How this engine's sessions plan onto other nodes, if they do.

@@ -74,6 +74,7 @@ pub mod maintenance;
 pub mod ops;
 pub mod policy;
 mod region;
+pub mod region_tasks;
 pub mod rows;
 mod sample_ids;
 pub mod session;

@@ -140,3 +140,51 @@ async fn a_worker_refuses_a_plan_without_the_cluster_secret() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operations_run_on_the_workers_in_the_order_of_one_node() {
+    use cohortdb_engine::{CohortSpec, Region};
+    let tmp = tempfile::tempdir().unwrap();
+    let store = batched_store(tmp.path()).await;
+    let one = CohortEngine::open(&store).await.unwrap();
+    let cluster = crate::support::start_cluster(&store, 3).await;
+    let many = one.clone().with_workers(cluster.pool.clone());
+    let regions = Region::parse_list("22:16050000-16400000,22:17000000-17500000").unwrap();
+    let young = one.cohort(CohortSpec::parse("age < 50")).await.unwrap();
+    let cases = one.cohort(CohortSpec::parse("case_control")).await.unwrap();
+    let controls = one
+        .cohort(CohortSpec::parse("NOT case_control"))
+        .await
+        .unwrap();
+    let text = |batches: &[datafusion::arrow::array::RecordBatch]| {
+        pretty_format_batches(batches).unwrap().to_string()
+    };
+    let af = |e: &CohortEngine| {
+        let (e, regions, young) = (e.clone(), regions.clone(), young.clone());
+        async move { e.allele_frequencies(&regions, &young).await }
+    };
+    let want = af(&one).await.unwrap();
+    assert!(want.num_rows() > 100, "too few rows to split");
+    assert_eq!(text(&[af(&many).await.unwrap()]), text(&[want]));
+    assert_eq!(
+        text(
+            &many
+                .case_control(&regions, &cases, &controls)
+                .await
+                .unwrap()
+        ),
+        text(&one.case_control(&regions, &cases, &controls).await.unwrap())
+    );
+    // Run on the workers: once they are gone, the operation fails, naming them.
+    for stop in cluster.stops {
+        stop.send(()).unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    cluster.pool.refresh().await;
+    assert_eq!(cluster.pool.live().len(), 0, "workers still answer");
+    let err = af(&many).await.expect_err("answered without workers");
+    assert!(
+        err.to_string().contains("no worker of the cluster answers"),
+        "{err}"
+    );
+}

@@ -122,6 +122,15 @@ impl WorkerPool {
             .collect()
     }
 
+    /// The error of a query when no worker answers.
+    pub(crate) fn none_answers(&self) -> EngineError {
+        let workers: Vec<&str> = self.workers.iter().map(Url::as_str).collect();
+        EngineError::WorkerLost(format!(
+            "no worker of the cluster answers ({})",
+            workers.join(", ")
+        ))
+    }
+
     /// The number of workers given.
     pub fn size(&self) -> usize {
         self.workers.len()
@@ -199,17 +208,7 @@ impl WorkerResolver for WorkerResolution {
     fn get_urls(&self) -> std::result::Result<Vec<Url>, DataFusionError> {
         let live = self.0.live();
         if live.is_empty() {
-            return Err(DataFusionError::External(Box::new(
-                EngineError::WorkerLost(format!(
-                    "no worker of the cluster answers ({})",
-                    self.0
-                        .workers
-                        .iter()
-                        .map(Url::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            )));
+            return Err(DataFusionError::External(Box::new(self.0.none_answers())));
         }
         Ok(live)
     }

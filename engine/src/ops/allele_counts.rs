@@ -402,6 +402,14 @@ impl CohortEngine {
         regions: &[Region],
         samples: &Cohort,
     ) -> Result<RecordBatch> {
+        let split = crate::region_tasks::SplitOperation::AlleleFrequencies;
+        if let Some(batches) = self.on_workers(split, regions, &[samples.set()]).await? {
+            let schema = frequency_schema();
+            return Ok(
+                datafusion::arrow::compute::concat_batches(&schema, &batches)
+                    .map_err(DataFusionError::from)?,
+            );
+        }
         let mut selection = self.site_selection(regions).await?;
         self.keep_listed_sites(&mut selection)?;
         let [ac, an, het, hom] = count_columns(&selection, self.counting_set(samples));

@@ -38,6 +38,14 @@ pub enum Model {
 }
 
 impl Model {
+    /// `linear` or `logistic`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Linear => "linear",
+            Self::Logistic => "logistic",
+        }
+    }
+
     /// `linear` or `logistic`; blank for none (the trait chooses).
     pub fn parse(text: &str) -> Result<Option<Self>> {
         match text.trim() {
@@ -195,6 +203,15 @@ impl CohortEngine {
         // which no count floor or noise on counts hides. Until they are released under the
         // disclosure control, the aggregate tier does not get them.
         self.require_record_level("association (exact coefficients)")?;
+        let split = crate::region_tasks::SplitOperation::Association {
+            table: table.to_string(),
+            trait_column: trait_column.to_string(),
+            covariates: covariates.to_vec(),
+            model: model.map(Model::name).unwrap_or_default().to_string(),
+        };
+        if let Some(batches) = self.on_workers(split, regions, &[cohort.set()]).await? {
+            return Ok(batches);
+        }
         let design = self.design(table, trait_column, covariates, cohort).await?;
         // Logistic by default for a boolean trait, or an integer one holding only 0 and 1.
         let model = model.unwrap_or(if design.zero_one && design.discrete {

@@ -57,6 +57,11 @@ impl CohortEngine {
         cases: &Cohort,
         controls: &Cohort,
     ) -> Result<Vec<RecordBatch>> {
+        let split = crate::region_tasks::SplitOperation::CaseControl;
+        let sets = [cases.set(), controls.set()];
+        if let Some(batches) = self.on_workers(split, regions, &sets).await? {
+            return Ok(batches);
+        }
         let noises = (self.cohort_noise(cases)?, self.cohort_noise(controls)?);
         let mut batch = self
             .counts(regions, &[(cases, "_cases"), (controls, "_controls")])

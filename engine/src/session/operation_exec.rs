@@ -192,6 +192,16 @@ impl OperationCall {
         Ok(())
     }
 
+    /// The `covariates` argument of `association`, split at commas.
+    pub(crate) fn covariates(&self) -> Vec<String> {
+        self.arg(2)
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// The `model` argument of `association`.
     pub(crate) fn model(&self) -> crate::error::Result<Option<Model>> {
         Model::parse(self.arg(3))
@@ -218,13 +228,7 @@ impl OperationCall {
                     .await?
             }
             Operation::Association => {
-                let covariates: Vec<String> = self
-                    .arg(2)
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty())
-                    .map(str::to_string)
-                    .collect();
+                let covariates = self.covariates();
                 let model = self.model()?;
                 let set = self.cohort(e, 4).await?;
                 e.association(

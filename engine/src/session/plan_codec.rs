@@ -26,10 +26,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::cohort_engine::CohortEngine;
 use crate::policy::public_sites::PublicSiteUdf;
+use crate::region_tasks::RegionTasks;
 use crate::rows::scan_plan::ScanPlan;
 use crate::rows::variants_exec::VariantsExec;
 use crate::session::operation_exec::{OperationCall, OperationExec};
-use crate::session::region_tasks_exec::{EngineVersions, RegionTasks, RegionTasksExec};
+use crate::session::region_tasks_exec::{EngineVersions, RegionTasksExec};
 
 /// The codec of one engine's plans.
 #[derive(Debug, Clone)]

@@ -1,19 +1,11 @@
-//! A cohort operation split by region across the tasks of a distributed plan (allele
-//! frequencies and case/control counts for the admin and record tiers, association for the
-//! admin tier): each task runs the operation over its share of the regions, on the snapshot
-//! the query was planned on, with the cohorts resolved by the coordinator and sent as bitmaps.
-//! The counts of a site depend on that site's rows alone, so the tasks' rows together are the
-//! operation's rows.
-//!
-//! The aggregate tier's operations are never split: their refusals, noise and count floor
-//! run where the noise key and budget are, on the coordinator. Association at the record tier
-//! is not split either: the coordinator's engine checks the project's phenotype columns, a
-//! worker's would not.
+//! A cohort operation split by region ([`RegionTasks`]) as a plan node: each task runs the
+//! operation over its share of the regions, on the snapshot the query was planned on, with the
+//! cohorts resolved by the coordinator and sent as bitmaps.
 
 use std::fmt;
 use std::sync::Arc;
 
-use cohortdb_store::genotype_bitmaps::{deserialize_bitmap, serialize_bitmap};
+use cohortdb_store::genotype_bitmaps::deserialize_bitmap;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
@@ -26,26 +18,12 @@ use datafusion::physical_plan::{
     PlanProperties, ReplaceChildrenOptions, SendableRecordBatchStream,
 };
 use datafusion_distributed::DistributedTaskContext;
-use serde::{Deserialize, Serialize};
 
 use crate::cohort::members::Cohort;
 use crate::cohort_engine::CohortEngine;
-use crate::policy::access_policy::Tier;
 use crate::region::Region;
+use crate::region_tasks::{RegionTasks, SplitOperation, split_regions};
 use crate::session::operation_exec::{Operation, OperationCall, conform, engine_error};
-
-/// What the tasks run: plain data, sent to the workers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RegionTasks {
-    /// The call as SQL gave it (its operation, and association's trait and covariates).
-    pub call: OperationCall,
-    /// The store version the query was planned on.
-    pub version: u64,
-    /// The call's cohorts, resolved: serialized bitmaps over `sample_idx`, hex.
-    pub cohorts: Vec<String>,
-    /// The regions of each task (one task until the planner splits it).
-    pub tasks: Vec<Vec<Region>>,
-}
 
 /// Engines over the versions of one store, for tasks planned on any of them: the engine a
 /// node started with, and the last other version asked for.
@@ -102,7 +80,9 @@ impl RegionTasksExec {
         engines: Arc<EngineVersions>,
         projection: Option<Vec<usize>>,
     ) -> Result<Self> {
-        let schema = tasks.call.schema(Tier::Admin)?;
+        let operation = Operation::from_name(tasks.operation.name())
+            .ok_or_else(|| DataFusionError::Internal("an operation without a name".into()))?;
+        let schema = operation.schema();
         let output = match &projection {
             Some(p) => Arc::new(schema.project(p)?),
             None => schema.clone(),
@@ -123,43 +103,38 @@ impl RegionTasksExec {
     }
 
     /// The split form of `call` on `engine`, when the engine plans onto workers and the call
-    /// may be split (see the module's documentation); its cohorts are resolved here.
+    /// may be split at its tier; its cohorts are resolved here.
     pub(crate) async fn for_call(
         engine: &Arc<CohortEngine>,
         call: &OperationCall,
         projection: Option<Vec<usize>>,
     ) -> crate::error::Result<Option<Self>> {
-        let splits = matches!(
-            (call.operation()?, engine.tier()),
-            (
-                Operation::AlleleFrequencies | Operation::CaseControl,
-                Tier::Admin | Tier::Record
-            ) | (Operation::Association, Tier::Admin)
-        );
-        if engine.distribution().is_none() || !splits {
+        let (operation, cohort_args) = match call.operation()? {
+            Operation::AlleleFrequencies => (SplitOperation::AlleleFrequencies, vec![1]),
+            Operation::CaseControl => (SplitOperation::CaseControl, vec![1, 2]),
+            Operation::Association => {
+                call.model()?;
+                let association = SplitOperation::Association {
+                    table: "phenotypes".into(),
+                    trait_column: call.arg(1).to_string(),
+                    covariates: call.covariates(),
+                    model: call.arg(3).to_string(),
+                };
+                (association, vec![4])
+            }
+            _ => return Ok(None),
+        };
+        if engine.distribution().is_none() || !operation.splits_at(engine.tier()) {
             return Ok(None);
         }
         call.check()?;
-        let specs: Vec<crate::CohortSpec> = match call.operation()? {
-            Operation::AlleleFrequencies => vec![crate::CohortSpec::parse(call.arg(1))],
-            Operation::CaseControl => vec![
-                crate::CohortSpec::parse(call.arg(1)),
-                crate::CohortSpec::parse(call.arg(2)),
-            ],
-            _ => vec![crate::CohortSpec::parse(call.arg(4))],
-        };
-        let cohorts = engine
-            .cohorts(&specs)
-            .await?
+        let specs: Vec<crate::CohortSpec> = cohort_args
             .into_iter()
-            .map(|c| hex::encode(serialize_bitmap(&c.into_set())))
+            .map(|i| crate::CohortSpec::parse(call.arg(i)))
             .collect();
-        let tasks = RegionTasks {
-            call: call.clone(),
-            version: engine.snapshot().version(),
-            cohorts,
-            tasks: vec![call.regions(0)?],
-        };
+        let cohorts = engine.cohorts(&specs).await?;
+        let sets: Vec<&roaring::RoaringBitmap> = cohorts.iter().map(|c| c.set()).collect();
+        let tasks = engine.region_tasks(operation, &call.regions(0)?, &sets);
         let engines = Arc::new(EngineVersions::new(engine.clone()));
         Ok(Some(Self::new(tasks, engines, projection)?))
     }
@@ -197,80 +172,12 @@ impl RegionTasksExec {
     }
 }
 
-/// `regions` (none: every contig of `spans`) cut into `n` lists covering about equal lengths of
-/// what `spans` cover. A region over no span stays whole in the first list, so that its errors
-/// (an unknown contig) are those of the unsplit call.
-fn split_regions(regions: &[Region], spans: &[Region], n: usize) -> Vec<Vec<Region>> {
-    // The covered part of each region: the smallest and largest position spans reach on its
-    // contig.
-    let covered = |contig: &str| {
-        spans
-            .iter()
-            .filter(|s| s.contig == contig)
-            .fold(None, |acc: Option<(i64, i64)>, s| {
-                Some(acc.map_or((s.start, s.end), |(a, b)| (a.min(s.start), b.max(s.end))))
-            })
-    };
-    let whole: Vec<Region>;
-    let regions = if regions.is_empty() {
-        let mut contigs: Vec<&str> = spans.iter().map(|s| s.contig.as_str()).collect();
-        contigs.sort();
-        contigs.dedup();
-        whole = contigs
-            .into_iter()
-            .filter_map(|c| {
-                covered(c).map(|(start, end)| Region {
-                    contig: c.to_string(),
-                    start,
-                    end,
-                })
-            })
-            .collect();
-        &whole[..]
-    } else {
-        regions
-    };
-    let mut out: Vec<Vec<Region>> = vec![Vec::new(); n];
-    let mut pieces: Vec<Region> = Vec::new();
-    for region in regions {
-        match covered(&region.contig) {
-            Some((lo, hi)) if region.start.max(lo) <= region.end.min(hi) => pieces.push(Region {
-                contig: region.contig.clone(),
-                start: region.start.max(lo),
-                end: region.end.min(hi),
-            }),
-            _ => out[0].push(region.clone()),
-        }
-    }
-    let total: i64 = pieces.iter().map(|p| p.end - p.start + 1).sum();
-    let share = (total + n as i64 - 1) / n as i64;
-    let (mut task, mut filled) = (0usize, 0i64);
-    for mut piece in pieces {
-        while piece.start <= piece.end {
-            let room = share - filled;
-            let end = piece.end.min(piece.start + room - 1);
-            out[task].push(Region {
-                contig: piece.contig.clone(),
-                start: piece.start,
-                end,
-            });
-            filled += end - piece.start + 1;
-            piece.start = end + 1;
-            if filled >= share && task + 1 < n {
-                task += 1;
-                filled = 0;
-            }
-        }
-    }
-    out
-}
-
 impl DisplayAs for RegionTasksExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
             "RegionTasksExec: {}, version={}, tasks={}",
-            self.tasks.call.name,
+            self.tasks.operation.name(),
             self.tasks.version,
             self.tasks.tasks.len()
         )
@@ -349,106 +256,55 @@ impl ExecutionPlan for RegionTasksExec {
     }
 }
 
-/// One task: the operation over `regions` on the planned version.
+/// One task: the operation over `regions` on the planned version, on this node alone.
 async fn run(
     tasks: &RegionTasks,
     engines: &EngineVersions,
     regions: &[Region],
 ) -> crate::error::Result<Vec<datafusion::arrow::array::RecordBatch>> {
     let engine = engines.at(tasks.version).await?;
+    let engine = engine.as_ref().clone().with_distribution(None);
     let cohorts = tasks
         .cohorts
         .iter()
         .map(|hex_set| {
-            let bytes = hex::decode(hex_set)
-                .map_err(|e| crate::error::EngineError::InvalidArgument(e.to_string()))?;
-            let set = deserialize_bitmap(&bytes).ok_or_else(|| {
-                crate::error::EngineError::InvalidArgument("a cohort's bitmap is not valid".into())
-            })?;
+            let set = hex::decode(hex_set)
+                .ok()
+                .and_then(|bytes| deserialize_bitmap(&bytes))
+                .ok_or_else(|| {
+                    crate::error::EngineError::InvalidArgument(
+                        "a cohort's bitmap is not valid".into(),
+                    )
+                })?;
             Ok(Cohort::new(set))
         })
         .collect::<crate::error::Result<Vec<_>>>()?;
-    let call = &tasks.call;
     let cohort = |i: usize| {
         cohorts
             .get(i)
             .ok_or_else(|| crate::error::EngineError::InvalidArgument("a cohort is missing".into()))
     };
-    Ok(match call.operation()? {
-        Operation::AlleleFrequencies => vec![engine.allele_frequencies(regions, cohort(0)?).await?],
-        Operation::CaseControl => engine.case_control(regions, cohort(0)?, cohort(1)?).await?,
-        Operation::Association => {
-            let covariates: Vec<String> = call
-                .arg(2)
-                .split(',')
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .map(str::to_string)
-                .collect();
+    Ok(match &tasks.operation {
+        SplitOperation::AlleleFrequencies => {
+            vec![engine.allele_frequencies(regions, cohort(0)?).await?]
+        }
+        SplitOperation::CaseControl => engine.case_control(regions, cohort(0)?, cohort(1)?).await?,
+        SplitOperation::Association {
+            table,
+            trait_column,
+            covariates,
+            model,
+        } => {
             engine
                 .association(
                     regions,
                     cohort(0)?,
-                    "phenotypes",
-                    call.arg(1),
-                    &covariates,
-                    call.model()?,
+                    table,
+                    trait_column,
+                    covariates,
+                    crate::ops::association::Model::parse(model)?,
                 )
                 .await?
         }
-        other => {
-            return Err(crate::error::EngineError::InvalidArgument(format!(
-                "{} is not split across tasks",
-                other.name()
-            )));
-        }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn region(contig: &str, start: i64, end: i64) -> Region {
-        Region {
-            contig: contig.into(),
-            start,
-            end,
-        }
-    }
-
-    #[test]
-    fn regions_split_into_equal_covered_lengths_in_order() {
-        let spans = [region("1", 101, 200), region("2", 1, 100)];
-        let tasks = split_regions(&[], &spans, 4);
-        assert_eq!(
-            tasks,
-            vec![
-                vec![region("1", 101, 150)],
-                vec![region("1", 151, 200)],
-                vec![region("2", 1, 50)],
-                vec![region("2", 51, 100)],
-            ]
-        );
-        // Clamped to what fragments cover; an uncovered region stays whole in task 0.
-        let tasks = split_regions(
-            &[
-                region("1", 1, 120),
-                region("9", 5, 6),
-                region("2", 91, 1000),
-            ],
-            &spans,
-            2,
-        );
-        assert_eq!(
-            tasks,
-            vec![
-                vec![region("9", 5, 6), region("1", 101, 115)],
-                vec![region("1", 116, 120), region("2", 91, 100)],
-            ]
-        );
-        // More tasks than positions: the rest are empty.
-        let tasks = split_regions(&[region("1", 150, 151)], &spans, 3);
-        assert_eq!(tasks.iter().filter(|t| !t.is_empty()).count(), 2);
-    }
 }

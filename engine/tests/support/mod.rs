@@ -82,26 +82,49 @@ pub fn cluster_secret() -> cohortdb_engine::cluster::cluster_secret::ClusterSecr
         .unwrap()
 }
 
+/// Workers serving in this process, and the pool of them; dropping it stops them.
+pub struct TestCluster {
+    pub pool: std::sync::Arc<cohortdb_engine::cluster::worker_pool::WorkerPool>,
+    pub stops: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
 /// `n` workers over the store at `location`, each a gRPC server on its own port of 127.0.0.1
 /// in this process, and a pool of them.
-pub async fn start_workers(
-    location: &str,
-    n: usize,
-) -> std::sync::Arc<cohortdb_engine::cluster::worker_pool::WorkerPool> {
+pub async fn start_cluster(location: &str, n: usize) -> TestCluster {
     let mut addresses = Vec::new();
+    let mut stops = Vec::new();
     for _ in 0..n {
         let engine = cohortdb_engine::CohortEngine::open(location).await.unwrap();
         let worker =
             cohortdb_engine::cluster::worker_sessions::worker(engine, cluster_secret()).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         addresses.push(listener.local_addr().unwrap().to_string());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop);
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(worker.into_worker_server())
-                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener),
+                    async {
+                        let _ = stopped.await;
+                    },
+                ),
         );
     }
-    cohortdb_engine::cluster::worker_pool::WorkerPool::connect(&addresses, cluster_secret())
-        .await
-        .unwrap()
+    let pool =
+        cohortdb_engine::cluster::worker_pool::WorkerPool::connect(&addresses, cluster_secret())
+            .await
+            .unwrap();
+    TestCluster { pool, stops }
+}
+
+/// [`start_cluster`], its workers serving until the test ends.
+pub async fn start_workers(
+    location: &str,
+    n: usize,
+) -> std::sync::Arc<cohortdb_engine::cluster::worker_pool::WorkerPool> {
+    let cluster = start_cluster(location, n).await;
+    std::mem::forget(cluster.stops);
+    cluster.pool
 }
