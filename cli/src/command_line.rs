@@ -29,7 +29,7 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Admin(admin::AdminCommand),
     /// Allele counts and frequencies per ALT allele in regions and a sample set.
-    Af(analysis::RegionCohortArgs),
+    Af(analysis::AfArgs),
     /// Fraction of a cohort covered per bin at each depth threshold (from `ingest bam`).
     Coverage(analysis::RegionCohortArgs),
     /// Write regions x samples as VCF or BCF (GT, with AC/AN over the written samples) that

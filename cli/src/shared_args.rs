@@ -89,24 +89,29 @@ pub(crate) struct ClusterArgs {
     #[arg(long, value_delimiter = ',', requires = "secret_file")]
     workers: Vec<String>,
     /// The cluster's secret (the file the workers were given): sent with every plan.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", requires = "workers")]
     secret_file: Option<String>,
 }
 
 impl ClusterArgs {
+    /// Whether workers are given.
+    pub(crate) fn given(&self) -> bool {
+        !self.workers.is_empty()
+    }
+
     /// `engine`, planning onto the workers when some are given.
     pub(crate) async fn attach(
         &self,
         engine: CohortEngine,
     ) -> cohortdb_engine::Result<CohortEngine> {
-        let Some(secret) = &self.secret_file else {
-            return Ok(engine);
-        };
         if self.workers.is_empty() {
-            return Err(cohortdb_engine::EngineError::InvalidArgument(
-                "--secret-file is for --workers".into(),
-            ));
+            return Ok(engine);
         }
+        let Some(secret) = &self.secret_file else {
+            return Err(cohortdb_engine::EngineError::InvalidArgument(
+                "--workers needs the cluster's --secret-file".into(),
+            ));
+        };
         let secret = cohortdb_engine::cluster::cluster_secret::ClusterSecret::from_file(secret)?;
         let pool =
             cohortdb_engine::cluster::worker_pool::WorkerPool::connect(&self.workers, secret)

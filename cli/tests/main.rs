@@ -8,6 +8,7 @@ mod oracle_support;
 
 /// The harnesses that more than one module shares.
 mod support {
+    pub mod cluster_harness;
     pub mod disclosure_harness;
     pub mod serving_harness;
 }
@@ -16,6 +17,7 @@ mod association_oracle;
 mod batch_merge;
 mod bcftools_oracle;
 mod cluster_ingest;
+mod cluster_queries;
 mod cohort_operations_oracle;
 mod compaction;
 mod consent_withdrawal;

@@ -15,7 +15,23 @@ use crate::support::serving_harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aggregate_tier_attack_suite() {
-    let server = start_following().await;
+    attack_suite(start_following().await).await;
+}
+
+/// The same attacks on a server that plans onto three worker processes: the tier's refusals
+/// and suppression are the coordinator's, whatever runs on the workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregate_tier_attack_suite_on_workers() {
+    let options = cohortdb_server::ServerOptions {
+        refresh_interval: std::time::Duration::from_millis(100),
+        ..Default::default()
+    };
+    let server = start_on(options, 3).await;
+    assert_eq!(server.workers.len(), 3);
+    attack_suite(server).await;
+}
+
+async fn attack_suite(server: Server) {
     let channel = &server.channel;
     let mut query = QueryServiceClient::new(channel.clone());
     let some_id = sh(&format!(

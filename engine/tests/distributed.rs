@@ -188,3 +188,26 @@ async fn the_operations_run_on_the_workers_in_the_order_of_one_node() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_of_another_build_is_refused_by_name() {
+    use cohortdb_engine::cluster::worker_pool::WorkerPool;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let other = datafusion_distributed::Worker::default().with_version("0.0.1+someoneelse");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(other.into_worker_server())
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let err = WorkerPool::connect(&[address.clone()], crate::support::cluster_secret())
+        .await
+        .expect_err("a worker of another build was accepted");
+    let text = err.to_string();
+    assert!(
+        text.contains(&address)
+            && text.contains("0.0.1+someoneelse")
+            && text.contains("same build"),
+        "{text}"
+    );
+}

@@ -8,7 +8,7 @@ use cohortdb_engine::{CohortEngine, CohortSpec};
 
 use crate::CliResult;
 use crate::output_format::{print_batch, print_batches, print_frame};
-use crate::shared_args::{FormatArg, RegionArgs, SampleArgs, StoreArg};
+use crate::shared_args::{ClusterArgs, FormatArg, RegionArgs, SampleArgs, StoreArg};
 
 /// `af` and `coverage`: regions, a cohort, a format.
 #[derive(Args)]
@@ -23,15 +23,50 @@ pub(crate) struct RegionCohortArgs {
     format: FormatArg,
 }
 
-pub(crate) async fn af(args: RegionCohortArgs) -> CliResult {
+/// `af`: [`RegionCohortArgs`], and workers to run on.
+#[derive(Args)]
+pub(crate) struct AfArgs {
+    #[command(flatten)]
+    common: RegionCohortArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+pub(crate) async fn af(args: AfArgs) -> CliResult {
+    let (args, cluster) = (args.common, args.cluster);
     let regions = args.regions.parse()?;
-    let (engine, rows) = CohortEngine::open_reading(&args.store.location, &regions).await?;
+    let engine = match cluster.given() {
+        true => {
+            cluster
+                .attach(CohortEngine::open(&args.store.location).await?)
+                .await?
+        }
+        false => {
+            // Rows decoded here, while the registry is read and the cohort resolved.
+            let (engine, rows) = CohortEngine::open_reading(&args.store.location, &regions).await?;
+            let (_, cohort) = args.samples.resolve(&engine).await?;
+            let _ = rows.join().await;
+            let batch = engine.allele_frequencies(&regions, &cohort).await?;
+            return print_batch(args.format.format, batch);
+        }
+    };
     let (_, cohort) = args.samples.resolve(&engine).await?;
-    let _ = rows.join().await;
-    print_batch(
-        args.format.format,
-        engine.allele_frequencies(&regions, &cohort).await?,
-    )
+    let batch = answer(&engine, engine.allele_frequencies(&regions, &cohort).await).await?;
+    print_batch(args.format.format, batch)
+}
+
+/// `result` of an operation of `engine`, a lost worker told as such.
+async fn answer<T>(
+    engine: &CohortEngine,
+    result: cohortdb_engine::Result<T>,
+) -> Result<T, Box<dyn std::error::Error>> {
+    match result {
+        Err(cohortdb_engine::EngineError::DataFusion(e)) => match engine.lost_node(&e).await {
+            Some(lost) => Err(lost.into()),
+            None => Err(e.into()),
+        },
+        other => Ok(other?),
+    }
 }
 
 pub(crate) async fn coverage(args: RegionCohortArgs) -> CliResult {
@@ -109,18 +144,35 @@ pub(crate) struct CaseControlArgs {
     controls: String,
     #[command(flatten)]
     format: FormatArg,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 pub(crate) async fn case_control(args: CaseControlArgs) -> CliResult {
     let regions = args.regions.parse()?;
-    let (engine, rows) = CohortEngine::open_reading(&args.store.location, &regions).await?;
+    let (engine, rows) = match args.cluster.given() {
+        true => {
+            let engine = CohortEngine::open(&args.store.location).await?;
+            (args.cluster.attach(engine).await?, None)
+        }
+        false => {
+            let (engine, rows) = CohortEngine::open_reading(&args.store.location, &regions).await?;
+            (engine, Some(rows))
+        }
+    };
     let specs = [&args.cases, &args.controls].map(|c| CohortSpec::parse(c));
     let cohorts = engine.cohorts(&specs).await?;
-    let _ = rows.join().await;
+    if let Some(rows) = rows {
+        let _ = rows.join().await;
+    }
     let [cases, controls] = &cohorts[..] else {
         return Err("case-control resolves two cohorts".into());
     };
-    let batches = engine.case_control(&regions, cases, controls).await?;
+    let batches = answer(
+        &engine,
+        engine.case_control(&regions, cases, controls).await,
+    )
+    .await?;
     print_batches(args.format.format, &batches, case_control_schema())
 }
 

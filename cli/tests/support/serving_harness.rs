@@ -14,6 +14,7 @@ use tonic::Request;
 use tonic::transport::Channel;
 
 use crate::oracle_support::{sh, sim_prefix, sim_store};
+use crate::support::cluster_harness::{WorkerProcess, secret_file, start_workers};
 
 pub(crate) const ADMIN: &str = "token-admin-0001";
 pub(crate) const RECORD_P1: &str = "token-record-p1";
@@ -66,15 +67,34 @@ pub(crate) struct Server {
     pub(crate) store: String,
     pub(crate) channel: Channel,
     pub(crate) _stop: tokio::sync::oneshot::Sender<()>,
+    /// The worker processes it plans onto, if any.
+    pub(crate) workers: Vec<WorkerProcess>,
 }
 
 pub(crate) async fn start_with(options: ServerOptions) -> Server {
+    start_on(options, 0).await
+}
+
+/// A server over the simulated cohort planning onto `workers` worker processes (none: one
+/// node).
+pub(crate) async fn start_on(options: ServerOptions, workers: usize) -> Server {
     let (dir, store) = tokio::task::spawn_blocking(|| sim_store(true))
         .await
         .unwrap();
     std::fs::create_dir_all(format!("{store}/_privacy")).unwrap();
     std::fs::write(format!("{store}/_privacy/noise_key"), NOISE_KEY).unwrap();
-    let engine = cohortdb_engine::CohortEngine::open(&store).await.unwrap();
+    let mut engine = cohortdb_engine::CohortEngine::open(&store).await.unwrap();
+    let secret = secret_file(dir.path());
+    let (workers, list) = start_workers(&store, &secret, workers);
+    if !workers.is_empty() {
+        let addresses: Vec<String> = list.split(',').map(str::to_string).collect();
+        let secret =
+            cohortdb_engine::cluster::cluster_secret::ClusterSecret::from_file(&secret).unwrap();
+        let pool = cohortdb_engine::cluster::worker_pool::WorkerPool::connect(&addresses, secret)
+            .await
+            .unwrap();
+        engine = engine.with_workers(pool);
+    }
     let tokens = TokenRegistry::parse(TOKENS).unwrap();
     let state = Arc::new(ServerState::new(engine, tokens, options).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -93,6 +113,7 @@ pub(crate) async fn start_with(options: ServerOptions) -> Server {
         store,
         channel,
         _stop: stop,
+        workers,
     }
 }
 

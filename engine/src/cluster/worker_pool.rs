@@ -151,12 +151,19 @@ impl WorkerPool {
         WorkerResolution(self.clone())
     }
 
-    fn set_live(&self, probes: &[std::result::Result<(), String>]) {
+    /// Keeps the workers that answered, and those too busy to answer in time that were live
+    /// (a worker's threads may all be running a query: slow is not lost).
+    fn set_live(&self, probes: &[Probe]) {
+        let before = self.live();
         let live = self
             .workers
             .iter()
             .zip(probes)
-            .filter(|(_, p)| p.is_ok())
+            .filter(|(u, p)| match p {
+                Ok(()) => true,
+                Err(Unanswered::Late(_)) => before.contains(u),
+                Err(Unanswered::Lost(_)) => false,
+            })
             .map(|(u, _)| u.clone())
             .collect();
         if let Ok(mut l) = self.live.write() {
@@ -164,12 +171,12 @@ impl WorkerPool {
         }
     }
 
-    async fn probe_all(&self) -> Vec<std::result::Result<(), String>> {
+    async fn probe_all(&self) -> Vec<Probe> {
         futures::future::join_all(self.workers.iter().map(|u| self.probe(u))).await
     }
 
     /// Whether the worker at `url` answers, running this build.
-    async fn probe(&self, url: &Url) -> std::result::Result<(), String> {
+    async fn probe(&self, url: &Url) -> Probe {
         let ask = async {
             let channel = self.channels.get_channel(url).await?;
             create_worker_client(channel)
@@ -177,20 +184,43 @@ impl WorkerPool {
                 .await
         };
         let info = match tokio::time::timeout(PROBE_TIMEOUT, ask).await {
-            Err(_) => return Err(format!("no answer in {PROBE_TIMEOUT:?}")),
-            Ok(Err(e)) => return Err(format!("unreachable: {}", e.message())),
+            Err(_) => return Err(Unanswered::Late(format!("no answer in {PROBE_TIMEOUT:?}"))),
+            Ok(Err(e)) => {
+                let reason = e.find_root().to_string();
+                return Err(Unanswered::Lost(format!("unreachable: {reason}")));
+            }
             Ok(Ok(info)) => info,
         };
         if info.version != BUILD {
-            return Err(format!(
+            return Err(Unanswered::Lost(format!(
                 "runs cohortdb build {:?}, this coordinator build {BUILD:?}: \
                  coordinator and workers must run the same build",
                 info.version
-            ));
+            )));
         }
         Ok(())
     }
 }
+
+/// Why a worker did not pass a probe.
+#[derive(Debug)]
+enum Unanswered {
+    /// It did not answer in time.
+    Late(String),
+    /// It cannot be reached, or runs another build.
+    Lost(String),
+}
+
+impl std::fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Late(reason) | Self::Lost(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// What a probe of one worker found.
+type Probe = std::result::Result<(), Unanswered>;
 
 /// Probes the pool's workers until the pool is dropped.
 async fn follow(pool: Weak<WorkerPool>) {
