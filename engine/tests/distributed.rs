@@ -200,9 +200,12 @@ async fn a_worker_of_another_build_is_refused_by_name() {
             .add_service(other.into_worker_server())
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
-    let err = WorkerPool::connect(&[address.clone()], crate::support::cluster_secret())
-        .await
-        .expect_err("a worker of another build was accepted");
+    let err = WorkerPool::connect(
+        std::slice::from_ref(&address),
+        crate::support::cluster_secret(),
+    )
+    .await
+    .expect_err("a worker of another build was accepted");
     let text = err.to_string();
     assert!(
         text.contains(&address)
