@@ -10,8 +10,9 @@ use cohortdb_proto::v1 as pb;
 use cohortdb_proto::v1::query_service_client::QueryServiceClient;
 use tonic::Code;
 
-use crate::oracle_support::{cohortdb, shared_dir, sim_store};
-use crate::support::cluster_harness::{secret_file, start_workers};
+use crate::oracle_support::{cohortdb, shared_dir, sim_prefix, sim_store};
+use crate::support::cluster_harness::{secret_file, start_workers, start_workers_at};
+use crate::support::s3_harness::{BUCKET, cohortdb_at, moto};
 use crate::support::serving_harness::{ADMIN, TOKENS, read_chunks, request};
 
 /// `args` run once on one node and once with `--workers LIST --secret-file SECRET`: both
@@ -101,6 +102,52 @@ fn the_1000_genomes_batches_merge_alike_on_workers() {
     assert_eq!(many, one);
     let sql = "SELECT contig, pos, ref, alt, ac, an, n_no_call FROM variants";
     let (one, many) = both_ways(&["query", "--store", &store, sql], &list, &secret);
+    assert_eq!(sorted(&many), sorted(&one));
+}
+
+#[test]
+fn workers_of_a_store_on_s3_answer_what_one_node_answers() {
+    let s3 = moto();
+    let endpoint = Some(s3.endpoint.as_str());
+    let store = format!("s3://{BUCKET}/cluster");
+    let prefix = sim_prefix();
+    cohortdb_at(
+        &[
+            "ingest",
+            "vcf",
+            "--store",
+            &store,
+            &format!("{prefix}.vcf.gz"),
+        ],
+        endpoint,
+    );
+    let table = format!("{prefix}.pheno.tsv");
+    cohortdb_at(
+        &["ingest", "phenotypes", "--store", &store, &table],
+        endpoint,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let secret = secret_file(tmp.path());
+    let (_workers, list) = start_workers_at(&store, &secret, 3, endpoint);
+    let cluster = ["--workers", list.as_str(), "--secret-file", secret.as_str()];
+    let af = [
+        "af",
+        "--store",
+        &store,
+        "-r",
+        "chr20:20000001-20500000",
+        "--cohort",
+        "age >= 60",
+    ];
+    let one = cohortdb_at(&af, endpoint);
+    let many = cohortdb_at(&[&af[..], &cluster[..]].concat(), endpoint);
+    assert!(one.lines().count() > 1000, "too few rows");
+    assert_eq!(many, one);
+    let sql = "SELECT population, count(*), sum(bmi) FROM phenotypes p JOIN genotypes g \
+               USING (sample_id) WHERE g.pos < 20020000 GROUP BY population";
+    let query = ["query", "--store", &store, sql];
+    let one = cohortdb_at(&query, endpoint);
+    let many = cohortdb_at(&[&query[..], &cluster[..]].concat(), endpoint);
     assert_eq!(sorted(&many), sorted(&one));
 }
 

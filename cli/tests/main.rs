@@ -10,6 +10,7 @@ mod oracle_support;
 mod support {
     pub mod cluster_harness;
     pub mod disclosure_harness;
+    pub mod s3_harness;
     pub mod serving_harness;
 }
 

@@ -2,7 +2,9 @@
 //! on a free port it prints, killed when dropped.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
+
+use crate::support::s3_harness::command;
 
 /// The secret every test cluster shares.
 pub(crate) const SECRET: &str = "cohortdb-test-cluster-0123456789abcdef";
@@ -15,11 +17,18 @@ pub(crate) struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// A worker over `store` with the secret in `secret_file`.
-    pub(crate) fn start(store: &str, secret_file: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cohortdb"))
-            .args(["worker", "--store", store, "--listen", "127.0.0.1:0"])
-            .args(["--secret-file", secret_file])
+    /// A worker over `store` with the secret in `secret_file`; an S3 store's at `endpoint`.
+    pub(crate) fn start(store: &str, secret_file: &str, endpoint: Option<&str>) -> Self {
+        let args = [
+            "worker",
+            "--store",
+            store,
+            "--listen",
+            "127.0.0.1:0",
+            "--secret-file",
+            secret_file,
+        ];
+        let mut child = command(&args, endpoint)
             .stderr(Stdio::piped())
             .spawn()
             .expect("cohortdb worker");
@@ -64,8 +73,18 @@ pub(crate) fn start_workers(
     secret_file: &str,
     n: usize,
 ) -> (Vec<WorkerProcess>, String) {
+    start_workers_at(store, secret_file, n, None)
+}
+
+/// [`start_workers`] for a store on the S3 at `endpoint`.
+pub(crate) fn start_workers_at(
+    store: &str,
+    secret_file: &str,
+    n: usize,
+    endpoint: Option<&str>,
+) -> (Vec<WorkerProcess>, String) {
     let workers: Vec<WorkerProcess> = (0..n)
-        .map(|_| WorkerProcess::start(store, secret_file))
+        .map(|_| WorkerProcess::start(store, secret_file, endpoint))
         .collect();
     let list = workers
         .iter()
