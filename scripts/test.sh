@@ -22,11 +22,12 @@ export COHORTDB_SHARED="${COHORTDB_SHARED:-$(cd .. && pwd)/shared}"
 export COHORTDB_SIM_DIR="${COHORTDB_SIM_DIR:-$PWD/.cache/sim}"
 # scipy is the oracle of the case/control statistics; grpcio, pyarrow and ADBC are the real
 # clients of the server tests (cli/tests/python/clients.py); moto's server is the S3 of
-# cli/tests/object_storage.rs.
+# cli/tests/object_storage.rs; snakemake runs examples/cluster/Snakefile (cli/tests/cluster_workflow.rs).
 pip_packages=(msprime==1.4.4 stdpopsim==0.3.0 tskit==1.0.3 numpy==2.4.6 scipy
   grpcio==1.85.1 grpcio-reflection==1.85.1 grpcio-health-checking==1.85.1 protobuf==7.36.2
-  pyarrow==26.0.1 adbc_driver_flightsql==1.13.0 adbc_driver_manager==1.13.0 "moto[server]==5.2.5")
-python3 -c 'import msprime, stdpopsim, tskit, numpy, scipy, grpc, grpc_reflection, grpc_health, pyarrow.flight, adbc_driver_flightsql, moto.server, boto3, flask_cors' 2>/dev/null \
+  pyarrow==26.0.1 adbc_driver_flightsql==1.13.0 adbc_driver_manager==1.13.0 "moto[server]==5.2.5"
+  snakemake==9.27.1)
+python3 -c 'import msprime, stdpopsim, tskit, numpy, scipy, grpc, grpc_reflection, grpc_health, pyarrow.flight, adbc_driver_flightsql, moto.server, boto3, flask_cors, snakemake' 2>/dev/null && command -v snakemake >/dev/null \
   || pip3 install -q --break-system-packages "${pip_packages[@]}" \
   || pip3 install -q "${pip_packages[@]}"
 if [ ! -f "$COHORTDB_SIM_DIR/sim_N10000_L1Mb.vcf.gz" ]; then

@@ -19,6 +19,7 @@ mod batch_merge;
 mod bcftools_oracle;
 mod cluster_ingest;
 mod cluster_queries;
+mod cluster_workflow;
 mod cohort_operations_oracle;
 mod compaction;
 mod consent_withdrawal;
