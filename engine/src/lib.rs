@@ -20,8 +20,11 @@
 //! circle of either, counting imports, doc links and calls of methods defined elsewhere):
 //!
 //! ```text
+//!  cluster        worker_pool, cluster_secret, coordinator_sessions, scan_tasks,
+//!     │           stage_boundaries, worker_sessions (datafusion-distributed: docs/cluster.md)
 //!  session        sql_session, table_functions, operation_exec (the operations as plan
-//!                 nodes), plan_codec (those nodes and ours sent to another node)
+//!                 nodes), region_tasks_exec (an operation split by region across workers),
+//!                 plan_codec (those nodes and ours sent to another node)
 //!     │
 //!  export, maintenance, store_info       VCF/BCF writing; withdrawal, purge, compaction
 //!     │
@@ -31,7 +34,9 @@
 //!     │           admission (what the tier may ask, disclosure control of every cohort)
 //!  tables_session the store's tables and functions, shaped by the engine's tier
 //!     │
-//!  cohort_engine  the handle: open, access, snapshot, samples, releases
+//!  cohort_engine  the handle: open, access, snapshot, samples, releases; its Distribution
+//!     │           (how its sessions plan onto workers, implemented by cluster)
+//!  region_tasks   an operation over regions as tasks (plain data), regions cut into shares
 //!     │
 //!  policy         access tiers, disclosure control, suppression, public sites (no engine)
 //!     │
@@ -57,6 +62,10 @@
 //!   decoded row groups.
 //! - [`ops`]: allele counts, carriers, case/control, association, coverage.
 //! - [`export`]: VCF/BCF writing and indexes. [`maintenance`]: withdrawal, purge, compaction.
+//! - [`cluster`]: queries over several nodes on datafusion-distributed: the workers of a
+//!   coordinator ([`CohortEngine::with_workers`]), the cluster's secret, how scans and
+//!   operations ([`region_tasks`]) split, which stages stay on the coordinator, and the
+//!   sessions a worker (`cohortdb worker`) runs plans in.
 //!
 //! Tables: `variants` (one row per ALT allele, genotypes as roaring bitmaps), `samples`,
 //! `genotypes` (one row per non-reference call) and the phenotype tables by name. Functions:
