@@ -119,3 +119,18 @@ impl ClusterArgs {
         Ok(engine.with_workers(pool))
     }
 }
+
+/// `result` of a query or operation of `engine`, a worker lost during it told as such
+/// ([`cohortdb_engine::EngineError::WorkerLost`]).
+pub(crate) async fn told<T>(
+    engine: &CohortEngine,
+    result: cohortdb_engine::Result<T>,
+) -> cohortdb_engine::Result<T> {
+    match result {
+        Err(cohortdb_engine::EngineError::DataFusion(e)) => match engine.lost_node(&e).await {
+            Some(lost) => Err(lost),
+            None => Err(e.into()),
+        },
+        other => other,
+    }
+}

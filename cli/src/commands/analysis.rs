@@ -8,7 +8,7 @@ use cohortdb_engine::{CohortEngine, CohortSpec};
 
 use crate::CliResult;
 use crate::output_format::{print_batch, print_batches, print_frame};
-use crate::shared_args::{ClusterArgs, FormatArg, RegionArgs, SampleArgs, StoreArg};
+use crate::shared_args::{ClusterArgs, FormatArg, RegionArgs, SampleArgs, StoreArg, told};
 
 /// `af` and `coverage`: regions, a cohort, a format.
 #[derive(Args)]
@@ -51,22 +51,8 @@ pub(crate) async fn af(args: AfArgs) -> CliResult {
         }
     };
     let (_, cohort) = args.samples.resolve(&engine).await?;
-    let batch = answer(&engine, engine.allele_frequencies(&regions, &cohort).await).await?;
+    let batch = told(&engine, engine.allele_frequencies(&regions, &cohort).await).await?;
     print_batch(args.format.format, batch)
-}
-
-/// `result` of an operation of `engine`, a lost worker told as such.
-async fn answer<T>(
-    engine: &CohortEngine,
-    result: cohortdb_engine::Result<T>,
-) -> Result<T, Box<dyn std::error::Error>> {
-    match result {
-        Err(cohortdb_engine::EngineError::DataFusion(e)) => match engine.lost_node(&e).await {
-            Some(lost) => Err(lost.into()),
-            None => Err(e.into()),
-        },
-        other => Ok(other?),
-    }
 }
 
 pub(crate) async fn coverage(args: RegionCohortArgs) -> CliResult {
@@ -168,7 +154,7 @@ pub(crate) async fn case_control(args: CaseControlArgs) -> CliResult {
     let [cases, controls] = &cohorts[..] else {
         return Err("case-control resolves two cohorts".into());
     };
-    let batches = answer(
+    let batches = told(
         &engine,
         engine.case_control(&regions, cases, controls).await,
     )

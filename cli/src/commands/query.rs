@@ -5,7 +5,7 @@ use cohortdb_engine::CohortEngine;
 
 use crate::CliResult;
 use crate::output_format::print_batches;
-use crate::shared_args::{ClusterArgs, FormatArg, StoreArg};
+use crate::shared_args::{ClusterArgs, FormatArg, StoreArg, told};
 
 /// `query`.
 #[derive(Args)]
@@ -27,12 +27,6 @@ pub(crate) async fn run(args: QueryArgs) -> CliResult {
         .await?;
     let frame = engine.sql_session()?.sql(&args.sql).await?;
     let schema = frame.schema().inner().clone();
-    let batches = match frame.collect().await {
-        Ok(batches) => batches,
-        Err(e) => match engine.lost_node(&e).await {
-            Some(lost) => return Err(lost.into()),
-            None => return Err(e.into()),
-        },
-    };
+    let batches = told(&engine, frame.collect().await.map_err(Into::into)).await?;
     print_batches(args.format.format, &batches, schema)
 }
