@@ -8,9 +8,9 @@
 //!   reachable, and followed while they come and go.
 //! - [`cluster_secret`]: the credential a coordinator sends with every plan, without which a
 //!   worker runs nothing.
-//! - [`scan_tasks`]: how a `variants` scan (by row-group ranges) and a cohort operation (by
+//! - `scan_tasks`: how a `variants` scan (by row-group ranges) and a cohort operation (by
 //!   region, `RegionTasksExec`) are split across workers.
-//! - [`stage_boundaries`]: at the aggregate tier, workers only scan; the tier's filter,
+//! - `stage_boundaries`: at the aggregate tier, workers only scan; the tier's filter,
 //!   counts and refusals run on the coordinator. A cohort operation split by region runs its
 //!   tasks on the workers.
 //! - [`worker_sessions`]: the session a worker runs a plan in: the engine's functions, codec

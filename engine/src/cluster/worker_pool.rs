@@ -2,7 +2,7 @@
 //! worker must answer and run this very build ([`BUILD`]), or the pool is refused with a
 //! message naming it. While the pool lives, a background task asks every worker for its build
 //! once a second: a lost worker leaves the list the planner sees (a query it was running fails
-//! with [`WorkerLost`]), a worker that comes back (the same build) rejoins it.
+//! with [`crate::EngineError::WorkerLost`]), a worker that comes back (the same build) rejoins it.
 
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! calls ([`OperationExec`], and [`RegionTasksExec`] when split across workers) and the one UDF that carries state (`site_is_public`, bound to a
 //! release of the aggregate tier). The other functions carry none and travel by name; the
 //! reading side registers them (any session of [`CohortEngine`] does, and a worker's:
-//! [`crate::sql::plan_functions`]).
+//! `crate::sql::plan_functions`).
 //!
 //! Through datafusion-distributed, only the plan nodes use this codec: its own codec comes
 //! first and claims every function by name, so a function's state cannot travel. Plans sent to
