@@ -4,16 +4,12 @@
 //! without the cluster's secret; a worker lost mid-query fails that query with UNAVAILABLE
 //! naming it, and the server's next query runs on the workers that remain.
 
-use std::sync::Arc;
-
-use cohortdb_proto::v1 as pb;
-use cohortdb_proto::v1::query_service_client::QueryServiceClient;
 use tonic::Code;
 
 use crate::oracle_support::{cohortdb, shared_dir, sim_prefix, sim_store};
 use crate::support::cluster_harness::{secret_file, start_workers, start_workers_at};
 use crate::support::s3_harness::{BUCKET, cohortdb_at, moto};
-use crate::support::serving_harness::{ADMIN, TOKENS, read_chunks, request};
+use crate::support::serving_harness::{ADMIN, sql, start_on};
 
 /// `args` run once on one node and once with `--workers LIST --secret-file SECRET`: both
 /// outputs, which must be equal.
@@ -191,48 +187,17 @@ fn a_coordinator_without_the_secret_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_lost_mid_query_fails_it_retryably_and_the_next_runs_on_the_rest() {
-    let (dir, store) = tokio::task::spawn_blocking(|| sim_store(false))
-        .await
-        .unwrap();
-    let secret = secret_file(dir.path());
-    let (mut workers, list) = start_workers(&store, &secret, 3);
-    let addresses: Vec<String> = list.split(',').map(str::to_string).collect();
-    let pool = cohortdb_engine::cluster::worker_pool::WorkerPool::connect(
-        &addresses,
-        cohortdb_engine::cluster::cluster_secret::ClusterSecret::from_file(&secret).unwrap(),
-    )
-    .await
-    .unwrap();
-    let engine = cohortdb_engine::CohortEngine::open(&store)
-        .await
-        .unwrap()
-        .with_workers(pool);
-    let tokens = cohortdb_server::TokenRegistry::parse(TOKENS).unwrap();
-    let state =
-        Arc::new(cohortdb_server::ServerState::new(engine, tokens, Default::default()).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(cohortdb_server::serve(listener, state, async {
-        let _ = stopped.await;
-    }));
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let sql = |query: &str| {
-        let mut client = QueryServiceClient::new(channel.clone());
-        let message = pb::SqlRequest {
-            query: query.into(),
-        };
-        async move { read_chunks(client.sql(request(message, Some(ADMIN))).await).await }
+    let mut server = start_on(Default::default(), 3).await;
+    let channel = server.channel.clone();
+    let ask = |query: &'static str| {
+        let channel = channel.clone();
+        async move { sql(&channel, ADMIN, query).await }
     };
     // Seconds of work on every worker, so that one dies while it runs.
-    let slow = sql("SELECT sum(length(repeat(alt, 400000))) FROM variants");
+    let slow = ask("SELECT sum(length(repeat(alt, 400000))) FROM variants");
     let running = tokio::spawn(slow);
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-    let lost = workers.remove(1);
+    let lost = server.workers.remove(1);
     let lost_address = lost.address.clone();
     drop(lost);
     let status = running
@@ -242,6 +207,6 @@ async fn a_worker_lost_mid_query_fails_it_retryably_and_the_next_runs_on_the_res
     assert_eq!(status.code(), Code::Unavailable, "{status}");
     assert!(status.message().contains(&lost_address), "{status}");
     // The next query plans onto the two that remain.
-    let (batches, _) = sql("SELECT count(*), sum(ac) FROM variants").await.unwrap();
+    let batches = ask("SELECT count(*), sum(ac) FROM variants").await.unwrap();
     assert_eq!(batches[0].num_rows(), 1);
 }

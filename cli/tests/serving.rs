@@ -477,12 +477,7 @@ fn python_clients_against_cohortdb_serve() {
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
-    let address = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
+    let address = crate::support::cluster_harness::listening_address(&line);
     let over_60 = sh(&format!(
         "awk -F'\\t' 'NR>1 && $3 != \"NA\" && $3 > 60' {}.pheno.tsv | wc -l",
         sim_prefix()

@@ -36,12 +36,7 @@ impl WorkerProcess {
         let stderr = child.stderr.take().expect("stderr");
         let mut reader = BufReader::new(stderr);
         reader.read_line(&mut line).expect("worker's first line");
-        let address = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
+        let address = listening_address(&line);
         // Keep reading its standard error, so that the worker never blocks on a full pipe.
         std::thread::spawn(move || for _ in reader.lines() {});
         Self { child, address }
@@ -58,6 +53,16 @@ impl Drop for WorkerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The address in the line a `cohortdb serve` or `worker` starts with ("... listening on
+/// ADDR ...").
+pub(crate) fn listening_address(line: &str) -> String {
+    line.split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string()
 }
 
 /// The secret written to a file in `dir`, and its path.
