@@ -10,11 +10,7 @@ use crate::support::{batched_store, start_workers};
 
 /// The rows of `sql` in `engine`'s SQL session, as sorted text lines.
 async fn rows(engine: &CohortEngine, sql: &str) -> Vec<String> {
-    let batches = engine.sql(sql).await.unwrap().collect().await.unwrap();
-    let text = pretty_format_batches(&batches).unwrap().to_string();
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    lines.sort();
-    lines
+    crate::support::sorted_lines(&engine.sql(sql).await.unwrap().collect().await.unwrap())
 }
 
 /// The distributed plan of `sql`, drawn.

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use cohortdb_engine::policy::disclosure_control::DisclosureControl;
 use cohortdb_engine::session::plan_codec::PlanCodec;
 use cohortdb_engine::{Access, CohortEngine, Tier};
-use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::physical_plan::{collect, displayable};
 use datafusion_proto::bytes::{
     physical_plan_from_bytes_with_extension_codec, physical_plan_to_bytes_with_extension_codec,
@@ -30,12 +29,7 @@ async fn round_trip(engine: &CohortEngine, sql: &str, node: &str) -> (Vec<String
         .unwrap_or_else(|e| panic!("{sql}: encoding failed: {e}\n{shown}"));
     let decoded = physical_plan_from_bytes_with_extension_codec(&bytes, &ctx.task_ctx(), &codec)
         .unwrap_or_else(|e| panic!("{sql}: decoding failed: {e}"));
-    let lines = |batches: &[datafusion::arrow::array::RecordBatch]| {
-        let text = pretty_format_batches(batches).unwrap().to_string();
-        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-        lines.sort();
-        lines
-    };
+    let lines = crate::support::sorted_lines;
     let want = lines(&collect(plan, ctx.task_ctx()).await.unwrap());
     let got = lines(&collect(decoded, ctx.task_ctx()).await.unwrap());
     (want, got)

@@ -128,3 +128,13 @@ pub async fn start_workers(
     std::mem::forget(cluster.stops);
     cluster.pool
 }
+
+/// `batches` as table text lines, sorted (rows compared without their order).
+pub fn sorted_lines(batches: &[datafusion::arrow::array::RecordBatch]) -> Vec<String> {
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(batches)
+        .unwrap()
+        .to_string();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
