@@ -37,15 +37,28 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if e.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            {
+            if reader_went_away(e.as_ref()) {
                 return ExitCode::SUCCESS;
             }
             eprintln!("cohortdb: error: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `error` is, at any depth, a write to a closed pipe (`cohortdb ... | head`): then
+/// the reader has what it wanted, and the command ends quietly as bcftools does.
+fn reader_went_away(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 async fn run(command: Command) -> CliResult {

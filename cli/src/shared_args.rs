@@ -55,8 +55,35 @@ impl SampleArgs {
     ) -> cohortdb_engine::Result<(CohortSpec, cohortdb_engine::Cohort)> {
         let spec = self.spec()?;
         let cohort = engine.cohort(&spec).await?;
+        warn_withdrawn(engine, &cohort);
         Ok((spec, cohort))
     }
+}
+
+/// Tells on stderr which participants a sample list named that withdrew consent (and that
+/// the answer leaves out).
+pub(crate) fn warn_withdrawn(engine: &CohortEngine, cohort: &cohortdb_engine::Cohort) {
+    let named = cohort.withdrawn_named();
+    if named.is_empty() {
+        return;
+    }
+    const SHOWN: usize = 20;
+    let ids: Vec<&str> = engine
+        .sample_records()
+        .iter()
+        .filter(|s| named.contains(s.sample_idx))
+        .take(SHOWN)
+        .map(|s| s.sample_id.as_str())
+        .collect();
+    let more = match named.len() as usize {
+        n if n > SHOWN => format!(" and {} more", n - SHOWN),
+        _ => String::new(),
+    };
+    eprintln!(
+        "warning: {} named sample(s) withdrew consent and are left out: {}{more}",
+        named.len(),
+        ids.join(", ")
+    );
 }
 
 /// `-r REGIONS | -R FILE`, as bcftools takes them.

@@ -153,15 +153,15 @@ fn cohort_coverage_per_bin_equals_mosdepth_means() {
     expect_counts(&[0, 1, 2]);
     cohortdb(&["admin", "withdraw", "--store", &store, "sampleA"]).unwrap();
     expect_counts(&[1, 2]);
-    // Named explicitly, a withdrawn sample is in no cohort.
-    let rows = tsv_rows(
-        &cohortdb(&[
-            "coverage", "--store", &store, "-r", "chrS1", "-s", "sampleA",
-        ])
-        .unwrap(),
+    // Named explicitly, a withdrawn sample is in no cohort: a list of only it is refused.
+    let refused = cohortdb(&[
+        "coverage", "--store", &store, "-r", "chrS1", "-s", "sampleA",
+    ])
+    .unwrap_err();
+    assert!(
+        refused.contains("the 1 it names withdrew consent"),
+        "{refused}"
     );
-    assert_eq!(rows.len(), 200 * THRESHOLDS.len());
-    assert!(rows.iter().all(|r| r[4] == "0" && r[5] == "0"));
 
     // Purge rewrites every coverage file without sampleA; the answers stay the same.
     let out = cohortdb(&["admin", "purge", "--store", &store]).unwrap();
@@ -331,12 +331,22 @@ async fn coverage_is_served_with_suppression() {
             read_chunks(query.coverage(request(message, Some(token))).await).await
         }
     };
-    // The server moves to the new version on its own.
+    // The server moves to the new version on its own; until then chrS1 is a contig it does
+    // not know, and the request is refused as a mistake.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let batches = loop {
-        let (batches, _) = ask(ADMIN).await.unwrap();
-        if batches.iter().map(RecordBatch::num_rows).sum::<usize>() > 0 {
-            break batches;
+        match ask(ADMIN).await {
+            Ok((batches, _)) if batches.iter().map(RecordBatch::num_rows).sum::<usize>() > 0 => {
+                break batches;
+            }
+            Ok(_) => {}
+            Err(status) => {
+                assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+                assert!(
+                    status.message().contains("no contig \"chrS1\""),
+                    "{status:?}"
+                );
+            }
         }
         assert!(std::time::Instant::now() < deadline, "no coverage served");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -34,3 +34,4 @@ mod serving;
 mod serving_attacks;
 mod simulated_reference;
 mod site_cache;
+mod user_mistakes;

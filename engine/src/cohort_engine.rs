@@ -400,6 +400,27 @@ impl CohortEngine {
         })
     }
 
+    /// Refuses `regions` on a contig the store holds no records or coverage of, naming the
+    /// contigs it has ([`Region::check_contigs`]): a misspelt contig is a mistake, not an
+    /// empty answer.
+    pub fn check_regions(&self, regions: &[Region]) -> Result<()> {
+        if regions.is_empty() {
+            return Ok(());
+        }
+        let state = &self.snapshot().state;
+        let mut known = state.contigs();
+        known.extend(
+            state
+                .files
+                .values()
+                .filter(|f| f.kind == FileKind::Coverage)
+                .filter_map(|f| f.contig.clone()),
+        );
+        known.sort();
+        known.dedup();
+        Region::check_contigs(regions, &known)
+    }
+
     /// Names of the phenotype tables.
     pub fn phenotype_tables(&self) -> Vec<&str> {
         self.phenotypes.keys().map(String::as_str).collect()

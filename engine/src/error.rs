@@ -19,11 +19,14 @@ pub enum EngineError {
         /// What is wrong.
         reason: String,
     },
-    /// A sample ID is not registered.
-    #[error("sample {sample_id:?} is not in the store")]
-    UnknownSample {
-        /// The ID.
-        sample_id: String,
+    /// Sample IDs that are not registered: the first [`UNKNOWN_SAMPLES_NAMED`] of them, and
+    /// how many more there are.
+    #[error("{}", unknown_samples_text(.named, *.more))]
+    UnknownSamples {
+        /// The first unknown IDs, in the order given.
+        named: Vec<String>,
+        /// How many more were unknown.
+        more: usize,
     },
     /// A named cohort is not defined, or its name is not valid.
     #[error("cohort {name:?}: {reason}")]
@@ -52,6 +55,42 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// How many unknown sample IDs an error names before it counts the rest.
+pub const UNKNOWN_SAMPLES_NAMED: usize = 20;
+
+impl EngineError {
+    /// The error for unknown sample IDs `ids` (in the order given; at least one).
+    pub fn unknown_samples<S: Into<String>>(ids: impl IntoIterator<Item = S>) -> Self {
+        let mut named = Vec::new();
+        let mut more = 0;
+        for id in ids {
+            if named.len() < UNKNOWN_SAMPLES_NAMED {
+                named.push(id.into());
+            } else {
+                more += 1;
+            }
+        }
+        Self::UnknownSamples { named, more }
+    }
+}
+
+fn unknown_samples_text(named: &[String], more: usize) -> String {
+    let quoted: Vec<String> = named.iter().map(|id| format!("{id:?}")).collect();
+    match (quoted.as_slice(), more) {
+        ([one], 0) => format!("sample {one} is not in the store"),
+        (_, 0) => format!(
+            "{} samples are not in the store: {}",
+            quoted.len(),
+            quoted.join(", ")
+        ),
+        _ => format!(
+            "{} samples are not in the store: {} and {more} more",
+            quoted.len() + more,
+            quoted.join(", ")
+        ),
+    }
 }
 
 /// Result alias for the engine.

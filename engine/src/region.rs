@@ -19,7 +19,9 @@ pub struct Region {
 }
 
 impl Region {
-    /// Parses one region.
+    /// Parses one region. A contig name that holds `:` is written in braces, as htslib takes
+    /// it: `{HLA-A*01:01}:1-100`. Anything after the last `:` must be a position or a range;
+    /// `chr22:abc` and `22 16050075` are refused rather than read as contig names.
     pub fn parse(text: &str) -> Result<Self> {
         let bad = |reason: &str| EngineError::Region {
             region: text.to_string(),
@@ -29,23 +31,42 @@ impl Region {
         if text_trim.is_empty() {
             return Err(bad("empty region"));
         }
-        let (contig, range) = match text_trim.rsplit_once(':') {
-            Some((c, r))
-                if !r.is_empty()
-                    && r.chars()
-                        .all(|ch| ch.is_ascii_digit() || ch == '-' || ch == ',') =>
-            {
-                (c, Some(r))
+        let (contig, range) = if let Some(braced) = text_trim.strip_prefix('{') {
+            let Some((contig, rest)) = braced.split_once('}') else {
+                return Err(bad("no '}' closes the braced contig name"));
+            };
+            match rest {
+                "" => (contig, None),
+                _ => match rest.strip_prefix(':') {
+                    Some(range) => (contig, Some(range)),
+                    None => return Err(bad("expected ':' after the braced contig name")),
+                },
             }
-            _ => (text_trim, None),
+        } else {
+            match text_trim.rsplit_once(':') {
+                Some((contig, range)) => (contig, Some(range)),
+                None => (text_trim, None),
+            }
         };
+        if contig.is_empty() {
+            return Err(bad("no contig before ':'"));
+        }
+        if contig.chars().any(char::is_whitespace) || range.is_some_and(|r| r.contains(' ')) {
+            return Err(bad(
+                "a region has no spaces: write CHROM, CHROM:POS or CHROM:BEG-END (1-based)",
+            ));
+        }
         let number = |s: &str| {
-            s.replace(',', "")
-                .parse::<i64>()
-                .map_err(|_| bad("positions must be whole numbers"))
+            s.replace(',', "").parse::<i64>().map_err(|_| {
+                bad(&format!(
+                    "{s:?} is not a position: write CHROM, CHROM:POS or CHROM:BEG-END (1-based); \
+                     a contig name holding ':' goes in braces, {{name}}"
+                ))
+            })
         };
         let (start, end) = match range {
             None => (1, i64::MAX),
+            Some("") => return Err(bad("no position after ':'")),
             Some(r) => match r.split_once('-') {
                 None => {
                     let p = number(r)?;
@@ -66,6 +87,53 @@ impl Region {
             start,
             end,
         })
+    }
+
+    /// Refuses a region whose contig is not among `known` (the store's contigs), naming them
+    /// and the spelling meant when only a `chr` prefix differs.
+    pub fn check_contigs(regions: &[Self], known: &[String]) -> Result<()> {
+        let Some(unknown) = regions.iter().find(|r| !known.contains(&r.contig)) else {
+            return Ok(());
+        };
+        let contig = &unknown.contig;
+        let flipped = match contig.strip_prefix("chr") {
+            Some(bare) => bare.to_string(),
+            None => format!("chr{contig}"),
+        };
+        let mut reason = format!("the store has no contig {contig:?}");
+        if known.contains(&flipped) {
+            reason.push_str(&format!(" (it names it {flipped:?})"));
+        }
+        const SHOWN: usize = 12;
+        match known.len() {
+            0 => reason.push_str("; it holds no records yet"),
+            n => {
+                let names = known.iter().take(SHOWN).cloned().collect::<Vec<_>>();
+                reason.push_str(&format!("; its contigs: {}", names.join(", ")));
+                if n > SHOWN {
+                    reason.push_str(&format!(" and {} more", n - SHOWN));
+                }
+            }
+        }
+        Err(EngineError::Region {
+            region: unknown.to_text(),
+            reason,
+        })
+    }
+
+    /// The region as `-r` takes it.
+    pub fn to_text(&self) -> String {
+        let contig = if self.contig.contains(':') {
+            format!("{{{}}}", self.contig)
+        } else {
+            self.contig.clone()
+        };
+        match (self.start, self.end) {
+            (1, i64::MAX) => contig,
+            (s, i64::MAX) => format!("{contig}:{s}-"),
+            (s, e) if s == e => format!("{contig}:{s}"),
+            (s, e) => format!("{contig}:{s}-{e}"),
+        }
     }
 
     /// Parses a comma-separated list of regions.
@@ -140,5 +208,42 @@ mod tests {
         assert_eq!(Region::parse("chr20:1000-").unwrap().end, i64::MAX);
         assert!(Region::parse("chr20:0-5").is_err());
         assert!(Region::parse("chr20:9-5").is_err());
+    }
+
+    #[test]
+    fn refuses_what_bcftools_cannot_parse() {
+        for text in [
+            "chr22:abc",
+            "22:abc",
+            "22 16050075",
+            "22:",
+            ":5",
+            "{HLA:1",
+            "22:1-x",
+        ] {
+            assert!(Region::parse(text).is_err(), "{text} was accepted");
+        }
+        let braced = Region::parse("{HLA-A*01:01}:5-9").unwrap();
+        assert_eq!(
+            (braced.contig.as_str(), braced.start, braced.end),
+            ("HLA-A*01:01", 5, 9)
+        );
+        assert_eq!(braced.to_text(), "{HLA-A*01:01}:5-9");
+        assert_eq!(Region::parse("{HLA-A*01:01}").unwrap().end, i64::MAX);
+    }
+
+    #[test]
+    fn names_the_contigs_of_the_store() {
+        let known = vec!["22".to_string()];
+        let error = Region::check_contigs(&[Region::parse("chr22").unwrap()], &known)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(r#"no contig "chr22" (it names it "22")"#),
+            "{error}"
+        );
+        assert!(Region::check_contigs(&[Region::parse("22:5").unwrap()], &known).is_ok());
+        let none = Region::check_contigs(&[Region::parse("1").unwrap()], &[]).unwrap_err();
+        assert!(none.to_string().contains("no records"), "{none}");
     }
 }

@@ -24,7 +24,7 @@ pub struct ByteSource {
 
 enum SourceKind {
     Plain(Box<dyn Read + Send>),
-    Gzip(Box<MultiGzDecoder<PrefixedReader>>),
+    Gzip(Box<MultiGzDecoder<CountingReader>>, ReadCount),
     Bgzf(BgzfState),
 }
 
@@ -33,6 +33,25 @@ struct BgzfState {
     offset: u64,
     saw_eof_block: bool,
     done: bool,
+}
+
+/// How many compressed bytes a [`CountingReader`] has passed on.
+type ReadCount = std::sync::Arc<std::sync::atomic::AtomicU64>;
+
+/// A reader that counts the bytes it passes on, so that a damaged gzip stream is reported at
+/// the offset where decoding stopped.
+pub struct CountingReader {
+    inner: PrefixedReader,
+    count: ReadCount,
+}
+
+impl Read for CountingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// A reader that first yields bytes already peeked from the input.
@@ -101,7 +120,12 @@ impl ByteSource {
                 done: false,
             })
         } else if is_gzip {
-            SourceKind::Gzip(Box::new(MultiGzDecoder::new(reader)))
+            let count = ReadCount::default();
+            let counting = CountingReader {
+                inner: reader,
+                count: count.clone(),
+            };
+            SourceKind::Gzip(Box::new(MultiGzDecoder::new(counting)), count)
         } else {
             SourceKind::Plain(Box::new(reader))
         };
@@ -121,12 +145,25 @@ impl ByteSource {
         let name = self.name.clone();
         match &mut self.kind {
             SourceKind::Plain(reader) => read_chunk(reader, &name),
-            SourceKind::Gzip(reader) => read_chunk(reader, &name).map_err(|e| match e {
-                IngestError::Io { file, source } => IngestError::Compression {
-                    file,
-                    offset: 0,
-                    reason: format!("gzip stream: {source}"),
-                },
+            SourceKind::Gzip(reader, count) => read_chunk(reader, &name).map_err(|e| match e {
+                IngestError::Io { file, source } => {
+                    let offset = count.load(std::sync::atomic::Ordering::Relaxed);
+                    let truncated = source.kind() == std::io::ErrorKind::UnexpectedEof
+                        || source.to_string().contains("incomplete");
+                    let reason = if truncated {
+                        format!(
+                            "the file is truncated: its gzip stream stops unfinished after \
+                             {offset} bytes ({source})"
+                        )
+                    } else {
+                        format!("gzip stream: {source}")
+                    };
+                    IngestError::Compression {
+                        file,
+                        offset,
+                        reason,
+                    }
+                }
                 other => other,
             }),
             SourceKind::Bgzf(state) => state.next_chunk(&name),

@@ -61,6 +61,40 @@ pub struct PhenotypeSummary {
     pub unknown: (u64, Vec<String>),
     /// Whether an older version of the table was replaced.
     pub replaced: bool,
+    /// Columns stored as text although most of their values are numbers: why, for the user
+    /// to see (a stray `unknown` in an age column).
+    pub text_columns: Vec<String>,
+}
+
+/// How many unknown sample IDs an ingest error names before it counts the rest.
+const UNKNOWN_NAMED: usize = 20;
+
+/// The ID column to suggest for `--key` when the default is missing: the first whose name
+/// says sample or ID, else the first.
+fn likely_key(header: &[String]) -> Option<&String> {
+    let says_id = |h: &&String| {
+        let h = h.to_ascii_lowercase();
+        h.contains("sample") || h == "id" || h.ends_with("_id") || h == "iid"
+    };
+    header.iter().find(says_id).or_else(|| header.first())
+}
+
+/// Why a column of mostly numbers was inferred as text: the first value that is not one.
+fn text_column_note(name: &str, cells: &[(u64, &str)]) -> Option<String> {
+    let numeric = cells
+        .iter()
+        .filter(|(_, v)| v.parse::<f64>().is_ok())
+        .count();
+    let (line, value) = cells.iter().find(|(_, v)| v.parse::<f64>().is_err())?;
+    (numeric > 0 && numeric >= cells.len() - numeric).then(|| {
+        format!(
+            "column {name:?} is stored as text: {} of its {} values are not numbers \
+             ({value:?} on line {line}); write missing values as NA or empty, or give \
+             --types {name}=float to refuse such values",
+            cells.len() - numeric,
+            cells.len()
+        )
+    })
 }
 
 fn valid_table_name(name: &str) -> bool {
@@ -103,7 +137,16 @@ pub async fn ingest_phenotypes(
         .header
         .iter()
         .position(|h| *h == options.key)
-        .ok_or_else(|| inputs(format!("no key column {:?} in the header", options.key)))?;
+        .ok_or_else(|| {
+            let suggestion = likely_key(&table.header)
+                .map(|k| format!("; name the sample ID column with --key, e.g. --key {k}"))
+                .unwrap_or_default();
+            inputs(format!(
+                "no key column {:?} in the header; its columns: {}{suggestion}",
+                options.key,
+                table.header.join(", ")
+            ))
+        })?;
     for (name, _) in &options.types {
         if !table.header.contains(name) {
             return Err(inputs(format!(
@@ -146,10 +189,14 @@ pub async fn ingest_phenotypes(
             }
         }
     }
-    let first_unknown: Vec<String> = unknown.iter().take(5).cloned().collect();
+    let first_unknown: Vec<String> = unknown.iter().take(UNKNOWN_NAMED).cloned().collect();
     if !unknown.is_empty() && !options.drop_unknown {
+        let more = match unknown.len() - first_unknown.len() {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
         return Err(inputs(format!(
-            "{} rows have sample IDs not in the store (first: {}); nothing was stored. \
+            "{} rows have sample IDs not in the store: {}{more}; nothing was stored. \
              Ingest their genotypes first, or pass --drop-unknown to store the table without them",
             unknown.len(),
             first_unknown.join(", ")
@@ -169,6 +216,7 @@ pub async fn ingest_phenotypes(
         )),
     ];
     let mut columns = Vec::new();
+    let mut text_columns = Vec::new();
     for (c, name) in table.header.iter().enumerate() {
         if c == key || name == "sample_idx" || name == "sample_id" {
             continue;
@@ -223,6 +271,13 @@ pub async fn ingest_phenotypes(
                 (DataType::Date32, Arc::new(b.finish()))
             }
             ColumnType::String => {
+                if given.is_none() {
+                    let present: Vec<(u64, &str)> = kept
+                        .iter()
+                        .filter_map(|k| Some((k.1, k.2[c].as_deref()?)))
+                        .collect();
+                    text_columns.extend(text_column_note(name, &present));
+                }
                 let mut b = StringBuilder::new();
                 for (_, v) in cells {
                     b.append_option(v);
@@ -278,6 +333,7 @@ pub async fn ingest_phenotypes(
         columns,
         unknown: (unknown.len() as u64, first_unknown),
         replaced: !old.is_empty(),
+        text_columns,
     })
 }
 

@@ -60,7 +60,7 @@ fn engine_error_in(e: &DataFusionError) -> Option<&EngineError> {
 fn engine_code(e: &EngineError) -> Code {
     match e {
         EngineError::PermissionDenied(_) => Code::PermissionDenied,
-        EngineError::UnknownSample { .. } => Code::NotFound,
+        EngineError::UnknownSamples { .. } => Code::NotFound,
         EngineError::Cohort { .. } => Code::NotFound,
         EngineError::Region { .. } | EngineError::InvalidArgument(_) => Code::InvalidArgument,
         EngineError::Store(s) => store_code(s),

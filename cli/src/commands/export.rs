@@ -20,9 +20,10 @@ pub(crate) struct ExportArgs {
     regions: RegionArgs,
     #[command(flatten)]
     samples: SampleArgs,
-    /// Output type: v (VCF), z (bgzipped VCF), b (BCF).
-    #[arg(short = 'O', long = "output-type", default_value = "v")]
-    output_type: ExportType,
+    /// Output type: v (VCF), z (bgzipped VCF), b (BCF); by default taken from the output's
+    /// name as bcftools does (*.bcf BCF, *.vcf.gz or *.bgz bgzipped VCF, else VCF).
+    #[arg(short = 'O', long = "output-type")]
+    output_type: Option<ExportType>,
     /// Output file; - for standard output.
     #[arg(short = 'o', long = "output", default_value = "-")]
     output: String,
@@ -41,6 +42,20 @@ pub(crate) enum ExportType {
     Z,
     /// BCF.
     B,
+}
+
+impl ExportType {
+    /// The type bcftools would write to `output` without `-O`.
+    fn of_name(output: &str) -> Self {
+        let name = output.to_ascii_lowercase();
+        if name.ends_with(".bcf") {
+            Self::B
+        } else if name.ends_with(".gz") || name.ends_with(".bgz") {
+            Self::Z
+        } else {
+            Self::V
+        }
+    }
 }
 
 /// `--write-index` of `export`.
@@ -70,7 +85,7 @@ pub(crate) async fn run(args: ExportArgs) -> CliResult {
     let regions = regions.parse()?;
     let (selection, set) = samples.resolve(&engine).await?;
     let order = engine.export_order(&selection, &set);
-    let format = match output_type {
+    let format = match output_type.unwrap_or_else(|| ExportType::of_name(output)) {
         ExportType::V => ExportFormat::Vcf,
         ExportType::Z => ExportFormat::VcfGz,
         ExportType::B => ExportFormat::Bcf,

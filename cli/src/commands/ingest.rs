@@ -97,6 +97,38 @@ pub(crate) enum IngestCommand {
     },
 }
 
+/// The local directory an ingest is about to create a store in, if it does not exist yet: a
+/// first ingest that fails removes it again, so that it leaves nothing behind.
+struct NewStoreDir(Option<std::path::PathBuf>);
+
+impl NewStoreDir {
+    fn before_opening(location: &str) -> Self {
+        let local = match location.split_once("://") {
+            None => Some(location),
+            Some(("file", path)) => Some(path),
+            Some(_) => None,
+        };
+        Self(
+            local
+                .map(std::path::PathBuf::from)
+                .filter(|dir| !dir.exists()),
+        )
+    }
+
+    /// `result`, after removing the new directory if it failed and nothing was committed.
+    fn unless_failed<T, E>(&self, result: Result<T, E>) -> Result<T, E> {
+        if let (Err(_), Some(dir)) = (&result, &self.0) {
+            let committed = std::fs::read_dir(dir.join("_log"))
+                .map(|mut entries| entries.next().is_some())
+                .unwrap_or(false);
+            if !committed {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+        result
+    }
+}
+
 pub(crate) async fn run(command: IngestCommand) -> CliResult {
     match command {
         IngestCommand::Vcf {
@@ -110,6 +142,7 @@ pub(crate) async fn run(command: IngestCommand) -> CliResult {
             gvcf_min_dp,
             files,
         } => {
+            let created = NewStoreDir::before_opening(&store.location);
             let store = Store::open_or_create(&store.location)?;
             let options = IngestOptions {
                 progress: std::io::stderr().is_terminal(),
@@ -127,7 +160,7 @@ pub(crate) async fn run(command: IngestCommand) -> CliResult {
                 },
                 ..IngestOptions::default()
             };
-            let summary = ingest_vcf(&store, &files, &options).await?;
+            let summary = created.unless_failed(ingest_vcf(&store, &files, &options).await)?;
             if summary.already_committed {
                 eprintln!(
                     "this part of these inputs was committed at version {}; nothing to do",
@@ -149,6 +182,7 @@ pub(crate) async fn run(command: IngestCommand) -> CliResult {
             reference,
             files,
         } => {
+            let created = NewStoreDir::before_opening(&store.location);
             let store = Store::open_or_create(&store.location)?;
             let options = cohortdb_ingest::CoverageOptions {
                 depth: cohortdb_ingest::bam_depth::DepthOptions {
@@ -159,7 +193,8 @@ pub(crate) async fn run(command: IngestCommand) -> CliResult {
                 thresholds,
                 reference,
             };
-            let summary = cohortdb_ingest::ingest_bam(&store, &files, &options).await?;
+            let summary = created
+                .unless_failed(cohortdb_ingest::ingest_bam(&store, &files, &options).await)?;
             eprintln!(
                 "committed version {}: coverage of {} samples ({} new), {} contig files",
                 summary.version, summary.samples, summary.samples_added, summary.files
@@ -191,6 +226,9 @@ pub(crate) async fn run(command: IngestCommand) -> CliResult {
                 drop_unknown,
             };
             let summary = ingest_phenotypes(&store, &file, &options).await?;
+            for note in &summary.text_columns {
+                eprintln!("note: {note}");
+            }
             if summary.unknown.0 > 0 {
                 eprintln!(
                     "dropped {} rows of unknown sample IDs (first: {})",

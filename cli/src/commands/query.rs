@@ -25,7 +25,8 @@ pub(crate) async fn run(args: QueryArgs) -> CliResult {
         .cluster
         .attach(CohortEngine::open(&args.store.location).await?)
         .await?;
-    let frame = engine.sql_session()?.sql(&args.sql).await?;
+    // Only queries: DDL would change nothing that lasts, and COPY would write local files.
+    let frame = engine.sql(&args.sql).await?;
     let schema = frame.schema().inner().clone();
     let batches = told(&engine, frame.collect().await.map_err(Into::into)).await?;
     print_batches(args.format.format, &batches, schema)

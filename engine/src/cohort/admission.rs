@@ -119,6 +119,15 @@ impl CohortEngine {
     /// the true counts.
     pub(crate) fn admit(&self, label: &str, set: RoaringBitmap) -> Result<Cohort> {
         if self.tier() != Tier::Aggregate {
+            // An empty cohort is a mistake (a misspelt value), not a question with the answer 0.
+            // The aggregate tier's floor below refuses it as it refuses any small cohort, so
+            // its refusal says no more than that.
+            if set.is_empty() && label != EVERYONE {
+                return Err(EngineError::InvalidArgument(format!(
+                    "the cohort {label:?} selects no participants (of {} not withdrawn)",
+                    self.everyone().len()
+                )));
+            }
             return Ok(Cohort::new(set));
         }
         let control = self.disclosure()?;

@@ -75,7 +75,9 @@ impl CohortSpec {
         }
     }
 
-    /// Reads `-S` file: one ID per line (first whitespace-separated column), `^file` excludes.
+    /// Reads `-S` file: one ID per line, `^file` excludes. Blank lines and `#` comments are
+    /// skipped; a line of several columns is refused (as bcftools refuses it) rather than read
+    /// by its first.
     pub fn from_file(arg: &str) -> Result<Self> {
         let (exclude, path) = match arg.strip_prefix('^') {
             Some(rest) => (true, rest),
@@ -85,12 +87,23 @@ impl CohortSpec {
             path: path.to_string(),
             source,
         })?;
-        let ids = text
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .filter(|s| !s.starts_with('#'))
-            .map(str::to_string)
-            .collect();
+        let mut ids = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                [] => {}
+                [first, ..] if first.starts_with('#') => {}
+                [id] => ids.push(id.to_string()),
+                [first, ..] => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "{path} line {}: one sample ID per line, found {} columns ({line:?}); \
+                         keep the first with `cut -f1 {path}`, if {first:?} is the ID",
+                        i + 1,
+                        fields.len()
+                    )));
+                }
+            }
+        }
         Ok(if exclude {
             Self::Exclude(ids)
         } else {
@@ -185,16 +198,18 @@ fn indices_of(ids: &[String], find: impl Fn(&str) -> Option<u32> + Sync) -> Resu
     use rayon::prelude::*;
     // A lookup is a few cache misses (table, offsets, ID bytes): a list of 100,000 IDs among
     // 10^6 takes tens of milliseconds on one core, so long lists are looked up on every core.
-    let found = |id: &String| {
-        find(id).ok_or_else(|| EngineError::UnknownSample {
-            sample_id: id.clone(),
-        })
-    };
-    let mut indices = if ids.len() >= 16_384 {
-        ids.par_iter().map(found).collect::<Result<Vec<u32>>>()?
+    let looked_up: Vec<Option<u32>> = if ids.len() >= 16_384 {
+        ids.par_iter().map(|id| find(id)).collect()
     } else {
-        ids.iter().map(found).collect::<Result<Vec<u32>>>()?
+        ids.iter().map(|id| find(id)).collect()
     };
+    if looked_up.iter().any(Option::is_none) {
+        let unknown = ids.iter().zip(&looked_up).filter(|(_, i)| i.is_none());
+        return Err(EngineError::unknown_samples(
+            unknown.map(|(id, _)| id.clone()),
+        ));
+    }
+    let mut indices: Vec<u32> = looked_up.into_iter().flatten().collect();
     indices.par_sort_unstable();
     indices.dedup();
     Ok(RoaringBitmap::from_sorted_iter(indices).unwrap_or_default())
@@ -228,7 +243,7 @@ mod tests {
             );
         }
         let unknown = CohortSpec::from_list("A,Z").resolve_with(find, &registered, &withdrawn);
-        assert!(matches!(unknown, Err(EngineError::UnknownSample { .. })));
+        assert!(matches!(unknown, Err(EngineError::UnknownSamples { .. })));
     }
 
     #[test]

@@ -10,18 +10,37 @@ use crate::policy::disclosure_control::ReleaseKey;
 pub struct Cohort {
     set: RoaringBitmap,
     release: Option<ReleaseKey>,
+    withdrawn_named: RoaringBitmap,
 }
 
 impl Cohort {
     /// A cohort of `set` with no release: what the admin and record tiers use.
     pub fn new(set: RoaringBitmap) -> Self {
-        Self { set, release: None }
+        Self {
+            set,
+            release: None,
+            withdrawn_named: RoaringBitmap::new(),
+        }
+    }
+
+    /// The cohort, noting the withdrawn participants its sample list named (and that it left
+    /// out).
+    pub(crate) fn with_withdrawn_named(mut self, withdrawn: RoaringBitmap) -> Self {
+        self.withdrawn_named = withdrawn;
+        self
+    }
+
+    /// Withdrawn participants (`sample_idx`) that the sample list named explicitly and that
+    /// the cohort leaves out, for callers to tell the user.
+    pub fn withdrawn_named(&self) -> &RoaringBitmap {
+        &self.withdrawn_named
     }
 
     pub(crate) fn released(set: RoaringBitmap, release: ReleaseKey) -> Self {
         Self {
             set,
             release: Some(release),
+            withdrawn_named: RoaringBitmap::new(),
         }
     }
 

@@ -131,7 +131,9 @@ impl CohortEngine {
         Ok(set)
     }
 
-    /// Everyone, or the participants of a sample list (not for the aggregate tier).
+    /// Everyone, or the participants of a sample list (not for the aggregate tier). A list
+    /// that leaves no one is refused; withdrawn participants it names are left out and
+    /// reported ([`Cohort::withdrawn_named`]).
     pub(crate) fn listed_cohort(&self, spec: &CohortSpec) -> Result<Cohort> {
         if *spec == CohortSpec::All {
             return self.admit(EVERYONE, self.everyone().clone());
@@ -139,13 +141,33 @@ impl CohortEngine {
         if self.tier() == Tier::Aggregate {
             return Err(list_refused());
         }
+        let chosen = self.listed(spec)?;
+        let withdrawn_named = match spec {
+            CohortSpec::Include(_) => &chosen & &self.withdrawn,
+            _ => RoaringBitmap::new(),
+        };
+        let set = chosen - &self.withdrawn;
+        if set.is_empty() {
+            let reason = match withdrawn_named.len() {
+                0 => "the sample list selects no participants".to_string(),
+                n => format!(
+                    "the sample list selects no participants: the {n} it names withdrew consent"
+                ),
+            };
+            return Err(EngineError::InvalidArgument(reason));
+        }
+        Ok(Cohort::new(set).with_withdrawn_named(withdrawn_named))
+    }
+
+    /// The registered participants a sample list chooses, withdrawn ones included.
+    fn listed(&self, spec: &CohortSpec) -> Result<RoaringBitmap> {
+        let none = RoaringBitmap::new();
         let column = |i: usize| self.sample_batch.column(i).as_any();
         let (Some(idx), Some(ids)) = (
             column(0).downcast_ref::<datafusion::arrow::array::UInt32Array>(),
             column(1).downcast_ref::<datafusion::arrow::array::StringArray>(),
         ) else {
-            let set = spec.resolve(self.sample_records(), &self.withdrawn)?;
-            return Ok(Cohort::new(set));
+            return spec.resolve(self.sample_records(), &none);
         };
         // The first list is found in one pass over the registry; from the second on (a
         // server's), through the engine's hash table of IDs.
@@ -154,17 +176,13 @@ impl CohortEngine {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if resolved == 0 && self.sample_ids.get().is_none() {
             let pairs = idx.values().iter().copied().zip(ids.iter().flatten());
-            return Ok(Cohort::new(spec.resolve_ids(pairs, &self.withdrawn)?));
+            return spec.resolve_ids(pairs, &none);
         }
         let index = self
             .sample_ids
             .get_or_init(|| crate::sample_ids::SampleIds::new(ids));
         let find = |id: &str| index.row(ids, id).map(|row| idx.value(row));
-        Ok(Cohort::new(spec.resolve_with(
-            find,
-            idx.values(),
-            &self.withdrawn,
-        )?))
+        spec.resolve_with(find, idx.values(), &none)
     }
 
     /// Evaluates predicates in one pass (the aggregate tier's grammar checked first).

@@ -140,6 +140,7 @@ impl CohortEngine {
         out: W,
     ) -> Result<ExportSummary> {
         self.require_record_level("export")?;
+        self.check_regions(regions)?;
         if format == ExportFormat::Vcf && index.is_some() {
             return Err(EngineError::InvalidArgument(
                 "an index needs a BGZF-compressed output (-O z or -O b)".into(),

@@ -35,14 +35,19 @@ impl CohortEngine {
             .iter()
             .map(|r| (r.sample_id.as_str(), r.sample_idx))
             .collect();
+        let unknown: Vec<&String> = sample_ids
+            .iter()
+            .filter(|id| !by_id.contains_key(id.as_str()))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(EngineError::unknown_samples(unknown.into_iter().cloned()));
+        }
         let mut new = Vec::new();
         let mut already = 0;
         for id in sample_ids {
-            let idx = *by_id
-                .get(id.as_str())
-                .ok_or_else(|| EngineError::UnknownSample {
-                    sample_id: id.clone(),
-                })?;
+            let Some(&idx) = by_id.get(id.as_str()) else {
+                continue;
+            };
             if self.withdrawn().contains(idx) || new.contains(&idx) {
                 already += 1;
             } else {

@@ -402,6 +402,7 @@ impl CohortEngine {
         regions: &[Region],
         samples: &Cohort,
     ) -> Result<RecordBatch> {
+        self.check_regions(regions)?;
         let split = crate::region_tasks::SplitOperation::AlleleFrequencies;
         if let Some(batches) = self.on_workers(split, regions, &[samples.set()]).await? {
             let schema = frequency_schema();

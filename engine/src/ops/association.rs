@@ -203,6 +203,7 @@ impl CohortEngine {
         // which no count floor or noise on counts hides. Until they are released under the
         // disclosure control, the aggregate tier does not get them.
         self.require_record_level("association (exact coefficients)")?;
+        self.check_regions(regions)?;
         let split = crate::region_tasks::SplitOperation::Association {
             table: table.to_string(),
             trait_column: trait_column.to_string(),

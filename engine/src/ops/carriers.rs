@@ -67,6 +67,7 @@ impl CohortEngine {
             start: variant.pos,
             end: variant.pos,
         };
+        self.check_regions(std::slice::from_ref(&at))?;
         let mut selection = self.site_selection(std::slice::from_ref(&at)).await?;
         selection.rows.retain(|m| {
             let (g, r) = m.sources[0];
@@ -214,12 +215,11 @@ impl CohortEngine {
 
         use crate::sql::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
         self.require_record_level("sample genotypes")?;
+        self.check_regions(regions)?;
         let selection = crate::cohort::cohort_spec::CohortSpec::Include(vec![sample_id.into()]);
         let set = self.listed_cohort(&selection)?.into_set();
         if set.is_empty() {
-            return Err(crate::error::EngineError::UnknownSample {
-                sample_id: sample_id.to_string(),
-            });
+            return Err(crate::error::EngineError::unknown_samples([sample_id]));
         }
         // One sample: its set travels in the plan as a literal (to workers, too).
         let set = lit(datafusion::common::ScalarValue::Binary(Some(

@@ -57,6 +57,20 @@ impl CohortEngine {
         cases: &Cohort,
         controls: &Cohort,
     ) -> Result<Vec<RecordBatch>> {
+        self.check_regions(regions)?;
+        // Whether two cohorts overlap is itself an answer about participants: the aggregate
+        // tier is not told (its counts are as asked); the other tiers are refused.
+        if self.tier() != crate::policy::access_policy::Tier::Aggregate {
+            let both = cases.intersection_len(controls);
+            if both > 0 {
+                return Err(crate::error::EngineError::InvalidArgument(format!(
+                    "{both} participants are both cases and controls (cases {}, controls {}): \
+                     a participant belongs to one group",
+                    cases.len(),
+                    controls.len()
+                )));
+            }
+        }
         let split = crate::region_tasks::SplitOperation::CaseControl;
         let sets = [cases.set(), controls.set()];
         if let Some(batches) = self.on_workers(split, regions, &sets).await? {

@@ -49,6 +49,7 @@ impl CohortEngine {
                 "coverage needs at least one region (-r)".into(),
             ));
         }
+        self.check_regions(regions)?;
         let mut bins: BTreeMap<BinKey, RoaringBitmap> = BTreeMap::new();
         let files = self
             .snapshot()

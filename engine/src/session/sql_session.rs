@@ -24,9 +24,12 @@ impl CohortEngine {
             .with_allow_statements(false);
         let ctx = self.sql_session()?;
         let plan = ctx.state().create_logical_plan(query).await?;
-        options
-            .verify_plan(&plan)
-            .map_err(|e| EngineError::PermissionDenied(format!("only queries are served: {e}")))?;
+        options.verify_plan(&plan).map_err(|e| {
+            EngineError::PermissionDenied(format!(
+                "only queries are served (a store changes through `cohortdb ingest` and \
+                     `cohortdb admin`, never through SQL): {e}"
+            ))
+        })?;
         Ok(ctx.execute_logical_plan(plan).await?)
     }
 }
