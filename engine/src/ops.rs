@@ -1,6 +1,6 @@
 //! The cohort operations: allele counts and frequencies ([`allele_counts`]), carriers and one
 //! sample's genotypes ([`carriers`]), case/control tests ([`case_control`], with
-//! [`association_stats`]), regression on dosage ([`association`], [`regression`]) and cohort
+//! [`association_stats`]), regression on dosage ([`association`], [`regression`], [`logistic`]) and cohort
 //! coverage from BAM depth ([`coverage`]).
 
 pub mod allele_counts;
@@ -9,4 +9,5 @@ pub mod association_stats;
 pub mod carriers;
 pub mod case_control;
 pub mod coverage;
+pub mod logistic;
 pub mod regression;

@@ -176,8 +176,12 @@ pub(crate) struct AssocArgs {
     #[arg(long, value_delimiter = ',')]
     covar: Vec<String>,
     /// linear or logistic (default: logistic for a boolean or 0/1 trait, else linear).
-    #[arg(long, value_parser = ["linear", "logistic"])]
+    #[arg(long, value_parser = ["linear", "logistic", "logistic-no-firth"])]
     model: Option<String>,
+    /// Logistic without the Firth fallback (plink2's `no-firth`): separated or non-converging
+    /// variants get no fit and their ERRCODE, instead of Firth's fit.
+    #[arg(long)]
+    no_firth: bool,
     /// The phenotype table holding the trait and covariates.
     #[arg(long, default_value = "phenotypes")]
     table: String,
@@ -192,7 +196,13 @@ pub(crate) async fn assoc(args: AssocArgs) -> CliResult {
     let engine = CohortEngine::open(&args.store.location).await?;
     let regions = args.regions.parse()?;
     let cohort = engine.cohort(cohort_spec(&args.cohort)).await?;
-    let model = Model::parse(args.model.as_deref().unwrap_or_default())?;
+    let mut model = Model::parse(args.model.as_deref().unwrap_or_default())?;
+    if args.no_firth {
+        model = match model {
+            Some(Model::Linear) => return Err("--no-firth is for logistic models".into()),
+            _ => Some(Model::LogisticNoFirth),
+        };
+    }
     let covar: Vec<String> = args.covar.into_iter().filter(|c| !c.is_empty()).collect();
     let batches = engine
         .association(

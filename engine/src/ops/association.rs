@@ -7,14 +7,18 @@
 //!   missing call (`./1`), leave that variant's fit (plink2's per-variant `OBS_CT`).
 //! - Covariates: numeric columns as they are, booleans as 0/1, strings as indicator columns
 //!   for every level but the first in sorted order; collinear columns are dropped.
-//! - Output: `chrom pos ref alt n beta se p`; beta per ALT copy (log odds for logistic), p
-//!   two-sided (Student's t for linear, Wald normal for logistic). A variant whose dosage does
-//!   not vary, or whose logistic fit does not converge (separation), gets NULL beta, se, p;
-//!   plink2 falls back to Firth regression there instead.
+//! - Output: `chrom pos ref alt n beta se p or firth errcode`; beta per ALT copy (log odds
+//!   for logistic, with the odds ratio `or`), p two-sided (Student's t for linear, Wald normal
+//!   for logistic). Where the plain logistic fit cannot exist (separation) or does not
+//!   converge, Firth's fit is reported (`firth` true), as plink2's default `firth-fallback`
+//!   does; `logistic-no-firth` reports NULLs there instead. `errcode` says why a row has no
+//!   fit, in plink2's words ([`crate::ops::regression::code`]).
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, UInt32Type};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{Expr, col, ident};
@@ -23,7 +27,8 @@ use roaring::RoaringBitmap;
 use crate::cohort::members::Cohort;
 use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
-use crate::ops::regression::{Fit, LinearModel, irls, linear, logistic};
+use crate::ops::logistic::LogisticModel;
+use crate::ops::regression::{Fit, LinearModel, linear};
 use crate::region::Region;
 use crate::rows::span_pruning::region_filter;
 use crate::rows::stored_bitmaps::{cast_column, stored_bitmap};
@@ -33,8 +38,11 @@ use crate::rows::stored_bitmaps::{cast_column, stored_bitmap};
 pub enum Model {
     /// Ordinary least squares.
     Linear,
-    /// Logistic regression of a 0/1 or boolean trait.
+    /// Logistic regression of a 0/1 or boolean trait, falling back to Firth's where the plain
+    /// fit cannot exist or does not converge (plink2's default).
     Logistic,
+    /// Logistic regression without the Firth fallback (plink2's `no-firth`).
+    LogisticNoFirth,
 }
 
 impl Model {
@@ -43,6 +51,7 @@ impl Model {
         match self {
             Self::Linear => "linear",
             Self::Logistic => "logistic",
+            Self::LogisticNoFirth => "logistic-no-firth",
         }
     }
 
@@ -52,8 +61,9 @@ impl Model {
             "" => Ok(None),
             "linear" => Ok(Some(Self::Linear)),
             "logistic" => Ok(Some(Self::Logistic)),
+            "logistic-no-firth" => Ok(Some(Self::LogisticNoFirth)),
             other => Err(crate::error::EngineError::InvalidArgument(format!(
-                "association: model {other:?} is not linear or logistic"
+                "association: model {other:?} is not linear, logistic or logistic-no-firth"
             ))),
         }
     }
@@ -70,6 +80,9 @@ pub fn association_schema() -> Arc<Schema> {
         Field::new("beta", DataType::Float64, true),
         Field::new("se", DataType::Float64, true),
         Field::new("p", DataType::Float64, true),
+        Field::new("or", DataType::Float64, true),
+        Field::new("firth", DataType::Boolean, false),
+        Field::new("errcode", DataType::Utf8, true),
     ]))
 }
 
@@ -220,7 +233,7 @@ impl CohortEngine {
         } else {
             Model::Linear
         });
-        if model == Model::Logistic && !design.zero_one {
+        if model != Model::Linear && !design.zero_one {
             return Err(invalid(format!(
                 "logistic regression needs a boolean or 0/1 trait; {trait_column:?} has other values"
             )));
@@ -301,6 +314,13 @@ impl CohortEngine {
                         float(|f| f.beta),
                         float(|f| f.se),
                         float(|f| f.p),
+                        Arc::new(Float64Array::from_iter(fits.iter().map(|fit| {
+                            (model != Model::Linear && fit.beta.is_finite()).then(|| fit.beta.exp())
+                        }))),
+                        Arc::new(BooleanArray::from_iter(
+                            fits.iter().map(|fit| Some(fit.firth)),
+                        )),
+                        Arc::new(StringArray::from_iter(fits.iter().map(|fit| fit.error))),
                     ],
                 )
                 .map_err(DataFusionError::from)?,
@@ -325,28 +345,30 @@ struct Fitter<'a> {
     model: Model,
     analysed: RoaringBitmap,
     linear: Option<LinearModel>,
-    null_start: Option<Vec<f64>>,
+    logistic: Option<LogisticModel>,
 }
 
 impl<'a> Fitter<'a> {
     fn new(design: &'a Design, model: Model) -> Self {
         let analysed: RoaringBitmap = design.samples.iter().copied().collect();
-        let (linear, null_start) = match model {
+        let (linear, logistic) = match model {
             Model::Linear => (Some(LinearModel::new(&design.y, &design.covariates)), None),
-            Model::Logistic => {
-                let ones = vec![1.0; design.y.len()];
-                let mut columns: Vec<&[f64]> = vec![&ones];
-                columns.extend(design.covariates.iter().map(Vec::as_slice));
-                (None, irls(&design.y, &columns, None).map(|(b, _)| b))
-            }
+            _ => (
+                None,
+                Some(Self::logistic(model, &design.y, &design.covariates)),
+            ),
         };
         Self {
             design,
             model,
             analysed,
             linear,
-            null_start,
+            logistic,
         }
+    }
+
+    fn logistic(model: Model, y: &[f64], covariates: &[Vec<f64>]) -> LogisticModel {
+        LogisticModel::new(y, covariates, model == Model::Logistic)
     }
 
     fn fit_all(&self, variants: &[VariantCalls]) -> Vec<Fit> {
@@ -374,32 +396,40 @@ impl<'a> Fitter<'a> {
                 carriers.push((d.row_of[idx as usize] as usize, dose));
             }
         }
+        carriers.sort_unstable_by_key(|c| c.0);
         let missing = &self.analysed - &v.observed;
         if missing.is_empty() {
-            if let Some(linear) = &self.linear {
-                return linear.fit_sparse(&carriers);
-            }
-            let mut dosage = vec![0.0; d.y.len()];
-            for (row, dose) in carriers {
-                dosage[row] += dose;
-            }
-            return logistic(&d.y, &dosage, &d.covariates, self.null_start.as_deref());
+            return match (&self.linear, &self.logistic) {
+                (Some(linear), _) => linear.fit_sparse(&carriers),
+                (None, Some(logistic)) => logistic.fit_sparse(&carriers),
+                (None, None) => Fit::failed(d.y.len(), "INVALID_RESULT"),
+            };
         }
-        // Samples without a call leave this variant's fit.
+        // Samples without a call leave this variant's fit: a model over the others.
         let keep: Vec<usize> = (0..d.y.len())
             .filter(|&r| !missing.contains(d.samples[r]))
             .collect();
-        let mut dosage_all = vec![0.0; d.y.len()];
-        for (row, dose) in carriers {
-            dosage_all[row] += dose;
+        let mut new_row = vec![usize::MAX; d.y.len()];
+        for (i, &r) in keep.iter().enumerate() {
+            new_row[r] = i;
         }
+        let kept_carriers: Vec<(usize, f64)> = carriers
+            .iter()
+            .filter(|c| new_row[c.0] != usize::MAX)
+            .map(|&(r, dose)| (new_row[r], dose))
+            .collect();
         let pick = |values: &[f64]| keep.iter().map(|&r| values[r]).collect::<Vec<f64>>();
         let y = pick(&d.y);
-        let dosage = pick(&dosage_all);
         let covariates: Vec<Vec<f64>> = d.covariates.iter().map(|c| pick(c)).collect();
         match self.model {
-            Model::Linear => linear(&y, &dosage, &covariates),
-            Model::Logistic => logistic(&y, &dosage, &covariates, self.null_start.as_deref()),
+            Model::Linear => {
+                let mut dosage = vec![0.0; keep.len()];
+                for &(r, dose) in &kept_carriers {
+                    dosage[r] += dose;
+                }
+                linear(&y, &dosage, &covariates)
+            }
+            _ => Self::logistic(self.model, &y, &covariates).fit_sparse(&kept_carriers),
         }
     }
 }

@@ -6,7 +6,27 @@
 //! `beta = g'y~ / (g'g - |Q'g|^2)`. `g` is sparse (carriers only), so a variant costs
 //! O(carriers x covariates) and never touches the non-carriers.
 
-use crate::ops::association_stats::{erfc, student_t_two_sided};
+use crate::ops::association_stats::student_t_two_sided;
+
+/// Error codes, spelt as plink2's `ERRCODE` column spells them.
+pub mod code {
+    /// No analysed sample carries the ALT.
+    pub const CONST_OMITTED_ALLELE: &str = "CONST_OMITTED_ALLELE";
+    /// Every analysed sample has the same dosage.
+    pub const CONST_ALLELE: &str = "CONST_ALLELE";
+    /// Every ALT copy is in a case, or every one in a control (without the Firth fallback).
+    pub const SEPARATION: &str = "SEPARATION";
+    /// Newton's method diverged (without the Firth fallback).
+    pub const LOGISTIC_CONVERGE_FAIL: &str = "LOGISTIC_CONVERGE_FAIL";
+    /// Firth's fit failed.
+    pub const FIRTH_CONVERGE_FAIL: &str = "FIRTH_CONVERGE_FAIL";
+    /// The iteration limit was reached; the values are the last iterate's.
+    pub const UNFINISHED: &str = "UNFINISHED";
+    /// The dosage is a linear combination of the covariates.
+    pub const VIF_INFINITE: &str = "VIF_INFINITE";
+    /// No more samples than parameters.
+    pub const SAMPLE_CT_LTE_COVAR_CT: &str = "SAMPLE_CT<=COVAR_CT";
+}
 
 /// One variant's fit: samples used, effect, its standard error and two-sided p.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,15 +39,23 @@ pub struct Fit {
     pub se: f64,
     /// Two-sided p (t for linear, Wald normal for logistic).
     pub p: f64,
+    /// Whether Firth's penalized likelihood gave the fit (logistic only).
+    pub firth: bool,
+    /// Why there is no fit, or why it is not to be trusted (plink2's `ERRCODE`, see
+    /// [`code`]); `None` for a good fit.
+    pub error: Option<&'static str>,
 }
 
 impl Fit {
-    fn undefined(n: usize) -> Self {
+    /// No fit of `n` samples, for the reason `error`.
+    pub fn failed(n: usize, error: &'static str) -> Self {
         Self {
             n,
             beta: f64::NAN,
             se: f64::NAN,
             p: f64::NAN,
+            firth: false,
+            error: Some(error),
         }
     }
 }
@@ -98,8 +126,23 @@ impl LinearModel {
         }
         let sxx = gg - dot(&qg, &qg);
         let df = n as f64 - k as f64 - 1.0;
-        if sxx <= 1e-9 * gg.max(1.0) || df < 1.0 {
-            return Fit::undefined(n);
+        if carriers.is_empty() {
+            return Fit::failed(n, code::CONST_OMITTED_ALLELE);
+        }
+        if df < 1.0 {
+            return Fit::failed(n, code::SAMPLE_CT_LTE_COVAR_CT);
+        }
+        if sxx <= 1e-9 * gg.max(1.0) {
+            let first = carriers[0].1;
+            let constant = carriers.len() == n && carriers.iter().all(|c| c.1 == first);
+            return Fit::failed(
+                n,
+                if constant {
+                    code::CONST_ALLELE
+                } else {
+                    code::VIF_INFINITE
+                },
+            );
         }
         let beta = gy / sxx;
         let rss = (self.residual_ss - beta * gy).max(0.0);
@@ -110,6 +153,8 @@ impl LinearModel {
             beta,
             se,
             p: student_t_two_sided(t, df),
+            firth: false,
+            error: None,
         }
     }
 }
@@ -127,7 +172,7 @@ pub fn linear(y: &[f64], dosage: &[f64], covariates: &[Vec<f64>]) -> Fit {
 
 /// Solves the symmetric positive definite system `a x = b` (a is m x m, row-major) by
 /// Cholesky; returns x and the diagonal of `a`'s inverse, or `None` when `a` is singular.
-fn cholesky_solve(a: &[f64], b: &[f64], m: usize) -> Option<(Vec<f64>, Vec<f64>)> {
+pub(crate) fn cholesky_solve(a: &[f64], b: &[f64], m: usize) -> Option<(Vec<f64>, Vec<f64>)> {
     let mut l = vec![0.0; m * m];
     for i in 0..m {
         for j in 0..=i {
@@ -172,74 +217,36 @@ fn cholesky_solve(a: &[f64], b: &[f64], m: usize) -> Option<(Vec<f64>, Vec<f64>)
     Some((x, diag))
 }
 
-/// Maximum-likelihood logistic coefficients of a 0/1 `y` on `columns` (intercept included
-/// by the caller) by IRLS from `start`; the coefficients and the diagonal of their covariance,
-/// or `None` when the fit does not converge (separation) or the design is singular.
-pub fn irls(y: &[f64], columns: &[&[f64]], start: Option<&[f64]>) -> Option<(Vec<f64>, Vec<f64>)> {
-    let m = columns.len();
-    let mut beta = start.map_or_else(|| vec![0.0; m], <[f64]>::to_vec);
-    beta.resize(m, 0.0);
-    let mut xtwx = vec![0.0; m * m];
-    let mut score = vec![0.0; m];
-    let mut row = vec![0.0; m];
-    for _ in 0..50 {
-        xtwx.fill(0.0);
-        score.fill(0.0);
-        for (i, yi) in y.iter().enumerate() {
-            for (r, c) in row.iter_mut().zip(columns) {
-                *r = c[i];
-            }
-            let p = 1.0 / (1.0 + (-dot(&row, &beta)).exp());
-            let w = (p * (1.0 - p)).max(1e-12);
-            let resid = yi - p;
-            for a in 0..m {
-                score[a] += row[a] * resid;
-                let wa = w * row[a];
-                for b in 0..=a {
-                    xtwx[a * m + b] += wa * row[b];
-                }
-            }
-        }
-        for a in 0..m {
-            for b in 0..a {
-                xtwx[b * m + a] = xtwx[a * m + b];
-            }
-        }
-        let (step, diag) = cholesky_solve(&xtwx, &score, m)?;
-        beta.iter_mut().zip(&step).for_each(|(b, s)| *b += s);
-        if !beta.iter().all(|b| b.is_finite() && b.abs() < 1e3) {
-            return None;
-        }
-        if step.iter().all(|s| s.abs() < 1e-8) {
-            return Some((beta, diag));
+/// The inverse of the symmetric positive definite `a` (m x m, row-major) by Cholesky, and
+/// the logarithm of `a`'s determinant; `None` when `a` is singular.
+pub(crate) fn symmetric_inverse(a: &[f64], m: usize) -> Option<(Vec<f64>, f64)> {
+    let mut inverse = vec![0.0; m * m];
+    for i in 0..m {
+        let mut e = vec![0.0; m];
+        e[i] = 1.0;
+        let (column, _) = cholesky_solve(a, &e, m)?;
+        for (r, v) in column.into_iter().enumerate() {
+            inverse[r * m + i] = v;
         }
     }
-    None
-}
-
-/// The logistic fit of a 0/1 `y` on `dosage` and `covariates` (intercept added), by IRLS from
-/// `start` (intercept, covariates, then dosage; zeros when `None`); Wald p.
-pub fn logistic(y: &[f64], dosage: &[f64], covariates: &[Vec<f64>], start: Option<&[f64]>) -> Fit {
-    let n = y.len();
-    if dosage.iter().all(|d| *d == dosage[0]) {
-        return Fit::undefined(n);
+    // det a = prod(l_ii)^2; the diagonal of a's inverse is not needed for it: recompute l.
+    let mut l = vec![0.0; m * m];
+    let mut log_det = 0.0;
+    for i in 0..m {
+        for j in 0..=i {
+            let mut s = a[i * m + j];
+            for p in 0..j {
+                s -= l[i * m + p] * l[j * m + p];
+            }
+            if i == j {
+                l[i * m + i] = s.sqrt();
+                log_det += 2.0 * l[i * m + i].ln();
+            } else {
+                l[i * m + j] = s / l[j * m + j];
+            }
+        }
     }
-    let ones = vec![1.0; n];
-    let mut columns: Vec<&[f64]> = vec![&ones];
-    columns.extend(covariates.iter().map(Vec::as_slice));
-    columns.push(dosage);
-    let Some((beta, diag)) = irls(y, &columns, start) else {
-        return Fit::undefined(n);
-    };
-    let m = columns.len();
-    let se = diag[m - 1].sqrt();
-    let z = beta[m - 1] / se;
-    Fit {
-        n,
-        beta: beta[m - 1],
-        se,
-        p: erfc(z.abs() / std::f64::consts::SQRT_2),
-    }
+    Some((inverse, log_det))
 }
 
 #[cfg(test)]
@@ -293,11 +300,18 @@ mod tests {
         let y: Vec<f64> = (0..n)
             .map(|i| f64::from(u8::from((i / 3) % 10 < 2 + 3 * (i % 3))))
             .collect();
-        let fit = logistic(&y, &g, &[], None);
+        let carriers: Vec<(usize, f64)> = g
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| **d > 0.0)
+            .map(|(i, d)| (i, *d))
+            .collect();
+        let model = crate::ops::logistic::LogisticModel::new(&y, &[], true);
+        let fit = model.fit_sparse(&carriers);
         // Closed form for a saturated 3-level model is not linear; check sign and scale.
         assert!(fit.beta > 0.5 && fit.beta < 2.0, "{fit:?}");
-        assert!(fit.p < 1e-6);
-        let flat = logistic(&y, &vec![1.0; n], &[], None);
-        assert!(flat.beta.is_nan());
+        assert!(fit.p < 1e-6 && !fit.firth && fit.error.is_none());
+        let everyone: Vec<(usize, f64)> = (0..n).map(|i| (i, 1.0)).collect();
+        assert_eq!(model.fit_sparse(&everyone).error, Some(code::CONST_ALLELE));
     }
 }
