@@ -59,6 +59,16 @@ pub(crate) enum Command {
     Samples(StoreArg),
     /// Describe the store: version, samples, contigs, fragments, phenotype tables.
     Info(StoreArg),
+    /// Print a shell completion script: `cohortdb completions bash > /etc/bash_completion.d/cohortdb`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print a manual page (roff): `cohortdb man | man -l -`, `cohortdb man ingest vcf | man -l -`.
+    Man {
+        /// The command whose page to print (default: cohortdb's own).
+        command: Vec<String>,
+    },
     /// Ingest bundled data into a new store and answer cohort queries on it.
     Demo {
         /// Where to create the demo store (default: a temporary directory).

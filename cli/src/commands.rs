@@ -4,6 +4,7 @@ pub(crate) mod admin;
 pub(crate) mod analysis;
 pub(crate) mod cohort;
 pub(crate) mod export;
+pub(crate) mod group_frequencies;
 pub(crate) mod ingest;
 pub(crate) mod query;
 pub(crate) mod serve;

@@ -80,5 +80,27 @@ async fn run(command: Command) -> CliResult {
         Command::Samples(args) => store::samples(args).await,
         Command::Info(args) => store::info(args).await,
         Command::Demo { store } => demo::run(store).await,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "cohortdb", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man { command } => {
+            let mut page = <Cli as clap::CommandFactory>::command();
+            let mut name = String::from("cohortdb");
+            for part in &command {
+                let Some(sub) = page.find_subcommand(part).cloned() else {
+                    return Err(format!(
+                        "no command {:?} (see cohortdb --help)",
+                        command.join(" ")
+                    )
+                    .into());
+                };
+                name = format!("{name}-{part}");
+                page = sub.name(name.clone());
+            }
+            clap_mangen::Man::new(page).render(&mut std::io::stdout())?;
+            Ok(())
+        }
     }
 }

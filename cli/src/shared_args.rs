@@ -10,7 +10,7 @@ use crate::output_format::OutputFormat;
 pub(crate) struct StoreArg {
     /// Store location: a directory, file://, s3://bucket/prefix or memory://name (ingest
     /// creates it when missing).
-    #[arg(long = "store", value_name = "STORE")]
+    #[arg(long = "store", value_name = "STORE", env = "COHORTDB_STORE")]
     pub(crate) location: String,
 }
 

@@ -213,7 +213,7 @@ fn one_samples_genotypes_equal_bcftools() {
                 "-i",
                 "GT=\"alt\"",
                 "-f",
-                "%CHROM\t%POS\t%REF\t%ALT\t[%GT]\n",
+                "%CHROM\t%POS\t%REF\t%ALT\t[%GT]\t%ID\n",
                 &vcf,
             ],
         )
@@ -234,9 +234,10 @@ fn one_samples_genotypes_equal_bcftools() {
                     _ if alleles.len() == 1 => "hemi",
                     _ => "het",
                 };
+                // Then the whole call as bcftools prints it, and the record's ID.
                 expected.push(format!(
-                    "{} {} {} {alt} {genotype} {phased}",
-                    f[0], f[1], f[2]
+                    "{} {} {} {alt} {genotype} {phased} {} {}",
+                    f[0], f[1], f[2], f[4], f[5]
                 ));
             }
         }

@@ -137,12 +137,18 @@ fn eight_writers(store: &str, endpoint: Option<&str>, dir: &std::path::Path) {
         endpoint,
     );
     assert_eq!(tsv_rows(&unique), vec![vec!["100", "100", "99"]], "{store}");
-    // Every sample's calls equal those of one store of the whole file.
+    // Every sample's calls equal those of one store of the whole file. (Not `gt` and `id`:
+    // eight batches merge records that share a position and REF into one, as `bcftools
+    // merge` does, so a call there is written against the merged record's ALTs.)
     let (_tmp, whole) = new_store();
     cohortdb_at(&["ingest", "vcf", "--store", &whole, &hail_vcf()], None);
     for id in ids.iter().step_by(11) {
         let calls = |s: &str, e: Option<&str>| {
-            cohortdb_at(&["genotypes", "--store", s, "--sample", id, "-r", "20"], e)
+            let text = cohortdb_at(&["genotypes", "--store", s, "--sample", id, "-r", "20"], e);
+            text.lines()
+                .map(|l| l.split('\t').take(6).collect::<Vec<_>>().join("\t"))
+                .collect::<Vec<_>>()
+                .join("\n")
         };
         let got = calls(store, endpoint);
         assert!(got.lines().count() > 1, "{store}: {id} has calls");

@@ -1,10 +1,11 @@
 //! Regions x samples written as VCF or BCF with a tabix or CSI index ([`vcf_export`]): the
 //! records (`export_records`), their text and binary encodings (`export_encoders`,
-//! `bcf_encoding`), BGZF blocks (`bgzf_writer`) and the indexes ([`genomic_index`]).
+//! `bcf_encoding`), one position's genotypes as VCF text ([`record_genotypes`]), BGZF blocks (`bgzf_writer`) and the indexes ([`genomic_index`]).
 
 pub(crate) mod bcf_encoding;
 pub(crate) mod bgzf_writer;
 pub(crate) mod export_encoders;
 pub(crate) mod export_records;
 pub mod genomic_index;
+pub mod record_genotypes;
 pub mod vcf_export;

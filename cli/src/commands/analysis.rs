@@ -23,18 +23,32 @@ pub(crate) struct RegionCohortArgs {
     format: FormatArg,
 }
 
-/// `af`: [`RegionCohortArgs`], and workers to run on.
+/// `af`: [`RegionCohortArgs`], groups, and workers to run on.
 #[derive(Args)]
 pub(crate) struct AfArgs {
     #[command(flatten)]
     common: RegionCohortArgs,
+    /// Frequencies per group, one row per site and group (column `group` after `alt`): a file
+    /// of SAMPLE<TAB>GROUP[,GROUP...] lines, as `bcftools +fill-tags -- -S FILE` takes.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["samples", "samples_file", "cohort"])]
+    groups: Option<String>,
     #[command(flatten)]
     cluster: ClusterArgs,
 }
 
 pub(crate) async fn af(args: AfArgs) -> CliResult {
-    let (args, cluster) = (args.common, args.cluster);
+    let (groups, args, cluster) = (args.groups, args.common, args.cluster);
     let regions = args.regions.parse()?;
+    if let Some(file) = groups {
+        let groups = crate::commands::group_frequencies::read_groups(&file)?;
+        let engine = cluster
+            .attach(CohortEngine::open(&args.store.location).await?)
+            .await?;
+        let batch =
+            crate::commands::group_frequencies::group_frequencies(&engine, &regions, &groups)
+                .await?;
+        return print_batch(args.format.format, batch);
+    }
     let engine = match cluster.given() {
         true => {
             cluster
@@ -73,9 +87,8 @@ pub(crate) struct CarriersArgs {
     /// The variant: CHR:POS (every ALT there) or CHR:POS:REF:ALT.
     #[arg(short = 'r', long = "variant")]
     variant: String,
-    /// A cohort predicate over `samples` and `phenotypes`, or @NAME (default: everyone).
-    #[arg(long)]
-    cohort: Option<String>,
+    #[command(flatten)]
+    samples: SampleArgs,
     /// Phenotype columns to list, comma-separated.
     #[arg(long, value_delimiter = ',')]
     columns: Vec<String>,
@@ -86,7 +99,7 @@ pub(crate) struct CarriersArgs {
 pub(crate) async fn carriers(args: CarriersArgs) -> CliResult {
     let engine = CohortEngine::open(&args.store.location).await?;
     let variant = VariantSpec::parse(&args.variant)?;
-    let cohort = engine.cohort(cohort_spec(&args.cohort)).await?;
+    let (_, cohort) = args.samples.resolve(&engine).await?;
     let columns: Vec<String> = args.columns.into_iter().filter(|c| !c.is_empty()).collect();
     print_batch(
         args.format.format,
@@ -100,7 +113,7 @@ pub(crate) struct GenotypesArgs {
     #[command(flatten)]
     store: StoreArg,
     /// The sample ID.
-    #[arg(long)]
+    #[arg(short = 's', long)]
     sample: String,
     #[command(flatten)]
     regions: RegionArgs,
@@ -185,9 +198,8 @@ pub(crate) struct AssocArgs {
     /// The phenotype table holding the trait and covariates.
     #[arg(long, default_value = "phenotypes")]
     table: String,
-    /// Only these samples: a cohort predicate or @NAME (default: everyone).
-    #[arg(long)]
-    cohort: Option<String>,
+    #[command(flatten)]
+    samples: SampleArgs,
     #[command(flatten)]
     format: FormatArg,
 }
@@ -195,7 +207,7 @@ pub(crate) struct AssocArgs {
 pub(crate) async fn assoc(args: AssocArgs) -> CliResult {
     let engine = CohortEngine::open(&args.store.location).await?;
     let regions = args.regions.parse()?;
-    let cohort = engine.cohort(cohort_spec(&args.cohort)).await?;
+    let (_, cohort) = args.samples.resolve(&engine).await?;
     let mut model = Model::parse(args.model.as_deref().unwrap_or_default())?;
     if args.no_firth {
         model = match model {
@@ -215,9 +227,4 @@ pub(crate) async fn assoc(args: AssocArgs) -> CliResult {
         )
         .await?;
     print_batches(args.format.format, &batches, association_schema())
-}
-
-/// `--cohort` when given, everyone otherwise.
-fn cohort_spec(cohort: &Option<String>) -> CohortSpec {
-    CohortSpec::parse(cohort.as_deref().unwrap_or_default())
 }

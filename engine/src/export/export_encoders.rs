@@ -2,7 +2,8 @@
 
 use std::io::Write as _;
 
-use cohortdb_store::genotype_calls::MISSING_ALLELE;
+use cohortdb_store::genotype_bitmaps::GenotypeException;
+use cohortdb_store::genotype_calls::{Call, MISSING_ALLELE};
 
 use crate::export::bcf_encoding::{SharedFields, encode_gt, encode_record};
 use crate::export::export_records::{Genotypes, SiteFields};
@@ -74,6 +75,31 @@ fn push_allele(line: &mut Vec<u8>, a: u32) {
     }
 }
 
+/// One call's GT text (`0|1`, `1/2`, `.`, `0/1/2` for a call of higher ploidy).
+pub fn gt_text(call: &Call, exception: Option<&GenotypeException>) -> String {
+    let mut text = Vec::new();
+    push_gt(&mut text, call, exception);
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// Appends one call's GT text.
+fn push_gt(line: &mut Vec<u8>, call: &Call, exception: Option<&GenotypeException>) {
+    if let Some(e) = exception {
+        for (i, a) in e.alleles.iter().enumerate() {
+            if i > 0 {
+                line.push(if e.phased { b'|' } else { b'/' });
+            }
+            push_allele(line, a.unwrap_or(MISSING_ALLELE));
+        }
+        return;
+    }
+    push_allele(line, call.alleles[0]);
+    if call.ploidy == 2 {
+        line.push(if call.phased { b'|' } else { b'/' });
+        push_allele(line, call.alleles[1]);
+    }
+}
+
 /// Appends one VCF text line.
 pub fn vcf_line(
     line: &mut Vec<u8>,
@@ -109,20 +135,10 @@ pub fn vcf_line(
         let mut next_exception = g.exceptions.iter().peekable();
         for (column, call) in g.calls.iter().enumerate() {
             line.push(b'\t');
-            if let Some((_, e)) = next_exception.next_if(|(c, _)| *c == column) {
-                for (i, a) in e.alleles.iter().enumerate() {
-                    if i > 0 {
-                        line.push(if e.phased { b'|' } else { b'/' });
-                    }
-                    push_allele(line, a.unwrap_or(MISSING_ALLELE));
-                }
-                continue;
-            }
-            push_allele(line, call.alleles[0]);
-            if call.ploidy == 2 {
-                line.push(if call.phased { b'|' } else { b'/' });
-                push_allele(line, call.alleles[1]);
-            }
+            let exception = next_exception
+                .next_if(|(c, _)| *c == column)
+                .map(|(_, e)| e);
+            push_gt(line, call, exception);
         }
     }
     line.push(b'\n');

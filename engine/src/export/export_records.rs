@@ -135,6 +135,12 @@ impl SiteFields<'_> {
 }
 
 impl Record {
+    /// Which of the input records at its position (in input order) it was.
+    pub fn ordinal(&self, batches: &[Columns]) -> Option<i32> {
+        let first = self.rows.iter().flatten().next()?;
+        Some(batches[first.batch].record_ordinal.value(first.row))
+    }
+
     /// The record's site fields.
     pub fn fields<'a>(&self, batches: &'a [Columns]) -> Option<SiteFields<'a>> {
         let first = self.rows.iter().flatten().next()?;

@@ -203,16 +203,18 @@ impl CohortEngine {
 
 impl CohortEngine {
     /// One sample's non-reference calls in `regions` (all contigs when empty):
-    /// `chrom pos ref alt genotype phased`, `genotype` being `het`, `hom_alt` or `hemi` for
-    /// that ALT; ordered by contig, position, REF and ALT (the same however the store's batches
+    /// `chrom pos ref alt genotype phased gt id`, `genotype` being `het`, `hom_alt` or `hemi`
+    /// for that ALT, `gt` the whole call as VCF writes it (`1|0`, `1/2`) and `id` the record's; ordered by contig, position, REF and ALT (the same however the store's batches
     /// number the alleles). An unknown or withdrawn sample is an error.
     pub async fn sample_genotypes(
         &self,
         regions: &[crate::region::Region],
         sample_id: &str,
     ) -> Result<DataFrame> {
+        use datafusion::arrow::array::{AsArray, StringArray};
         use datafusion::logical_expr::{col, lit, when};
 
+        use crate::rows::stored_bitmaps::cast_column;
         use crate::sql::bitmap_count_functions::{BitmapCount, BitmapCountUdf};
         self.require_record_level("sample genotypes")?;
         self.check_regions(regions)?;
@@ -221,6 +223,7 @@ impl CohortEngine {
         if set.is_empty() {
             return Err(crate::error::EngineError::unknown_samples([sample_id]));
         }
+        let sample_idx = set.min().unwrap_or_default();
         // One sample: its set travels in the plan as a literal (to workers, too).
         let set = lit(datafusion::common::ScalarValue::Binary(Some(
             cohortdb_store::genotype_bitmaps::serialize_bitmap(&set),
@@ -237,7 +240,7 @@ impl CohortEngine {
         let genotype = when(has("het"), lit("het"))
             .when(has("hom_alt"), lit("hom_alt"))
             .otherwise(lit("hemi"))?;
-        Ok(df
+        let frame = df
             .filter(has("het").or(has("hom_alt")).or(has("hemi")))?
             .select(vec![
                 col("contig").alias("chrom"),
@@ -246,13 +249,65 @@ impl CohortEngine {
                 col("alt"),
                 genotype.alias("genotype"),
                 has("phased").alias("phased"),
+                col("record_ordinal"),
             ])?
             .sort(vec![
                 col("chrom").sort(true, false),
                 col("pos").sort(true, false),
                 col("ref").sort(true, false),
                 col("alt").sort(true, false),
-            ])?)
+                col("record_ordinal").sort(true, false),
+            ])?;
+        // Every column but record_ordinal (which finds the row's record), then gt and id.
+        let kept = 6;
+        let mut fields: Vec<Field> = frame
+            .schema()
+            .fields()
+            .iter()
+            .take(kept)
+            .map(|f| (**f).clone())
+            .collect();
+        fields.push(Field::new("gt", DataType::Utf8, true));
+        fields.push(Field::new("id", DataType::Utf8, true));
+        let schema = Arc::new(Schema::new(fields));
+        let batches = frame.collect().await?;
+        // The whole call as VCF writes it, and the record's ID, beside each row.
+        let records = self.record_genotypes(regions, &[sample_idx]).await?;
+        let mut out = vec![RecordBatch::new_empty(schema.clone())];
+        for batch in &batches {
+            let text = |i: usize| cast_column(batch.column(i), &DataType::Utf8);
+            let (chrom, reference, alt) = (text(0)?, text(2)?, text(3)?);
+            let (chrom, reference, alt) = (
+                chrom.as_string::<i32>(),
+                reference.as_string::<i32>(),
+                alt.as_string::<i32>(),
+            );
+            let pos = cast_column(batch.column(1), &DataType::Int64)?;
+            let pos = pos.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            let ordinal = cast_column(batch.column(kept), &DataType::Int32)?;
+            let ordinal = ordinal.as_primitive::<datafusion::arrow::datatypes::Int32Type>();
+            let found: Vec<Option<(&str, Option<&str>)>> = (0..batch.num_rows())
+                .map(|r| {
+                    let site = (
+                        chrom.value(r),
+                        pos.value(r),
+                        ordinal.value(r),
+                        reference.value(r),
+                        alt.value(r),
+                    );
+                    Self::carried(&records, 0, site)
+                })
+                .collect();
+            let mut columns = batch.columns()[..kept].to_vec();
+            columns.push(Arc::new(StringArray::from_iter(
+                found.iter().map(|f| f.map(|f| f.0)),
+            )));
+            columns.push(Arc::new(StringArray::from_iter(
+                found.iter().map(|f| f.and_then(|f| f.1)),
+            )));
+            out.push(RecordBatch::try_new(schema.clone(), columns).map_err(DataFusionError::from)?);
+        }
+        Ok(datafusion::prelude::SessionContext::new().read_batches(out)?)
     }
 }
 

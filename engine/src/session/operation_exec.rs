@@ -118,7 +118,12 @@ impl Operation {
             }
             Self::SampleGenotypes => {
                 let mut cols = site.to_vec();
-                cols.extend([("genotype", DataType::Utf8), ("phased", DataType::Boolean)]);
+                cols.extend([
+                    ("genotype", DataType::Utf8),
+                    ("phased", DataType::Boolean),
+                    ("gt", DataType::Utf8),
+                    ("id", DataType::Utf8),
+                ]);
                 fields(&cols)
             }
         }

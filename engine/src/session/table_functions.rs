@@ -7,7 +7,7 @@
 //! | `case_control(regions, cases, controls)` | as `cohortdb case-control` |
 //! | `association(regions, trait, covariates [, model [, cohort]])` | `chrom pos ref alt n beta se p` |
 //! | `carriers(variant [, cohort])` | `chrom pos ref alt sample_id genotype` |
-//! | `sample_genotypes(sample_id [, regions])` | `chrom pos ref alt genotype phased` |
+//! | `sample_genotypes(sample_id [, regions])` | `chrom pos ref alt genotype phased gt id` |
 //!
 //! Arguments are string literals: regions as `-r` takes them (`''` for every contig), a cohort
 //! as `--cohort` takes it (a predicate or `@NAME`; `''` or absent for everyone), covariates
