@@ -170,9 +170,9 @@ pub fn linear(y: &[f64], dosage: &[f64], covariates: &[Vec<f64>]) -> Fit {
     LinearModel::new(y, covariates).fit_sparse(&carriers)
 }
 
-/// Solves the symmetric positive definite system `a x = b` (a is m x m, row-major) by
-/// Cholesky; returns x and the diagonal of `a`'s inverse, or `None` when `a` is singular.
-pub(crate) fn cholesky_solve(a: &[f64], b: &[f64], m: usize) -> Option<(Vec<f64>, Vec<f64>)> {
+/// The Cholesky factor `l` (lower, row-major) of the symmetric positive definite `a`
+/// (m x m, row-major); `None` when `a` is singular.
+fn cholesky(a: &[f64], m: usize) -> Option<Vec<f64>> {
     let mut l = vec![0.0; m * m];
     for i in 0..m {
         for j in 0..=i {
@@ -190,62 +190,56 @@ pub(crate) fn cholesky_solve(a: &[f64], b: &[f64], m: usize) -> Option<(Vec<f64>
             }
         }
     }
-    let solve = |rhs: &[f64]| {
-        let mut y = rhs.to_vec();
-        for i in 0..m {
-            for p in 0..i {
-                y[i] -= l[i * m + p] * y[p];
-            }
-            y[i] /= l[i * m + i];
+    Some(l)
+}
+
+/// `x` with `l l' x = rhs`, `l` from [`cholesky`].
+fn cholesky_apply(l: &[f64], rhs: &[f64], m: usize) -> Vec<f64> {
+    let mut y = rhs.to_vec();
+    for i in 0..m {
+        for p in 0..i {
+            y[i] -= l[i * m + p] * y[p];
         }
-        for i in (0..m).rev() {
-            for p in i + 1..m {
-                y[i] -= l[p * m + i] * y[p];
-            }
-            y[i] /= l[i * m + i];
+        y[i] /= l[i * m + i];
+    }
+    for i in (0..m).rev() {
+        for p in i + 1..m {
+            y[i] -= l[p * m + i] * y[p];
         }
-        y
-    };
-    let x = solve(b);
+        y[i] /= l[i * m + i];
+    }
+    y
+}
+
+/// Solves the symmetric positive definite system `a x = b` (a is m x m, row-major) by
+/// Cholesky; returns x and the diagonal of `a`'s inverse, or `None` when `a` is singular.
+pub(crate) fn cholesky_solve(a: &[f64], b: &[f64], m: usize) -> Option<(Vec<f64>, Vec<f64>)> {
+    let l = cholesky(a, m)?;
+    let x = cholesky_apply(&l, b, m);
     let diag = (0..m)
         .map(|i| {
             let mut e = vec![0.0; m];
             e[i] = 1.0;
-            solve(&e)[i]
+            cholesky_apply(&l, &e, m)[i]
         })
         .collect();
     Some((x, diag))
 }
 
 /// The inverse of the symmetric positive definite `a` (m x m, row-major) by Cholesky, and
-/// the logarithm of `a`'s determinant; `None` when `a` is singular.
+/// the logarithm of `a`'s determinant (twice the sum of the log diagonal of its factor);
+/// `None` when `a` is singular.
 pub(crate) fn symmetric_inverse(a: &[f64], m: usize) -> Option<(Vec<f64>, f64)> {
+    let l = cholesky(a, m)?;
     let mut inverse = vec![0.0; m * m];
     for i in 0..m {
         let mut e = vec![0.0; m];
         e[i] = 1.0;
-        let (column, _) = cholesky_solve(a, &e, m)?;
-        for (r, v) in column.into_iter().enumerate() {
+        for (r, v) in cholesky_apply(&l, &e, m).into_iter().enumerate() {
             inverse[r * m + i] = v;
         }
     }
-    // det a = prod(l_ii)^2; the diagonal of a's inverse is not needed for it: recompute l.
-    let mut l = vec![0.0; m * m];
-    let mut log_det = 0.0;
-    for i in 0..m {
-        for j in 0..=i {
-            let mut s = a[i * m + j];
-            for p in 0..j {
-                s -= l[i * m + p] * l[j * m + p];
-            }
-            if i == j {
-                l[i * m + i] = s.sqrt();
-                log_det += 2.0 * l[i * m + i].ln();
-            } else {
-                l[i * m + j] = s / l[j * m + j];
-            }
-        }
-    }
+    let log_det = (0..m).map(|i| 2.0 * l[i * m + i].ln()).sum();
     Some((inverse, log_det))
 }
 
