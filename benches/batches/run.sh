@@ -62,7 +62,7 @@ fi
 bcftools norm --no-version -m- "$VCF" 2>/dev/null | bcftools +fill-tags -- -t AC,AN 2>/dev/null \
   | bcftools query -f '%POS\t%REF\t%ALT\t%AC\t%AN\n' | sort >"$WORK/oracle.tsv"
 for store in "$SINGLE" "$BATCHED"; do
-  "$COHORTDB" af --store "$store" -r chr20 | awk -F'\t' 'NR > 1 {print $2"\t"$3"\t"$4"\t"$5"\t"$6}' \
+  "$COHORTDB" af --store "$store" -r chr20 | awk -F'\t' 'NR > 1 {print $2"\t"$4"\t"$5"\t"$6"\t"$7}' \
     | sort >"$store.af.tsv"
   if ! cmp -s "$WORK/oracle.tsv" "$store.af.tsv"; then
     echo "af on $store differs from bcftools +fill-tags on the unsplit file:" >&2
@@ -115,7 +115,7 @@ report="$WORK/results.md"
   echo "| $BATCHES batches | $BATCHES ($(fragments "$BATCHED")) | | $(af_median "$BATCHED") |"
   for policy in tiered all; do
     read -r cs cm < <(measure "$WORK/compact_$policy" "$COHORTDB" admin compact --store "$COMPACTED" "--across-batches=$policy")
-    "$COHORTDB" af --store "$COMPACTED" -r chr20 | awk -F'\t' 'NR > 1 {print $2"\t"$3"\t"$4"\t"$5"\t"$6}' \
+    "$COHORTDB" af --store "$COMPACTED" -r chr20 | awk -F'\t' 'NR > 1 {print $2"\t"$4"\t"$5"\t"$6"\t"$7}' \
       | sort >"$COMPACTED.af.tsv"
     if ! cmp -s "$WORK/oracle.tsv" "$COMPACTED.af.tsv"; then
       echo "af after --across-batches=$policy differs from bcftools +fill-tags on the unsplit file" >&2

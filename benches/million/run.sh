@@ -16,7 +16,7 @@ read -r p_s p_m < <(measure "$WORK/pgen" plink2 --vcf "$VCF" --make-pgen --threa
 store_b=$(du -sb "$WORK/store" | cut -f1)
 pgen_b=$(cat "$WORK/pg/p.pgen" "$WORK/pg/p.pvar" "$WORK/pg/p.psam" | wc -c)
 
-"$COHORTDB" af --store "$WORK/store" -r "$REGION" -S "$SUB" | tail -n +2 | cut -f2-6 | sort >"$WORK/af.cohortdb"
+"$COHORTDB" af --store "$WORK/store" -r "$REGION" -S "$SUB" | tail -n +2 | cut -f2,4-7 | sort >"$WORK/af.cohortdb"
 read -r b_s b_m < <(measure "$WORK/bcftools" bash -c "bcftools view --no-version -S $SUB -r $REGION $VCF -Ou \
   | bcftools norm --no-version -m- -Ou | bcftools +fill-tags -Ou -- -t AC,AN \
   | bcftools query -f '%POS\t%REF\t%ALT\t%AC\t%AN\n' | sort >$WORK/af.bcftools")

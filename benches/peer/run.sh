@@ -89,7 +89,7 @@ for n in "${sizes[@]}"; do
   pgen_b=$(cat "$w/pgen.pgen" "$w/pgen.pvar" "$w/pgen.psam" | wc -c)
 
   echo "== N=$n: af answers agree" >&2
-  "$COHORTDB" af --store "$w/store" -r "$REGION" -S "$subset" | tail -n +2 | cut -f1-6 >"$w/af.cohortdb"
+  "$COHORTDB" af --store "$w/store" -r "$REGION" -S "$subset" | tail -n +2 | cut -f1,2,4-7 >"$w/af.cohortdb"
   bcftools view --no-version -S "$subset" -r "$REGION" "$w/cohort.bcf" -Ou \
     | bcftools +fill-tags -Ou -- -t AC,AN \
     | bcftools norm --no-version -m- -Ou | bcftools query -f '%CHROM\t%POS\t%REF\t%ALT\t%INFO/AC\t%INFO/AN\n' >"$w/af.bcftools"
@@ -129,14 +129,14 @@ print(*("%.3f" % r[k]["median"] for k in ("cohortdb", "plink2", "bcftools")))' "
   # Answers agree before timing: case/control counts (cohortdb vs bcftools +fill-tags -S),
   # af --cohort (cohortdb vs plink2 --keep --freq), assoc (cohortdb vs plink2 --glm).
   "$COHORTDB" case-control --store "$w/store" -r "$REGION" --cases "case_control = 1" \
-    --controls "case_control = 0" | tail -n +2 | cut -f2,4,5,6,9,10 | sort >"$w/cc.cohortdb"
+    --controls "case_control = 0" | tail -n +2 | cut -f2,5,6,7,10,11 | sort >"$w/cc.cohortdb"
   bcftools view -r "$REGION" "$w/cohort.bcf" -Ou | bcftools +fill-tags -Ou -- -S "$w/groups.txt" -t AC,AN \
     | bcftools norm --no-version -m- -Ou \
     | bcftools query -f '%POS\t%ALT\t%INFO/AC_case\t%INFO/AN_case\t%INFO/AC_control\t%INFO/AN_control\n' \
     | sort >"$w/cc.bcftools"
   diff -q "$w/cc.cohortdb" "$w/cc.bcftools" >&2 || { echo "case-control: cohortdb and bcftools disagree" >&2; exit 1; }
   "$COHORTDB" af --store "$w/store" -r "$REGION" --cohort "$predicate" | tail -n +2 \
-    | cut -f3-6 | sort >"$w/afc.cohortdb"
+    | cut -f4-7 | sort >"$w/afc.cohortdb"
   plink2 --pfile "$w/pgen" --keep "$w/keep.txt" $plink_range --freq counts --out "$w/afc" >/dev/null
   awk -F'\t' 'NR>1 && $4 !~ /,/{print $3"\t"$4"\t"$5"\t"$6}' "$w/afc.acount" | sort >"$w/afc.plink2"
   comm -13 "$w/afc.cohortdb" "$w/afc.plink2" | head -3 | grep -q . \

@@ -43,7 +43,7 @@ pub(crate) enum Command {
     /// allelic chi-square p.
     CaseControl(analysis::CaseControlArgs),
     /// Per-variant regression of a phenotype on ALT dosage with covariates: linear for a
-    /// quantitative trait, logistic for a binary one (`chrom pos ref alt n beta se p`).
+    /// quantitative trait, logistic for a binary one (`chrom pos id ref alt n beta se p or firth errcode`).
     Assoc(analysis::AssocArgs),
     /// Run SQL over the store (tables: variants, samples, phenotype tables by name).
     Query(query::QueryArgs),

@@ -197,6 +197,7 @@ pub async fn run(store: Option<String>) -> CliResult {
             &order,
             cohortdb_engine::export::vcf_export::ExportFormat::Bcf,
             Some(cohortdb_engine::export::genomic_index::IndexKind::Csi),
+            None,
             file,
         )
         .await?;

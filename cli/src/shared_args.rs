@@ -161,3 +161,98 @@ pub(crate) async fn told<T>(
         other => other,
     }
 }
+
+/// `-i`/`-e` (bcftools filter expressions, engine `ops::site_expression`) and `--maf`,
+/// `--geno`, `--hwe` (plink2's variant filters, engine `ops::site_qc`), decided within the
+/// command's cohort.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct SiteFilterArgs {
+    /// Keep the records matching a bcftools filter expression over site fields, INFO and
+    /// the cohort's AC/AN/AF (`-i 'QUAL>30 && AF<0.01'`).
+    #[arg(
+        short = 'i',
+        long = "include",
+        value_name = "EXPR",
+        conflicts_with = "exclude"
+    )]
+    include: Option<String>,
+    /// Drop the records matching a bcftools filter expression.
+    #[arg(short = 'e', long = "exclude", value_name = "EXPR")]
+    exclude: Option<String>,
+    /// Keep variants whose nonmajor allele frequency in the cohort is at least FREQ, as
+    /// plink2 --maf (0.01 when given without a value).
+    #[arg(long, value_name = "FREQ", num_args = 0..=1, default_missing_value = "0.01")]
+    maf: Option<f64>,
+    /// Keep variants whose missing call rate in the cohort is at most RATE, as plink2 --geno
+    /// (0.1 when given without a value).
+    #[arg(long, value_name = "RATE", num_args = 0..=1, default_missing_value = "0.1")]
+    geno: Option<f64>,
+    /// Keep variants whose Hardy-Weinberg exact test p in the cohort is at least P, as plink2
+    /// --hwe; `--hwe P midp` for the mid-p test.
+    #[arg(long, value_name = "P", num_args = 1..=2)]
+    hwe: Vec<String>,
+}
+
+impl SiteFilterArgs {
+    /// The filters asked for.
+    pub(crate) fn qc(&self) -> Result<cohortdb_engine::ops::site_qc::SiteQc, String> {
+        let (min_hwe_p, hwe_midp) = match self.hwe.as_slice() {
+            [] => (None, false),
+            [p, rest @ ..] => {
+                let p: f64 = p
+                    .parse()
+                    .map_err(|_| format!("--hwe {p:?}: not a p-value"))?;
+                match rest {
+                    [] => (Some(p), false),
+                    [m] if m == "midp" => (Some(p), true),
+                    [other] => return Err(format!("--hwe: {other:?} is not midp")),
+                    _ => unreachable!("clap takes at most two values"),
+                }
+            }
+        };
+        let qc = cohortdb_engine::ops::site_qc::SiteQc {
+            min_maf: self.maf,
+            max_missing: self.geno,
+            min_hwe_p,
+            hwe_midp,
+        };
+        qc.check().map_err(|e| e.to_string())?;
+        Ok(qc)
+    }
+
+    /// Which variants of `regions` pass within `cohort` (`None` when no filter is asked for);
+    /// what plink2's filters removed is told on stderr as plink2 tells it.
+    pub(crate) async fn pass(
+        &self,
+        engine: &CohortEngine,
+        regions: &[Region],
+        cohort: &cohortdb_engine::Cohort,
+    ) -> crate::CliResult<Option<cohortdb_engine::ops::site_qc::SitePass>> {
+        let qc = self.qc()?;
+        let mut pass = None;
+        if !qc.is_empty() {
+            let kept = engine.site_qc(regions, cohort, &qc).await?;
+            for line in kept.summary(&qc) {
+                eprintln!("{line}");
+            }
+            pass = Some(kept);
+        }
+        let expression = match (&self.include, &self.exclude) {
+            (Some(e), _) => Some((true, e)),
+            (None, Some(e)) => Some((false, e)),
+            (None, None) => None,
+        };
+        if let Some((include, expression)) = expression {
+            let filter = cohortdb_engine::ops::site_expression::SiteFilter {
+                include,
+                expression: expression.clone(),
+            };
+            let kept = engine.site_filter(regions, cohort, &filter).await?;
+            match &mut pass {
+                Some(pass) => pass.retain(&kept),
+                None => pass = Some(kept),
+            }
+        }
+        Ok(pass)
+    }
+}

@@ -71,13 +71,13 @@ fn cohortdb_counts(store: &str, samples: Option<&str>) -> Counts {
         let key = (
             row[0].clone(),
             row[1].clone(),
-            row[2].clone(),
             row[3].clone(),
+            row[4].clone(),
         );
         counts
             .entry(key)
             .or_default()
-            .push((n(4), n(5), n(7), 2 * n(8)));
+            .push((n(5), n(6), n(8), 2 * n(9)));
     }
     for v in counts.values_mut() {
         v.sort();

@@ -93,17 +93,38 @@ fn case_control_counts_and_tests_equal_bcftools_and_scipy() {
             ));
         }
     }
-    let mut got: Vec<String> = rows.iter().map(|r| r[..12].join(" ")).collect();
+    // The site as bcftools keys it (the ID is checked against the VCF below), then the counts.
+    let mut got: Vec<String> = rows
+        .iter()
+        .map(|r| [&r[..2], &r[3..13]].concat().join(" "))
+        .collect();
     expected.sort();
     got.sort();
     assert_eq!(got, expected);
+    let ids = run(
+        "bcftools",
+        &[
+            "query",
+            "-r",
+            "chr20:20500001-20600000",
+            "-f",
+            "%POS\t%ID\n",
+            &format!("{}.vcf.gz", sim_prefix()),
+        ],
+    )
+    .unwrap();
+    let ids: std::collections::HashMap<&str, &str> =
+        ids.lines().filter_map(|l| l.split_once('\t')).collect();
+    for r in &rows {
+        assert_eq!(ids.get(r[1].as_str()), Some(&r[2].as_str()), "ID of {r:?}");
+    }
 
     // Statistics against scipy, row by row.
     let tables: String = rows
         .iter()
         .map(|r| {
             let n = |i: usize| r[i].parse::<i64>().unwrap();
-            format!("{} {} {} {}\n", n(4), n(5) - n(4), n(8), n(9) - n(8))
+            format!("{} {} {} {}\n", n(5), n(6) - n(5), n(9), n(10) - n(9))
         })
         .collect();
     let reference = scipy(&tables);
@@ -118,15 +139,15 @@ fn case_control_counts_and_tests_equal_bcftools_and_scipy() {
             }
         };
         assert!(
-            close(value(12), want[0], 1e-12),
+            close(value(13), want[0], 1e-12),
             "odds ratio {row:?} vs {line}"
         );
         assert!(
-            close(value(13), want[1], 1e-7),
+            close(value(14), want[1], 1e-7),
             "Fisher p {row:?} vs {line}"
         );
         assert!(
-            close(value(14), want[2], 1e-9),
+            close(value(15), want[2], 1e-9),
             "chi-square p {row:?} vs {line}"
         );
         checked += 1;
@@ -142,7 +163,7 @@ fn carriers_equal_bcftools_with_phenotype_columns_from_the_table() {
     // Q2: the 719 carriers of chr20:20542845 T>C (654 het, 65 hom-alt as plink2 counts them).
     let all =
         tsv_rows(&cohortdb(&["carriers", "--store", &store, "-r", "chr20:20542845:T:C"]).unwrap());
-    let mut ids: Vec<String> = all.iter().map(|r| r[4].clone()).collect();
+    let mut ids: Vec<String> = all.iter().map(|r| r[5].clone()).collect();
     assert!(ids.is_sorted(), "carriers are listed by sample ID");
     ids.sort();
     let mut expected: Vec<String> = std::fs::read_to_string(
@@ -154,8 +175,33 @@ fn carriers_equal_bcftools_with_phenotype_columns_from_the_table() {
     .collect();
     expected.sort();
     assert_eq!(ids, expected);
-    let count = |rows: &[Vec<String>], g: &str| rows.iter().filter(|r| r[5] == g).count();
+    let count = |rows: &[Vec<String>], g: &str| rows.iter().filter(|r| r[6] == g).count();
     assert_eq!((count(&all, "het"), count(&all, "hom_alt")), (654, 65));
+    // Each carrier's whole call as bcftools prints it.
+    let calls = run(
+        "bcftools",
+        &[
+            "query",
+            "-r",
+            "chr20:20542845",
+            "-i",
+            "GT=\"alt\"",
+            "-f",
+            "[%SAMPLE\t%GT\n]",
+            &format!("{}.vcf.gz", sim_prefix()),
+        ],
+    )
+    .unwrap();
+    let calls: std::collections::HashMap<&str, &str> = calls
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(_, gt)| gt.contains('1'))
+        .collect();
+    assert_eq!(calls.len(), all.len());
+    for r in &all {
+        assert_eq!(calls.get(r[5].as_str()), Some(&r[7].as_str()), "{r:?}");
+        assert_eq!(r[2], "8021", "the record's ID: {r:?}");
+    }
 
     // Among cases (170: 150 het + 20 hom-alt), with age and sex as the table has them.
     let cases = tsv_rows(
@@ -174,7 +220,7 @@ fn carriers_equal_bcftools_with_phenotype_columns_from_the_table() {
     );
     assert_eq!((count(&cases, "het"), count(&cases, "hom_alt")), (150, 20));
     assert!(
-        cases.is_sorted_by_key(|r| r[4].clone()),
+        cases.is_sorted_by_key(|r| r[5].clone()),
         "listed by sample ID"
     );
     let table: std::collections::HashMap<&str, (&str, &str)> = pheno
@@ -187,8 +233,8 @@ fn carriers_equal_bcftools_with_phenotype_columns_from_the_table() {
         .collect();
     for row in &cases {
         assert_eq!(
-            (row[6].as_str(), row[7].as_str()),
-            table[row[4].as_str()],
+            (row[8].as_str(), row[9].as_str()),
+            table[row[5].as_str()],
             "{row:?}"
         );
     }
@@ -234,10 +280,10 @@ fn one_samples_genotypes_equal_bcftools() {
                     _ if alleles.len() == 1 => "hemi",
                     _ => "het",
                 };
-                // Then the whole call as bcftools prints it, and the record's ID.
+                // The record's ID, and after the class the whole call as bcftools prints it.
                 expected.push(format!(
-                    "{} {} {} {alt} {genotype} {phased} {} {}",
-                    f[0], f[1], f[2], f[4], f[5]
+                    "{} {} {} {} {alt} {genotype} {phased} {}",
+                    f[0], f[1], f[5], f[2], f[4]
                 ));
             }
         }
@@ -295,10 +341,10 @@ fn genotypes_view_joins_equal_case_control_counts() {
     .expect("case-control");
     let mut expected = std::collections::BTreeMap::new();
     for row in tsv_rows(&counts) {
-        for (group, column) in [("1", 4), ("0", 8)] {
+        for (group, column) in [("1", 5), ("0", 9)] {
             let ac: i64 = row[column].parse().unwrap();
             if ac > 0 {
-                expected.insert((row[1].clone(), row[3].clone(), group.to_string()), ac);
+                expected.insert((row[1].clone(), row[4].clone(), group.to_string()), ac);
             }
         }
     }

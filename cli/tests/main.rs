@@ -35,3 +35,4 @@ mod serving_attacks;
 mod simulated_reference;
 mod site_cache;
 mod user_mistakes;
+mod variant_filters;

@@ -84,7 +84,7 @@ fn clinical_cohorts_equal_the_reference_lists() {
             .map(|r| {
                 format!(
                     "{} {} {} {} {} {} {} {}",
-                    r[0], r[1], r[2], r[3], r[4], r[5], r[7], r[8]
+                    r[0], r[1], r[3], r[4], r[5], r[6], r[8], r[9]
                 )
             })
             .collect();

@@ -69,7 +69,7 @@ fn af_rows(args: &[&str], columns: &[usize]) -> BTreeMap<Vec<String>, Vec<String
         .into_iter()
         .map(|r| {
             (
-                r[..4].to_vec(),
+                vec![r[0].clone(), r[1].clone(), r[3].clone(), r[4].clone()],
                 columns.iter().map(|&c| r[c].clone()).collect(),
             )
         })
@@ -83,7 +83,7 @@ fn q1_subset_allele_counts_equal_bcftools() {
         &[4, 5],
     );
     let subset = reference("subset10pct.txt").display().to_string();
-    let got = af_rows(&["-S", &subset], &[4, 5]);
+    let got = af_rows(&["-S", &subset], &[5, 6]);
     assert_eq!(expected.len(), 1496, "1,487 records, 1,496 ALT alleles");
     assert_eq!(got, expected);
 }
@@ -94,7 +94,7 @@ fn q1b_all_sample_allele_counts_equal_bcftools() {
         &[4],
         &[4, 5],
     );
-    assert_eq!(af_rows(&[], &[4, 5]), expected);
+    assert_eq!(af_rows(&[], &[5, 6]), expected);
 }
 
 fn q2_carriers_through_sql_equal_bcftools() {
@@ -123,7 +123,7 @@ fn q3_case_control_counts_equal_bcftools() {
     let cases = reference("cases.txt").display().to_string();
     let controls = reference("controls.txt").display().to_string();
     // af columns: ac an af n_het n_hom_alt; bcftools AC_Hom counts alleles (2 per sample).
-    let group = |file: &str| af_rows(&["-S", file], &[4, 5, 7, 8]);
+    let group = |file: &str| af_rows(&["-S", file], &[5, 6, 8, 9]);
     let (case, control) = (group(&cases), group(&controls));
     let mut got = BTreeMap::new();
     for (key, c) in &case {

@@ -196,7 +196,7 @@ fn cohorts_that_select_no_one_or_overlap_are_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_says(&stderr, &["withdrew consent and are left out: HG00096"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.lines().nth(1).unwrap().split('\t').nth(5), Some("2"));
+    assert_eq!(stdout.lines().nth(1).unwrap().split('\t').nth(6), Some("2"));
     let e = refused(&["af", "--store", s, "-r", region, "-s", "HG00096"]);
     assert_says(&e, &["the 1 it names withdrew consent"]);
 }
@@ -321,7 +321,7 @@ fn one_spelling_of_each_option_a_default_store_completions_and_manual_pages() {
     };
     let af = with_env(&["af", "-r", "22:16050075", "-s", "HG00096,HG00097"]);
     assert_eq!(
-        af.lines().nth(1).unwrap().split('\t').nth(5),
+        af.lines().nth(1).unwrap().split('\t').nth(6),
         Some("4"),
         "{af}"
     );
@@ -372,12 +372,15 @@ fn frequencies_per_group_equal_bcftools_fill_tags() {
     let mut ours: std::collections::HashMap<(String, String), GroupCounts> =
         std::collections::HashMap::new();
     let header: Vec<&str> = got.lines().next().unwrap().split('\t').collect();
-    assert_eq!(&header[..6], ["chrom", "pos", "ref", "alt", "group", "ac"]);
+    assert_eq!(
+        &header[..7],
+        ["chrom", "pos", "id", "ref", "alt", "group", "ac"]
+    );
     for line in got.lines().skip(1) {
         let f: Vec<&str> = line.split('\t').collect();
-        ours.entry((f[1].to_string(), f[3].to_string()))
+        ours.entry((f[1].to_string(), f[4].to_string()))
             .or_default()
-            .push((f[4].to_string(), f[5].to_string(), f[6].to_string()));
+            .push((f[5].to_string(), f[6].to_string(), f[7].to_string()));
     }
     let mut compared = 0;
     for line in expected.lines() {

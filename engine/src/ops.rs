@@ -1,7 +1,7 @@
 //! The cohort operations: allele counts and frequencies ([`allele_counts`]), carriers and one
 //! sample's genotypes ([`carriers`]), case/control tests ([`case_control`], with
-//! [`association_stats`]), regression on dosage ([`association`], [`regression`], [`logistic`]) and cohort
-//! coverage from BAM depth ([`coverage`]).
+//! [`association_stats`]), regression on dosage ([`association`], [`regression`], [`logistic`]),
+//! plink2's variant filters ([`site_qc`]), bcftools filter expressions ([`site_expression`]) and cohort coverage from BAM depth ([`coverage`]).
 
 pub mod allele_counts;
 pub mod association;
@@ -11,3 +11,5 @@ pub mod case_control;
 pub mod coverage;
 pub mod logistic;
 pub mod regression;
+pub mod site_expression;
+pub mod site_qc;

@@ -130,7 +130,7 @@ async fn fifty_batches_answer_as_the_unsplit_file() {
     // Counting (the site cache's rows, merged).
     let everyone = engine.cohort(CohortSpec::All).await.unwrap();
     let counted = engine.allele_frequencies(&[], &everyone).await.unwrap();
-    let got: BTreeSet<String> = lines(&[counted.project(&[1, 2, 3, 4, 5]).unwrap()])
+    let got: BTreeSet<String> = lines(&[counted.project(&[1, 3, 4, 5, 6]).unwrap()])
         .into_iter()
         .collect();
     assert_eq!(got.len(), want.len(), "rows counted");

@@ -20,11 +20,15 @@ const BGZF_EOF: [u8; 28] = [
 pub struct ByteSource {
     name: String,
     kind: SourceKind,
+    /// Bytes read from the input as stored (compressed), for progress.
+    stored: ReadCount,
+    /// The input's stored size, when it is a file.
+    size: Option<u64>,
 }
 
 enum SourceKind {
     Plain(Box<dyn Read + Send>),
-    Gzip(Box<MultiGzDecoder<CountingReader>>, ReadCount),
+    Gzip(Box<MultiGzDecoder<PrefixedReader>>),
     Bgzf(BgzfState),
 }
 
@@ -35,17 +39,17 @@ struct BgzfState {
     done: bool,
 }
 
-/// How many compressed bytes a [`CountingReader`] has passed on.
+/// How many bytes a [`Counted`] input has given.
 type ReadCount = std::sync::Arc<std::sync::atomic::AtomicU64>;
 
-/// A reader that counts the bytes it passes on, so that a damaged gzip stream is reported at
-/// the offset where decoding stopped.
-pub struct CountingReader {
-    inner: PrefixedReader,
+/// The input file, counting the bytes read from it: for progress, and so that a damaged gzip
+/// stream is reported at the offset where decoding stopped.
+struct Counted {
+    inner: Box<dyn Read + Send>,
     count: ReadCount,
 }
 
-impl Read for CountingReader {
+impl Read for Counted {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count
@@ -90,11 +94,18 @@ impl ByteSource {
             file: name.to_string(),
             source,
         };
-        let mut inner: Box<dyn Read + Send> = if name == "-" {
-            Box::new(std::io::stdin())
+        let stored = ReadCount::default();
+        let (file, size): (Box<dyn Read + Send>, _) = if name == "-" {
+            (Box::new(std::io::stdin()), None)
         } else {
-            Box::new(std::fs::File::open(name).map_err(io_err)?)
+            let file = std::fs::File::open(name).map_err(io_err)?;
+            let size = file.metadata().ok().map(|m| m.len());
+            (Box::new(file), size)
         };
+        let mut inner: Box<dyn Read + Send> = Box::new(Counted {
+            inner: file,
+            count: stored.clone(),
+        });
         let mut head = vec![0u8; 18];
         let n = read_full(&mut inner, &mut head).map_err(io_err)?;
         head.truncate(n);
@@ -120,18 +131,15 @@ impl ByteSource {
                 done: false,
             })
         } else if is_gzip {
-            let count = ReadCount::default();
-            let counting = CountingReader {
-                inner: reader,
-                count: count.clone(),
-            };
-            SourceKind::Gzip(Box::new(MultiGzDecoder::new(counting)), count)
+            SourceKind::Gzip(Box::new(MultiGzDecoder::new(reader)))
         } else {
             SourceKind::Plain(Box::new(reader))
         };
         Ok(Self {
             name: name.to_string(),
             kind,
+            stored,
+            size,
         })
     }
 
@@ -140,14 +148,23 @@ impl ByteSource {
         &self.name
     }
 
+    /// Bytes of the input read so far as stored (compressed), and its stored size when it is
+    /// a file: how far an ingest is.
+    pub fn progress(&self) -> (u64, Option<u64>) {
+        (
+            self.stored.load(std::sync::atomic::Ordering::Relaxed),
+            self.size,
+        )
+    }
+
     /// The next chunk of decompressed bytes, `None` at the end.
     pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
         let name = self.name.clone();
         match &mut self.kind {
             SourceKind::Plain(reader) => read_chunk(reader, &name),
-            SourceKind::Gzip(reader, count) => read_chunk(reader, &name).map_err(|e| match e {
+            SourceKind::Gzip(reader) => read_chunk(reader, &name).map_err(|e| match e {
                 IngestError::Io { file, source } => {
-                    let offset = count.load(std::sync::atomic::Ordering::Relaxed);
+                    let offset = self.stored.load(std::sync::atomic::Ordering::Relaxed);
                     let truncated = source.kind() == std::io::ErrorKind::UnexpectedEof
                         || source.to_string().contains("incomplete");
                     let reason = if truncated {

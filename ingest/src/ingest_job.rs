@@ -487,15 +487,31 @@ fn read_inputs(
     options: &IngestOptions,
     tx: &mpsc::Sender<BatchOutput>,
 ) -> Result<u64> {
-    let progress = options.progress.then(|| {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        bar
+    // A bar over the inputs' stored bytes, with rate and ETA (a spinner when one is a pipe).
+    let sizes: Option<Vec<u64>> = planned.iter().map(|p| p.reader.progress().1).collect();
+    let progress = options.progress.then(|| match &sizes {
+        Some(sizes) => {
+            let bar = indicatif::ProgressBar::new(sizes.iter().sum());
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} {wide_bar} {binary_bytes}/{binary_total_bytes} \
+                     {binary_bytes_per_sec} ETA {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        }
+        None => {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar
+        }
     });
     let mut records = 0u64;
+    let mut done_bytes = 0u64;
     for PlannedInput {
         mut reader,
         sample_base,
@@ -566,9 +582,10 @@ fn read_inputs(
             }
             if let Some(bar) = &progress {
                 bar.set_message(format!("{name}: {records} records"));
-                bar.tick();
+                bar.set_position(done_bytes + reader.progress().0);
             }
         }
+        done_bytes += reader.progress().0;
         let mut rest: Vec<_> = builders.into_values().collect();
         rest.sort_by_key(FragmentBuilder::rows);
         for builder in rest {

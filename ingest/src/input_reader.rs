@@ -111,6 +111,12 @@ impl InputReader {
         self.source.name()
     }
 
+    /// Stored bytes read so far, and the input's stored size when known
+    /// ([`ByteSource::progress`]).
+    pub fn progress(&self) -> (u64, Option<u64>) {
+        self.source.progress()
+    }
+
     fn fill(&mut self) -> Result<bool> {
         if self.eof {
             return Ok(false);

@@ -216,6 +216,7 @@ impl QueryService for QueryServiceImpl {
                 let model = match pb::Model::try_from(m.model) {
                     Ok(pb::Model::Linear) => Some(Model::Linear),
                     Ok(pb::Model::Logistic) => Some(Model::Logistic),
+                    Ok(pb::Model::LogisticNoFirth) => Some(Model::LogisticNoFirth),
                     Ok(pb::Model::Unspecified) => None,
                     Err(_) => {
                         return Err(ServerError::InvalidArgument(format!(
@@ -285,7 +286,14 @@ impl QueryService for QueryServiceImpl {
             let order = e.export_order(&selection, &set);
             let mut data = Vec::new();
             let summary = e
-                .export(&regions(&m.regions)?, &order, format, index, &mut data)
+                .export(
+                    &regions(&m.regions)?,
+                    &order,
+                    format,
+                    index,
+                    None,
+                    &mut data,
+                )
                 .await?;
             Ok((data, summary))
         };

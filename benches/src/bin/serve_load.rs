@@ -92,7 +92,7 @@ async fn variants(channel: &Channel, token: &str) -> Vec<String> {
         let text = |i: usize| {
             arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8).unwrap()
         };
-        let (c, p, r, a) = (text(0), text(1), text(2), text(3));
+        let (c, p, r, a) = (text(0), text(1), text(3), text(4));
         use arrow::array::AsArray;
         for row in 0..batch.num_rows() {
             out.push(format!(

@@ -8,7 +8,9 @@ use cohortdb_engine::{CohortEngine, CohortSpec};
 
 use crate::CliResult;
 use crate::output_format::{print_batch, print_batches, print_frame};
-use crate::shared_args::{ClusterArgs, FormatArg, RegionArgs, SampleArgs, StoreArg, told};
+use crate::shared_args::{
+    ClusterArgs, FormatArg, RegionArgs, SampleArgs, SiteFilterArgs, StoreArg, told,
+};
 
 /// `af` and `coverage`: regions, a cohort, a format.
 #[derive(Args)]
@@ -33,12 +35,15 @@ pub(crate) struct AfArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["samples", "samples_file", "cohort"])]
     groups: Option<String>,
     #[command(flatten)]
+    filters: SiteFilterArgs,
+    #[command(flatten)]
     cluster: ClusterArgs,
 }
 
 pub(crate) async fn af(args: AfArgs) -> CliResult {
-    let (groups, args, cluster) = (args.groups, args.common, args.cluster);
+    let (groups, filters, args, cluster) = (args.groups, args.filters, args.common, args.cluster);
     let regions = args.regions.parse()?;
+    filters.qc()?;
     if let Some(file) = groups {
         let groups = crate::commands::group_frequencies::read_groups(&file)?;
         let engine = cluster
@@ -47,6 +52,13 @@ pub(crate) async fn af(args: AfArgs) -> CliResult {
         let batch =
             crate::commands::group_frequencies::group_frequencies(&engine, &regions, &groups)
                 .await?;
+        // Filters decide within every sample of the groups.
+        let members = groups.iter().flat_map(|(_, m)| m.iter().cloned()).collect();
+        let everyone = engine.cohort(CohortSpec::Include(members)).await?;
+        let batch = match filters.pass(&engine, &regions, &everyone).await? {
+            Some(pass) => pass.filter(&batch)?,
+            None => batch,
+        };
         return print_batch(args.format.format, batch);
     }
     let engine = match cluster.given() {
@@ -61,11 +73,19 @@ pub(crate) async fn af(args: AfArgs) -> CliResult {
             let (_, cohort) = args.samples.resolve(&engine).await?;
             let _ = rows.join().await;
             let batch = engine.allele_frequencies(&regions, &cohort).await?;
+            let batch = match filters.pass(&engine, &regions, &cohort).await? {
+                Some(pass) => pass.filter(&batch)?,
+                None => batch,
+            };
             return print_batch(args.format.format, batch);
         }
     };
     let (_, cohort) = args.samples.resolve(&engine).await?;
     let batch = told(&engine, engine.allele_frequencies(&regions, &cohort).await).await?;
+    let batch = match filters.pass(&engine, &regions, &cohort).await? {
+        Some(pass) => pass.filter(&batch)?,
+        None => batch,
+    };
     print_batch(args.format.format, batch)
 }
 
@@ -142,6 +162,8 @@ pub(crate) struct CaseControlArgs {
     #[arg(long)]
     controls: String,
     #[command(flatten)]
+    filters: SiteFilterArgs,
+    #[command(flatten)]
     format: FormatArg,
     #[command(flatten)]
     cluster: ClusterArgs,
@@ -172,6 +194,15 @@ pub(crate) async fn case_control(args: CaseControlArgs) -> CliResult {
         engine.case_control(&regions, cases, controls).await,
     )
     .await?;
+    // Filters decide within cases and controls together.
+    let both = cohortdb_engine::Cohort::new(cases.set() | controls.set());
+    let batches = match args.filters.pass(&engine, &regions, &both).await? {
+        Some(pass) => batches
+            .iter()
+            .map(|b| pass.filter(b))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => batches,
+    };
     print_batches(args.format.format, &batches, case_control_schema())
 }
 
@@ -201,6 +232,8 @@ pub(crate) struct AssocArgs {
     #[command(flatten)]
     samples: SampleArgs,
     #[command(flatten)]
+    filters: SiteFilterArgs,
+    #[command(flatten)]
     format: FormatArg,
 }
 
@@ -216,6 +249,8 @@ pub(crate) async fn assoc(args: AssocArgs) -> CliResult {
         };
     }
     let covar: Vec<String> = args.covar.into_iter().filter(|c| !c.is_empty()).collect();
+    // Filters first (plink2 applies them before --glm), within the cohort.
+    let pass = args.filters.pass(&engine, &regions, &cohort).await?;
     let batches = engine
         .association(
             &regions,
@@ -226,5 +261,12 @@ pub(crate) async fn assoc(args: AssocArgs) -> CliResult {
             model,
         )
         .await?;
+    let batches = match pass {
+        Some(pass) => batches
+            .iter()
+            .map(|b| pass.filter(b))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => batches,
+    };
     print_batches(args.format.format, &batches, association_schema())
 }

@@ -6,10 +6,10 @@ use clap::Args;
 
 use cohortdb_engine::CohortEngine;
 use cohortdb_engine::export::genomic_index::IndexKind;
-use cohortdb_engine::export::vcf_export::ExportFormat;
+use cohortdb_engine::export::vcf_export::{ExportFormat, SiteKeeps};
 
 use crate::CliResult;
-use crate::shared_args::{RegionArgs, SampleArgs, StoreArg};
+use crate::shared_args::{RegionArgs, SampleArgs, SiteFilterArgs, StoreArg};
 
 /// `export`.
 #[derive(Args)]
@@ -31,6 +31,8 @@ pub(crate) struct ExportArgs {
     /// or none. Not for standard output.
     #[arg(long = "write-index")]
     write_index: Option<IndexChoice>,
+    #[command(flatten)]
+    filters: SiteFilterArgs,
 }
 
 /// `-O` of `export`.
@@ -79,12 +81,18 @@ pub(crate) async fn run(args: ExportArgs) -> CliResult {
         output_type,
         output,
         write_index,
+        filters,
     } = args;
     let output = output.as_str();
     let engine = CohortEngine::open(&store.location).await?;
     let regions = regions.parse()?;
     let (selection, set) = samples.resolve(&engine).await?;
     let order = engine.export_order(&selection, &set);
+    let keeps: Option<Box<SiteKeeps<'_>>> = filters
+        .pass(&engine, &regions, &set)
+        .await?
+        .map(|pass| Box::new(move |c: &str, p, r: &str, a: &str| pass.keeps(c, p, r, a)) as _);
+    let keeps = keeps.as_deref();
     let format = match output_type.unwrap_or_else(|| ExportType::of_name(output)) {
         ExportType::V => ExportFormat::Vcf,
         ExportType::Z => ExportFormat::VcfGz,
@@ -104,7 +112,9 @@ pub(crate) async fn run(args: ExportArgs) -> CliResult {
     };
     let summary = if to_stdout {
         let out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-        engine.export(&regions, &order, format, index, out).await?
+        engine
+            .export(&regions, &order, format, index, keeps, out)
+            .await?
     } else {
         let partial = format!("{output}.partial");
         let file = std::fs::File::create(&partial).map_err(|e| format!("{partial}: {e}"))?;
@@ -114,6 +124,7 @@ pub(crate) async fn run(args: ExportArgs) -> CliResult {
                 &order,
                 format,
                 index,
+                keeps,
                 BufWriter::with_capacity(1 << 20, file),
             )
             .await;

@@ -1,5 +1,4 @@
-//! Genotypes as VCF writes them (`0|1`, `1/2`, `.|1`), with the record's ID, for chosen samples
-//! in regions: what `genotypes` shows beside each call, rebuilt by export's own
+//! Genotypes as VCF writes them (`0|1`, `1/2`, `.|1`) for chosen samples in regions: what `genotypes` shows beside each call, rebuilt by export's own
 //! code so that it reads as `bcftools query -f '[%GT]'` of the input.
 
 use cohortdb_store::genotype_calls::SampleColumns;
@@ -27,8 +26,6 @@ pub struct RecordGenotypes {
     pub ref_allele: String,
     /// The ALTs, in allele order.
     pub alts: Vec<String>,
-    /// ID, `None` for `.`.
-    pub id: Option<String>,
     /// GT of each chosen sample, in the order given.
     pub gt: Vec<String>,
 }
@@ -100,7 +97,6 @@ impl CohortEngine {
                     ordinal: record.ordinal(&typed).unwrap_or_default(),
                     ref_allele: site.ref_allele.to_string(),
                     alts: site.alts.iter().map(|a| a.to_string()).collect(),
-                    id: site.id.map(str::to_string),
                     gt,
                 });
             }
@@ -108,7 +104,7 @@ impl CohortEngine {
         Ok(out)
     }
 
-    /// The GT (and record ID) of the `column`th of `samples` at `contig:pos` `reference>alt`,
+    /// The GT of the `column`th of `samples` at `contig:pos` `reference>alt`,
     /// among `records`, if the sample carries that ALT there: in the record `ordinal` when it
     /// does (the `variants` table numbers records as export does), else in the first record
     /// where it does.
@@ -116,7 +112,7 @@ impl CohortEngine {
         records: &'a [RecordGenotypes],
         column: usize,
         (contig, pos, ordinal, reference, alt): (&str, i64, i32, &str, &str),
-    ) -> Option<(&'a str, Option<&'a str>)> {
+    ) -> Option<&'a str> {
         let first = records.partition_point(|r| (r.contig.as_str(), r.pos) < (contig, pos));
         let here = || {
             records[first..]
@@ -124,7 +120,7 @@ impl CohortEngine {
                 .take_while(|r| r.contig == contig && r.pos == pos)
                 .filter(|r| r.ref_allele == reference)
         };
-        let carried = |r: &'a RecordGenotypes| Some((r.carrying(column, alt)?, r.id.as_deref()));
+        let carried = |r: &'a RecordGenotypes| r.carrying(column, alt);
         here()
             .filter(|r| r.ordinal == ordinal)
             .find_map(carried)

@@ -103,6 +103,9 @@ fn io_error(source: std::io::Error) -> EngineError {
     }
 }
 
+/// Which records an export writes, by contig, position, REF and ALT.
+pub type SiteKeeps<'a> = dyn Fn(&str, i64, &str, &str) -> bool + Send + Sync + 'a;
+
 impl CohortEngine {
     /// The samples an export writes, in output order: the list's order for an explicit list
     /// (as `bcftools view -S`), else registry order. Withdrawn samples are never written.
@@ -131,12 +134,15 @@ impl CohortEngine {
     /// Writes `regions` (every contig when empty) for `samples` (sample indices in output
     /// order) as `format` into `out`, with an index of `index` kind if given (not for plain
     /// VCF). Contigs come in the order the store first received them; records by position.
+    /// With `sites`, only the records it keeps are written: it is asked of a record's contig,
+    /// position, REF and first ALT (site filters give a record's ALTs one verdict).
     pub async fn export<W: Write>(
         &self,
         regions: &[Region],
         samples: &[u32],
         format: ExportFormat,
         index: Option<IndexKind>,
+        sites: Option<&SiteKeeps<'_>>,
         out: W,
     ) -> Result<ExportSummary> {
         self.require_record_level("export")?;
@@ -207,6 +213,15 @@ impl CohortEngine {
                 let Some(site) = record.fields(&typed) else {
                     continue;
                 };
+                // A record's ALT rows share its verdict.
+                if let Some(keeps) = sites
+                    && !site
+                        .alts
+                        .first()
+                        .is_some_and(|alt| keeps(contig, site.pos, site.ref_allele, alt))
+                {
+                    continue;
+                }
                 let g = genotypes(&typed, &record, &columns)?;
                 let start = sink.offset();
                 line.clear();

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::DataFusionError;
 use roaring::RoaringBitmap;
@@ -13,7 +15,7 @@ use crate::cohort::members::Cohort;
 use crate::cohort_engine::CohortEngine;
 use crate::error::Result;
 use crate::policy::access_policy::Tier;
-use crate::policy::count_suppression::FREQUENCY_COLUMNS;
+use crate::policy::count_suppression::{FREQUENCY_COLUMNS, KEY_COLUMNS};
 use crate::region::Region;
 use crate::rows::reference_blocks::ReferenceBlocks;
 use crate::rows::site_cache::SiteRows;
@@ -37,6 +39,14 @@ pub(crate) struct MergedRow {
     /// `record_ordinal` and `allele_index` of the row in its merged record (as stored, in
     /// one batch): rows at one position are ordered by them.
     number: [i32; 2],
+}
+
+impl MergedRow {
+    /// Which record at its position the row belongs to, numbered as the `variants` table
+    /// (and so export) numbers the merged records.
+    pub fn record_number(&self) -> i32 {
+        self.number[0]
+    }
 }
 
 /// One site across batches: whose called samples make its AN.
@@ -196,7 +206,8 @@ impl SiteSelection {
         }
     }
 
-    /// The `chrom pos ref alt` columns.
+    /// The site columns, [`KEY_COLUMNS`]: `chrom pos id ref alt`, a merged row's from its
+    /// first batch (as the `variants` table merges them).
     pub fn site_columns(&self) -> Result<Vec<ArrayRef>> {
         let first = |m: &MergedRow| m.sources[0];
         let chrom: StringArray = self
@@ -217,16 +228,58 @@ impl SiteSelection {
                 .iter()
                 .map(|m| {
                     let (g, r) = first(m);
-                    Some(column(&self.groups[g]).value(r))
+                    let column = column(&self.groups[g]);
+                    column.is_valid(r).then(|| column.value(r))
                 })
                 .collect()
         };
         Ok(vec![
             Arc::new(chrom),
             Arc::new(pos),
+            Arc::new(text(|g| &g.id)),
             Arc::new(text(|g| &g.ref_allele)),
             Arc::new(text(|g| &g.alt)),
         ])
+    }
+
+    /// The samples of `set` with a diploid (or higher) and with a haploid call at output row
+    /// `i`'s site, as [`SiteSelection::allele_number`] counts them.
+    pub fn called(&self, i: usize, set: &RoaringBitmap) -> (RoaringBitmap, RoaringBitmap) {
+        let row = &self.rows[i];
+        let site = &self.sites[row.site];
+        let holders: Vec<usize> = row
+            .sources
+            .iter()
+            .map(|s| self.group_batches[s.0])
+            .collect();
+        let others = site
+            .called
+            .iter()
+            .filter(|(b, _)| !holders.contains(b))
+            .map(|(_, source)| source);
+        let (mut diploid, mut haploid) = (RoaringBitmap::new(), RoaringBitmap::new());
+        for &(g, r) in row.sources.iter().chain(others) {
+            let rows = &self.groups[g];
+            diploid |= rows.called_diploid[r].as_ref() & set;
+            haploid |= rows.called_haploid[r].as_ref() & set;
+        }
+        for samples in &site.filled {
+            diploid |= samples.as_ref() & set;
+        }
+        (diploid, haploid)
+    }
+
+    /// The samples of `set` carrying output row `i`'s ALT: `[het, hom_alt, hemi]`, from every
+    /// batch holding it (batches hold disjoint samples).
+    pub fn carriers(&self, i: usize, set: &RoaringBitmap) -> [RoaringBitmap; 3] {
+        let mut classes: [RoaringBitmap; 3] = Default::default();
+        for &(g, r) in &self.rows[i].sources {
+            let rows = &self.groups[g];
+            classes[0] |= &rows.het[r] & set;
+            classes[1] |= &rows.hom_alt[r] & set;
+            classes[2] |= &rows.hemi[r] & set;
+        }
+        classes
     }
 
     /// AN of output row `i` within `set`, with `memo` keyed by the called-sample sets.
@@ -365,7 +418,7 @@ impl CohortEngine {
         (set.len() != self.sample_batch.num_rows() as u64).then_some(set)
     }
 
-    /// Per ALT in `regions`: `chrom pos ref alt`, then for each `(set, suffix)` the columns
+    /// Per ALT in `regions`: `chrom pos id ref alt`, then for each `(set, suffix)` the columns
     /// `ac<suffix> an<suffix> n_het<suffix> n_hom_alt<suffix>` counted within the set; ordered
     /// by contig, position, then input order (record, then ALT).
     pub(crate) async fn counts(
@@ -393,7 +446,7 @@ impl CohortEngine {
     }
 
     /// Allele frequencies of every ALT in `regions` (all contigs when empty) within `samples`:
-    /// columns `chrom pos ref alt ac an af n_het n_hom_alt`, `pos` 1-based, one row per ALT,
+    /// columns `chrom pos id ref alt ac an af n_het n_hom_alt`, `pos` 1-based, one row per ALT,
     /// also where the count is 0, ordered by contig, position, then input order. At the
     /// aggregate tier counts are noisy and small ones withheld (see
     /// [`crate::policy::count_suppression`]).
@@ -520,19 +573,22 @@ impl CohortEngine {
 /// At most this many row groups' listed-site flags per aggregate engine (a few KiB each).
 const LISTED_GROUPS: usize = 4096;
 
-fn site_fields() -> Vec<Field> {
-    vec![
-        Field::new("chrom", DataType::Utf8, false),
-        Field::new("pos", DataType::Int64, false),
-        Field::new("ref", DataType::Utf8, false),
-        Field::new("alt", DataType::Utf8, false),
-    ]
+/// The fields of [`KEY_COLUMNS`].
+pub(crate) fn site_fields() -> Vec<Field> {
+    KEY_COLUMNS
+        .iter()
+        .map(|&name| match name {
+            "pos" => Field::new(name, DataType::Int64, false),
+            "id" => Field::new(name, DataType::Utf8, true),
+            _ => Field::new(name, DataType::Utf8, false),
+        })
+        .collect()
 }
 
 /// The schema of [`CohortEngine::allele_frequencies`] (before suppression).
 pub fn frequency_schema() -> Arc<Schema> {
     let mut fields = site_fields();
-    for name in &FREQUENCY_COLUMNS[4..] {
+    for name in &FREQUENCY_COLUMNS[KEY_COLUMNS.len()..] {
         let (kind, nullable) = match *name {
             "af" => (DataType::Float64, true),
             _ => (DataType::Int64, false),

@@ -74,6 +74,7 @@ pub fn association_schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
         Field::new("chrom", DataType::Utf8, false),
         Field::new("pos", DataType::Int64, false),
+        Field::new("id", DataType::Utf8, true),
         Field::new("ref", DataType::Utf8, false),
         Field::new("alt", DataType::Utf8, false),
         Field::new("n", DataType::Int64, false),
@@ -251,6 +252,7 @@ impl CohortEngine {
             .select_columns(&[
                 "contig",
                 "pos",
+                "id",
                 "ref",
                 "alt",
                 "allele_index",
@@ -272,7 +274,7 @@ impl CohortEngine {
         let mut out = Vec::with_capacity(batches.len());
         for batch in &batches {
             let rows = batch.num_rows();
-            let bitmaps: Vec<ArrayRef> = (5..11)
+            let bitmaps: Vec<ArrayRef> = (6..12)
                 .map(|i| cast_column(batch.column(i), &DataType::Binary))
                 .collect::<Result<_>>()?;
             let read = |c: usize, r: usize| stored_bitmap(bitmaps[c].as_binary::<i32>(), r);
@@ -308,6 +310,7 @@ impl CohortEngine {
                         pos,
                         text(2)?,
                         text(3)?,
+                        text(4)?,
                         Arc::new(Int64Array::from_iter_values(
                             fits.iter().map(|f| f.n as i64),
                         )),

@@ -45,8 +45,9 @@ impl VariantSpec {
 }
 
 impl CohortEngine {
-    /// Carriers of `variant` within `cohort`: `chrom pos ref alt sample_id genotype` (`het`,
-    /// `hom_alt` or `hemi`) and the phenotype `columns` asked for, ordered by ALT (in input
+    /// Carriers of `variant` within `cohort`: `chrom pos id ref alt sample_id genotype gt`
+    /// (`genotype` `het`, `hom_alt` or `hemi` for the row's ALT, `gt` the call as VCF writes
+    /// it) and the phenotype `columns` asked for, ordered by ALT (in input
     /// order) and sample ID.
     ///
     /// Built from the site's cached bitmaps ([`crate::rows::site_cache`]) directly: sample IDs and
@@ -83,15 +84,8 @@ impl CohortEngine {
         // classes are 0 het, 1 hom_alt, 2 hemi.
         let mut calls: Vec<(u32, u8, u32)> = Vec::new();
         let mut class_of: Vec<u8> = Vec::new();
-        for (i, row) in selection.rows.iter().enumerate() {
-            // The row's carriers in every batch that has it (batches hold disjoint samples).
-            let mut classes: [RoaringBitmap; 3] = Default::default();
-            for &(g, r) in &row.sources {
-                let rows = &selection.groups[g];
-                classes[0] |= &rows.het[r] & cohort;
-                classes[1] |= &rows.hom_alt[r] & cohort;
-                classes[2] |= &rows.hemi[r] & cohort;
-            }
+        for i in 0..selection.rows.len() {
+            let classes = selection.carriers(i, cohort);
             let total: u64 = classes.iter().map(RoaringBitmap::len).sum();
             calls.reserve(total as usize);
             if total as usize * 16 > order.by_id.len() {
@@ -118,6 +112,30 @@ impl CohortEngine {
                 calls[start..].sort_unstable_by_key(|c| order.rank.get(c.2 as usize).copied());
             }
         }
+        // The whole call as VCF writes it (`0|1`, `1/2`), rebuilt for the carriers by
+        // export's code, in the record the row belongs to.
+        let mut carriers: Vec<u32> = calls.iter().map(|c| c.2).collect();
+        carriers.sort_unstable();
+        carriers.dedup();
+        let records = self
+            .record_genotypes(std::slice::from_ref(&at), &carriers)
+            .await?;
+        let gt: StringArray = calls
+            .iter()
+            .map(|&(i, _, idx)| {
+                let row = &selection.rows[i as usize];
+                let (g, r) = row.sources[0];
+                let rows = &selection.groups[g];
+                let site = (
+                    &*rows.contig,
+                    rows.pos[r],
+                    row.record_number(),
+                    rows.ref_allele.value(r),
+                    rows.alt.value(r),
+                );
+                Self::carried(&records, carriers.binary_search(&idx).ok()?, site)
+            })
+            .collect();
         // Calls are grouped by row: each site column is its rows' values repeated.
         let mut repeats = vec![0usize; selection.rows.len()];
         for call in &calls {
@@ -125,11 +143,11 @@ impl CohortEngine {
         }
         let mut fields: Vec<Field> = Vec::new();
         let mut out_columns: Vec<ArrayRef> = Vec::new();
-        for (name, column) in ["chrom", "pos", "ref", "alt"]
+        for (field, column) in crate::ops::allele_counts::site_fields()
             .into_iter()
             .zip(selection.site_columns()?)
         {
-            fields.push(Field::new(name, column.data_type().clone(), false));
+            fields.push(field);
             let parts = repeats
                 .iter()
                 .enumerate()
@@ -160,6 +178,8 @@ impl CohortEngine {
         let class_indices: UInt32Array = calls.iter().map(|c| u32::from(c.1)).collect();
         fields.push(Field::new("genotype", DataType::Utf8, false));
         out_columns.push(take(&names, &class_indices, None).map_err(DataFusionError::from)?);
+        fields.push(Field::new("gt", DataType::Utf8, true));
+        out_columns.push(Arc::new(gt));
         if !columns.is_empty() {
             // Decoded as one batch, once per engine.
             let (schema, batches) = self.phenotype_table("phenotypes").await?;
@@ -203,9 +223,10 @@ impl CohortEngine {
 
 impl CohortEngine {
     /// One sample's non-reference calls in `regions` (all contigs when empty):
-    /// `chrom pos ref alt genotype phased gt id`, `genotype` being `het`, `hom_alt` or `hemi`
-    /// for that ALT, `gt` the whole call as VCF writes it (`1|0`, `1/2`) and `id` the record's; ordered by contig, position, REF and ALT (the same however the store's batches
-    /// number the alleles). An unknown or withdrawn sample is an error.
+    /// `chrom pos id ref alt genotype phased gt`, `genotype` being `het`, `hom_alt` or `hemi`
+    /// for that ALT and `gt` the whole call as VCF writes it (`1|0`, `1/2`); ordered by
+    /// contig, position, REF and ALT (the same however the store's batches number the
+    /// alleles). An unknown or withdrawn sample is an error.
     pub async fn sample_genotypes(
         &self,
         regions: &[crate::region::Region],
@@ -245,6 +266,7 @@ impl CohortEngine {
             .select(vec![
                 col("contig").alias("chrom"),
                 col("pos"),
+                col("id"),
                 col("ref"),
                 col("alt"),
                 genotype.alias("genotype"),
@@ -258,8 +280,8 @@ impl CohortEngine {
                 col("alt").sort(true, false),
                 col("record_ordinal").sort(true, false),
             ])?;
-        // Every column but record_ordinal (which finds the row's record), then gt and id.
-        let kept = 6;
+        // Every column but record_ordinal (which finds the row's record), then gt.
+        let kept = 7;
         let mut fields: Vec<Field> = frame
             .schema()
             .fields()
@@ -268,15 +290,14 @@ impl CohortEngine {
             .map(|f| (**f).clone())
             .collect();
         fields.push(Field::new("gt", DataType::Utf8, true));
-        fields.push(Field::new("id", DataType::Utf8, true));
         let schema = Arc::new(Schema::new(fields));
         let batches = frame.collect().await?;
-        // The whole call as VCF writes it, and the record's ID, beside each row.
+        // The whole call as VCF writes it beside each row.
         let records = self.record_genotypes(regions, &[sample_idx]).await?;
         let mut out = vec![RecordBatch::new_empty(schema.clone())];
         for batch in &batches {
             let text = |i: usize| cast_column(batch.column(i), &DataType::Utf8);
-            let (chrom, reference, alt) = (text(0)?, text(2)?, text(3)?);
+            let (chrom, reference, alt) = (text(0)?, text(3)?, text(4)?);
             let (chrom, reference, alt) = (
                 chrom.as_string::<i32>(),
                 reference.as_string::<i32>(),
@@ -286,7 +307,7 @@ impl CohortEngine {
             let pos = pos.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
             let ordinal = cast_column(batch.column(kept), &DataType::Int32)?;
             let ordinal = ordinal.as_primitive::<datafusion::arrow::datatypes::Int32Type>();
-            let found: Vec<Option<(&str, Option<&str>)>> = (0..batch.num_rows())
+            let gt: StringArray = (0..batch.num_rows())
                 .map(|r| {
                     let site = (
                         chrom.value(r),
@@ -299,12 +320,7 @@ impl CohortEngine {
                 })
                 .collect();
             let mut columns = batch.columns()[..kept].to_vec();
-            columns.push(Arc::new(StringArray::from_iter(
-                found.iter().map(|f| f.map(|f| f.0)),
-            )));
-            columns.push(Arc::new(StringArray::from_iter(
-                found.iter().map(|f| f.and_then(|f| f.1)),
-            )));
+            columns.push(Arc::new(gt));
             out.push(RecordBatch::try_new(schema.clone(), columns).map_err(DataFusionError::from)?);
         }
         Ok(datafusion::prelude::SessionContext::new().read_batches(out)?)

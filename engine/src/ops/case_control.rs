@@ -13,9 +13,10 @@ use crate::ops::association_stats::{chi_square, fisher_exact, odds_ratio};
 use crate::region::Region;
 
 /// The columns of [`CohortEngine::case_control`].
-pub const CASE_CONTROL_COLUMNS: [&str; 15] = [
+pub const CASE_CONTROL_COLUMNS: [&str; 16] = [
     "chrom",
     "pos",
+    "id",
     "ref",
     "alt",
     "ac_cases",
@@ -33,16 +34,15 @@ pub const CASE_CONTROL_COLUMNS: [&str; 15] = [
 
 /// The schema of [`CohortEngine::case_control`]'s batches.
 pub fn case_control_schema() -> Arc<Schema> {
-    let kind = |i: usize| match i {
-        0 | 2 | 3 => DataType::Utf8,
-        12.. => DataType::Float64,
+    let kind = |name: &str| match name {
+        "chrom" | "id" | "ref" | "alt" => DataType::Utf8,
+        "odds_ratio" | "p_fisher" | "p_chi2" => DataType::Float64,
         _ => DataType::Int64,
     };
     Arc::new(Schema::new(
         CASE_CONTROL_COLUMNS
             .iter()
-            .enumerate()
-            .map(|(i, name)| Field::new(*name, kind(i), true))
+            .map(|name| Field::new(*name, kind(name), true))
             .collect::<Vec<_>>(),
     ))
 }

@@ -14,14 +14,16 @@ use datafusion::error::{DataFusionError, Result};
 
 use crate::policy::disclosure_control::CellNoise;
 
-/// Key columns kept in a suppressed row.
-const KEY_COLUMNS: usize = 4;
+/// The site columns every operation's row starts with (`id` is the input's, NULL for `.`); a
+/// suppressed row keeps them.
+pub const KEY_COLUMNS: [&str; 5] = ["chrom", "pos", "id", "ref", "alt"];
 
 /// The columns of an allele-frequency table (`cohortdb af`): the key
 /// columns a suppressed row keeps, then the counts.
-pub const FREQUENCY_COLUMNS: [&str; 9] = [
+pub const FREQUENCY_COLUMNS: [&str; 10] = [
     "chrom",
     "pos",
+    "id",
     "ref",
     "alt",
     "ac",
@@ -43,7 +45,7 @@ pub fn suppressed_schema(schema: &Schema) -> SchemaRef {
         .map(|(i, f)| {
             f.as_ref()
                 .clone()
-                .with_nullable(i >= KEY_COLUMNS || f.is_nullable())
+                .with_nullable(i >= KEY_COLUMNS.len() || f.is_nullable())
         })
         .collect();
     fields.push(Field::new(SUPPRESSED, DataType::Boolean, false));
@@ -76,8 +78,13 @@ pub fn release_counts(
             .ok_or_else(|| DataFusionError::Internal(format!("no column {name}")))?;
         Ok(cast(array, &DataType::Int64)?)
     };
-    let text = |i: usize| -> Result<ArrayRef> { Ok(cast(batch.column(i), &DataType::Utf8)?) };
-    let (chrom, pos, reference, alt) = (text(0)?, column("pos")?, text(2)?, text(3)?);
+    let text = |name: &str| -> Result<ArrayRef> {
+        let array = batch
+            .column_by_name(name)
+            .ok_or_else(|| DataFusionError::Internal(format!("no column {name}")))?;
+        Ok(cast(array, &DataType::Utf8)?)
+    };
+    let (chrom, pos, reference, alt) = (text("chrom")?, column("pos")?, text("ref")?, text("alt")?);
     let (chrom, reference, alt) = (
         chrom.as_string::<i32>(),
         reference.as_string::<i32>(),
@@ -154,7 +161,7 @@ pub fn suppress_rows(batch: &RecordBatch, rows: &BooleanArray) -> Result<RecordB
     let schema = suppressed_schema(batch.schema().as_ref());
     let mut columns = Vec::with_capacity(batch.num_columns() + 1);
     for (i, array) in batch.columns().iter().enumerate() {
-        columns.push(if i < KEY_COLUMNS || rows.true_count() == 0 {
+        columns.push(if i < KEY_COLUMNS.len() || rows.true_count() == 0 {
             array.clone()
         } else if rows.true_count() == rows.len() {
             new_null_array(array.data_type(), array.len())
@@ -181,8 +188,8 @@ mod tests {
             .enumerate()
             .map(|(i, name)| {
                 let t = match i {
-                    1 | 4 | 5 | 7 | 8 => DataType::Int64,
-                    6 => DataType::Float64,
+                    1 | 5 | 6 | 8 | 9 => DataType::Int64,
+                    7 => DataType::Float64,
                     _ => DataType::Utf8,
                 };
                 Field::new(*name, t, false)
@@ -198,6 +205,7 @@ mod tests {
             vec![
                 text("1"),
                 int(&(1..=n as i64).collect::<Vec<_>>()),
+                text("."),
                 text("A"),
                 text("C"),
                 int(ac),

@@ -6,8 +6,8 @@
 //! lookups read the decoded rows directly: a warm 100 kb query is then set intersections
 //! only, with no Parquet decoding and no query plan.
 //!
-//! Only the columns counting and carriers need are kept: the site (`pos`, `end_pos`, `ref`,
-//! `alt`, `allele_index`, `record_ordinal`), the carrier bitmaps `het`, `hom_alt` and `hemi`,
+//! Only the columns counting and carriers need are kept: the site (`pos`, `end_pos`, `id`,
+//! `ref`, `alt`, `allele_index`, `record_ordinal`), the carrier bitmaps `het`, `hom_alt` and `hemi`,
 //! the per-site bitmaps `called_diploid` and `called_haploid` (each distinct value decoded
 //! once per row group and shared, so counting can compute AN once per distinct value), and the calls of ploidy above 2 from `gt_exceptions`. When the decoded bytes pass
 //! the budget, the least recently used row groups are dropped.
@@ -32,7 +32,7 @@ use crate::rows::span_pruning::{Span, region_filter};
 pub const DEFAULT_CACHE_BYTES: usize = 2 << 30;
 
 /// The fragment columns a [`SiteRows`] is decoded from, in this order.
-const COLUMNS: [&str; 12] = [
+const COLUMNS: [&str; 13] = [
     "pos",
     "end_pos",
     "ref",
@@ -45,6 +45,7 @@ const COLUMNS: [&str; 12] = [
     "called_diploid",
     "called_haploid",
     "gt_exceptions",
+    "id",
 ];
 
 /// The decoded rows of one row group of one variant fragment (one contig).
@@ -56,6 +57,8 @@ pub struct SiteRows {
     pub pos: Vec<i64>,
     /// 1-based inclusive end of each row.
     pub end_pos: Vec<i64>,
+    /// ID of each row (NULL for `.`).
+    pub id: StringArray,
     /// REF of each row.
     pub ref_allele: StringArray,
     /// ALT of each row.
@@ -193,6 +196,7 @@ impl SiteRows {
         let mut rows = Self {
             contig: Arc::from(contig),
             end_pos: int64(1)?,
+            id: text(12)?,
             ref_allele: text(2)?,
             alt: text(3)?,
             het: bitmaps(6)?,
@@ -227,6 +231,7 @@ impl SiteRows {
             .sum();
         bitmaps
             + shared
+            + self.id.get_array_memory_size()
             + self.ref_allele.get_array_memory_size()
             + self.alt.get_array_memory_size()
             + self.len() * (8 + 8 + 4 + 4 + 3 * 32 + 3 * 8)

@@ -86,6 +86,7 @@ impl Operation {
         let site = [
             ("chrom", DataType::Utf8),
             ("pos", DataType::Int64),
+            ("id", DataType::Utf8),
             ("ref", DataType::Utf8),
             ("alt", DataType::Utf8),
         ];
@@ -113,7 +114,11 @@ impl Operation {
             Self::Association => nullable(association_schema()),
             Self::Carriers => {
                 let mut cols = site.to_vec();
-                cols.extend([("sample_id", DataType::Utf8), ("genotype", DataType::Utf8)]);
+                cols.extend([
+                    ("sample_id", DataType::Utf8),
+                    ("genotype", DataType::Utf8),
+                    ("gt", DataType::Utf8),
+                ]);
                 fields(&cols)
             }
             Self::SampleGenotypes => {
@@ -122,7 +127,6 @@ impl Operation {
                     ("genotype", DataType::Utf8),
                     ("phased", DataType::Boolean),
                     ("gt", DataType::Utf8),
-                    ("id", DataType::Utf8),
                 ]);
                 fields(&cols)
             }

@@ -3,11 +3,11 @@
 //!
 //! | function | columns |
 //! |---|---|
-//! | `allele_frequencies(regions [, cohort])` | `chrom pos ref alt ac an af n_het n_hom_alt` |
+//! | `allele_frequencies(regions [, cohort])` | `chrom pos id ref alt ac an af n_het n_hom_alt` |
 //! | `case_control(regions, cases, controls)` | as `cohortdb case-control` |
-//! | `association(regions, trait, covariates [, model [, cohort]])` | `chrom pos ref alt n beta se p` |
-//! | `carriers(variant [, cohort])` | `chrom pos ref alt sample_id genotype` |
-//! | `sample_genotypes(sample_id [, regions])` | `chrom pos ref alt genotype phased gt id` |
+//! | `association(regions, trait, covariates [, model [, cohort]])` | `chrom pos id ref alt n beta se p or firth errcode` |
+//! | `carriers(variant [, cohort])` | `chrom pos id ref alt sample_id genotype gt` |
+//! | `sample_genotypes(sample_id [, regions])` | `chrom pos id ref alt genotype phased gt` |
 //!
 //! Arguments are string literals: regions as `-r` takes them (`''` for every contig), a cohort
 //! as `--cohort` takes it (a predicate or `@NAME`; `''` or absent for everyone), covariates
