@@ -35,7 +35,7 @@ async fn planned(engine: &CohortEngine, set: &roaring::RoaringBitmap) -> Vec<Str
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let s = format!("X'{hex}'");
     let sql = format!(
-        "SELECT contig, pos, ref, alt, \
+        "SELECT contig, pos, id, ref, alt, \
            allele_count(het, hom_alt, hemi, {s}) AS ac, \
            allele_number(called_diploid, called_haploid, gt_exceptions, {s}) AS an, \
            CASE WHEN allele_number(called_diploid, called_haploid, gt_exceptions, {s}) > 0 \
