@@ -242,28 +242,33 @@ impl SiteSelection {
         ])
     }
 
+    /// The rows whose called samples make output row `i`'s AN: its sources (each its own
+    /// record's), then the first record of each batch with a record at the site but not this
+    /// ALT.
+    fn called_sources(&self, i: usize) -> Vec<(usize, usize)> {
+        let row = &self.rows[i];
+        let mut sources = row.sources.clone();
+        let holders = |b: usize| row.sources.iter().any(|s| self.group_batches[s.0] == b);
+        sources.extend(
+            self.sites[row.site]
+                .called
+                .iter()
+                .filter(|(b, _)| !holders(*b))
+                .map(|&(_, source)| source),
+        );
+        sources
+    }
+
     /// The samples of `set` with a diploid (or higher) and with a haploid call at output row
     /// `i`'s site, as [`SiteSelection::allele_number`] counts them.
     pub fn called(&self, i: usize, set: &RoaringBitmap) -> (RoaringBitmap, RoaringBitmap) {
-        let row = &self.rows[i];
-        let site = &self.sites[row.site];
-        let holders: Vec<usize> = row
-            .sources
-            .iter()
-            .map(|s| self.group_batches[s.0])
-            .collect();
-        let others = site
-            .called
-            .iter()
-            .filter(|(b, _)| !holders.contains(b))
-            .map(|(_, source)| source);
         let (mut diploid, mut haploid) = (RoaringBitmap::new(), RoaringBitmap::new());
-        for &(g, r) in row.sources.iter().chain(others) {
+        for (g, r) in self.called_sources(i) {
             let rows = &self.groups[g];
             diploid |= rows.called_diploid[r].as_ref() & set;
             haploid |= rows.called_haploid[r].as_ref() & set;
         }
-        for samples in &site.filled {
+        for samples in &self.sites[self.rows[i].site].filled {
             diploid |= samples.as_ref() & set;
         }
         (diploid, haploid)
@@ -289,22 +294,9 @@ impl SiteSelection {
         set: Option<&RoaringBitmap>,
         memo: &mut HashMap<(*const RoaringBitmap, *const RoaringBitmap), i64>,
     ) -> i64 {
-        let row = &self.rows[i];
-        let site = &self.sites[row.site];
-        let holders: Vec<usize> = row
-            .sources
-            .iter()
-            .map(|s| self.group_batches[s.0])
-            .collect();
-        // Each source counts its own record's called samples; batches with a record at the
-        // site but not this ALT count their first record's.
-        let others = site
-            .called
-            .iter()
-            .filter(|(b, _)| !holders.contains(b))
-            .map(|(_, source)| source);
+        let site = &self.sites[self.rows[i].site];
         let mut an = 0;
-        for &(g, r) in row.sources.iter().chain(others) {
+        for (g, r) in self.called_sources(i) {
             let rows = &self.groups[g];
             an += match rows.exceptions[r].is_empty() {
                 true => *memo
