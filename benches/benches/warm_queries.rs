@@ -104,6 +104,7 @@ fn bench(c: &mut Criterion) {
                         "quant_trait",
                         &covariates,
                         Some(cohortdb_engine::ops::association::Model::Linear),
+                        None,
                     )
                     .await
             })

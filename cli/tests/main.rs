@@ -17,6 +17,7 @@ mod support {
 mod association_oracle;
 mod batch_merge;
 mod bcftools_oracle;
+mod carrier_pages;
 mod cluster_ingest;
 mod cluster_queries;
 mod cluster_workflow;
@@ -32,6 +33,7 @@ mod object_storage;
 mod phenotype_tables;
 mod serving;
 mod serving_attacks;
+mod serving_tls;
 mod simulated_reference;
 mod site_cache;
 mod user_mistakes;

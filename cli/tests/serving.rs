@@ -100,6 +100,7 @@ async fn tokens_tiers_results_and_audit() {
                 variant,
                 cohort: None,
                 columns: vec!["age".into()],
+                ..Default::default()
             };
             read_chunks(query.carriers(request(message, Some(token))).await).await
         }
@@ -201,10 +202,13 @@ async fn tokens_tiers_results_and_audit() {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(lists.len(), 1, "one file for one list: {lists:?}");
-    assert_eq!(
-        std::fs::read_to_string(&lists[0]).unwrap(),
-        ids.join("\n") + "\n"
-    );
+    // The list as keyed pseudonyms (checked with openssl), never the IDs.
+    let kept = std::fs::read_to_string(&lists[0]).unwrap();
+    let lines: Vec<&str> = kept.lines().collect();
+    assert_eq!(lines.len(), 100);
+    assert_eq!(lines[0], audit_pseudonym(&ids[0]));
+    assert_eq!(lines[99], audit_pseudonym(&ids[99]));
+    assert!(!ids.iter().any(|id| kept.contains(id.as_str())), "{kept}");
     let name = lists[0].file_name().unwrap().to_str().unwrap().to_string();
     let listing = cohortdb(&["audit", "--store", &server.store]).unwrap();
     assert_eq!(
@@ -216,8 +220,7 @@ async fn tokens_tiers_results_and_audit() {
     );
     assert!(!listing.contains(&ids[99]), "{listing}");
     // A changed list file is found.
-    let kept = std::fs::read_to_string(&lists[0]).unwrap();
-    std::fs::write(&lists[0], kept.replace(&ids[0], "someone_else")).unwrap();
+    std::fs::write(&lists[0], kept.replace(lines[0], "someone_else")).unwrap();
     let err = cohortdb(&["audit", "--store", &server.store, "--verify"]).unwrap_err();
     assert!(err.contains(&format!("{name} was changed")), "{err}");
     std::fs::write(&lists[0], kept).unwrap();
@@ -369,14 +372,40 @@ async fn flight_sql_chunks_and_export() {
 async fn a_running_server_follows_withdrawals() {
     let server = start_following().await;
     let count = |batches: &[RecordBatch]| strings(batches, "n")[0].clone();
-    let ids = sql(
+    let first = sql(
         &server.channel,
         ADMIN,
-        "SELECT sample_id FROM samples ORDER BY sample_idx LIMIT 3",
+        "SELECT sample_id, sample_idx FROM samples ORDER BY sample_idx LIMIT 100",
     )
     .await
     .unwrap();
-    let ids = strings(&ids, "sample_id");
+    let (listed, idx) = (strings(&first, "sample_id"), strings(&first, "sample_idx"));
+    let (ids, idx) = (listed[..3].to_vec(), idx[..3].to_vec());
+    // Requests naming them, as the audit trail records them: a long list (kept in a file of
+    // its own), a short one, SQL text, and an error that repeats an ID.
+    let mut query = QueryServiceClient::new(server.channel.clone());
+    for list in [listed.clone(), ids.clone()] {
+        let message = pb::AlleleFrequenciesRequest {
+            regions: vec![REGION.into()],
+            cohort: Some(pb::Cohort {
+                selection: Some(pb::cohort::Selection::Samples(pb::SampleIds { ids: list })),
+            }),
+        };
+        read_chunks(
+            query
+                .allele_frequencies(request(message, Some(ADMIN)))
+                .await,
+        )
+        .await
+        .unwrap();
+    }
+    let refused = sql(
+        &server.channel,
+        ADMIN,
+        &format!("SELECT \"{}\" FROM samples", ids[0]),
+    )
+    .await;
+    assert!(refused.is_err());
     let before = sql(&server.channel, ADMIN, "SELECT count(*) AS n FROM samples")
         .await
         .unwrap();
@@ -453,6 +482,29 @@ async fn a_running_server_follows_withdrawals() {
     let aggregate = info(AGGREGATE).await;
     assert_eq!(aggregate.withdrawn, 0);
     assert!(aggregate.contigs.iter().all(|c| c.variant_rows == 0));
+
+    // After purge and vacuum no file of the store holds their IDs: not the data, and not the
+    // audit trail of the requests that named them (IDs there are keyed pseudonyms), whose
+    // chain still verifies.
+    let audit = cohortdb(&["audit", "--store", &server.store]).unwrap();
+    assert!(audit.contains(&audit_pseudonym(&ids[0])), "{audit}");
+    fresh.purge().await.unwrap();
+    cohortdb(&[
+        "admin",
+        "vacuum",
+        "--store",
+        &server.store,
+        "--older-than",
+        "0s",
+    ])
+    .unwrap();
+    assert_eq!(
+        crate::oracle_support::scan_store(&server.store, &ids, &idx),
+        0,
+        "a file still holds a withdrawn participant's ID"
+    );
+    let verified = cohortdb(&["audit", "--store", &server.store, "--verify"]).unwrap();
+    assert!(verified.starts_with("audit trail intact"), "{verified}");
 }
 
 #[test]
@@ -505,4 +557,67 @@ fn python_clients_against_cohortdb_serve() {
     );
     let audit = cohortdb(&["audit", "--store", &store, "--verify"]).unwrap();
     assert!(audit.starts_with("audit trail intact"), "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carriers_come_in_pages_whose_tokens_travel_in_the_schema() {
+    let server = start().await;
+    let top = sql(
+        &server.channel,
+        ADMIN,
+        "SELECT contig || ':' || CAST(pos AS VARCHAR) AS v FROM variants \
+         ORDER BY n_het + n_hom_alt DESC LIMIT 1",
+    )
+    .await
+    .unwrap();
+    let variant = strings(&top, "v")[0].clone();
+    let engine = cohortdb_engine::CohortEngine::open(&server.store)
+        .await
+        .unwrap();
+    let everyone = engine
+        .cohort(&cohortdb_engine::CohortSpec::All)
+        .await
+        .unwrap();
+    let spec = cohortdb_engine::ops::carriers::VariantSpec::parse(&variant).unwrap();
+    let whole = engine.carriers(&spec, everyone.set(), &[]).await.unwrap();
+    assert!(whole.num_rows() > 1000, "{}", whole.num_rows());
+    let mut query = QueryServiceClient::new(server.channel.clone());
+    let page = |size: u32, token: String| pb::CarriersRequest {
+        variant: variant.clone(),
+        page_size: size,
+        page_token: token,
+        ..Default::default()
+    };
+    let (mut ids, mut token, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let (batches, _) = read_chunks(
+            query
+                .carriers(request(page(1000, token), Some(ADMIN)))
+                .await,
+        )
+        .await
+        .unwrap();
+        let metadata = batches[0].schema().metadata().clone();
+        assert_eq!(metadata["total_rows"], whole.num_rows().to_string());
+        ids.extend(strings(&batches, "sample_id"));
+        pages += 1;
+        token = metadata["next_page_token"].clone();
+        if token.is_empty() {
+            break;
+        }
+        assert_eq!(ids.len(), pages * 1000);
+    }
+    assert_eq!(pages, whole.num_rows().div_ceil(1000));
+    assert_eq!(ids, strings(&[whole], "sample_id"));
+    // Above the operator's maximum, or with a token not made by the server: refused.
+    for (size, token) in [(100_001, String::new()), (10, "not-a-token".to_string())] {
+        let refused = read_chunks(
+            query
+                .carriers(request(page(size, token), Some(ADMIN)))
+                .await,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused}");
+    }
 }

@@ -56,6 +56,7 @@ async fn attack_suite(server: Server) {
         variant: "chr20:20100022".into(),
         cohort: None,
         columns: vec![],
+        ..Default::default()
     };
     denied(
         read_chunks(query.carriers(request(carriers, Some(AGGREGATE))).await)

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use cohortdb_store::log_entry::FileKind;
+use cohortdb_store::progress::Progress;
 use cohortdb_store::sample_registry::{SampleRecord, read_sample_batch, records_of};
 use cohortdb_store::{Snapshot, Store};
 use datafusion::arrow::array::{Array, RecordBatch};
@@ -16,6 +17,10 @@ use crate::policy::disclosure_control::{DisclosureControl, ReleaseKey, members_d
 use crate::region::Region;
 use crate::rows::site_cache::SiteCache;
 use crate::sql::phenotype_schema::{PhenotypeCache, StoreSchema};
+
+/// The most rows of a page of a paged answer (carriers) unless the operator sets another
+/// maximum ([`CohortEngine::with_max_page_size`]).
+pub const MAX_PAGE_SIZE: usize = 100_000;
 
 /// A store opened at one snapshot.
 #[derive(Debug, Clone)]
@@ -53,6 +58,11 @@ pub struct CohortEngine {
     pub(crate) site_cache: Arc<SiteCache>,
     /// How this engine's sessions plan onto workers (none: on this node alone).
     pub(crate) distribution: Option<Arc<dyn Distribution>>,
+    /// Where long operations (export, purge, compaction, association) report how far they
+    /// have come; hidden unless [`CohortEngine::with_progress`] says otherwise.
+    pub(crate) progress: Progress,
+    /// The most rows a page of a paged answer (carriers) may hold.
+    pub(crate) max_page_size: usize,
 }
 
 /// How the sessions of an engine plan their queries onto other nodes: given the builder of a
@@ -146,6 +156,8 @@ impl CohortEngine {
             lists_resolved: Default::default(),
             site_cache: Default::default(),
             distribution: None,
+            progress: Progress::hidden(),
+            max_page_size: MAX_PAGE_SIZE,
         })
     }
 
@@ -154,6 +166,25 @@ impl CohortEngine {
     pub fn with_site_cache(mut self, cache: Arc<SiteCache>) -> Self {
         self.site_cache = cache;
         self
+    }
+
+    /// This engine reporting the progress of its long operations (export, purge, compaction,
+    /// association) to `progress`, for example [`Progress::on_terminal`].
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// This engine refusing pages of more than `rows` rows (the operator's maximum; engines
+    /// derived from it keep it).
+    pub fn with_max_page_size(mut self, rows: usize) -> Self {
+        self.max_page_size = rows.max(1);
+        self
+    }
+
+    /// The most rows of a page ([`CohortEngine::with_max_page_size`]).
+    pub fn max_page_size(&self) -> usize {
+        self.max_page_size
     }
 
     /// This engine planning its sessions' queries as `distribution` says (`None`: on this

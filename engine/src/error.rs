@@ -42,6 +42,10 @@ pub enum EngineError {
     /// The caller's access tier does not allow the request.
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    /// A page token of a store version this engine no longer reads: the answer must be asked
+    /// for again from its first page.
+    #[error("{0}")]
+    PageExpired(String),
     /// A worker of the cluster was lost during the query, or none answers: the query may be
     /// sent again (it then runs on the workers that remain).
     #[error("worker lost: {0}")]

@@ -50,5 +50,19 @@ with connect("demo-record-token") as conn, conn.cursor() as cur:
         parameters=(60,),
     )
     print(cur.fetch_arrow_table())
+    # The carriers of the most common ALT in the first 100 kb, page by page (1,000 rows each;
+    # a page shorter than that is the last).
+    cur.execute(
+        "SELECT chrom || ':' || CAST(pos AS VARCHAR) AS variant "
+        "FROM allele_frequencies('chr20:20000000-20100000') ORDER BY ac DESC LIMIT 1"
+    )
+    variant, page, carriers = cur.fetchone()[0], 0, 0
+    while True:
+        cur.execute(f"SELECT sample_id, gt FROM carriers('{variant}', '', 1000, {page})")
+        rows = cur.fetch_arrow_table()
+        carriers, page = carriers + rows.num_rows, page + 1
+        if rows.num_rows < 1000:
+            break
+    print(f"{variant}: {carriers} carriers in {page} pages")
     print([t["table_name"] for c in conn.adbc_get_objects(depth="tables").read_all().to_pylist()
            for s in c["catalog_db_schemas"] for t in s["db_schema_tables"]])

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use cohortdb_store::progress::Progress;
 use rust_htslib::bam::{self, Read};
 
 use crate::bam_depth::{Alignment, ContigDepth, DepthOptions};
@@ -69,12 +70,21 @@ impl BamInput {
     }
 
     /// Reads the whole file in coordinate order and calls `on_contig` with each contig's
-    /// index and per-base depth (contigs without reads included, all zero).
+    /// index and per-base depth (contigs without reads included, all zero). `progress` advances
+    /// by the bases of the reference passed (each contig's length in all).
     pub fn for_each_contig(
         mut self,
         options: DepthOptions,
+        progress: &Progress,
         mut on_contig: impl FnMut(usize, Vec<i32>) -> Result<()>,
     ) -> Result<()> {
+        let lengths: Vec<u64> = self.contigs.iter().map(|c| c.1 as u64).collect();
+        // Bases of the current contig reported so far.
+        let mut reported = 0u64;
+        let finish = |tid: usize, reported: &mut u64| {
+            progress.advance(lengths[tid].saturating_sub(*reported));
+            *reported = 0;
+        };
         let name = self.name.clone();
         let mut record = bam::Record::new();
         let mut current: Option<(usize, ContigDepth)> = None;
@@ -105,9 +115,11 @@ impl BamInput {
                 }
                 if let Some((done, depth)) = current.take() {
                     on_contig(done, depth.depths())?;
+                    finish(done, &mut reported);
                 }
                 for empty in next_contig..tid {
                     on_contig(empty, vec![0; self.contigs[empty].1])?;
+                    finish(empty, &mut reported);
                 }
                 let length =
                     self.contigs
@@ -127,6 +139,11 @@ impl BamInput {
                 return Err(unsorted("position before the previous read's"));
             }
             last_pos = record.pos();
+            if count.is_multiple_of(4096) {
+                let at = (last_pos.max(0) as u64).min(lengths.get(tid).copied().unwrap_or(0));
+                progress.advance(at.saturating_sub(reported));
+                reported = reported.max(at);
+            }
             if let Some((_, depth)) = current.as_mut() {
                 depth.add(&Alignment {
                     flags: record.flags(),
@@ -142,9 +159,11 @@ impl BamInput {
         }
         if let Some((done, depth)) = current.take() {
             on_contig(done, depth.depths())?;
+            finish(done, &mut reported);
         }
         for empty in next_contig..self.contigs.len() {
             on_contig(empty, vec![0; self.contigs[empty].1])?;
+            finish(empty, &mut reported);
         }
         Ok(())
     }
@@ -197,7 +216,7 @@ mod tests {
         let contigs = input.contigs.clone();
         let mut depths = HashMap::new();
         input
-            .for_each_contig(options, |tid, d| {
+            .for_each_contig(options, &Progress::hidden(), |tid, d| {
                 depths.insert(contigs[tid].0.clone(), d);
                 Ok(())
             })

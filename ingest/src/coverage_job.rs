@@ -12,6 +12,7 @@ use std::sync::Mutex;
 
 use cohortdb_store::coverage_bins::{CoverageBin, encode_coverage};
 use cohortdb_store::log_entry::{CommitKind, FileEntry, FileKind};
+use cohortdb_store::progress::{Progress, Unit};
 use cohortdb_store::sample_registry::{SampleIndex, SampleRecord, read_samples};
 use cohortdb_store::{Commit, Store};
 use rayon::prelude::*;
@@ -33,6 +34,8 @@ pub struct CoverageOptions {
     pub thresholds: Vec<u32>,
     /// Reference FASTA for CRAM inputs.
     pub reference: Option<PathBuf>,
+    /// Where the bar over the bases read goes (hidden by default).
+    pub progress: Progress,
 }
 
 impl Default for CoverageOptions {
@@ -42,6 +45,7 @@ impl Default for CoverageOptions {
             bin_size: 1000,
             thresholds: vec![10, 20],
             reference: None,
+            progress: Progress::hidden(),
         }
     }
 }
@@ -122,7 +126,17 @@ pub async fn ingest_bam(
         planned.push((input, sample_idx));
     }
 
-    let bins = tokio::task::block_in_place(|| compute_bins(planned, options))?;
+    let bases = planned
+        .iter()
+        .flat_map(|(input, _)| &input.contigs)
+        .map(|(_, length)| *length as u64)
+        .sum();
+    options
+        .progress
+        .start(Some(bases), Unit::Items("bases"), "reading alignments");
+    let bins = tokio::task::block_in_place(|| compute_bins(planned, options));
+    options.progress.finish();
+    let bins = bins?;
     let mut written = Vec::new();
     let result = write_bins(store, &bins, options, &mut written).await;
     if let Err(e) = result {
@@ -164,7 +178,7 @@ fn compute_bins(planned: Vec<(BamInput, u32)>, options: &CoverageOptions) -> Res
         .try_for_each(|(input, sample_idx)| {
             let contigs = input.contigs.clone();
             let file = format!("sample {}", input.sample);
-            input.for_each_contig(options.depth, |tid, depths| {
+            input.for_each_contig(options.depth, &options.progress, |tid, depths| {
             let levels = bin_levels(&depths, bin_size, &options.thresholds);
             let (name, length) = &contigs[tid];
             let mut bins = bins.lock().map_err(|_| IngestError::Inputs {

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use cohortdb_store::fragment_builder::FragmentBuilder;
 use cohortdb_store::fragment_writer::EncodedFragment;
 use cohortdb_store::log_entry::{CommitKind, FileEntry, FileKind};
+use cohortdb_store::progress::{Progress, Unit};
 use cohortdb_store::sample_registry::{SampleRecord, encode_samples, read_sample_batch};
 use cohortdb_store::{Commit, Snapshot, Store, merge_extra_columns};
 use tokio::sync::mpsc;
@@ -27,8 +28,8 @@ use crate::site_fields::RecordContext;
 pub struct IngestOptions {
     /// Bytes of encoded rows buffered across contigs before the largest fragment is written.
     pub max_buffered_bytes: usize,
-    /// Show a progress bar on standard error.
-    pub progress: bool,
+    /// Where the bar over the inputs' stored bytes goes (hidden by default).
+    pub progress: Progress,
     /// FORMAT fields kept for non-reference calls, where the header declares them
     /// (default DP, GQ, AD; see [`crate::format_fields`]).
     pub format_fields: Vec<String>,
@@ -51,7 +52,7 @@ impl Default for IngestOptions {
     fn default() -> Self {
         Self {
             max_buffered_bytes: 512 << 20,
-            progress: false,
+            progress: Progress::hidden(),
             format_fields: crate::format_fields::DEFAULT_FORMAT_FIELDS
                 .map(String::from)
                 .to_vec(),
@@ -489,27 +490,9 @@ fn read_inputs(
 ) -> Result<u64> {
     // A bar over the inputs' stored bytes, with rate and ETA (a spinner when one is a pipe).
     let sizes: Option<Vec<u64>> = planned.iter().map(|p| p.reader.progress().1).collect();
-    let progress = options.progress.then(|| match &sizes {
-        Some(sizes) => {
-            let bar = indicatif::ProgressBar::new(sizes.iter().sum());
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{msg} {wide_bar} {binary_bytes}/{binary_total_bytes} \
-                     {binary_bytes_per_sec} ETA {eta}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar
-        }
-        None => {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-            );
-            bar
-        }
-    });
+    let progress = &options.progress;
+    let total = sizes.map(|sizes| sizes.iter().sum());
+    progress.start(total, Unit::Bytes, "reading");
     let mut records = 0u64;
     let mut done_bytes = 0u64;
     for PlannedInput {
@@ -580,9 +563,9 @@ fn read_inputs(
                     send(builder, range, tx)?;
                 }
             }
-            if let Some(bar) = &progress {
-                bar.set_message(format!("{name}: {records} records"));
-                bar.set_position(done_bytes + reader.progress().0);
+            if progress.is_drawn() {
+                progress.message(format!("{name}: {records} records"));
+                progress.set_position(done_bytes + reader.progress().0);
             }
         }
         done_bytes += reader.progress().0;
@@ -595,9 +578,7 @@ fn read_inputs(
             let _ = tx.blocking_send((Output::Blocks(output), range));
         }
     }
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
+    progress.finish();
     Ok(records)
 }
 

@@ -1,5 +1,6 @@
-//! What an audit record holds of a request: the message as text, with each sample list of more
-//! than [`INLINE_IDS`] IDs replaced by the path of the list file the audit trail keeps for it
+//! What an audit record holds of a request: the message as text, its sample lists' IDs as
+//! pseudonyms ([`crate::audit_pseudonyms`]), and each list of more than [`INLINE_IDS`] IDs
+//! replaced by the path of the list file the audit trail keeps for it
 //! ([`AuditLog::keep_list`]). A request naming 100,000 participants adds a line to the trail, not
 //! 1.4 MB of text, and the same list asked again adds no file; the record's hash still covers the
 //! list, through the file's name.
@@ -9,6 +10,7 @@ use cohortdb_proto::v1 as pb;
 use cohortdb_store::audit_log::AuditLog;
 use sha2::{Digest, Sha256};
 
+use crate::audit_pseudonyms::AuditPseudonyms;
 use crate::server_error::ServerError;
 
 /// Lists of at most this many IDs stay in the record's text.
@@ -59,25 +61,32 @@ fn ids_of(cohort: &mut Option<pb::Cohort>) -> Option<&mut Vec<String>> {
     }
 }
 
-/// The text of `message` for its audit record. Each long list is kept through `audit` and
-/// named by its file; without `audit` (a request refused before it ran) by its count and
-/// SHA-256 only. `message` is left as it came.
+/// The text of `message` for its audit record, every ID of its sample lists written as its
+/// pseudonym ([`AuditPseudonyms`]). Each long list is kept through `audit` and named by its
+/// file; without `audit` (a request refused before it ran) by its count and SHA-256 only.
+/// `message` is left as it came.
 pub async fn audit_text<M: AuditedRequest>(
     message: &mut M,
+    pseudonyms: &AuditPseudonyms,
     audit: Option<&AuditLog>,
 ) -> Result<String, ServerError> {
-    // Take the long lists out while the message is formatted, and put them back after.
+    // Take the lists out while the message is formatted, and put them back after.
     let mut taken: Vec<(usize, Vec<String>)> = Vec::new();
     for (i, cohort) in message.cohorts().into_iter().enumerate() {
-        if let Some(ids) = ids_of(cohort).filter(|ids| ids.len() > INLINE_IDS) {
+        if let Some(ids) = ids_of(cohort) {
             taken.push((i, std::mem::take(ids)));
         }
     }
     let mut placeholders = Vec::with_capacity(taken.len());
     for (_, ids) in &taken {
+        let ids: Vec<String> = ids.iter().map(|id| pseudonyms.pseudonym(id)).collect();
+        if ids.len() <= INLINE_IDS {
+            placeholders.push(ids);
+            continue;
+        }
         let mut text = ids.join("\n");
         text.push('\n');
-        placeholders.push(match audit {
+        placeholders.push(vec![match audit {
             Some(audit) => format!(
                 "{} IDs in {}",
                 ids.len(),
@@ -88,12 +97,9 @@ pub async fn audit_text<M: AuditedRequest>(
                 ids.len(),
                 hex::encode(Sha256::digest(text.as_bytes()))
             ),
-        });
+        }]);
     }
-    let shown = taken
-        .iter()
-        .map(|(i, _)| *i)
-        .zip(placeholders.into_iter().map(|p| vec![p]));
+    let shown = taken.iter().map(|(i, _)| *i).zip(placeholders);
     put_lists(message, shown.collect());
     let text = format!("{message:?}");
     put_lists(message, taken);
@@ -126,10 +132,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn short_lists_stay_and_long_ones_are_named_by_their_file() {
+    async fn lists_are_pseudonymised_short_ones_stay_and_long_ones_are_named_by_their_file() {
+        let p = AuditPseudonyms::new(b"a test secret of the audit");
         let mut short = request(INLINE_IDS);
-        let text = audit_text(&mut short, None).await.unwrap();
-        assert!(text.contains("\"S63\""), "{text}");
+        let text = audit_text(&mut short, &p, None).await.unwrap();
+        assert!(
+            text.contains(&format!("\"{}\"", p.pseudonym("S63"))),
+            "{text}"
+        );
+        assert!(!text.contains("\"S63\""), "{text}");
 
         let dir = tempfile::tempdir().unwrap();
         let store =
@@ -137,10 +148,12 @@ mod tests {
         let audit = AuditLog::new(store.location().clone());
         let mut long = request(1000);
         let kept = request(1000);
-        let text = audit_text(&mut long, Some(&audit)).await.unwrap();
+        let text = audit_text(&mut long, &p, Some(&audit)).await.unwrap();
         assert_eq!(long, kept, "the message is left as it came");
-        assert!(!text.contains("\"S999\""), "{text}");
-        let expected: String = (0..1000).map(|i| format!("S{i}\n")).collect();
+        assert!(!text.contains("S999"), "{text}");
+        let expected: String = (0..1000)
+            .map(|i| format!("{}\n", p.pseudonym(&format!("S{i}"))))
+            .collect();
         let name = hex::encode(Sha256::digest(expected.as_bytes()));
         assert!(
             text.contains(&format!("1000 IDs in _audit/lists/{name}.txt")),
@@ -148,7 +161,7 @@ mod tests {
         );
         let file = dir.path().join(format!("_audit/lists/{name}.txt"));
         assert_eq!(std::fs::read_to_string(file).unwrap(), expected);
-        let refused = audit_text(&mut long, None).await.unwrap();
+        let refused = audit_text(&mut long, &p, None).await.unwrap();
         assert!(refused.contains(&format!("1000 IDs with SHA-256 {name} (not kept)")));
     }
 }

@@ -19,6 +19,7 @@
 
 pub mod admin_service;
 pub mod arrow_chunks;
+pub mod audit_pseudonyms;
 pub mod audit_text;
 pub mod flight_sql_service;
 pub mod principal;
@@ -26,6 +27,7 @@ pub mod query_service;
 pub mod scan_lane;
 pub mod server_error;
 pub mod server_state;
+pub mod transport_security;
 pub mod worker_server;
 
 use std::future::Future;
@@ -34,18 +36,22 @@ use std::sync::Arc;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use cohortdb_proto::v1::admin_service_server::AdminServiceServer;
 use cohortdb_proto::v1::query_service_server::QueryServiceServer;
+use tonic_health::ServingStatus;
 
 pub use principal::{Principal, TokenRegistry};
 pub use server_error::ServerError;
 pub use server_state::{ServerOptions, ServerState};
+pub use transport_security::ServerTls;
 pub use worker_server::serve_worker;
 
 use admin_service::AdminServiceImpl;
 use flight_sql_service::FlightSqlServiceImpl;
 use query_service::QueryServiceImpl;
 
-/// Serves every service on `listener` until `shutdown` completes, then drains the requests in
-/// flight and returns.
+/// Serves every service on `listener` (over TLS when [`ServerOptions::tls`] says so) until
+/// `shutdown` completes; then health reports NOT_SERVING for
+/// [`ServerOptions::drain_grace`] while requests are still answered, and the server stops
+/// taking new ones, drains those in flight and returns.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<ServerState>,
@@ -96,7 +102,31 @@ pub async fn serve(
             }
         })
     };
-    let served = tonic::transport::Server::builder()
+    let draining = {
+        let (reporter, grace) = (health_reporter.clone(), state.options().drain_grace);
+        async move {
+            shutdown.await;
+            tracing::info!(?grace, "shutting down: health NOT_SERVING, then draining");
+            reporter
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+            reporter
+                .set_not_serving::<QueryServiceServer<QueryServiceImpl>>()
+                .await;
+            reporter
+                .set_not_serving::<AdminServiceServer<AdminServiceImpl>>()
+                .await;
+            reporter
+                .set_not_serving::<FlightServiceServer<FlightSqlServiceImpl>>()
+                .await;
+            tokio::time::sleep(grace).await;
+        }
+    };
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &state.options().tls {
+        builder = builder.tls_config(tls.config())?;
+    }
+    let served = builder
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -106,7 +136,7 @@ pub async fn serve(
         .serve_with_incoming_shutdown(
             // Without TCP_NODELAY a small response waits for the client's delayed ACK (40 ms).
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
+            draining,
         )
         .await;
     refresher.abort();

@@ -1,6 +1,8 @@
 //! Principals and the tokens file that names them.
 //!
 //! ```toml
+//! audit_secret = "keys the audit trail's participant pseudonyms"   # see audit_pseudonyms
+//!
 //! [[token]]
 //! token = "s3cr3t-alice"
 //! name = "alice"
@@ -38,6 +40,8 @@ pub struct Principal {
 #[serde(deny_unknown_fields)]
 struct TokensFile {
     #[serde(default)]
+    audit_secret: Option<String>,
+    #[serde(default)]
     token: Vec<TokenEntry>,
     #[serde(default)]
     projects: HashMap<String, ProjectEntry>,
@@ -70,6 +74,7 @@ pub struct TokenRegistry {
     secrets: HashMap<String, String>,
     budgets: HashMap<String, f64>,
     phenotypes: HashMap<String, cohortdb_engine::policy::access_policy::PhenotypeAllowList>,
+    audit_secret: Option<String>,
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -93,7 +98,13 @@ impl TokenRegistry {
     /// token must be distinct.
     pub fn parse(text: &str) -> Result<Self, String> {
         let file: TokensFile = toml::from_str(text).map_err(|e| e.to_string())?;
-        let mut registry = TokenRegistry::default();
+        let mut registry = TokenRegistry {
+            audit_secret: file.audit_secret,
+            ..TokenRegistry::default()
+        };
+        if registry.audit_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return Err("audit_secret needs at least 16 characters".into());
+        }
         for (name, project) in file.projects {
             if let Some(budget) = project.privacy_budget {
                 if !(budget >= 0.0 && budget.is_finite()) {
@@ -160,6 +171,12 @@ impl TokenRegistry {
         project: &str,
     ) -> Option<&cohortdb_engine::policy::access_policy::PhenotypeAllowList> {
         self.phenotypes.get(project)
+    }
+
+    /// The secret of the audit trail's participant pseudonyms
+    /// ([`crate::audit_pseudonyms`]), when the file sets one.
+    pub fn audit_secret(&self) -> Option<&str> {
+        self.audit_secret.as_deref()
     }
 
     /// The pseudonym secret of `project`.

@@ -1,6 +1,7 @@
 //! `cohortdb.v1.QueryService`: the cohort operations and SQL, each audited and answered under
 //! the caller's access tier.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -179,7 +180,22 @@ impl QueryService for QueryServiceImpl {
                 let variant =
                     VariantSpec::parse(&m.variant).map_err(ServerError::InvalidArgument)?;
                 let set = cohort(&e, m.cohort.as_ref()).await?;
-                Ok(one_batch(e.carriers(&variant, &set, &m.columns).await?))
+                let size = usize::try_from(m.page_size).unwrap_or(usize::MAX);
+                let token = Some(m.page_token.as_str());
+                let page = e
+                    .carriers_page(&variant, &set, &m.columns, size, token)
+                    .await?;
+                // The next page's token travels in the schema's metadata.
+                let metadata = HashMap::from([
+                    (
+                        "next_page_token".to_string(),
+                        page.next_page_token.unwrap_or_default(),
+                    ),
+                    ("total_rows".to_string(), page.total_rows.to_string()),
+                ]);
+                let schema = Arc::new(page.rows.schema().as_ref().clone().with_metadata(metadata));
+                let rows = page.rows.with_schema(schema.clone())?;
+                Ok((schema, vec![rows]))
             },
         )
         .await
@@ -234,6 +250,7 @@ impl QueryService for QueryServiceImpl {
                         &m.r#trait,
                         &m.covariates,
                         model,
+                        None,
                     )
                     .await?;
                 let schema = cohortdb_engine::ops::association::association_schema();

@@ -70,6 +70,7 @@ fn engine_code(e: &EngineError) -> Code {
         },
         EngineError::Io { .. } => Code::InvalidArgument,
         EngineError::WorkerLost(_) => Code::Unavailable,
+        EngineError::PageExpired(_) => Code::FailedPrecondition,
     }
 }
 

@@ -12,6 +12,7 @@ use cohortdb_store::audit_log::{AuditEvent, AuditLog};
 use cohortdb_store::privacy_ledger::PrivacyLedger;
 use tonic::metadata::MetadataMap;
 
+use crate::audit_pseudonyms::AuditPseudonyms;
 use crate::audit_text::{AuditedRequest, audit_text};
 use crate::principal::{Principal, TokenRegistry};
 use crate::scan_lane::ScanLane;
@@ -41,6 +42,11 @@ pub struct ServerOptions {
     pub noise_sd: f64,
     /// The privacy budget (zCDP rho) of a project whose `[projects.NAME]` sets none.
     pub privacy_budget: f64,
+    /// TLS on the port (none: plaintext, for a trusted network or a TLS proxy in front).
+    pub tls: Option<crate::transport_security::ServerTls>,
+    /// On shutdown, how long health reports NOT_SERVING while requests are still answered
+    /// (load balancers stop sending new ones) before the server drains and stops.
+    pub drain_grace: std::time::Duration,
 }
 
 impl Default for ServerOptions {
@@ -54,6 +60,8 @@ impl Default for ServerOptions {
             scan_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             noise_sd: cohortdb_engine::policy::disclosure_control::DEFAULT_NOISE_SD,
             privacy_budget: cohortdb_engine::policy::disclosure_control::DEFAULT_PRIVACY_BUDGET,
+            tls: None,
+            drain_grace: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -65,6 +73,8 @@ pub struct ServerState {
     engine: RwLock<CohortEngine>,
     tokens: TokenRegistry,
     audit: Arc<AuditLog>,
+    /// How participant IDs are written to the audit trail.
+    pseudonyms: AuditPseudonyms,
     options: ServerOptions,
     /// Engines per (project, tier, store version): the record tier's carry the project's
     /// pseudonyms.
@@ -108,10 +118,21 @@ impl ServerState {
         options: ServerOptions,
     ) -> Result<Self, ServerError> {
         let audit = Arc::new(AuditLog::new(engine.store().location().clone()));
+        let pseudonyms = match tokens.audit_secret() {
+            Some(secret) => AuditPseudonyms::new(secret.as_bytes()),
+            None => {
+                tracing::warn!(
+                    "the tokens file sets no audit_secret: participant IDs in the audit trail \
+                     get pseudonyms under a secret of this process only"
+                );
+                AuditPseudonyms::random()
+            }
+        };
         Ok(Self {
             engine: RwLock::new(engine),
             tokens,
             audit,
+            pseudonyms,
             engines: Mutex::new(HashMap::new()),
             scan: ScanLane::new(options.scan_threads)?,
             controls: Default::default(),
@@ -153,7 +174,8 @@ impl ServerState {
         let engine = CohortEngine::open_at(current.store().clone(), latest)
             .await?
             .with_site_cache(current.site_cache().clone())
-            .with_distribution(current.distribution().cloned());
+            .with_distribution(current.distribution().cloned())
+            .with_max_page_size(current.max_page_size());
         *self.engine.write().unwrap_or_else(|e| e.into_inner()) = engine;
         if let Ok(mut engines) = self.engines.lock() {
             engines.retain(|key, _| key.2 == version);
@@ -282,9 +304,12 @@ impl ServerState {
         message: &mut M,
     ) -> Result<(RequestScope, String), ServerError> {
         match self.scope(metadata).await {
-            Ok(scope) => Ok((scope, audit_text(message, Some(&self.audit)).await?)),
+            Ok(scope) => Ok((
+                scope,
+                audit_text(message, &self.pseudonyms, Some(&self.audit)).await?,
+            )),
             Err(e) => {
-                let text = audit_text(message, None).await?;
+                let text = audit_text(message, &self.pseudonyms, None).await?;
                 self.audit(None, method, text, Err(&e)).await?;
                 Err(e)
             }
@@ -318,6 +343,13 @@ impl ServerState {
             Ok(rows) => (rows, "allowed".to_string()),
             Err(e) => (0, e.decision()),
         };
+        // Participant IDs the caller typed, or an error repeats, as pseudonyms.
+        let engine = self.admin_engine();
+        let is_id = |word: &str| engine.is_sample_id(word);
+        let (request, decision) = (
+            self.pseudonyms.rewrite(&request, is_id),
+            self.pseudonyms.rewrite(&decision, is_id),
+        );
         let event = AuditEvent {
             principal,
             project,

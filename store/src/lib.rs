@@ -25,6 +25,7 @@ pub mod genotype_calls;
 mod location;
 pub mod log_entry;
 pub mod privacy_ledger;
+pub mod progress;
 pub mod sample_registry;
 mod snapshot;
 mod vacuum;

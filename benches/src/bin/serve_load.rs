@@ -177,6 +177,7 @@ async fn main() {
                         variant,
                         cohort: None,
                         columns: vec!["age".into(), "sex".into()],
+                        ..Default::default()
                     };
                     match query.carriers(authorized(message, &record)).await {
                         Ok(s) => ipc_rows(s.into_inner()).await.map(|_| true),

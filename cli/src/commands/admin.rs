@@ -5,6 +5,7 @@ use cohortdb_engine::CohortEngine;
 use cohortdb_engine::maintenance::batch_tiers::BatchPolicy;
 use cohortdb_engine::maintenance::compaction::{CompactOptions, CompactionPlan};
 use cohortdb_store::Store;
+use cohortdb_store::progress::Progress;
 
 use crate::CliResult;
 use crate::shared_args::StoreArg;
@@ -121,7 +122,9 @@ pub(crate) async fn run(command: AdminCommand) -> CliResult {
             );
         }
         AdminCommand::Purge { store } => {
-            let engine = CohortEngine::open(&store.location).await?;
+            let engine = CohortEngine::open(&store.location)
+                .await?
+                .with_progress(Progress::on_terminal());
             let done = engine.purge().await?;
             println!(
                 "rewrote {} fragment(s), {} sample registry file(s), {} phenotype file(s), \
@@ -152,7 +155,9 @@ pub(crate) async fn run(command: AdminCommand) -> CliResult {
                     AcrossBatches::All => BatchPolicy::All,
                 }),
             };
-            let engine = CohortEngine::open(&store.location).await?;
+            let engine = CohortEngine::open(&store.location)
+                .await?
+                .with_progress(Progress::on_terminal());
             if dry_run {
                 let plan = engine.compaction_plan(&options)?;
                 print_plan(&plan);

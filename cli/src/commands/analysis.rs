@@ -5,6 +5,7 @@ use cohortdb_engine::ops::association::{Model, association_schema};
 use cohortdb_engine::ops::carriers::VariantSpec;
 use cohortdb_engine::ops::case_control::case_control_schema;
 use cohortdb_engine::{CohortEngine, CohortSpec};
+use cohortdb_store::progress::Progress;
 
 use crate::CliResult;
 use crate::output_format::{print_batch, print_batches, print_frame};
@@ -112,6 +113,13 @@ pub(crate) struct CarriersArgs {
     /// Phenotype columns to list, comma-separated.
     #[arg(long, value_delimiter = ',')]
     columns: Vec<String>,
+    /// Rows per page (default 10,000): every page is read and printed, in turn.
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    page_size: usize,
+    /// Print only the page this token starts (a previous page's `next page token`), and the
+    /// next page's token on standard error.
+    #[arg(long)]
+    page_token: Option<String>,
     #[command(flatten)]
     format: FormatArg,
 }
@@ -121,10 +129,34 @@ pub(crate) async fn carriers(args: CarriersArgs) -> CliResult {
     let variant = VariantSpec::parse(&args.variant)?;
     let (_, cohort) = args.samples.resolve(&engine).await?;
     let columns: Vec<String> = args.columns.into_iter().filter(|c| !c.is_empty()).collect();
-    print_batch(
-        args.format.format,
-        engine.carriers(&variant, &cohort, &columns).await?,
-    )
+    // One page when a token names it; otherwise every page, in turn.
+    let single = args.page_token.is_some();
+    let mut token = args.page_token;
+    let mut pages = Vec::new();
+    loop {
+        let page = engine
+            .carriers_page(
+                &variant,
+                &cohort,
+                &columns,
+                args.page_size,
+                token.as_deref(),
+            )
+            .await?;
+        pages.push(page.rows);
+        token = page.next_page_token;
+        if single {
+            match &token {
+                Some(next) => eprintln!("next page token: {next}"),
+                None => eprintln!("last page ({} rows in all)", page.total_rows),
+            }
+        }
+        if single || token.is_none() {
+            break;
+        }
+    }
+    let schema = pages[0].schema();
+    print_batches(args.format.format, &pages, schema)
 }
 
 /// `genotypes`.
@@ -238,7 +270,9 @@ pub(crate) struct AssocArgs {
 }
 
 pub(crate) async fn assoc(args: AssocArgs) -> CliResult {
-    let engine = CohortEngine::open(&args.store.location).await?;
+    let engine = CohortEngine::open(&args.store.location)
+        .await?
+        .with_progress(Progress::on_terminal());
     let regions = args.regions.parse()?;
     let (_, cohort) = args.samples.resolve(&engine).await?;
     let mut model = Model::parse(args.model.as_deref().unwrap_or_default())?;
@@ -259,14 +293,8 @@ pub(crate) async fn assoc(args: AssocArgs) -> CliResult {
             &args.trait_column,
             &covar,
             model,
+            pass.as_ref(),
         )
         .await?;
-    let batches = match pass {
-        Some(pass) => batches
-            .iter()
-            .map(|b| pass.filter(b))
-            .collect::<Result<Vec<_>, _>>()?,
-        None => batches,
-    };
     print_batches(args.format.format, &batches, association_schema())
 }

@@ -7,6 +7,7 @@ use clap::Args;
 use cohortdb_engine::CohortEngine;
 use cohortdb_engine::export::genomic_index::IndexKind;
 use cohortdb_engine::export::vcf_export::{ExportFormat, SiteKeeps};
+use cohortdb_store::progress::Progress;
 
 use crate::CliResult;
 use crate::shared_args::{RegionArgs, SampleArgs, SiteFilterArgs, StoreArg};
@@ -84,7 +85,9 @@ pub(crate) async fn run(args: ExportArgs) -> CliResult {
         filters,
     } = args;
     let output = output.as_str();
-    let engine = CohortEngine::open(&store.location).await?;
+    let engine = CohortEngine::open(&store.location)
+        .await?
+        .with_progress(Progress::on_terminal());
     let regions = regions.parse()?;
     let (selection, set) = samples.resolve(&engine).await?;
     let order = engine.export_order(&selection, &set);

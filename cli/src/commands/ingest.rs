@@ -1,11 +1,10 @@
 //! `cohortdb ingest vcf|bam|phenotypes`.
 
-use std::io::IsTerminal;
-
 use clap::Subcommand;
 use cohortdb_ingest::phenotype_table::{ColumnType, PhenotypeOptions, ingest_phenotypes};
 use cohortdb_ingest::{IngestOptions, ingest_vcf};
 use cohortdb_store::Store;
+use cohortdb_store::progress::Progress;
 
 use crate::CliResult;
 use crate::shared_args::StoreArg;
@@ -145,7 +144,7 @@ pub(crate) async fn run(command: IngestCommand) -> CliResult {
             let created = NewStoreDir::before_opening(&store.location);
             let store = Store::open_or_create(&store.location)?;
             let options = IngestOptions {
-                progress: std::io::stderr().is_terminal(),
+                progress: Progress::on_terminal(),
                 format_fields: format_fields
                     .into_iter()
                     .filter(|f| !f.is_empty())
@@ -192,6 +191,7 @@ pub(crate) async fn run(command: IngestCommand) -> CliResult {
                 bin_size,
                 thresholds,
                 reference,
+                progress: Progress::on_terminal(),
             };
             let summary = created
                 .unless_failed(cohortdb_ingest::ingest_bam(&store, &files, &options).await)?;

@@ -7,7 +7,7 @@ use clap::Args;
 use cohortdb_engine::CohortEngine;
 use cohortdb_engine::policy::disclosure_control::{DEFAULT_NOISE_SD, DEFAULT_PRIVACY_BUDGET};
 use cohortdb_engine::rows::site_cache::SiteCache;
-use cohortdb_server::{ServerOptions, ServerState, TokenRegistry, serve};
+use cohortdb_server::{ServerOptions, ServerState, ServerTls, TokenRegistry, serve};
 
 use crate::CliResult;
 use crate::shared_args::{ClusterArgs, StoreArg};
@@ -54,6 +54,23 @@ pub(crate) struct ServeArgs {
     /// Development only: requests without a token run as an admin named "anonymous".
     #[arg(long)]
     dev_anonymous: bool,
+    /// Serve over TLS with this certificate chain (PEM, leaf first); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Mutual TLS: clients must present a certificate signed by this CA (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
+    /// The most rows a page of a carriers answer may hold (a client asks for 10,000 unless it
+    /// names a size).
+    #[arg(long, default_value_t = cohortdb_engine::ops::carrier_pages::MAX_PAGE_SIZE)]
+    max_page_size: usize,
+    /// Seconds health reports NOT_SERVING after SIGTERM while requests are still answered,
+    /// before the server drains and stops.
+    #[arg(long, default_value_t = 5.0)]
+    drain_secs: f64,
 }
 
 /// Serves the store with the options of `args`.
@@ -75,6 +92,16 @@ pub(crate) async fn run(args: ServeArgs) -> CliResult {
         scan_threads: args
             .scan_threads
             .unwrap_or(ServerOptions::default().scan_threads),
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(ServerTls::from_files(
+                cert,
+                key,
+                args.tls_client_ca.as_deref(),
+            )?),
+            _ => None,
+        },
+        drain_grace: std::time::Duration::try_from_secs_f64(args.drain_secs)
+            .map_err(|_| "--drain-secs must be zero or a positive number of seconds")?,
         ..Default::default()
     };
     serve_store(
@@ -83,18 +110,21 @@ pub(crate) async fn run(args: ServeArgs) -> CliResult {
         &args.listen,
         args.tokens.as_deref(),
         args.cache_mib << 20,
+        args.max_page_size,
         options,
     )
     .await
 }
 
-/// Serves `store` on `listen` (planning onto `cluster`'s workers, if any), with `cache_bytes` of decoded variant rows.
+/// Serves `store` on `listen` (planning onto `cluster`'s workers, if any), with `cache_bytes` of
+/// decoded variant rows and pages of at most `max_page_size` rows.
 async fn serve_store(
     store: &str,
     cluster: &ClusterArgs,
     listen: &str,
     tokens: Option<&str>,
     cache_bytes: usize,
+    max_page_size: usize,
     options: ServerOptions,
 ) -> CliResult {
     let tokens = match tokens {
@@ -108,13 +138,19 @@ async fn serve_store(
     }
     let engine = CohortEngine::open(store)
         .await?
-        .with_site_cache(Arc::new(SiteCache::new(cache_bytes)));
+        .with_site_cache(Arc::new(SiteCache::new(cache_bytes)))
+        .with_max_page_size(max_page_size);
     let engine = cluster.attach(engine).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let transport = match &options.tls {
+        Some(tls) if tls.is_mutual() => "TLS, client certificates required",
+        Some(_) => "TLS",
+        None => "plaintext",
+    };
     eprintln!(
-        "cohortdb serve: listening on {} (store version {})",
+        "cohortdb serve: listening on {} ({transport}; store version {})",
         listener.local_addr()?,
         engine.snapshot().version()
     );

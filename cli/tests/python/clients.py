@@ -1,4 +1,4 @@
-"""Real Python clients against a running `cohortdb serve` (see cli/tests/python_clients.rs).
+"""Real Python clients against a running `cohortdb serve` (see cli/tests/serving.rs).
 
 Usage: clients.py HOST:PORT ADMIN_TOKEN AGGREGATE_TOKEN EXPECTED_OVER_60
 
@@ -91,6 +91,12 @@ with flightsql.connect(
         assert cur.fetch_arrow_table().column("n").to_pylist() == [over_60]
         cur.execute("SELECT count(*) AS n FROM phenotypes WHERE age > $1", parameters=(60,))
         assert cur.fetchone()[0] == over_60
+        # DB-API's own placeholder style: `?`, numbered in order (a `?` in a string stays).
+        cur.execute(
+            "SELECT '?' AS q, count(*) AS n FROM phenotypes WHERE age > ? AND age < ?",
+            parameters=(60, 1000),
+        )
+        assert cur.fetchone() == ("?", over_60)
         cur.execute("SELECT chrom, pos, ac, an FROM allele_frequencies('chr20:20100001-20101000')")
         assert cur.fetch_arrow_table().num_rows > 5
     objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
@@ -136,4 +142,54 @@ try:
     raise AssertionError("an unknown token passed the handshake")
 except flight.FlightUnauthenticatedError:
     pass
+
+
+def varint(data, i):
+    """A protobuf varint at `i`: its value and the offset after it."""
+    value = shift = 0
+    while True:
+        byte, i = data[i], i + 1
+        value, shift = value | (byte & 0x7F) << shift, shift + 7
+        if not byte & 0x80:
+            return value, i
+
+
+def fields(message):
+    """The length-delimited fields of a protobuf message, by number (varints skipped)."""
+    out, i = {}, 0
+    while i < len(message):
+        key, i = varint(message, i)
+        if key & 7 == 0:
+            _, i = varint(message, i)
+            continue
+        assert key & 7 == 2, key
+        length, i = varint(message, i)
+        out[key >> 3], i = message[i : i + length], i + length
+    return out
+
+
+def flight_sql(name, payload):
+    """A Flight SQL message wrapped in protobuf's Any."""
+    return field(1, b"type.googleapis.com/arrow.flight.protocol.sql." + name) + field(2, payload)
+
+
+# A prepared statement with `?` placeholders, by hand: created (DoAction), its parameters
+# bound (DoPut: the handle comes back with them), run (GetFlightInfo, DoGet).
+text = b"SELECT '?' AS q, count(*) AS n FROM phenotypes WHERE age > ? AND age < ?"
+action = flight.Action("CreatePreparedStatement", flight_sql(b"ActionCreatePreparedStatementRequest", field(1, text)))
+created = fields(fields(next(client.do_action(action, options)).body.to_pybytes())[2])
+parameters = pa.ipc.read_schema(pa.py_buffer(created[3]))
+assert len(parameters) == 2, parameters
+statement = flight_sql(b"CommandPreparedStatementQuery", field(1, created[1]))
+writer, metadata = client.do_put(flight.FlightDescriptor.for_command(statement), parameters, options)
+writer.write_batch(
+    pa.record_batch([pa.array([v], type=f.type) for v, f in zip((60, 1000), parameters)], schema=parameters)
+)
+writer.done_writing()
+bound = fields(metadata.read().to_pybytes())[1]
+writer.close()
+statement = flight_sql(b"CommandPreparedStatementQuery", field(1, bound))
+info = client.get_flight_info(flight.FlightDescriptor.for_command(statement), options)
+table = client.do_get(info.endpoints[0].ticket, options).read_all()
+assert table.to_pylist() == [{"q": "?", "n": over_60}], table
 print("pyarrow.flight: ok")

@@ -23,6 +23,8 @@ pub(crate) const AGGREGATE: &str = "token-aggregate-1";
 pub(crate) const REGION: &str = "chr20:20100001-20200000";
 
 pub(crate) const TOKENS: &str = r#"
+audit_secret = "the-tests-audit-secret"
+
 [[token]]
 token = "token-admin-0001"
 name = "root"
@@ -57,6 +59,17 @@ phenotypes = { phenotypes = ["sex", "age"] }
 [projects.p3]
 privacy_budget = 1000.0
 "#;
+
+/// `sid:` and the first 16 hex digits of HMAC-SHA256 of `id` under the tokens' audit secret,
+/// computed by `openssl` (the audit trail's pseudonym of a participant ID).
+pub(crate) fn audit_pseudonym(id: &str) -> String {
+    let out = sh(&format!(
+        "printf %s '{id}' | openssl dgst -sha256 -hmac the-tests-audit-secret"
+    ))
+    .unwrap();
+    let hex = out.split_whitespace().last().unwrap();
+    format!("sid:{}", &hex[..16])
+}
 
 /// The noise key the test stores start with, so that noisy answers are the same in every run.
 pub(crate) const NOISE_KEY: &str =
@@ -362,6 +375,7 @@ pub(crate) async fn record_tier_projects(channel: &Channel, variant: &str) -> us
         variant: variant.to_string(),
         cohort: None,
         columns: vec!["bmi".into()],
+        ..Default::default()
     };
     assert!(
         read_chunks(

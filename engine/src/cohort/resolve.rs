@@ -159,6 +159,20 @@ impl CohortEngine {
         Ok(Cohort::new(set).with_withdrawn_named(withdrawn_named))
     }
 
+    /// Whether `id` is a registered sample ID in this engine's view (a pseudonym at the
+    /// record tier), withdrawn participants included until a purge drops them; through the
+    /// engine's hash table of IDs.
+    pub fn is_sample_id(&self, id: &str) -> bool {
+        let column = |i: usize| self.sample_batch.column(i).as_any();
+        let Some(ids) = column(1).downcast_ref::<datafusion::arrow::array::StringArray>() else {
+            return self.sample_records().iter().any(|s| s.sample_id == id);
+        };
+        let index = self
+            .sample_ids
+            .get_or_init(|| crate::sample_ids::SampleIds::new(ids));
+        index.row(ids, id).is_some()
+    }
+
     /// The registered participants a sample list chooses, withdrawn ones included.
     fn listed(&self, spec: &CohortSpec) -> Result<RoaringBitmap> {
         let none = RoaringBitmap::new();

@@ -11,6 +11,8 @@
 use std::io::Write;
 
 use cohortdb_store::genotype_calls::SampleColumns;
+use cohortdb_store::log_entry::FileEntry;
+use cohortdb_store::progress::Unit;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::{SessionConfig, col};
@@ -21,6 +23,7 @@ use crate::export::bcf_encoding::encode_header;
 use crate::export::bgzf_writer::BgzfWriter;
 use crate::export::export_encoders::{bcf_record, header_text, vcf_line};
 use crate::export::export_records::{self, Columns, genotypes, group_records};
+use crate::export::export_windows::{WINDOW_BYTES, Window, windows};
 use crate::export::genomic_index::{IndexBuilder, IndexKind};
 use crate::region::Region;
 use crate::rows::span_pruning::region_filter;
@@ -136,6 +139,7 @@ impl CohortEngine {
     /// VCF). Contigs come in the order the store first received them; records by position.
     /// With `sites`, only the records it keeps are written: it is asked of a record's contig,
     /// position, REF and first ALT (site filters give a record's ALTs one verdict).
+    /// Progress is reported in the stored bytes read.
     pub async fn export<W: Write>(
         &self,
         regions: &[Region],
@@ -144,6 +148,24 @@ impl CohortEngine {
         index: Option<IndexKind>,
         sites: Option<&SiteKeeps<'_>>,
         out: W,
+    ) -> Result<ExportSummary> {
+        let windows = WINDOW_BYTES;
+        self.export_windowed(regions, samples, format, index, sites, out, windows)
+            .await
+    }
+
+    /// [`CohortEngine::export`], reading each contig in windows of about `window_bytes`
+    /// stored bytes ([`crate::export::export_windows`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn export_windowed<W: Write>(
+        &self,
+        regions: &[Region],
+        samples: &[u32],
+        format: ExportFormat,
+        index: Option<IndexKind>,
+        sites: Option<&SiteKeeps<'_>>,
+        out: W,
+        window_bytes: u64,
     ) -> Result<ExportSummary> {
         self.require_record_level("export")?;
         self.check_regions(regions)?;
@@ -161,8 +183,9 @@ impl CohortEngine {
             .iter()
             .map(|idx| id_of.get(idx).copied().unwrap_or_default().to_string())
             .collect();
+        let fragments: Vec<&FileEntry> = self.snapshot().state.variant_fragments().collect();
         let mut contigs: Vec<String> = Vec::new();
-        for f in self.snapshot().state.variant_fragments() {
+        for f in &fragments {
             if let Some(c) = &f.contig
                 && !contigs.contains(c)
                 && (regions.is_empty() || regions.iter().any(|r| &r.contig == c))
@@ -170,6 +193,24 @@ impl CohortEngine {
                 contigs.push(c.clone());
             }
         }
+        // Per contig, its regions and the windows it is read in.
+        let plan: Vec<(Vec<Region>, Vec<Window>)> = contigs
+            .iter()
+            .map(|contig| {
+                let mine: Vec<Region> = regions
+                    .iter()
+                    .filter(|r| &r.contig == contig)
+                    .cloned()
+                    .collect();
+                let theirs: Vec<&FileEntry> = fragments
+                    .iter()
+                    .copied()
+                    .filter(|f| f.contig.as_ref() == Some(contig))
+                    .collect();
+                let windows = windows(&theirs, &mine, window_bytes);
+                (mine, windows)
+            })
+            .collect();
         // One partition: rows arrive in fragment order, which is position order.
         let ctx = self.full_session_with(SessionConfig::new().with_target_partitions(1))?;
         let filters = self.filter_names(&ctx, regions).await?;
@@ -187,57 +228,67 @@ impl CohortEngine {
         let columns = SampleColumns::new(samples);
         let mut records = 0;
         let mut line = Vec::new();
-        for (contig_id, contig) in contigs.iter().enumerate() {
+        let total = plan.iter().flat_map(|(_, w)| w).map(|w| w.bytes).sum();
+        self.progress.start(Some(total), Unit::Bytes, "exporting");
+        for (contig_id, (contig, (mine, windows))) in contigs.iter().zip(&plan).enumerate() {
             if let Some(ix) = &mut indexer {
                 ix.reference(contig_id, contig);
             }
-            let mine: Vec<Region> = regions
-                .iter()
-                .filter(|r| &r.contig == contig)
-                .cloned()
-                .collect();
-            let filter = region_filter(&mine)
+            let contig_filter = region_filter(mine)
                 .unwrap_or_else(|| col("contig").eq(datafusion::prelude::lit(contig.clone())));
-            let batches = ctx
-                .table("variants")
-                .await?
-                .filter(filter)?
-                .select_columns(&export_records::columns())?
-                .collect()
-                .await?;
-            let typed = batches
-                .iter()
-                .map(Columns::new)
-                .collect::<Result<Vec<_>>>()?;
-            for record in group_records(&typed) {
-                let Some(site) = record.fields(&typed) else {
-                    continue;
+            for window in windows {
+                let filter = match window.filter() {
+                    Some(w) => contig_filter.clone().and(w),
+                    None => contig_filter.clone(),
                 };
-                // A record's ALT rows share its verdict.
-                if let Some(keeps) = sites
-                    && !site
-                        .alts
-                        .first()
-                        .is_some_and(|alt| keeps(contig, site.pos, site.ref_allele, alt))
-                {
-                    continue;
+                let batches = ctx
+                    .table("variants")
+                    .await?
+                    .filter(filter)?
+                    .select_columns(&export_records::columns())?
+                    .collect()
+                    .await?;
+                let typed = batches
+                    .iter()
+                    .map(Columns::new)
+                    .collect::<Result<Vec<_>>>()?;
+                for record in group_records(&typed) {
+                    let Some(site) = record.fields(&typed) else {
+                        continue;
+                    };
+                    // A record's ALT rows share its verdict.
+                    if let Some(keeps) = sites
+                        && !site
+                            .alts
+                            .first()
+                            .is_some_and(|alt| keeps(contig, site.pos, site.ref_allele, alt))
+                    {
+                        continue;
+                    }
+                    let g = genotypes(&typed, &record, &columns)?;
+                    let start = sink.offset();
+                    line.clear();
+                    if format == ExportFormat::Bcf {
+                        bcf_record(&mut line, contig_id, &site, &g, &filters, samples.len());
+                    } else {
+                        vcf_line(&mut line, contig, &site, &g, !samples.is_empty());
+                    }
+                    sink.write(&line).map_err(io_error)?;
+                    if let Some(ix) = &mut indexer {
+                        let (beg, end) =
+                            ((site.pos - 1).max(0) as u64, site.end.max(site.pos) as u64);
+                        ix.push(contig_id, beg, end, start, sink.offset());
+                    }
+                    records += 1;
                 }
-                let g = genotypes(&typed, &record, &columns)?;
-                let start = sink.offset();
-                line.clear();
-                if format == ExportFormat::Bcf {
-                    bcf_record(&mut line, contig_id, &site, &g, &filters, samples.len());
-                } else {
-                    vcf_line(&mut line, contig, &site, &g, !samples.is_empty());
+                self.progress.advance(window.bytes);
+                if self.progress.is_drawn() {
+                    self.progress
+                        .message(format!("exporting {contig}: {records} records"));
                 }
-                sink.write(&line).map_err(io_error)?;
-                if let Some(ix) = &mut indexer {
-                    let (beg, end) = ((site.pos - 1).max(0) as u64, site.end.max(site.pos) as u64);
-                    ix.push(contig_id, beg, end, start, sink.offset());
-                }
-                records += 1;
             }
         }
+        self.progress.finish();
         sink.finish().map_err(io_error)?;
         let index = indexer
             .map(IndexBuilder::finish)
@@ -278,5 +329,101 @@ impl CohortEngine {
         }
         names[1..].sort();
         Ok(names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cohortdb_ingest::{IngestOptions, ingest_vcf};
+    use cohortdb_store::Store;
+
+    use super::*;
+
+    /// A VCF of `samples` over positions 100, 110, ... of contigs 1 and 2: a multi-allelic
+    /// record, two records at one position, a deletion reaching over the next records.
+    fn vcf(samples: &[&str], seed: usize) -> String {
+        let mut text = String::from("##fileformat=VCFv4.2\n##contig=<ID=1>\n##contig=<ID=2>\n");
+        text.push_str("##FORMAT=<ID=GT,Number=1,Type=String,Description=\"Genotype\">\n");
+        text.push_str("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t");
+        text.push_str(&samples.join("\t"));
+        text.push('\n');
+        for contig in ["1", "2"] {
+            for i in 0..40usize {
+                let pos = 100 + 10 * i;
+                let (reference, alt) = match i % 7 {
+                    3 => ("A", "C,G"),
+                    5 => ("ACGTACGTACGTACGTACGTACG", "A"),
+                    _ => ("A", "T"),
+                };
+                let copies = if i % 9 == 4 { 2 } else { 1 };
+                for copy in 0..copies {
+                    text.push_str(&format!(
+                        "{contig}\t{pos}\t.\t{reference}\t{alt}\t.\tPASS\t.\tGT"
+                    ));
+                    for s in 0..samples.len() {
+                        let gt =
+                            ["0|0", "0|1", "1|1", "./.", "1/0", "0|2"][(i + s + seed + copy) % 6];
+                        let gt = if alt.contains(',') {
+                            gt
+                        } else {
+                            &gt.replace('2', "1")
+                        };
+                        text.push_str(&format!("\t{gt}"));
+                    }
+                    text.push('\n');
+                }
+            }
+        }
+        text
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn windows_of_a_few_positions_export_what_one_window_exports() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().join("store").display().to_string();
+        let store = Store::open_or_create(&location).unwrap();
+        for (i, samples) in [["a", "b", "c"], ["d", "e", "f"]].iter().enumerate() {
+            let path = dir.path().join(format!("batch{i}.vcf"));
+            std::fs::write(&path, vcf(samples, i)).unwrap();
+            let options = IngestOptions {
+                missing_as_ref: i == 1,
+                ..IngestOptions::default()
+            };
+            ingest_vcf(&store, &[path.display().to_string()], &options)
+                .await
+                .unwrap();
+        }
+        let engine = CohortEngine::open(&location).await.unwrap();
+        let samples: Vec<u32> = engine
+            .sample_records()
+            .iter()
+            .map(|s| s.sample_idx)
+            .collect();
+        let region = |contig: &str, start, end| Region {
+            contig: contig.into(),
+            start,
+            end,
+        };
+        for regions in [vec![], vec![region("1", 150, 330), region("2", 1, 120)]] {
+            let mut text = Vec::new();
+            for window_bytes in [u64::MAX, 1] {
+                let mut out = Vec::new();
+                let summary = engine
+                    .export_windowed(
+                        &regions,
+                        &samples,
+                        ExportFormat::Vcf,
+                        None,
+                        None,
+                        &mut out,
+                        window_bytes,
+                    )
+                    .await
+                    .unwrap();
+                assert!(summary.records > 10, "{}", summary.records);
+                text.push(String::from_utf8(out).unwrap());
+            }
+            assert_eq!(text[0], text[1], "{regions:?}");
+        }
     }
 }

@@ -32,6 +32,7 @@ use cohortdb_store::fragment_schema::fragment_schema;
 use cohortdb_store::fragment_writer::{EncodedFragment, FragmentWriter, encode_fragment};
 use cohortdb_store::log_entry::{CommitKind, FileEntry, FileKind};
 use cohortdb_store::merge_extra_columns;
+use cohortdb_store::progress::Unit;
 use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::Int64Type;
@@ -44,6 +45,7 @@ use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
 use crate::maintenance::batch_tiers::{BatchPolicy, BatchSpan, plan_merges};
 use crate::policy::access_policy::Tier;
+use crate::rows::span_pruning::stored_bytes_up_to;
 
 /// The default most stored bytes merged into one fragment: 512 MiB.
 pub const DEFAULT_COMPACT_BYTES: u64 = 512 << 20;
@@ -276,10 +278,18 @@ impl CohortEngine {
         }
         let mut add: Vec<FileEntry> = Vec::new();
         let mut remove: Vec<String> = Vec::new();
-        if let Err(e) = self
+        let total = plan.batches.iter().flat_map(|m| &m.fragments);
+        let total = total
+            .chain(plan.fragments.iter().flatten())
+            .chain(plan.coverage.iter().flatten())
+            .map(|f| f.bytes)
+            .sum();
+        self.progress.start(Some(total), Unit::Bytes, "compacting");
+        let written = self
             .write_compaction(plan, max_bytes, &mut add, &mut remove, &mut done)
-            .await
-        {
+            .await;
+        self.progress.finish();
+        if let Err(e) = written {
             self.store().discard(&add).await;
             return Err(e);
         }
@@ -330,12 +340,16 @@ impl CohortEngine {
         }
         for group in &plan.fragments {
             add.push(self.merge(group).await?);
+            self.progress
+                .advance(group.iter().map(|f| f.bytes).sum::<u64>());
             remove.extend(group.iter().map(|f| f.path.clone()));
             done.before += group.len();
             done.after += 1;
         }
         for group in &plan.coverage {
             add.push(self.merge_coverage(group).await?);
+            self.progress
+                .advance(group.iter().map(|f| f.bytes).sum::<u64>());
             remove.extend(group.iter().map(|f| f.path.clone()));
             done.coverage_before += group.len();
             done.coverage_after += 1;
@@ -344,7 +358,8 @@ impl CohortEngine {
     }
 
     /// Writes the batches of `merge` as one: their rows merged as readers merge them, in
-    /// fragments of about `max_bytes` (cut between positions), each pushed to `add`.
+    /// fragments of about `max_bytes` (cut between positions), each pushed to `add`. Progress
+    /// advances by the stored bytes of `merge` below each merged position.
     async fn merge_batches(
         &self,
         merge: &BatchMerge,
@@ -367,10 +382,26 @@ impl CohortEngine {
         let ctx = self.full_session_with(SessionConfig::new().with_target_partitions(1))?;
         let mut rows = ctx.read_table(Arc::new(table))?.execute_stream().await?;
         let mut writer: Option<FragmentWriter> = None;
+        let start = self.progress.position();
+        // Stored bytes of the contigs merged whole, and the fragments of the current one.
+        let mut finished = 0.0;
+        let mut current: (String, Vec<&FileEntry>) = Default::default();
         while let Some(batch) = rows.next().await {
             let batch = batch?;
             for (contig, part) in contig_runs(&batch)? {
-                let first_pos = part.column(1).as_primitive::<Int64Type>().value(0);
+                let positions = part.column(1).as_primitive::<Int64Type>();
+                let first_pos = positions.value(0);
+                if current.0 != contig {
+                    finished += stored_bytes_up_to(&current.1, i64::MAX);
+                    let of_contig = |f: &&FileEntry| f.contig.as_deref() == Some(contig.as_str());
+                    current = (
+                        contig.clone(),
+                        merge.fragments.iter().filter(of_contig).collect(),
+                    );
+                }
+                let last_pos = positions.value(positions.len() - 1);
+                let read = finished + stored_bytes_up_to(&current.1, last_pos);
+                self.progress.set_position(start + read as u64);
                 let full = |w: &FragmentWriter| {
                     w.bytes() as u64 >= max_bytes && w.last_pos() != Some(first_pos)
                 };
@@ -391,6 +422,8 @@ impl CohortEngine {
         if let Some(done) = writer.take() {
             add.push(self.put_fragment(done.finish()?, merge).await?);
         }
+        let all: u64 = merge.fragments.iter().map(|f| f.bytes).sum();
+        self.progress.set_position(start + all);
         Ok(())
     }
 

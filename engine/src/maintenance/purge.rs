@@ -12,6 +12,7 @@ use cohortdb_store::fragment_schema::fragment_schema;
 use cohortdb_store::fragment_writer::encode_fragment;
 use cohortdb_store::genotype_bitmaps::{BITMAP_COLUMNS, decode_exceptions, deserialize_bitmap};
 use cohortdb_store::log_entry::{CommitKind, FileEntry, FileKind};
+use cohortdb_store::progress::Unit;
 use cohortdb_store::{Commit, Store, StoreError};
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{concat_batches, filter_record_batch};
@@ -190,8 +191,50 @@ impl CohortEngine {
         Ok(done)
     }
 
+    /// Rewrites every file that may name a participant of `withdrawn`, reporting progress
+    /// in the stored bytes examined.
     async fn rewrite_all(
         &self,
+        withdrawn: &RoaringBitmap,
+        add: &mut Vec<FileEntry>,
+        remove: &mut Vec<String>,
+        done: &mut Purge,
+    ) -> Result<()> {
+        // A batch's fragments hold calls of its sample range only.
+        let fragments: Vec<FileEntry> = self
+            .snapshot()
+            .state
+            .variant_fragments()
+            .filter(|f| {
+                f.sample_range
+                    .is_none_or(|[start, end]| withdrawn.range_cardinality(start..end) > 0)
+            })
+            .cloned()
+            .collect();
+        let state = &self.snapshot().state;
+        let total = fragments.iter().map(|f| f.bytes).sum::<u64>()
+            + state
+                .files_of(&[
+                    FileKind::Coverage,
+                    FileKind::RefBlocks,
+                    FileKind::Samples,
+                    FileKind::Phenotypes,
+                ])
+                .map(|f| f.bytes)
+                .sum::<u64>();
+        self.progress.start(Some(total), Unit::Bytes, "purging");
+        let result = self
+            .rewrite_files(&fragments, withdrawn, add, remove, done)
+            .await;
+        self.progress.finish();
+        result
+    }
+
+    /// The rewrites of [`CohortEngine::rewrite_all`], `fragments` those that may hold a
+    /// withdrawn participant.
+    async fn rewrite_files(
+        &self,
+        fragments: &[FileEntry],
         withdrawn: &RoaringBitmap,
         add: &mut Vec<FileEntry>,
         remove: &mut Vec<String>,
@@ -200,15 +243,8 @@ impl CohortEngine {
         let store = self.store();
         // One partition keeps each fragment's rows in file order.
         let ctx = self.full_session_with(SessionConfig::new().with_target_partitions(1))?;
-        let fragments: Vec<FileEntry> =
-            self.snapshot().state.variant_fragments().cloned().collect();
         for file in fragments {
-            // A batch's fragments hold calls of its sample range only.
-            if let Some([start, end]) = file.sample_range
-                && withdrawn.range_cardinality(start..end) == 0
-            {
-                continue;
-            }
+            self.progress.advance(file.bytes);
             let schema = fragment_schema(&file.columns);
             let table = Arc::new(self.stored_rows(file.columns.clone(), vec![file.clone()]));
             let batches = ctx.read_table(table)?.collect().await?;
@@ -228,7 +264,7 @@ impl CohortEngine {
                 .map_err(DataFusionError::from)?;
             let contig = file.contig.clone().unwrap_or_default();
             let encoded = encode_fragment(&contig, batch, file.columns.clone())?;
-            replace(store, &file, encoded.parquet, file.rows, add, remove).await?;
+            replace(store, file, encoded.parquet, file.rows, add, remove).await?;
             done.fragments += 1;
         }
         self.rewrite_coverage(withdrawn, add, remove, done).await?;
@@ -241,6 +277,7 @@ impl CohortEngine {
             .cloned()
             .collect();
         for file in tables {
+            self.progress.advance(file.bytes);
             let bytes = store.read_file(&file.path).await?;
             let Some(kept) = without_rows(&file.path, bytes, withdrawn)? else {
                 continue;
@@ -319,6 +356,7 @@ impl CohortEngine {
             .cloned()
             .collect();
         for file in files {
+            self.progress.advance(file.bytes);
             let rewritten = rewrite_bitmaps(store, &file, |samples| {
                 let holds = !samples.is_disjoint(withdrawn);
                 *samples -= withdrawn;

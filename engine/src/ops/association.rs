@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 
+use cohortdb_store::progress::Unit;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
 };
@@ -29,6 +30,7 @@ use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
 use crate::ops::logistic::LogisticModel;
 use crate::ops::regression::{Fit, LinearModel, linear};
+use crate::ops::site_qc::SitePass;
 use crate::region::Region;
 use crate::rows::span_pruning::region_filter;
 use crate::rows::stored_bitmaps::{cast_column, stored_bitmap};
@@ -202,7 +204,10 @@ impl CohortEngine {
     /// Regresses `trait_column` of phenotype `table` on the dosage of every ALT in `regions`
     /// with `covariates`, over the `cohort` samples that have every value; `model` defaults to
     /// logistic for a boolean trait or an integer one of 0 and 1, and linear otherwise. Rows as
-    /// [`association_schema`], ordered by contig, position and allele index.
+    /// [`association_schema`], ordered by contig, position and allele index; with `sites`,
+    /// only the ALT rows it passes are fitted (plink2 filters before `--glm`). Progress is
+    /// reported in variants fitted.
+    #[allow(clippy::too_many_arguments)]
     pub async fn association(
         &self,
         regions: &[Region],
@@ -211,6 +216,7 @@ impl CohortEngine {
         trait_column: &str,
         covariates: &[String],
         model: Option<Model>,
+        sites: Option<&SitePass>,
     ) -> Result<Vec<RecordBatch>> {
         // Coefficients are exact functions of every analysed genotype: two regressions over
         // cohorts that differ by one participant differ by that participant's contribution,
@@ -225,7 +231,10 @@ impl CohortEngine {
             model: model.map(Model::name).unwrap_or_default().to_string(),
         };
         if let Some(batches) = self.on_workers(split, regions, &[cohort.set()]).await? {
-            return Ok(batches);
+            return match sites {
+                Some(pass) => batches.iter().map(|b| pass.filter(b)).collect(),
+                None => Ok(batches),
+            };
         }
         let design = self.design(table, trait_column, covariates, cohort).await?;
         // Logistic by default for a boolean trait, or an integer one holding only 0 and 1.
@@ -244,6 +253,8 @@ impl CohortEngine {
                 "no sample of the cohort has {trait_column:?} and every covariate"
             )));
         }
+        self.progress
+            .start(None, Unit::Items("variants"), "reading genotypes");
         let mut df = self.full_session()?.table("variants").await?;
         if let Some(filter) = region_filter(regions) {
             df = df.filter(filter)?;
@@ -270,8 +281,18 @@ impl CohortEngine {
             ])?
             .collect()
             .await?;
+        let batches = match sites {
+            Some(pass) => batches
+                .iter()
+                .map(|b| pass.filter(b))
+                .collect::<Result<_>>()?,
+            None => batches,
+        };
         let fitter = Fitter::new(&design, model);
         let mut out = Vec::with_capacity(batches.len());
+        let variants = batches.iter().map(|b| b.num_rows() as u64).sum();
+        self.progress
+            .start(Some(variants), Unit::Items("variants"), "fitting");
         for batch in &batches {
             let rows = batch.num_rows();
             let bitmaps: Vec<ArrayRef> = (6..12)
@@ -328,7 +349,9 @@ impl CohortEngine {
                 )
                 .map_err(DataFusionError::from)?,
             );
+            self.progress.advance(rows as u64);
         }
+        self.progress.finish();
         Ok(out)
     }
 }

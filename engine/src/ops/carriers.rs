@@ -59,6 +59,23 @@ impl CohortEngine {
         cohort: &RoaringBitmap,
         columns: &[String],
     ) -> Result<RecordBatch> {
+        Ok(self
+            .carrier_rows(variant, cohort, columns, 0, usize::MAX)
+            .await?
+            .0)
+    }
+
+    /// Rows `offset..offset + limit` of [`CohortEngine::carriers`] (in its order), and how many
+    /// rows the whole answer has: only the rows asked for are built (their GT strings and
+    /// phenotype values). Pages and their tokens are built on it (`carrier_pages`).
+    pub async fn carrier_rows(
+        &self,
+        variant: &VariantSpec,
+        cohort: &RoaringBitmap,
+        columns: &[String],
+        offset: u64,
+        limit: usize,
+    ) -> Result<(RecordBatch, u64)> {
         use datafusion::arrow::array::{Array, ArrayRef, StringArray};
         use datafusion::arrow::compute::{concat, take};
         use datafusion::scalar::ScalarValue;
@@ -112,6 +129,12 @@ impl CohortEngine {
                 calls[start..].sort_unstable_by_key(|c| order.rank.get(c.2 as usize).copied());
             }
         }
+        let total = calls.len() as u64;
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(calls.len());
+        calls.truncate(start.saturating_add(limit));
+        calls.drain(..start);
         // The whole call as VCF writes it (`0|1`, `1/2`), rebuilt for the carriers by
         // export's code, in the record the row belongs to.
         let mut carriers: Vec<u32> = calls.iter().map(|c| c.2).collect();
@@ -214,10 +237,9 @@ impl CohortEngine {
                 fields.push(field.clone().with_nullable(true));
             }
         }
-        Ok(
-            RecordBatch::try_new(Arc::new(Schema::new(fields)), out_columns)
-                .map_err(DataFusionError::from)?,
-        )
+        let rows = RecordBatch::try_new(Arc::new(Schema::new(fields)), out_columns)
+            .map_err(DataFusionError::from)?;
+        Ok((rows, total))
     }
 }
 

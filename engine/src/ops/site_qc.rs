@@ -107,7 +107,8 @@ impl SitePass {
         ))
     }
 
-    /// The rows of `batch` (an operation's: `chrom pos id ref alt` first) that pass.
+    /// The rows of `batch` that pass: an operation's (`chrom pos id ref alt` first), or the
+    /// `variants` table's (`contig` for `chrom`).
     pub fn filter(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let column = |name: &str| {
             batch.column_by_name(name).ok_or_else(|| {
@@ -117,7 +118,12 @@ impl SitePass {
         let text = |name: &str| -> Result<ArrayRef> {
             Ok(cast(column(name)?, &DataType::Utf8).map_err(DataFusionError::from)?)
         };
-        let (chrom, reference, alt) = (text("chrom")?, text("ref")?, text("alt")?);
+        let contig = if batch.column_by_name("chrom").is_some() {
+            "chrom"
+        } else {
+            "contig"
+        };
+        let (chrom, reference, alt) = (text(contig)?, text("ref")?, text("alt")?);
         let pos = cast(column("pos")?, &DataType::Int64).map_err(DataFusionError::from)?;
         let (chrom, reference, alt, pos) = (
             chrom.as_string::<i32>(),

@@ -135,6 +135,23 @@ impl<'a> Span<'a> {
     }
 }
 
+/// The stored bytes of `fragments` at positions up to `pos`, estimated from the log: each
+/// fragment's bytes spread evenly over its span of positions. For progress over reads in
+/// position order.
+pub fn stored_bytes_up_to(fragments: &[&FileEntry], pos: i64) -> f64 {
+    fragments
+        .iter()
+        .map(|f| {
+            let (Some(min), Some(max)) = (f.min_pos, f.max_pos) else {
+                return 0.0;
+            };
+            let width = max.saturating_sub(min) as f64 + 1.0;
+            let covered = (pos.saturating_sub(min) as f64 + 1.0).clamp(0.0, width);
+            f.bytes as f64 * covered / width
+        })
+        .sum()
+}
+
 /// The SQL predicate of `regions` (overlap, as `bcftools view -r`: `pos <= end` and
 /// `end_pos >= start`): `None` for no regions.
 pub fn region_filter(regions: &[Region]) -> Option<Expr> {

@@ -48,7 +48,7 @@ impl Operation {
         (Self::AlleleFrequencies, "allele_frequencies", 1, 2),
         (Self::CaseControl, "case_control", 3, 3),
         (Self::Association, "association", 3, 5),
-        (Self::Carriers, "carriers", 1, 2),
+        (Self::Carriers, "carriers", 1, 4),
         (Self::SampleGenotypes, "sample_genotypes", 1, 2),
     ];
 
@@ -187,6 +187,7 @@ impl OperationCall {
             Some(Operation::Carriers) => {
                 VariantSpec::parse(self.arg(0))
                     .map_err(crate::error::EngineError::InvalidArgument)?;
+                self.page()?;
             }
             Some(Operation::SampleGenotypes) => {
                 self.regions(1)?;
@@ -199,6 +200,26 @@ impl OperationCall {
             }
         }
         Ok(())
+    }
+
+    /// The page size (0: the default) and page number (from 0) of `carriers`.
+    pub(crate) fn page(&self) -> crate::error::Result<(usize, u64)> {
+        let number = |i: usize, what: &str| -> crate::error::Result<u64> {
+            let text = self.arg(i).trim();
+            if text.is_empty() {
+                return Ok(0);
+            }
+            text.parse().map_err(|_| {
+                crate::error::EngineError::InvalidArgument(format!(
+                    "carriers: the {what} {text:?} is not a whole number"
+                ))
+            })
+        };
+        let size = number(2, "page size")?;
+        Ok((
+            usize::try_from(size).unwrap_or(usize::MAX),
+            number(3, "page")?,
+        ))
     }
 
     /// The `covariates` argument of `association`, split at commas.
@@ -247,6 +268,7 @@ impl OperationCall {
                     self.arg(1),
                     &covariates,
                     model,
+                    None,
                 )
                 .await?
             }
@@ -254,7 +276,10 @@ impl OperationCall {
                 let variant = VariantSpec::parse(self.arg(0))
                     .map_err(crate::error::EngineError::InvalidArgument)?;
                 let set = self.cohort(e, 1).await?;
-                vec![e.carriers(&variant, &set, &[]).await?]
+                let (size, page) = self.page()?;
+                let size = e.page_size(size)?;
+                let offset = page.saturating_mul(size as u64);
+                vec![e.carrier_rows(&variant, &set, &[], offset, size).await?.0]
             }
             Operation::SampleGenotypes => {
                 e.sample_genotypes(&self.regions(1)?, self.arg(0))

@@ -303,6 +303,7 @@ async fn run(
                     trait_column,
                     covariates,
                     crate::ops::association::Model::parse(model)?,
+                    None,
                 )
                 .await?
         }

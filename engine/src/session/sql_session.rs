@@ -4,6 +4,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 
 use crate::cohort_engine::CohortEngine;
 use crate::error::{EngineError, Result};
+use crate::session::placeholders::numbered_placeholders;
 
 impl CohortEngine {
     /// [`CohortEngine::session`] plus the cohort operations as table functions
@@ -16,14 +17,16 @@ impl CohortEngine {
     }
     /// Plans `query` in [`CohortEngine::sql_session`]. Only queries: no DDL (which could
     /// read any file the server can), DML or statements (`SET`, `PREPARE`, ...); placeholders
-    /// (`$1`) are left for the caller to bind.
+    /// (`$1`, or `?` numbered in order: [`numbered_placeholders`]) are left for the caller to
+    /// bind.
     pub async fn sql(&self, query: &str) -> Result<DataFrame> {
         let options = datafusion::execution::context::SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
         let ctx = self.sql_session()?;
-        let plan = ctx.state().create_logical_plan(query).await?;
+        let query = numbered_placeholders(query)?;
+        let plan = ctx.state().create_logical_plan(&query).await?;
         options.verify_plan(&plan).map_err(|e| {
             EngineError::PermissionDenied(format!(
                 "only queries are served (a store changes through `cohortdb ingest` and \

@@ -6,12 +6,14 @@
 //! | `allele_frequencies(regions [, cohort])` | `chrom pos id ref alt ac an af n_het n_hom_alt` |
 //! | `case_control(regions, cases, controls)` | as `cohortdb case-control` |
 //! | `association(regions, trait, covariates [, model [, cohort]])` | `chrom pos id ref alt n beta se p or firth errcode` |
-//! | `carriers(variant [, cohort])` | `chrom pos id ref alt sample_id genotype gt` |
+//! | `carriers(variant [, cohort [, page_size [, page]]])` | `chrom pos id ref alt sample_id genotype gt`, one page |
 //! | `sample_genotypes(sample_id [, regions])` | `chrom pos id ref alt genotype phased gt` |
 //!
 //! Arguments are string literals: regions as `-r` takes them (`''` for every contig), a cohort
 //! as `--cohort` takes it (a predicate or `@NAME`; `''` or absent for everyone), covariates
-//! comma-separated, model `linear` or `logistic` (`''` to choose by the trait). Arguments are
+//! comma-separated, model `linear` or `logistic` (`''` to choose by the trait), page size and
+//! page number (from 0) as numbers or strings: `carriers` answers one page, of 10,000 rows
+//! unless a size is given ([`crate::ops::carrier_pages`]). Arguments are
 //! checked when the query is planned; the operation runs when the plan is executed
 //! ([`crate::session::operation_exec`]), and its rows then flow through the rest of the query.
 
@@ -48,8 +50,15 @@ fn text_argument(name: &str, expr: &Expr) -> Result<String> {
             _,
         ) => Ok(v.clone().unwrap_or_default()),
         Expr::Literal(ScalarValue::Null, _) => Ok(String::new()),
+        Expr::Literal(
+            v @ (ScalarValue::Int64(Some(_))
+            | ScalarValue::Int32(Some(_))
+            | ScalarValue::UInt64(Some(_))
+            | ScalarValue::UInt32(Some(_))),
+            _,
+        ) => Ok(v.to_string()),
         other => Err(DataFusionError::Plan(format!(
-            "{name}: arguments are string literals, not {other}"
+            "{name}: arguments are string or integer literals, not {other}"
         ))),
     }
 }

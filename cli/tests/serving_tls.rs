@@ -1,0 +1,161 @@
+//! `cohortdb serve` in the open: TLS and mutual TLS with certificates `openssl` makes here,
+//! through grpcio, ADBC and pyarrow Flight (`python/tls_clients.py`); and a SIGTERM that turns
+//! health NOT_SERVING while requests are still answered, before the server drains and stops.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStderr, Command, Stdio};
+
+use crate::oracle_support::{cohortdb, sh, sim_store};
+use crate::support::cluster_harness::listening_address;
+use crate::support::serving_harness::{ADMIN, TOKENS};
+
+/// A CA, a server certificate it signs (for localhost and 127.0.0.1) and a client
+/// certificate it signs, as PEM files in `dir` (X.509 v3, as rustls requires: the
+/// extension files make them so).
+fn certificates(dir: &Path) {
+    let d = dir.display();
+    sh(&format!(
+        "cd {d} && exec 2>&1
+         openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca
+         openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost
+         printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > server.ext
+         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile server.ext
+         openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=a-notebook
+         printf 'extendedKeyUsage=clientAuth\n' > client.ext
+         openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2 -extfile client.ext"
+    ))
+    .unwrap();
+}
+
+/// `cohortdb serve` on a free port with `extra` arguments: the child, its address and the
+/// rest of its standard error.
+fn serve(store: &str, tokens: &Path, extra: &[&str]) -> (Child, String, BufReader<ChildStderr>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cohortdb"))
+        .args(["serve", "--store", store, "--listen", "127.0.0.1:0"])
+        .arg("--tokens")
+        .arg(tokens)
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    (child, listening_address(&line), stderr)
+}
+
+/// Stops `child` with SIGTERM; its exit status is success and it said it stopped.
+fn stop(mut child: Child, mut stderr: BufReader<ChildStderr>) {
+    sh(&format!("kill -TERM {}", child.id())).unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(
+        status.success() && rest.contains("stopped"),
+        "{status}: {rest}"
+    );
+}
+
+#[test]
+fn tls_and_mutual_tls_through_grpcio_adbc_and_pyarrow_flight() {
+    let (dir, store) = sim_store(false);
+    certificates(dir.path());
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, TOKENS).unwrap();
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/tls_clients.py");
+    for mutual in [false, true] {
+        let mut args = vec!["--tls-cert", &cert, "--tls-key", &key, "--drain-secs", "0"];
+        if mutual {
+            args.extend(["--tls-client-ca", &ca]);
+        }
+        let (child, address, stderr) = serve(&store, &tokens, &args);
+        let mut clients = vec![address, ca.clone(), ADMIN.to_string(), "10000".to_string()];
+        if mutual {
+            clients.extend([file("client.pem"), file("client.key")]);
+        }
+        let result = Command::new("python3")
+            .arg(script)
+            .args(&clients)
+            .output()
+            .unwrap();
+        stop(child, stderr);
+        assert!(
+            result.status.success(),
+            "mutual {mutual}: python clients failed:\n{}\n{}",
+            String::from_utf8_lossy(&result.stdout),
+            String::from_utf8_lossy(&result.stderr)
+        );
+    }
+
+    // A key that is not a key is refused by name, before anything listens.
+    let refused = cohortdb(&[
+        "serve",
+        "--store",
+        &store,
+        "--listen",
+        "127.0.0.1:0",
+        "--tokens",
+        &tokens.display().to_string(),
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &ca,
+    ])
+    .unwrap_err();
+    assert!(
+        refused.contains("ca.pem: not a PEM private key"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn sigterm_turns_health_not_serving_while_requests_are_still_answered() {
+    let (dir, store) = sim_store(false);
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, TOKENS).unwrap();
+    let (child, address, stderr) = serve(&store, &tokens, &["--drain-secs", "3"]);
+    let pid = child.id();
+    // Health SERVING; SIGTERM; then within the grace NOT_SERVING, while a query is answered.
+    let check = format!(
+        r#"
+import os, signal, time, grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+import adbc_driver_flightsql.dbapi as flightsql
+channel = grpc.insecure_channel("{address}")
+health = health_pb2_grpc.HealthStub(channel)
+status = lambda service: health.Check(health_pb2.HealthCheckRequest(service=service), timeout=2).status
+assert status("cohortdb.v1.QueryService") == health_pb2.HealthCheckResponse.SERVING
+os.kill({pid}, signal.SIGTERM)
+deadline = time.time() + 2
+while status("cohortdb.v1.QueryService") != health_pb2.HealthCheckResponse.NOT_SERVING:
+    assert time.time() < deadline, "still SERVING after SIGTERM"
+    time.sleep(0.05)
+assert status("") == health_pb2.HealthCheckResponse.NOT_SERVING
+kwargs = {{"adbc.flight.sql.authorization_header": "Bearer {ADMIN}"}}
+with flightsql.connect("grpc://{address}", db_kwargs=kwargs) as conn, conn.cursor() as cur:
+    cur.execute("SELECT count(*) FROM samples")
+    assert cur.fetchone()[0] == 10000
+"#
+    );
+    let result = Command::new("python3")
+        .args(["-c", &check])
+        .output()
+        .unwrap();
+    let mut child = child;
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut { stderr }, &mut rest).unwrap();
+    assert!(
+        result.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(
+        status.success() && rest.contains("stopped"),
+        "{status}: {rest}"
+    );
+}
