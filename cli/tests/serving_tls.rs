@@ -159,3 +159,77 @@ with flightsql.connect("grpc://{address}", db_kwargs=kwargs) as conn, conn.curso
         "{status}: {rest}"
     );
 }
+
+#[test]
+fn metrics_are_prometheus_text_a_plain_http_client_scrapes() {
+    let (dir, store) = sim_store(false);
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, TOKENS).unwrap();
+    let args = ["--metrics-listen", "127.0.0.1:0", "--drain-secs", "0"];
+    let (child, address, mut stderr) = serve(&store, &tokens, &args);
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let metrics = line
+        .trim()
+        .strip_prefix("cohortdb serve: metrics on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    // Two answered queries and one refused token, then a scrape parsed line by line.
+    let check = format!(
+        r##"
+import re, urllib.request
+import adbc_driver_flightsql.dbapi as flightsql
+def connect(token):
+    return flightsql.connect("grpc://{address}", db_kwargs={{"adbc.flight.sql.authorization_header": f"Bearer {{token}}"}})
+with connect("{ADMIN}") as conn, conn.cursor() as cur:
+    for _ in range(2):
+        cur.execute("SELECT count(*) FROM samples")
+        assert cur.fetchone()[0] == 10000
+try:
+    with connect("not-a-token") as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")
+        cur.fetchall()
+    raise AssertionError("an unknown token was answered")
+except flightsql.Error:
+    pass
+with urllib.request.urlopen("{metrics}") as r:
+    assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4"), r.headers
+    text = r.read().decode()
+sample = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\}})? (-?[0-9.e+-]+|\+Inf|NaN)$')
+values, types = {{}}, {{}}
+for line in text.splitlines():
+    if line.startswith("# TYPE "):
+        _, _, name, kind = line.split(" ")
+        types[name] = kind
+        continue
+    if line.startswith("# HELP ") or not line:
+        continue
+    m = sample.match(line)
+    assert m, "not the text format: " + line
+    values[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+assert types["cohortdb_requests_total"] == "counter", types
+assert types["cohortdb_request_duration_seconds"] == "histogram", types
+sql = [k for k in values if k.startswith("cohortdb_requests_total{{") and 'tier="admin"' in k and 'outcome="allowed"' in k]
+assert sum(values[k] for k in sql) >= 2, values
+denied = [k for k in values if k.startswith("cohortdb_requests_total{{") and 'outcome="denied"' in k]
+assert sum(values[k] for k in denied) >= 1, values
+counts = [k for k in values if k.startswith("cohortdb_request_duration_seconds_count{{")]
+assert sum(values[k] for k in counts) >= 2, values
+for k in values:
+    if k.startswith("cohortdb_request_duration_seconds_bucket{{") and 'le="+Inf"' in k:
+        assert values[k] == values[k.replace("_bucket", "_count").replace(',le="+Inf"', "")], k
+assert values["cohortdb_store_version"] >= 1, values
+"##
+    );
+    let result = Command::new("python3")
+        .args(["-c", &check])
+        .output()
+        .unwrap();
+    stop(child, stderr);
+    assert!(
+        result.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+}

@@ -22,6 +22,7 @@ pub mod arrow_chunks;
 pub mod audit_pseudonyms;
 pub mod audit_text;
 pub mod flight_sql_service;
+pub mod metrics;
 pub mod principal;
 pub mod query_service;
 pub mod scan_lane;
@@ -38,6 +39,7 @@ use cohortdb_proto::v1::admin_service_server::AdminServiceServer;
 use cohortdb_proto::v1::query_service_server::QueryServiceServer;
 use tonic_health::ServingStatus;
 
+pub use metrics::serve_metrics;
 pub use principal::{Principal, TokenRegistry};
 pub use server_error::ServerError;
 pub use server_state::{ServerOptions, ServerState};

@@ -14,6 +14,7 @@ use tonic::metadata::MetadataMap;
 
 use crate::audit_pseudonyms::AuditPseudonyms;
 use crate::audit_text::{AuditedRequest, audit_text};
+use crate::metrics::{Gauges, Metrics};
 use crate::principal::{Principal, TokenRegistry};
 use crate::scan_lane::ScanLane;
 use crate::server_error::ServerError;
@@ -75,6 +76,8 @@ pub struct ServerState {
     audit: Arc<AuditLog>,
     /// How participant IDs are written to the audit trail.
     pseudonyms: AuditPseudonyms,
+    /// Requests and latencies for `/metrics`.
+    metrics: Metrics,
     options: ServerOptions,
     /// Engines per (project, tier, store version): the record tier's carry the project's
     /// pseudonyms.
@@ -133,6 +136,7 @@ impl ServerState {
             tokens,
             audit,
             pseudonyms,
+            metrics: Metrics::default(),
             engines: Mutex::new(HashMap::new()),
             scan: ScanLane::new(options.scan_threads)?,
             controls: Default::default(),
@@ -143,6 +147,16 @@ impl ServerState {
     /// The server's options.
     pub fn options(&self) -> &ServerOptions {
         &self.options
+    }
+
+    /// The server's metrics in Prometheus' text format ([`crate::metrics`]).
+    pub fn metrics_text(&self) -> String {
+        let engine = self.admin_engine();
+        self.metrics.render(Gauges {
+            store_version: engine.snapshot().version(),
+            cache_bytes: engine.site_cache().bytes() as u64,
+            cache_budget_bytes: engine.site_cache().budget() as u64,
+        })
     }
 
     /// The engine with every right over the newest snapshot seen (store information for
@@ -316,6 +330,14 @@ impl ServerState {
         }
     }
 
+    /// `text` with every word that is a registered sample ID written as its audit pseudonym
+    /// ([`crate::audit_pseudonyms`]); pseudonyms are not IDs, so a second pass changes nothing.
+    fn pseudonymized(&self, text: &str) -> String {
+        let engine = self.admin_engine();
+        self.pseudonyms
+            .rewrite(text, |word: &str| engine.is_sample_id(word))
+    }
+
     /// Writes the audit record of a request: `outcome` is the rows returned or the error.
     /// A request whose record cannot be written fails, so nothing leaves unaudited.
     pub async fn audit(
@@ -343,13 +365,15 @@ impl ServerState {
             Ok(rows) => (rows, "allowed".to_string()),
             Err(e) => (0, e.decision()),
         };
+        let outcome = decision.split(':').next().unwrap_or_default();
+        let counted_tier = if tier.is_empty() {
+            "none"
+        } else {
+            tier.as_str()
+        };
+        self.metrics.request(method, counted_tier, outcome);
         // Participant IDs the caller typed, or an error repeats, as pseudonyms.
-        let engine = self.admin_engine();
-        let is_id = |word: &str| engine.is_sample_id(word);
-        let (request, decision) = (
-            self.pseudonyms.rewrite(&request, is_id),
-            self.pseudonyms.rewrite(&decision, is_id),
-        );
+        let (request, decision) = (self.pseudonymized(&request), self.pseudonymized(&decision));
         let event = AuditEvent {
             principal,
             project,
@@ -391,7 +415,7 @@ impl ServerState {
                 project: principal.project.clone(),
                 tier: principal.tier.name().to_string(),
                 method: method.to_string(),
-                request: request.clone(),
+                request: self.pseudonymized(&request),
                 rows: 0,
                 decision: "cancelled: deadline exceeded or client gone".into(),
             }),
@@ -413,8 +437,16 @@ impl ServerState {
         };
         self.audit(Some(&principal), method, request, outcome)
             .await?;
-        tracing::debug!(
+        self.metrics.latency(
             method,
+            principal.tier.name(),
+            started.elapsed().as_secs_f64(),
+        );
+        tracing::info!(
+            method,
+            principal = principal.name,
+            tier = principal.tier.name(),
+            ok = result.is_ok(),
             work_us = worked.as_micros() as u64,
             audit_us = (started.elapsed() - worked).as_micros() as u64,
             "answered"

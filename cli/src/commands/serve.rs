@@ -7,7 +7,7 @@ use clap::Args;
 use cohortdb_engine::CohortEngine;
 use cohortdb_engine::policy::disclosure_control::{DEFAULT_NOISE_SD, DEFAULT_PRIVACY_BUDGET};
 use cohortdb_engine::rows::site_cache::SiteCache;
-use cohortdb_server::{ServerOptions, ServerState, ServerTls, TokenRegistry, serve};
+use cohortdb_server::{ServerOptions, ServerState, ServerTls, TokenRegistry, serve, serve_metrics};
 
 use crate::CliResult;
 use crate::shared_args::{ClusterArgs, StoreArg};
@@ -67,6 +67,10 @@ pub(crate) struct ServeArgs {
     /// names a size).
     #[arg(long, default_value_t = cohortdb_engine::ops::carrier_pages::MAX_PAGE_SIZE)]
     max_page_size: usize,
+    /// Also serve Prometheus metrics over HTTP at http://ADDR/metrics (port 0 picks one,
+    /// printed on standard error).
+    #[arg(long)]
+    metrics_listen: Option<String>,
     /// Seconds health reports NOT_SERVING after SIGTERM while requests are still answered,
     /// before the server drains and stops.
     #[arg(long, default_value_t = 5.0)]
@@ -104,29 +108,14 @@ pub(crate) async fn run(args: ServeArgs) -> CliResult {
             .map_err(|_| "--drain-secs must be zero or a positive number of seconds")?,
         ..Default::default()
     };
-    serve_store(
-        &args.store.location,
-        &args.cluster,
-        &args.listen,
-        args.tokens.as_deref(),
-        args.cache_mib << 20,
-        args.max_page_size,
-        options,
-    )
-    .await
+    serve_store(&args, options).await
 }
 
-/// Serves `store` on `listen` (planning onto `cluster`'s workers, if any), with `cache_bytes` of
-/// decoded variant rows and pages of at most `max_page_size` rows.
-async fn serve_store(
-    store: &str,
-    cluster: &ClusterArgs,
-    listen: &str,
-    tokens: Option<&str>,
-    cache_bytes: usize,
-    max_page_size: usize,
-    options: ServerOptions,
-) -> CliResult {
+/// Serves the store of `args` on its address (planning onto its cluster's workers, if any),
+/// with its cache of decoded variant rows, its page limit and its metrics listener.
+async fn serve_store(args: &ServeArgs, options: ServerOptions) -> CliResult {
+    let (store, listen) = (args.store.location.as_str(), args.listen.as_str());
+    let tokens = args.tokens.as_deref();
     let tokens = match tokens {
         Some(path) => TokenRegistry::from_file(path)?,
         None => TokenRegistry::default(),
@@ -138,9 +127,9 @@ async fn serve_store(
     }
     let engine = CohortEngine::open(store)
         .await?
-        .with_site_cache(Arc::new(SiteCache::new(cache_bytes)))
-        .with_max_page_size(max_page_size);
-    let engine = cluster.attach(engine).await?;
+        .with_site_cache(Arc::new(SiteCache::new(args.cache_mib << 20)))
+        .with_max_page_size(args.max_page_size);
+    let engine = args.cluster.attach(engine).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -155,7 +144,27 @@ async fn serve_store(
         engine.snapshot().version()
     );
     let state = Arc::new(ServerState::new(engine, tokens, options)?);
-    serve(listener, state, shutdown_signal()).await?;
+    let metrics = match args.metrics_listen.as_deref() {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+            eprintln!(
+                "cohortdb serve: metrics on http://{}/metrics",
+                listener.local_addr()?
+            );
+            let state = state.clone();
+            let render = move || state.metrics_text();
+            let served = serve_metrics(listener, render, std::future::pending());
+            Some(tokio::spawn(served))
+        }
+        None => None,
+    };
+    let served = serve(listener, state, shutdown_signal()).await;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
+    served?;
     eprintln!("cohortdb serve: stopped");
     Ok(())
 }

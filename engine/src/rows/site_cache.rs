@@ -288,6 +288,11 @@ impl SiteCache {
         self.lock().bytes
     }
 
+    /// The budget it keeps to.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
         // A panic while holding the lock leaves consistent maps: keep using them.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
