@@ -31,7 +31,18 @@ fn certificates(dir: &Path) {
 /// `cohortdb serve` on a free port with `extra` arguments: the child, its address and the
 /// rest of its standard error.
 fn serve(store: &str, tokens: &Path, extra: &[&str]) -> (Child, String, BufReader<ChildStderr>) {
+    serve_with_env(store, tokens, extra, &[])
+}
+
+/// [`serve`] with `env` set for the server.
+fn serve_with_env(
+    store: &str,
+    tokens: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, String, BufReader<ChildStderr>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cohortdb"))
+        .envs(env.iter().copied())
         .args(["serve", "--store", store, "--listen", "127.0.0.1:0"])
         .arg("--tokens")
         .arg(tokens)
@@ -45,8 +56,9 @@ fn serve(store: &str, tokens: &Path, extra: &[&str]) -> (Child, String, BufReade
     (child, listening_address(&line), stderr)
 }
 
-/// Stops `child` with SIGTERM; its exit status is success and it said it stopped.
-fn stop(mut child: Child, mut stderr: BufReader<ChildStderr>) {
+/// Stops `child` with SIGTERM; its exit status is success and it said it stopped. Returns the
+/// rest of its standard error.
+fn stop(mut child: Child, mut stderr: BufReader<ChildStderr>) -> String {
     sh(&format!("kill -TERM {}", child.id())).unwrap();
     let status = child.wait().unwrap();
     let mut rest = String::new();
@@ -55,6 +67,7 @@ fn stop(mut child: Child, mut stderr: BufReader<ChildStderr>) {
         status.success() && rest.contains("stopped"),
         "{status}: {rest}"
     );
+    rest
 }
 
 #[test]
@@ -166,7 +179,11 @@ fn metrics_are_prometheus_text_a_plain_http_client_scrapes() {
     let tokens = dir.path().join("tokens.toml");
     std::fs::write(&tokens, TOKENS).unwrap();
     let args = ["--metrics-listen", "127.0.0.1:0", "--drain-secs", "0"];
-    let (child, address, mut stderr) = serve(&store, &tokens, &args);
+    let env = [
+        ("RUST_LOG", "cohortdb_server=info"),
+        ("COHORTDB_LOG_FORMAT", "json"),
+    ];
+    let (child, address, mut stderr) = serve_with_env(&store, &tokens, &args, &env);
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
     let metrics = line
@@ -219,17 +236,35 @@ for k in values:
     if k.startswith("cohortdb_request_duration_seconds_bucket{{") and 'le="+Inf"' in k:
         assert values[k] == values[k.replace("_bucket", "_count").replace(',le="+Inf"', "")], k
 assert values["cohortdb_store_version"] >= 1, values
+assert types["cohortdb_cache_misses_total"] == "counter", types
 "##
     );
     let result = Command::new("python3")
         .args(["-c", &check])
         .output()
         .unwrap();
-    stop(child, stderr);
+    let logs = stop(child, stderr);
     assert!(
         result.status.success(),
         "{}\n{}",
         String::from_utf8_lossy(&result.stdout),
         String::from_utf8_lossy(&result.stderr)
     );
+    // With COHORTDB_LOG_FORMAT=json every log line is a JSON object, and each answered
+    // request has one with its method, tier and times.
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let answered: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "answered")
+        .collect();
+    assert!(!answered.is_empty(), "{logs}");
+    for line in answered {
+        assert_eq!(line["fields"]["tier"], "admin", "{line}");
+        assert!(line["fields"]["work_us"].is_u64(), "{line}");
+        assert!(line["fields"]["method"].is_string(), "{line}");
+    }
 }

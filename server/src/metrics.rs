@@ -1,6 +1,6 @@
 //! Prometheus metrics over HTTP (`serve --metrics-listen`, `GET /metrics`, the text exposition
-//! format 0.0.4): requests by RPC, tier and outcome, a latency histogram by RPC and tier, and
-//! the store version, the decoded-row cache's bytes and the audit records written.
+//! format 0.0.4): requests by RPC, tier and outcome, a latency histogram by RPC and tier, the
+//! store version, and the decoded-row cache's bytes, budget, hits and misses.
 //!
 //! The server's state counts where every request passes: the outcome when its audit record is
 //! written, the latency where a request's work is timed.
@@ -41,6 +41,10 @@ pub struct Gauges {
     pub cache_bytes: u64,
     /// The cache's budget.
     pub cache_budget_bytes: u64,
+    /// Row groups the cache had decoded when asked for, since the server started.
+    pub cache_hits: u64,
+    /// Row groups it had to read and decode.
+    pub cache_misses: u64,
 }
 
 /// A label value with `\`, `"` and newlines escaped, as the format asks.
@@ -157,6 +161,22 @@ impl Metrics {
             writeln!(out, "# TYPE {name} gauge")?;
             writeln!(out, "{name} {value}")?;
         }
+        for (name, help, value) in [
+            (
+                "cohortdb_cache_hits_total",
+                "Row groups found decoded in the cache.",
+                gauges.cache_hits,
+            ),
+            (
+                "cohortdb_cache_misses_total",
+                "Row groups read and decoded into the cache.",
+                gauges.cache_misses,
+            ),
+        ] {
+            writeln!(out, "# HELP {name} {help}")?;
+            writeln!(out, "# TYPE {name} counter")?;
+            writeln!(out, "{name} {value}")?;
+        }
         Ok(())
     }
 }
@@ -205,6 +225,8 @@ mod tests {
             store_version: 7,
             cache_bytes: 1,
             cache_budget_bytes: 2,
+            cache_hits: 3,
+            cache_misses: 4,
         });
         assert!(text.contains(
             "cohortdb_requests_total{method=\"a/B\",tier=\"admin\",outcome=\"allowed\"} 2"
@@ -214,5 +236,6 @@ mod tests {
         assert!(text.contains("le=\"10\"} 1\n"), "{text}");
         assert!(text.contains("le=\"+Inf\"} 2\n"), "{text}");
         assert!(text.contains("cohortdb_store_version 7\n"), "{text}");
+        assert!(text.contains("cohortdb_cache_misses_total 4\n"), "{text}");
     }
 }

@@ -152,10 +152,14 @@ impl ServerState {
     /// The server's metrics in Prometheus' text format ([`crate::metrics`]).
     pub fn metrics_text(&self) -> String {
         let engine = self.admin_engine();
+        let cache = engine.site_cache();
+        let (cache_hits, cache_misses) = cache.hits_and_misses();
         self.metrics.render(Gauges {
             store_version: engine.snapshot().version(),
-            cache_bytes: engine.site_cache().bytes() as u64,
-            cache_budget_bytes: engine.site_cache().budget() as u64,
+            cache_bytes: cache.bytes() as u64,
+            cache_budget_bytes: cache.budget() as u64,
+            cache_hits,
+            cache_misses,
         })
     }
 

@@ -249,6 +249,9 @@ struct CacheState {
     rows: HashMap<(String, usize), Entry>,
     bytes: usize,
     tick: u64,
+    /// Row groups asked for and found decoded, and those read and decoded.
+    hits: u64,
+    misses: u64,
 }
 
 /// The cache: decoded row groups by (fragment path, row group), and fragments' Parquet
@@ -286,6 +289,12 @@ impl SiteCache {
     /// Bytes of decoded rows held now.
     pub fn bytes(&self) -> usize {
         self.lock().bytes
+    }
+
+    /// Row groups found decoded and row groups read, since the cache began.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        let state = self.lock();
+        (state.hits, state.misses)
     }
 
     /// The budget it keeps to.
@@ -340,8 +349,10 @@ impl SiteCache {
                     Some(entry) => {
                         entry.last_used = tick;
                         out.push(Some((entry.rows.clone(), index)));
+                        state.hits += 1;
                     }
                     None => {
+                        state.misses += 1;
                         let (location, file, footer) =
                             (location.clone(), (*file).clone(), footer.clone());
                         let read = SpawnedTask::spawn(async move {
