@@ -11,6 +11,7 @@ mod support {
     pub mod cluster_harness;
     pub mod disclosure_harness;
     pub mod s3_harness;
+    pub mod server_process;
     pub mod serving_harness;
 }
 

@@ -2,12 +2,12 @@
 //! through grpcio, ADBC and pyarrow Flight (`python/tls_clients.py`); and a SIGTERM that turns
 //! health NOT_SERVING while requests are still answered, before the server drains and stops.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::Command;
 
 use crate::oracle_support::{cohortdb, sh, sim_store};
-use crate::support::cluster_harness::listening_address;
+use crate::support::server_process::{serve_process, serve_process_with_env, stop_process};
 use crate::support::serving_harness::{ADMIN, TOKENS};
 
 /// A CA, a server certificate it signs (for localhost and 127.0.0.1) and a client
@@ -28,48 +28,6 @@ fn certificates(dir: &Path) {
     .unwrap();
 }
 
-/// `cohortdb serve` on a free port with `extra` arguments: the child, its address and the
-/// rest of its standard error.
-fn serve(store: &str, tokens: &Path, extra: &[&str]) -> (Child, String, BufReader<ChildStderr>) {
-    serve_with_env(store, tokens, extra, &[])
-}
-
-/// [`serve`] with `env` set for the server.
-fn serve_with_env(
-    store: &str,
-    tokens: &Path,
-    extra: &[&str],
-    env: &[(&str, &str)],
-) -> (Child, String, BufReader<ChildStderr>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cohortdb"))
-        .envs(env.iter().copied())
-        .args(["serve", "--store", store, "--listen", "127.0.0.1:0"])
-        .arg("--tokens")
-        .arg(tokens)
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    (child, listening_address(&line), stderr)
-}
-
-/// Stops `child` with SIGTERM; its exit status is success and it said it stopped. Returns the
-/// rest of its standard error.
-fn stop(mut child: Child, mut stderr: BufReader<ChildStderr>) -> String {
-    sh(&format!("kill -TERM {}", child.id())).unwrap();
-    let status = child.wait().unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-    assert!(
-        status.success() && rest.contains("stopped"),
-        "{status}: {rest}"
-    );
-    rest
-}
-
 #[test]
 fn tls_and_mutual_tls_through_grpcio_adbc_and_pyarrow_flight() {
     let (dir, store) = sim_store(false);
@@ -84,7 +42,7 @@ fn tls_and_mutual_tls_through_grpcio_adbc_and_pyarrow_flight() {
         if mutual {
             args.extend(["--tls-client-ca", &ca]);
         }
-        let (child, address, stderr) = serve(&store, &tokens, &args);
+        let (child, address, stderr) = serve_process(&store, &tokens, &args);
         let mut clients = vec![address, ca.clone(), ADMIN.to_string(), "10000".to_string()];
         if mutual {
             clients.extend([file("client.pem"), file("client.key")]);
@@ -94,7 +52,7 @@ fn tls_and_mutual_tls_through_grpcio_adbc_and_pyarrow_flight() {
             .args(&clients)
             .output()
             .unwrap();
-        stop(child, stderr);
+        stop_process(child, stderr);
         assert!(
             result.status.success(),
             "mutual {mutual}: python clients failed:\n{}\n{}",
@@ -129,7 +87,7 @@ fn sigterm_turns_health_not_serving_while_requests_are_still_answered() {
     let (dir, store) = sim_store(false);
     let tokens = dir.path().join("tokens.toml");
     std::fs::write(&tokens, TOKENS).unwrap();
-    let (child, address, stderr) = serve(&store, &tokens, &["--drain-secs", "3"]);
+    let (child, address, stderr) = serve_process(&store, &tokens, &["--drain-secs", "3"]);
     let pid = child.id();
     // Health SERVING; SIGTERM; then within the grace NOT_SERVING, while a query is answered.
     let check = format!(
@@ -183,7 +141,7 @@ fn metrics_are_prometheus_text_a_plain_http_client_scrapes() {
         ("RUST_LOG", "cohortdb_server=info"),
         ("COHORTDB_LOG_FORMAT", "json"),
     ];
-    let (child, address, mut stderr) = serve_with_env(&store, &tokens, &args, &env);
+    let (child, address, mut stderr) = serve_process_with_env(&store, &tokens, &args, &env);
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
     let metrics = line
@@ -243,7 +201,7 @@ assert types["cohortdb_cache_misses_total"] == "counter", types
         .args(["-c", &check])
         .output()
         .unwrap();
-    let logs = stop(child, stderr);
+    let logs = stop_process(child, stderr);
     assert!(
         result.status.success(),
         "{}\n{}",

@@ -37,6 +37,7 @@ use std::sync::Arc;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use cohortdb_proto::v1::admin_service_server::AdminServiceServer;
 use cohortdb_proto::v1::query_service_server::QueryServiceServer;
+use tonic::server::NamedService;
 use tonic_health::ServingStatus;
 
 pub use metrics::serve_metrics;
@@ -69,16 +70,19 @@ pub async fn serve(
     let flight = FlightServiceServer::new(FlightSqlServiceImpl::new(state.clone())?)
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
+    // Health of the whole server ("") and of each service, by name.
+    let services = [
+        "",
+        <QueryServiceServer<QueryServiceImpl> as NamedService>::NAME,
+        <AdminServiceServer<AdminServiceImpl> as NamedService>::NAME,
+        <FlightServiceServer<FlightSqlServiceImpl> as NamedService>::NAME,
+    ];
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<QueryServiceServer<QueryServiceImpl>>()
-        .await;
-    health_reporter
-        .set_serving::<AdminServiceServer<AdminServiceImpl>>()
-        .await;
-    health_reporter
-        .set_serving::<FlightServiceServer<FlightSqlServiceImpl>>()
-        .await;
+    for service in services {
+        health_reporter
+            .set_service_status(service, ServingStatus::Serving)
+            .await;
+    }
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(cohortdb_proto::FILE_DESCRIPTOR_SET)
@@ -109,18 +113,11 @@ pub async fn serve(
         async move {
             shutdown.await;
             tracing::info!(?grace, "shutting down: health NOT_SERVING, then draining");
-            reporter
-                .set_service_status("", ServingStatus::NotServing)
-                .await;
-            reporter
-                .set_not_serving::<QueryServiceServer<QueryServiceImpl>>()
-                .await;
-            reporter
-                .set_not_serving::<AdminServiceServer<AdminServiceImpl>>()
-                .await;
-            reporter
-                .set_not_serving::<FlightServiceServer<FlightSqlServiceImpl>>()
-                .await;
+            for service in services {
+                reporter
+                    .set_service_status(service, ServingStatus::NotServing)
+                    .await;
+            }
             tokio::time::sleep(grace).await;
         }
     };

@@ -140,41 +140,40 @@ impl Metrics {
                 h.count
             )?;
         }
-        for (name, help, value) in [
+        for (name, kind, help, value) in [
             (
                 "cohortdb_store_version",
+                "gauge",
                 "The store version served.",
                 gauges.store_version,
             ),
             (
                 "cohortdb_cache_bytes",
+                "gauge",
                 "Bytes of decoded variant rows in the cache.",
                 gauges.cache_bytes,
             ),
             (
                 "cohortdb_cache_budget_bytes",
+                "gauge",
                 "The cache's budget (--cache-mib).",
                 gauges.cache_budget_bytes,
             ),
-        ] {
-            writeln!(out, "# HELP {name} {help}")?;
-            writeln!(out, "# TYPE {name} gauge")?;
-            writeln!(out, "{name} {value}")?;
-        }
-        for (name, help, value) in [
             (
                 "cohortdb_cache_hits_total",
+                "counter",
                 "Row groups found decoded in the cache.",
                 gauges.cache_hits,
             ),
             (
                 "cohortdb_cache_misses_total",
+                "counter",
                 "Row groups read and decoded into the cache.",
                 gauges.cache_misses,
             ),
         ] {
             writeln!(out, "# HELP {name} {help}")?;
-            writeln!(out, "# TYPE {name} counter")?;
+            writeln!(out, "# TYPE {name} {kind}")?;
             writeln!(out, "{name} {value}")?;
         }
         Ok(())

@@ -12,6 +12,7 @@ import sys
 import grpc
 import pyarrow as pa
 import pyarrow.flight as flight
+from flight_sql_messages import field, fields, flight_sql, statement_query
 from google.protobuf import descriptor_pool, message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -119,21 +120,7 @@ print("adbc_driver_flightsql: ok")
 client = flight.FlightClient(f"grpc://{address}")
 header = client.authenticate_basic_token("root", admin)
 options = flight.FlightCallOptions(headers=[header])
-
-
-def field(number, payload):
-    """A length-delimited protobuf field."""
-    key, length, out = (number << 3) | 2, len(payload), bytearray()
-    out.append(key)
-    while True:
-        byte, length = length & 0x7F, length >> 7
-        out.append(byte | (0x80 if length else 0))
-        if not length:
-            return bytes(out) + payload
-
-
-query = field(1, b"SELECT count(*) AS n FROM samples")
-command = field(1, b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery") + field(2, query)
+command = statement_query(b"SELECT count(*) AS n FROM samples")
 info = client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
 table = client.do_get(info.endpoints[0].ticket, options).read_all()
 assert table.column("n").to_pylist() == [10000], table
@@ -142,36 +129,6 @@ try:
     raise AssertionError("an unknown token passed the handshake")
 except flight.FlightUnauthenticatedError:
     pass
-
-
-def varint(data, i):
-    """A protobuf varint at `i`: its value and the offset after it."""
-    value = shift = 0
-    while True:
-        byte, i = data[i], i + 1
-        value, shift = value | (byte & 0x7F) << shift, shift + 7
-        if not byte & 0x80:
-            return value, i
-
-
-def fields(message):
-    """The length-delimited fields of a protobuf message, by number (varints skipped)."""
-    out, i = {}, 0
-    while i < len(message):
-        key, i = varint(message, i)
-        if key & 7 == 0:
-            _, i = varint(message, i)
-            continue
-        assert key & 7 == 2, key
-        length, i = varint(message, i)
-        out[key >> 3], i = message[i : i + length], i + length
-    return out
-
-
-def flight_sql(name, payload):
-    """A Flight SQL message wrapped in protobuf's Any."""
-    return field(1, b"type.googleapis.com/arrow.flight.protocol.sql." + name) + field(2, payload)
-
 
 # A prepared statement with `?` placeholders, by hand: created (DoAction), its parameters
 # bound (DoPut: the handle comes back with them), run (GetFlightInfo, DoGet).

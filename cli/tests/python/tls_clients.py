@@ -13,6 +13,7 @@ import sys
 
 import grpc
 import pyarrow.flight as flight
+from flight_sql_messages import statement_query
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -71,21 +72,7 @@ print("adbc_driver_flightsql over TLS: ok")
 # pyarrow.flight over TLS: handshake, then a Flight SQL statement built by hand.
 client = flight.FlightClient(f"grpc+tls://{address}", tls_root_certs=ca, cert_chain=cert_chain, private_key=private_key)
 options = flight.FlightCallOptions(headers=[client.authenticate_basic_token("root", admin)])
-
-
-def field(number, payload):
-    """A length-delimited protobuf field."""
-    key, length, out = (number << 3) | 2, len(payload), bytearray()
-    out.append(key)
-    while True:
-        byte, length = length & 0x7F, length >> 7
-        out.append(byte | (0x80 if length else 0))
-        if not length:
-            return bytes(out) + payload
-
-
-query = field(1, b"SELECT count(*) AS n FROM samples")
-command = field(1, b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery") + field(2, query)
+command = statement_query(b"SELECT count(*) AS n FROM samples")
 info = client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
 table = client.do_get(info.endpoints[0].ticket, options).read_all()
 assert table.column("n").to_pylist() == [samples], table

@@ -35,6 +35,22 @@ pub fn columns() -> Vec<&'static str> {
     all
 }
 
+/// The rows of the `variants` table of `ctx` that `filter` passes, as the [`columns`] records
+/// are built from.
+pub async fn read_columns(
+    ctx: &datafusion::prelude::SessionContext,
+    filter: datafusion::prelude::Expr,
+) -> Result<Vec<Columns>> {
+    let batches = ctx
+        .table("variants")
+        .await?
+        .filter(filter)?
+        .select_columns(&columns())?
+        .collect()
+        .await?;
+    batches.iter().map(Columns::new).collect()
+}
+
 /// One fragment row, addressed in the collected batches.
 #[derive(Clone, Copy)]
 pub struct RowRef {

@@ -11,7 +11,7 @@ use crate::rows::span_pruning::region_filter;
 use crate::cohort_engine::CohortEngine;
 use crate::error::Result;
 use crate::export::export_encoders::gt_text;
-use crate::export::export_records::{self, Columns, genotypes, group_records};
+use crate::export::export_records::{genotypes, group_records, read_columns};
 
 /// One VCF record at a position, with the chosen samples' GT.
 pub struct RecordGenotypes {
@@ -65,17 +65,7 @@ impl CohortEngine {
                 .collect();
             let filter =
                 region_filter(&mine).unwrap_or_else(|| col("contig").eq(lit(contig.clone())));
-            let batches = ctx
-                .table("variants")
-                .await?
-                .filter(filter)?
-                .select_columns(&export_records::columns())?
-                .collect()
-                .await?;
-            let typed = batches
-                .iter()
-                .map(Columns::new)
-                .collect::<Result<Vec<_>>>()?;
+            let typed = read_columns(&ctx, filter).await?;
             for record in group_records(&typed) {
                 let Some(site) = record.fields(&typed) else {
                     continue;

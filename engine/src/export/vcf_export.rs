@@ -22,7 +22,7 @@ use crate::error::{EngineError, Result};
 use crate::export::bcf_encoding::encode_header;
 use crate::export::bgzf_writer::BgzfWriter;
 use crate::export::export_encoders::{bcf_record, header_text, vcf_line};
-use crate::export::export_records::{self, Columns, genotypes, group_records};
+use crate::export::export_records::{genotypes, group_records, read_columns};
 use crate::export::export_windows::{WINDOW_BYTES, Window, windows};
 use crate::export::genomic_index::{IndexBuilder, IndexKind};
 use crate::region::Region;
@@ -241,17 +241,7 @@ impl CohortEngine {
                     Some(w) => contig_filter.clone().and(w),
                     None => contig_filter.clone(),
                 };
-                let batches = ctx
-                    .table("variants")
-                    .await?
-                    .filter(filter)?
-                    .select_columns(&export_records::columns())?
-                    .collect()
-                    .await?;
-                let typed = batches
-                    .iter()
-                    .map(Columns::new)
-                    .collect::<Result<Vec<_>>>()?;
+                let typed = read_columns(&ctx, filter).await?;
                 for record in group_records(&typed) {
                     let Some(site) = record.fields(&typed) else {
                         continue;
