@@ -37,5 +37,6 @@ mod serving_attacks;
 mod serving_tls;
 mod simulated_reference;
 mod site_cache;
+mod streamed_answers;
 mod user_mistakes;
 mod variant_filters;

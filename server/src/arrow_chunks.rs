@@ -1,5 +1,5 @@
 //! Record batches as the `ArrowChunk` messages of `cohortdb.v1`: one Arrow IPC stream split
-//! into chunks of whole IPC messages, each at most a given size.
+//! into chunks of whole IPC messages, each at most a given size, cut as the batches arrive.
 
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::writer::{
@@ -8,7 +8,10 @@ use arrow::ipc::writer::{
 };
 use arrow::record_batch::RecordBatch;
 use cohortdb_proto::v1::ArrowChunk;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 
+use crate::answer_stream::Answer;
 use crate::server_error::ServerError;
 
 /// The default largest chunk: 4 MiB.
@@ -38,36 +41,47 @@ impl ChunkWriter {
     }
 }
 
-/// `batches` (of `schema`) as IPC stream bytes cut into chunks of at most `chunk_bytes`
+/// One Arrow IPC stream cut into chunks of at most a given size as its batches arrive
 /// (batches are split by rows to fit; a single row larger than a chunk gets its own chunk).
 /// Each batch is encoded once, into the chunk it lands in.
-pub fn arrow_chunks(
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-    chunk_bytes: usize,
-) -> Result<Vec<ArrowChunk>, ServerError> {
-    let limit = chunk_bytes.max(2 * HEADER_ROOM);
-    let generator = IpcDataGenerator::default();
-    let mut tracker = DictionaryTracker::new(false);
-    let mut context = IpcWriteContext::default();
-    let mut writer = ChunkWriter {
-        limit,
-        options: IpcWriteOptions::default(),
-        chunks: Vec::new(),
-        current: Vec::new(),
-    };
-    let options = writer.options.clone();
-    writer.push(generator.schema_to_bytes_with_dictionary_tracker(
-        &schema,
-        &mut tracker,
-        &options,
-    ))?;
-    // Row ranges still to encode, smallest first; a range too big for a chunk is halved.
-    for batch in &batches {
-        let body_limit = limit - HEADER_ROOM;
+pub struct ArrowChunker {
+    generator: IpcDataGenerator,
+    tracker: DictionaryTracker,
+    context: IpcWriteContext,
+    writer: ChunkWriter,
+}
+
+impl ArrowChunker {
+    /// A stream of `schema` in chunks of at most `chunk_bytes`.
+    pub fn new(schema: &SchemaRef, chunk_bytes: usize) -> Result<Self, ServerError> {
+        let mut chunker = Self {
+            generator: IpcDataGenerator::default(),
+            tracker: DictionaryTracker::new(false),
+            context: IpcWriteContext::default(),
+            writer: ChunkWriter {
+                limit: chunk_bytes.max(2 * HEADER_ROOM),
+                options: IpcWriteOptions::default(),
+                chunks: Vec::new(),
+                current: Vec::new(),
+            },
+        };
+        let message = chunker.generator.schema_to_bytes_with_dictionary_tracker(
+            schema,
+            &mut chunker.tracker,
+            &chunker.writer.options,
+        );
+        chunker.writer.push(message)?;
+        Ok(chunker)
+    }
+
+    /// Adds `batch`; returns the chunks it filled.
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<Vec<ArrowChunk>, ServerError> {
+        let options = self.writer.options.clone();
+        let body_limit = self.writer.limit - HEADER_ROOM;
         let rows = batch.num_rows();
         let bytes = batch.get_array_memory_size().max(1);
         let step = (rows * body_limit / bytes).clamp(1, rows.max(1));
+        // Row ranges still to encode, smallest first; a range too big for a chunk is halved.
         let mut pending: Vec<(usize, usize)> = (0..rows)
             .step_by(step)
             .map(|start| (start, step.min(rows - start)))
@@ -76,7 +90,8 @@ pub fn arrow_chunks(
         while let Some((offset, length)) = pending.pop() {
             let slice = batch.slice(offset, length);
             let (dictionaries, encoded) =
-                generator.encode(&slice, &mut tracker, &options, &mut context)?;
+                self.generator
+                    .encode(&slice, &mut self.tracker, &options, &mut self.context)?;
             if encoded.arrow_data.len() > body_limit && length > 1 {
                 let half = length / 2;
                 pending.push((offset + half, length - half));
@@ -84,18 +99,66 @@ pub fn arrow_chunks(
                 continue;
             }
             for message in dictionaries {
-                writer.push(message)?;
+                self.writer.push(message)?;
             }
-            writer.push(encoded)?;
+            self.writer.push(encoded)?;
         }
+        Ok(std::mem::take(&mut self.writer.chunks))
     }
-    // The end-of-stream marker.
-    writer
-        .current
-        .extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
-    let last = std::mem::take(&mut writer.current);
-    writer.chunks.push(ArrowChunk { ipc: last });
-    Ok(writer.chunks)
+
+    /// Ends the stream: the chunks not yet returned, the last with the end-of-stream marker.
+    pub fn finish(mut self) -> Vec<ArrowChunk> {
+        self.writer
+            .current
+            .extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+        let last = std::mem::take(&mut self.writer.current);
+        self.writer.chunks.push(ArrowChunk { ipc: last });
+        self.writer.chunks
+    }
+}
+
+/// An answer's batches as chunks of at most `chunk_bytes`, each sent as soon as it is full
+/// (or the answer ends).
+pub fn chunk_stream(
+    answer: Answer,
+    chunk_bytes: usize,
+) -> Result<BoxStream<'static, Result<ArrowChunk, ServerError>>, ServerError> {
+    let chunker = ArrowChunker::new(&answer.schema, chunk_bytes)?;
+    let chunks = futures::stream::unfold(
+        (Some(chunker), answer.batches),
+        |(chunker, mut batches)| async move {
+            let mut chunker = chunker?;
+            let chunks = match batches.next().await {
+                Some(Ok(batch)) => match chunker.push(&batch) {
+                    Ok(chunks) => Ok(chunks),
+                    Err(e) => return Some((Err(e), (None, batches))),
+                },
+                Some(Err(e)) => return Some((Err(e), (None, batches))),
+                None => return Some((Ok(chunker.finish()), (None, batches))),
+            };
+            Some((chunks, (Some(chunker), batches)))
+        },
+    );
+    Ok(chunks
+        .map_ok(|chunks| futures::stream::iter(chunks.into_iter().map(Ok)))
+        .try_flatten()
+        .boxed())
+}
+
+/// `batches` (of `schema`) as IPC stream bytes cut into chunks of at most `chunk_bytes`
+/// ([`ArrowChunker`]).
+pub fn arrow_chunks(
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    chunk_bytes: usize,
+) -> Result<Vec<ArrowChunk>, ServerError> {
+    let mut chunker = ArrowChunker::new(&schema, chunk_bytes)?;
+    let mut chunks = Vec::new();
+    for batch in &batches {
+        chunks.extend(chunker.push(batch)?);
+    }
+    chunks.extend(chunker.finish());
+    Ok(chunks)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
@@ -34,9 +35,9 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::answer_stream::Answer;
 use crate::audit_text::SqlText;
 use crate::principal::Principal;
-use crate::query_service::collect;
 use crate::server_error::ServerError;
 use crate::server_state::{Lane, ServerState};
 
@@ -128,10 +129,18 @@ fn flight_info(
 }
 
 fn batch_stream(schema: Arc<Schema>, batches: Vec<RecordBatch>) -> DoGetStream {
+    answer_stream(Answer::table(schema, batches))
+}
+
+/// An answer as Flight data, encoded as its batches arrive.
+fn answer_stream(answer: Answer) -> DoGetStream {
+    let batches = answer
+        .batches
+        .map_err(|e| FlightError::from(Status::from(e)));
     Box::pin(
         FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .build(futures::stream::iter(batches.into_iter().map(Ok)))
+            .with_schema(answer.schema)
+            .build(batches)
             .map_err(Status::from),
     )
 }
@@ -183,13 +192,13 @@ impl FlightSqlServiceImpl {
         handle: PreparedStatementHandle,
     ) -> Result<Response<DoGetStream>, Status> {
         let text = SqlText(handle.query.clone());
-        let (schema, batches) = self
+        let answer = self
             .state
             .audited(metadata, method, text, Lane::Scan, |scope, _| async move {
-                collect(planned(&scope.engine, &handle).await?).await
+                Answer::of_frame(planned(&scope.engine, &handle).await?).await
             })
             .await?;
-        Ok(Response::new(batch_stream(schema, batches)))
+        Ok(Response::new(answer_stream(answer)))
     }
 
     /// The FlightInfo of a metadata command for an authenticated caller: one endpoint whose

@@ -18,9 +18,11 @@
 //! ```
 
 pub mod admin_service;
+pub mod answer_stream;
 pub mod arrow_chunks;
 pub mod audit_pseudonyms;
 pub mod audit_text;
+pub mod audited_requests;
 pub mod flight_sql_service;
 pub mod metrics;
 pub mod principal;

@@ -5,22 +5,20 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use arrow::datatypes::Schema;
-use arrow::record_batch::RecordBatch;
 use cohortdb_engine::export::vcf_export::ExportFormat;
 use cohortdb_engine::ops::association::Model;
 use cohortdb_engine::ops::carriers::VariantSpec;
 use cohortdb_engine::{Cohort, CohortEngine, CohortSpec, Region};
 use cohortdb_proto::v1 as pb;
 use cohortdb_proto::v1::query_service_server::QueryService;
-use datafusion::prelude::DataFrame;
-use futures::Stream;
+use futures::{Stream, StreamExt, TryStreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::arrow_chunks::arrow_chunks;
+use crate::answer_stream::Answer;
+use crate::arrow_chunks::chunk_stream;
 use crate::audit_text::{AuditedRequest, SqlText};
 use crate::server_error::ServerError;
-use crate::server_state::{Lane, ServerState, Table};
+use crate::server_state::{Lane, ServerState};
 
 /// A stream of response messages.
 pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -48,7 +46,7 @@ impl QueryServiceImpl {
     where
         T: AuditedRequest,
         F: FnOnce(CohortEngine, T) -> Fut,
-        Fut: std::future::Future<Output = Result<Table, ServerError>> + Send + 'static,
+        Fut: std::future::Future<Output = Result<Answer, ServerError>> + Send + 'static,
     {
         self.table_on(Lane::Scan, request, method, work).await
     }
@@ -64,37 +62,18 @@ impl QueryServiceImpl {
     where
         T: AuditedRequest,
         F: FnOnce(CohortEngine, T) -> Fut,
-        Fut: std::future::Future<Output = Result<Table, ServerError>> + Send + 'static,
+        Fut: std::future::Future<Output = Result<Answer, ServerError>> + Send + 'static,
     {
         let (metadata, _, message) = request.into_parts();
-        let (schema, batches) = self
+        let answer = self
             .state
             .audited(&metadata, method, message, lane, |scope, message| {
                 work(scope.engine, message)
             })
             .await?;
-        let chunks = arrow_chunks(schema, batches, self.state.options().chunk_bytes)?;
-        Ok(Response::new(Box::pin(futures::stream::iter(
-            chunks.into_iter().map(Ok),
-        ))))
+        let chunks = chunk_stream(answer, self.state.options().chunk_bytes)?;
+        Ok(Response::new(chunks.map_err(Status::from).boxed()))
     }
-}
-
-/// A DataFrame's schema and batches.
-pub async fn collect(frame: DataFrame) -> Result<Table, ServerError> {
-    let schema = Arc::new(frame.schema().as_arrow().clone());
-    let batches = frame.collect().await?;
-    Ok((schema, batches))
-}
-
-/// One batch as a table.
-fn one_batch(batch: RecordBatch) -> Table {
-    (batch.schema(), vec![batch])
-}
-
-fn batches_table(schema: Arc<Schema>, batches: Vec<RecordBatch>) -> Table {
-    let schema = batches.first().map_or(schema, |b| b.schema());
-    (schema, batches)
 }
 
 fn regions(list: &[String]) -> Result<Vec<Region>, ServerError> {
@@ -144,7 +123,7 @@ impl QueryService for QueryServiceImpl {
             "cohortdb.v1.QueryService/AlleleFrequencies",
             |e, m| async move {
                 let set = cohort(&e, m.cohort.as_ref()).await?;
-                Ok(one_batch(
+                Ok(Answer::one_batch(
                     e.allele_frequencies(&regions(&m.regions)?, &set).await?,
                 ))
             },
@@ -161,7 +140,9 @@ impl QueryService for QueryServiceImpl {
             "cohortdb.v1.QueryService/Coverage",
             |e, m| async move {
                 let set = cohort(&e, m.cohort.as_ref()).await?;
-                Ok(one_batch(e.coverage(&regions(&m.regions)?, &set).await?))
+                Ok(Answer::one_batch(
+                    e.coverage(&regions(&m.regions)?, &set).await?,
+                ))
             },
         )
         .await
@@ -195,7 +176,7 @@ impl QueryService for QueryServiceImpl {
                 ]);
                 let schema = Arc::new(page.rows.schema().as_ref().clone().with_metadata(metadata));
                 let rows = page.rows.with_schema(schema.clone())?;
-                Ok((schema, vec![rows]))
+                Ok(Answer::table(schema, vec![rows]))
             },
         )
         .await
@@ -215,7 +196,7 @@ impl QueryService for QueryServiceImpl {
                     .case_control(&regions(&m.regions)?, &cases, &controls)
                     .await?;
                 let schema = cohortdb_engine::ops::case_control::case_control_schema();
-                Ok(batches_table(schema, batches))
+                Ok(Answer::batches(schema, batches))
             },
         )
         .await
@@ -254,7 +235,7 @@ impl QueryService for QueryServiceImpl {
                     )
                     .await?;
                 let schema = cohortdb_engine::ops::association::association_schema();
-                Ok(batches_table(schema, batches))
+                Ok(Answer::batches(schema, batches))
             },
         )
         .await
@@ -268,7 +249,7 @@ impl QueryService for QueryServiceImpl {
             request,
             "cohortdb.v1.QueryService/SampleGenotypes",
             |e, m| async move {
-                collect(e.sample_genotypes(&regions(&m.regions)?, &m.sample).await?).await
+                Answer::of_frame(e.sample_genotypes(&regions(&m.regions)?, &m.sample).await?).await
             },
         )
         .await
@@ -345,7 +326,7 @@ impl QueryService for QueryServiceImpl {
         // The audit record holds the SQL text itself.
         let request = Request::from_parts(metadata, extensions, SqlText(m.query));
         self.table(request, "cohortdb.v1.QueryService/Sql", |e, q| async move {
-            collect(e.sql(&q.0).await?).await
+            Answer::of_frame(e.sql(&q.0).await?).await
         })
         .await
     }

@@ -9,7 +9,13 @@
 
 use std::future::Future;
 
+use futures::StreamExt;
+
+use crate::answer_stream::Answer;
 use crate::server_error::ServerError;
+
+/// Batches computed ahead of the reader: the bound on what a slow client holds in memory.
+const BATCHES_AHEAD: usize = 2;
 
 /// Niceness of the scan threads, in `thread-priority`'s cross-platform scale (0..=99, 50 the
 /// default): below the default is a positive nice value (a lower priority).
@@ -62,6 +68,66 @@ impl ScanLane {
         task.await
             .map_err(|e| ServerError::InvalidArgument(format!("scan task: {e}")))
     }
+
+    /// Runs `work` on the lane, and then the plan of the answer it returns, whose batches
+    /// reach the caller through a channel of [`BATCHES_AHEAD`] batches: a slow reader holds the
+    /// plan back, so memory stays bounded. Dropping the answer (a deadline, a client gone)
+    /// stops the work; an answer whose work died part-way ends with an error, never early.
+    pub async fn answer<F>(&self, work: F) -> Result<Answer, ServerError>
+    where
+        F: Future<Output = Result<Answer, ServerError>> + Send + 'static,
+    {
+        let Some(runtime) = &self.runtime else {
+            return work.await;
+        };
+        let (schema_sender, schema) = tokio::sync::oneshot::channel();
+        let (sender, receiver) = tokio::sync::mpsc::channel(BATCHES_AHEAD);
+        let task = runtime.spawn(async move {
+            let mut answer = match work.await {
+                Ok(answer) => answer,
+                Err(e) => {
+                    let _ = schema_sender.send(Err(e));
+                    return;
+                }
+            };
+            if schema_sender.send(Ok(answer.schema.clone())).is_err() {
+                return;
+            }
+            while let Some(batch) = answer.batches.next().await {
+                if sender.send(batch).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let stop = AbortOnDrop(task.abort_handle());
+        let lost =
+            |e: tokio::task::JoinError| ServerError::InvalidArgument(format!("scan task: {e}"));
+        let schema = match schema.await {
+            Ok(schema) => schema?,
+            Err(_) => return Err(task.await.err().map_or_else(lost_before_answer, lost)),
+        };
+        let batches = futures::stream::unfold(
+            (receiver, Some(task), stop),
+            move |(mut receiver, task, stop)| async move {
+                if let Some(batch) = receiver.recv().await {
+                    return Some((batch, (receiver, task, stop)));
+                }
+                // The channel closed: the work ended, or died.
+                match task?.await {
+                    Ok(()) => None,
+                    Err(e) => Some((Err(lost(e)), (receiver, None, stop))),
+                }
+            },
+        );
+        Ok(Answer {
+            schema,
+            batches: batches.boxed(),
+        })
+    }
+}
+
+fn lost_before_answer() -> ServerError {
+    ServerError::InvalidArgument("scan task: ended without an answer".into())
 }
 
 impl Drop for ScanLane {

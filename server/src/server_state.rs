@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use arrow::record_batch::RecordBatch;
 use cohortdb_engine::EngineError;
 use cohortdb_engine::policy::disclosure_control::DisclosureControl;
 use cohortdb_engine::{Access, CohortEngine, Tier};
@@ -18,9 +17,6 @@ use crate::metrics::{Gauges, Metrics};
 use crate::principal::{Principal, TokenRegistry};
 use crate::scan_lane::ScanLane;
 use crate::server_error::ServerError;
-
-/// An answer: its schema and batches.
-pub type Table = (Arc<arrow::datatypes::Schema>, Vec<RecordBatch>);
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -77,7 +73,7 @@ pub struct ServerState {
     /// How participant IDs are written to the audit trail.
     pseudonyms: AuditPseudonyms,
     /// Requests and latencies for `/metrics`.
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     options: ServerOptions,
     /// Engines per (project, tier, store version): the record tier's carry the project's
     /// pseudonyms.
@@ -136,7 +132,7 @@ impl ServerState {
             tokens,
             audit,
             pseudonyms,
-            metrics: Metrics::default(),
+            metrics: Default::default(),
             engines: Mutex::new(HashMap::new()),
             scan: ScanLane::new(options.scan_threads)?,
             controls: Default::default(),
@@ -147,6 +143,21 @@ impl ServerState {
     /// The server's options.
     pub fn options(&self) -> &ServerOptions {
         &self.options
+    }
+
+    /// The scan lane.
+    pub(crate) fn scan_lane(&self) -> &ScanLane {
+        &self.scan
+    }
+
+    /// The store's audit trail.
+    pub(crate) fn audit_log(&self) -> &Arc<AuditLog> {
+        &self.audit
+    }
+
+    /// The server's counters.
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The server's metrics in Prometheus' text format ([`crate::metrics`]).
@@ -277,7 +288,7 @@ impl ServerState {
     }
 
     /// Writes the privacy charges of `principal`'s project made so far (aggregate tier).
-    async fn flush_charges(&self, principal: &Principal) -> Result<(), ServerError> {
+    pub(crate) async fn flush_charges(&self, principal: &Principal) -> Result<(), ServerError> {
         if principal.tier != Tier::Aggregate {
             return Ok(());
         }
@@ -336,7 +347,7 @@ impl ServerState {
 
     /// `text` with every word that is a registered sample ID written as its audit pseudonym
     /// ([`crate::audit_pseudonyms`]); pseudonyms are not IDs, so a second pass changes nothing.
-    fn pseudonymized(&self, text: &str) -> String {
+    pub(crate) fn pseudonymized(&self, text: &str) -> String {
         let engine = self.admin_engine();
         self.pseudonyms
             .rewrite(text, |word: &str| engine.is_sample_id(word))
@@ -350,6 +361,31 @@ impl ServerState {
         method: &str,
         request: String,
         outcome: Result<u64, &ServerError>,
+    ) -> Result<(), ServerError> {
+        self.record(principal, method, request, outcome, false)
+            .await
+    }
+
+    /// The first record of an answer that streams ([`crate::audited_requests`]): `allowed:
+    /// streaming`, written before its first batch leaves; not counted in the metrics (its end
+    /// record is).
+    pub(crate) async fn audit_stream_start(
+        &self,
+        principal: &Principal,
+        method: &str,
+        request: String,
+    ) -> Result<(), ServerError> {
+        self.record(Some(principal), method, request, Ok(0), true)
+            .await
+    }
+
+    async fn record(
+        &self,
+        principal: Option<&Principal>,
+        method: &str,
+        request: String,
+        outcome: Result<u64, &ServerError>,
+        streaming: bool,
     ) -> Result<(), ServerError> {
         // The privacy ledger first: no answer leaves with its charge unwritten.
         let flushed = match principal {
@@ -366,6 +402,7 @@ impl ServerState {
             (None, outcome) => outcome,
         };
         let (rows, decision) = match outcome {
+            Ok(rows) if streaming => (rows, "allowed: streaming".into()),
             Ok(rows) => (rows, "allowed".to_string()),
             Err(e) => (0, e.decision()),
         };
@@ -375,7 +412,9 @@ impl ServerState {
         } else {
             tier.as_str()
         };
-        self.metrics.request(method, counted_tier, outcome);
+        if !streaming || flush_error.is_some() {
+            self.metrics.request(method, counted_tier, outcome);
+        }
         // Participant IDs the caller typed, or an error repeats, as pseudonyms.
         let (request, decision) = (self.pseudonymized(&request), self.pseudonymized(&decision));
         let event = AuditEvent {
@@ -393,105 +432,18 @@ impl ServerState {
             None => Ok(()),
         }
     }
-
-    /// Runs `work` for an authenticated caller on `lane` and audits it, whatever the outcome;
-    /// the record holds `message` as [`ServerState::message_scope`] writes it.
-    pub async fn audited<M, F, Fut>(
-        &self,
-        metadata: &MetadataMap,
-        method: &str,
-        mut message: M,
-        lane: Lane,
-        work: F,
-    ) -> Result<Table, ServerError>
-    where
-        M: AuditedRequest,
-        F: FnOnce(RequestScope, M) -> Fut,
-        Fut: std::future::Future<Output = Result<Table, ServerError>> + Send + 'static,
-    {
-        let (scope, request) = self.message_scope(metadata, method, &mut message).await?;
-        let principal = scope.principal.clone();
-        // Written if the request is dropped before it completes (deadline, client gone).
-        let mut pending = AuditOnDrop {
-            audit: self.audit.clone(),
-            event: Some(AuditEvent {
-                principal: principal.name.clone(),
-                project: principal.project.clone(),
-                tier: principal.tier.name().to_string(),
-                method: method.to_string(),
-                request: self.pseudonymized(&request),
-                rows: 0,
-                decision: "cancelled: deadline exceeded or client gone".into(),
-            }),
-        };
-        let started = std::time::Instant::now();
-        let result = match lane {
-            Lane::Lookup => work(scope, message).await,
-            Lane::Scan => self.scan.run(work(scope, message)).await.and_then(|r| r),
-        };
-        let worked = started.elapsed();
-        let result = match result {
-            Err(e) => Err(self.worker_lost(e).await),
-            ok => ok,
-        };
-        pending.event = None;
-        let outcome = match &result {
-            Ok((_, batches)) => Ok(batches.iter().map(|b| b.num_rows() as u64).sum()),
-            Err(e) => Err(e),
-        };
-        self.audit(Some(&principal), method, request, outcome)
-            .await?;
-        self.metrics.latency(
-            method,
-            principal.tier.name(),
-            started.elapsed().as_secs_f64(),
-        );
-        tracing::info!(
-            method,
-            principal = principal.name,
-            tier = principal.tier.name(),
-            ok = result.is_ok(),
-            work_us = worked.as_micros() as u64,
-            audit_us = (started.elapsed() - worked).as_micros() as u64,
-            "answered"
-        );
-        result
-    }
 }
 
 impl ServerState {
     /// `e`, as [`EngineError::WorkerLost`] (UNAVAILABLE) when a worker the query ran on was
     /// lost.
-    async fn worker_lost(&self, e: ServerError) -> ServerError {
+    pub(crate) async fn worker_lost(&self, e: ServerError) -> ServerError {
         let ServerError::Engine(EngineError::DataFusion(d)) = &e else {
             return e;
         };
         match self.admin_engine().lost_node(d).await {
             Some(lost) => ServerError::Engine(lost),
             None => e,
-        }
-    }
-}
-
-/// Appends its event, from a new task, when dropped with one: the record of a request whose
-/// future was dropped part-way.
-struct AuditOnDrop {
-    audit: Arc<AuditLog>,
-    event: Option<AuditEvent>,
-}
-
-impl Drop for AuditOnDrop {
-    fn drop(&mut self) {
-        let Some(event) = self.event.take() else {
-            return;
-        };
-        let audit = self.audit.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Err(e) = audit.append(event).await {
-                    tracing::error!("audit record of a cancelled request: {e}");
-                }
-            });
         }
     }
 }
