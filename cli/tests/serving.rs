@@ -249,6 +249,33 @@ async fn tokens_tiers_results_and_audit() {
     std::fs::write(&first, text.replace("\"rows\":1", "\"rows\":2")).unwrap();
     let err = cohortdb(&["audit", "--store", &server.store, "--verify"]).unwrap_err();
     assert!(err.contains("audit record 3"), "{err}");
+
+    // Rotation refuses a broken chain; on a whole one it archives every file but the newest,
+    // and the chain still verifies through the archive.
+    let archive = [
+        "audit",
+        "--store",
+        &server.store,
+        "--archive-older-than",
+        "0",
+    ];
+    let err = cohortdb(&archive).unwrap_err();
+    assert!(err.contains("audit record 3"), "{err}");
+    std::fs::write(&first, &text).unwrap();
+    let rotated = cohortdb(&archive).unwrap();
+    assert!(rotated.starts_with("archived records 1 to "), "{rotated}");
+    assert!(rotated.trim_end().ends_with(", 1 live)"), "{rotated}");
+    let verified = cohortdb(&["audit", "--store", &server.store, "--verify"]).unwrap();
+    assert_eq!(
+        verified.trim(),
+        format!("audit trail intact: {calls} records")
+    );
+    let listing = cohortdb(&["audit", "--store", &server.store]).unwrap();
+    assert!(
+        listing.contains(
+            "alice\tp1\trecord\tcohortdb.v1.QueryService/Sql\t1\tallowed\tSELECT count(*)"
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

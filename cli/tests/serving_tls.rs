@@ -195,6 +195,7 @@ for k in values:
         assert values[k] == values[k.replace("_bucket", "_count").replace(',le="+Inf"', "")], k
 assert values["cohortdb_store_version"] >= 1, values
 assert types["cohortdb_cache_misses_total"] == "counter", types
+assert types["cohortdb_audit_queue"] == "gauge" and values["cohortdb_audit_queue"] >= 0, values
 "##
     );
     let result = Command::new("python3")
@@ -209,7 +210,7 @@ assert types["cohortdb_cache_misses_total"] == "counter", types
         String::from_utf8_lossy(&result.stderr)
     );
     // With COHORTDB_LOG_FORMAT=json every log line is a JSON object, and each answered
-    // request has one with its method, tier and times.
+    // request has one with its method, tier and duration.
     let lines: Vec<serde_json::Value> = logs
         .lines()
         .filter(|l| l.starts_with('{'))
@@ -222,7 +223,7 @@ assert types["cohortdb_cache_misses_total"] == "counter", types
     assert!(!answered.is_empty(), "{logs}");
     for line in answered {
         assert_eq!(line["fields"]["tier"], "admin", "{line}");
-        assert!(line["fields"]["work_us"].is_u64(), "{line}");
+        assert!(line["fields"]["duration_us"].is_u64(), "{line}");
         assert!(line["fields"]["method"].is_string(), "{line}");
     }
 }

@@ -1,4 +1,5 @@
-//! Answers longer than a chunk stream from the plan, batch by batch, over gRPC and Flight SQL:
+//! Answers longer than a chunk stream from the plan, batch by batch, over gRPC and Flight SQL
+//! (and exports as they are written):
 //! the audit trail gets a record before the first batch leaves and one when the answer ends
 //! (or is dropped), and a client that stops reading leaves the rest of the answer unread and
 //! uncomputed.
@@ -8,9 +9,9 @@ use arrow_flight::sql::client::FlightSqlServiceClient;
 use cohortdb_proto::v1 as pb;
 use cohortdb_proto::v1::query_service_client::QueryServiceClient;
 use cohortdb_server::ServerOptions;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
-use crate::oracle_support::cohortdb;
+use crate::oracle_support::{cohortdb, sh, sim_prefix};
 use crate::support::serving_harness::*;
 
 /// The audit records of `method` whose request starts with `request`: (rows, decision).
@@ -117,6 +118,82 @@ async fn long_answers_stream_audited_before_their_first_batch_and_after_their_la
     let (sent, decision) = &records[1];
     assert!(decision.starts_with("cancelled"), "{decision}");
     assert!(*sent > 0 && *sent < total / 4, "{sent} of {total} rows");
+
+    // An export longer than a chunk streams as it is written: a BCF bcftools reads whole, the
+    // index after it, and the records it holds in its end record.
+    let export = |region: &str| pb::ExportRequest {
+        regions: vec![region.into()],
+        cohort: None,
+        format: pb::ExportFormat::Bcf as i32,
+        index: true,
+    };
+    let region = "chr20:20000000-20400000";
+    let parts: Vec<pb::ExportChunk> = client
+        .export(request(export(region), Some(RECORD_P1)))
+        .await
+        .unwrap()
+        .into_inner()
+        .try_collect()
+        .await
+        .unwrap();
+    let (mut data, mut index) = (Vec::new(), Vec::new());
+    for part in &parts {
+        match part.part.as_ref().unwrap() {
+            pb::export_chunk::Part::Data(d) => {
+                assert!(index.is_empty(), "data after the index");
+                data.extend(d)
+            }
+            pb::export_chunk::Part::Index(i) => index.extend(i),
+        }
+    }
+    assert!(data.len() > 2 * (256 << 10), "{} bytes", data.len());
+    let dir = tempfile::tempdir().unwrap();
+    let bcf = dir.path().join("out.bcf");
+    std::fs::write(&bcf, &data).unwrap();
+    std::fs::write(dir.path().join("out.bcf.csi"), &index).unwrap();
+    let written: u64 = sh(&format!(
+        "bcftools view -H -r {region} {} | wc -l",
+        bcf.display()
+    ))
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    let expected: u64 = sh(&format!(
+        "bcftools view -H -r {region} {}.vcf.gz | wc -l",
+        sim_prefix()
+    ))
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    assert_eq!(written, expected);
+    let export_method = "cohortdb.v1.QueryService/Export";
+    let exports = audit_records(&server.store, export_method, "");
+    assert_eq!(
+        exports,
+        [
+            (0, "allowed: streaming".into()),
+            (expected, "allowed".into())
+        ]
+    );
+    // A client that leaves after the first part stops the export.
+    let mut parts = client
+        .export(request(export("chr20"), Some(RECORD_P1)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(parts.next().await.unwrap().is_ok());
+    drop(parts);
+    for _ in 0..100 {
+        records = audit_records(&server.store, export_method, "");
+        if records.len() == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(records.len(), 4, "{records:?}");
+    assert!(records[3].1.starts_with("cancelled"), "{records:?}");
 
     // The chain still verifies.
     let verified = cohortdb(&["audit", "--store", &server.store, "--verify"]).unwrap();

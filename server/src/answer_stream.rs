@@ -69,7 +69,7 @@ impl Answer {
     }
 
     /// The answer of a query: its physical plan runs as the batches are read (on the runtime
-    /// that reads them, which for scans is the scan lane: [`crate::scan_lane`]).
+    /// that reads them, which for scans is the scan lane).
     pub async fn of_frame(frame: DataFrame) -> Result<Self, ServerError> {
         let context = Arc::new(frame.task_ctx());
         let plan = frame.create_physical_plan().await?;

@@ -111,7 +111,12 @@ impl ServerState {
     }
 
     /// The record a request gets when it is dropped before it is answered.
-    fn audit_on_drop(&self, principal: &Principal, method: &str, request: &str) -> AuditOnDrop {
+    pub(crate) fn audit_on_drop(
+        &self,
+        principal: &Principal,
+        method: &str,
+        request: &str,
+    ) -> AuditOnDrop {
         AuditOnDrop {
             audit: self.audit_log().clone(),
             metrics: self.metrics().clone(),
@@ -128,7 +133,7 @@ impl ServerState {
     }
 
     /// The latency of an answered request, and its log line.
-    fn answered(&self, method: &str, principal: &Principal, started: Instant, ok: bool) {
+    pub(crate) fn answered(&self, method: &str, principal: &Principal, started: Instant, ok: bool) {
         let seconds = started.elapsed().as_secs_f64();
         self.metrics()
             .latency(method, principal.tier.name(), seconds);
@@ -197,7 +202,7 @@ impl Streaming {
 
 /// Appends its event, from a new task, when dropped armed: the record of a request whose
 /// future or answer was dropped part-way; it counts the request as cancelled.
-struct AuditOnDrop {
+pub(crate) struct AuditOnDrop {
     audit: Arc<AuditLog>,
     metrics: Arc<Metrics>,
     event: Option<AuditEvent>,
@@ -205,7 +210,7 @@ struct AuditOnDrop {
 
 impl AuditOnDrop {
     /// The request ended and is audited elsewhere.
-    fn disarm(&mut self) {
+    pub(crate) fn disarm(&mut self) {
         self.event = None;
     }
 

@@ -23,6 +23,7 @@ pub mod arrow_chunks;
 pub mod audit_pseudonyms;
 pub mod audit_text;
 pub mod audited_requests;
+pub mod export_stream;
 pub mod flight_sql_service;
 pub mod metrics;
 pub mod principal;

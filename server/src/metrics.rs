@@ -1,6 +1,7 @@
 //! Prometheus metrics over HTTP (`serve --metrics-listen`, `GET /metrics`, the text exposition
 //! format 0.0.4): requests by RPC, tier and outcome, a latency histogram by RPC and tier, the
-//! store version, and the decoded-row cache's bytes, budget, hits and misses.
+//! store version, the decoded-row cache's bytes, budget, hits and misses, and the audit
+//! trail's queue.
 //!
 //! The server's state counts where every request passes: the outcome when its audit record is
 //! written, the latency where a request's work is timed.
@@ -45,6 +46,8 @@ pub struct Gauges {
     pub cache_hits: u64,
     /// Row groups it had to read and decode.
     pub cache_misses: u64,
+    /// Audit records waiting for the audit trail's writer.
+    pub audit_queue: u64,
 }
 
 /// A label value with `\`, `"` and newlines escaped, as the format asks.
@@ -171,6 +174,12 @@ impl Metrics {
                 "Row groups read and decoded into the cache.",
                 gauges.cache_misses,
             ),
+            (
+                "cohortdb_audit_queue",
+                "gauge",
+                "Audit records waiting to be written (answers wait for theirs).",
+                gauges.audit_queue,
+            ),
         ] {
             writeln!(out, "# HELP {name} {help}")?;
             writeln!(out, "# TYPE {name} {kind}")?;
@@ -226,6 +235,7 @@ mod tests {
             cache_budget_bytes: 2,
             cache_hits: 3,
             cache_misses: 4,
+            audit_queue: 5,
         });
         assert!(text.contains(
             "cohortdb_requests_total{method=\"a/B\",tier=\"admin\",outcome=\"allowed\"} 2"
@@ -234,6 +244,7 @@ mod tests {
         assert!(text.contains("le=\"0.005\"} 1\n"), "{text}");
         assert!(text.contains("le=\"10\"} 1\n"), "{text}");
         assert!(text.contains("le=\"+Inf\"} 2\n"), "{text}");
+        assert!(text.contains("\ncohortdb_audit_queue 5\n"), "{text}");
         assert!(text.contains("cohortdb_store_version 7\n"), "{text}");
         assert!(text.contains("cohortdb_cache_misses_total 4\n"), "{text}");
     }

@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 use crate::answer_stream::Answer;
 use crate::arrow_chunks::chunk_stream;
 use crate::audit_text::{AuditedRequest, SqlText};
+use crate::export_stream::audited_export;
 use crate::server_error::ServerError;
 use crate::server_state::{Lane, ServerState};
 
@@ -262,60 +263,37 @@ impl QueryService for QueryServiceImpl {
         let method = "cohortdb.v1.QueryService/Export";
         let (metadata, _, mut m) = request.into_parts();
         let (scope, text) = self.state.message_scope(&metadata, method, &mut m).await?;
-        let run = async {
-            let e = &scope.engine;
-            let format = match pb::ExportFormat::try_from(m.format) {
-                Ok(pb::ExportFormat::Vcf) => ExportFormat::Vcf,
-                Ok(pb::ExportFormat::VcfGz) => ExportFormat::VcfGz,
-                Ok(pb::ExportFormat::Bcf | pb::ExportFormat::Unspecified) => ExportFormat::Bcf,
-                Err(_) => {
-                    return Err(ServerError::InvalidArgument(format!(
-                        "unknown export format {}",
-                        m.format
-                    )));
-                }
-            };
-            let index = match m.index {
-                true => Some(format.index(None)?),
-                false => None,
-            };
-            let selection = cohort_spec(m.cohort.as_ref());
-            let set = e.cohort(&selection).await?;
-            let order = e.export_order(&selection, &set);
-            let mut data = Vec::new();
-            let summary = e
-                .export(
-                    &regions(&m.regions)?,
-                    &order,
-                    format,
-                    index,
-                    None,
-                    &mut data,
-                )
-                .await?;
-            Ok((data, summary))
-        };
-        let result = run.await;
-        let outcome = result.as_ref().map(|(_, s)| s.records);
-        self.state
-            .audit(Some(&scope.principal), method, text, outcome)
-            .await?;
-        let (data, summary) = result?;
-        let size = self.state.options().chunk_bytes;
-        let mut parts: Vec<pb::ExportChunk> = data
-            .chunks(size)
-            .map(|c| pb::ExportChunk {
-                part: Some(pb::export_chunk::Part::Data(c.to_vec())),
-            })
-            .collect();
-        for c in summary.index.unwrap_or_default().chunks(size) {
-            parts.push(pb::ExportChunk {
-                part: Some(pb::export_chunk::Part::Index(c.to_vec())),
-            });
-        }
-        Ok(Response::new(Box::pin(futures::stream::iter(
-            parts.into_iter().map(Ok),
-        ))))
+        let e = scope.engine;
+        let parts = audited_export(
+            &self.state,
+            scope.principal,
+            method,
+            text,
+            |out| async move {
+                let format = match pb::ExportFormat::try_from(m.format) {
+                    Ok(pb::ExportFormat::Vcf) => ExportFormat::Vcf,
+                    Ok(pb::ExportFormat::VcfGz) => ExportFormat::VcfGz,
+                    Ok(pb::ExportFormat::Bcf | pb::ExportFormat::Unspecified) => ExportFormat::Bcf,
+                    Err(_) => {
+                        return Err(ServerError::InvalidArgument(format!(
+                            "unknown export format {}",
+                            m.format
+                        )));
+                    }
+                };
+                let index = match m.index {
+                    true => Some(format.index(None)?),
+                    false => None,
+                };
+                let selection = cohort_spec(m.cohort.as_ref());
+                let set = e.cohort(&selection).await?;
+                let order = e.export_order(&selection, &set);
+                let regions = regions(&m.regions)?;
+                Ok(e.export(&regions, &order, format, index, None, out).await?)
+            },
+        )
+        .await?;
+        Ok(Response::new(parts.map_err(Status::from).boxed()))
     }
 
     async fn sql(

@@ -69,6 +69,20 @@ impl ScanLane {
             .map_err(|e| ServerError::InvalidArgument(format!("scan task: {e}")))
     }
 
+    /// Starts `work` on the lane (on the caller's runtime without one); dropping the returned
+    /// task stops it.
+    pub fn spawn<F>(&self, work: F) -> LaneTask<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let handle = match &self.runtime {
+            Some(runtime) => runtime.spawn(work),
+            None => tokio::spawn(work),
+        };
+        LaneTask { handle }
+    }
+
     /// Runs `work` on the lane, and then the plan of the answer it returns, whose batches
     /// reach the caller through a channel of [`BATCHES_AHEAD`] batches: a slow reader holds the
     /// plan back, so memory stays bounded. Dropping the answer (a deadline, a client gone)
@@ -123,6 +137,27 @@ impl ScanLane {
             schema,
             batches: batches.boxed(),
         })
+    }
+}
+
+/// A task on the lane, aborted when dropped.
+#[derive(Debug)]
+pub struct LaneTask<T> {
+    handle: tokio::task::JoinHandle<T>,
+}
+
+impl<T> LaneTask<T> {
+    /// Waits for the task's outcome.
+    pub async fn join(&mut self) -> Result<T, ServerError> {
+        (&mut self.handle)
+            .await
+            .map_err(|e| ServerError::InvalidArgument(format!("scan task: {e}")))
+    }
+}
+
+impl<T> Drop for LaneTask<T> {
+    fn drop(&mut self) {
+        self.handle.abort();
     }
 }
 

@@ -171,6 +171,7 @@ impl ServerState {
             cache_budget_bytes: cache.budget() as u64,
             cache_hits,
             cache_misses,
+            audit_queue: self.audit.queued(),
         })
     }
 
@@ -366,7 +367,7 @@ impl ServerState {
             .await
     }
 
-    /// The first record of an answer that streams ([`crate::audited_requests`]): `allowed:
+    /// The first record of an answer that streams (see `audited_requests`): `allowed:
     /// streaming`, written before its first batch leaves; not counted in the metrics (its end
     /// record is).
     pub(crate) async fn audit_stream_start(

@@ -16,13 +16,17 @@
 //!   (one ID per line; [`AuditLog::keep_list`]); the record names the file, so the chain covers
 //!   the list through its hash, and a list asked again adds nothing but its record.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::Bytes;
 use object_store::{ObjectStoreExt, PutPayload};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::audit_archive::{ArchiveSpan, archives, read_archive, write_archive};
+use crate::audit_record::decode;
+pub use crate::audit_record::{AuditEvent, AuditRecord, genesis_hash};
 use crate::error::{Result, StoreError};
 use crate::location::StoreLocation;
 
@@ -50,71 +54,6 @@ const HINT: &str = "_audit/_last_hint";
 /// Records between hint rewrites.
 const HINT_INTERVAL: u64 = 1024;
 
-/// What a request was and what the server decided.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEvent {
-    /// The principal's name.
-    pub principal: String,
-    /// The principal's project.
-    pub project: String,
-    /// The principal's tier.
-    pub tier: String,
-    /// The RPC, e.g. `cohortdb.v1.QueryService/Sql`.
-    pub method: String,
-    /// The request: its SQL text or its message as JSON.
-    pub request: String,
-    /// Rows returned.
-    pub rows: u64,
-    /// `allowed`, or `denied: <reason>` / `failed: <reason>`.
-    pub decision: String,
-}
-
-/// One record of the chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditRecord {
-    /// The record format version.
-    pub format_version: u32,
-    /// The record number, dense from 1.
-    pub seq: u64,
-    /// Milliseconds since the Unix epoch when the record was written.
-    pub time_unix_ms: u64,
-    /// The event.
-    #[serde(flatten)]
-    pub event: AuditEvent,
-    /// The previous record's hash.
-    pub prev_hash: String,
-    /// This record's hash (see the module's invariants).
-    #[serde(default)]
-    pub hash: String,
-}
-
-impl AuditRecord {
-    fn computed_hash(&self) -> Result<String> {
-        let unhashed = AuditRecord {
-            hash: String::new(),
-            ..self.clone()
-        };
-        let mut value = serde_json::to_value(&unhashed).map_err(|e| decode("hash", e))?;
-        if let Some(map) = value.as_object_mut() {
-            map.remove("hash");
-        }
-        let bytes = serde_json::to_vec(&value).map_err(|e| decode("hash", e))?;
-        Ok(hex::encode(Sha256::digest(&bytes)))
-    }
-}
-
-fn decode(path: &str, source: serde_json::Error) -> StoreError {
-    StoreError::LogDecode {
-        path: path.to_string(),
-        source,
-    }
-}
-
-/// The chain's start: the `prev_hash` of record 1.
-pub fn genesis_hash() -> String {
-    "0".repeat(64)
-}
-
 /// A record waiting to be written, and where its outcome goes.
 type Pending = (
     AuditEvent,
@@ -129,6 +68,8 @@ pub struct AuditLog {
     location: StoreLocation,
     /// The writer task's queue, started by the first append.
     queue: std::sync::OnceLock<mpsc::UnboundedSender<Pending>>,
+    /// Records appended and not yet written.
+    queued: std::sync::Arc<AtomicU64>,
     /// List files this log has written or found (see [`AuditLog::keep_list`]).
     kept_lists: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -139,6 +80,7 @@ impl AuditLog {
         Self {
             location,
             queue: std::sync::OnceLock::new(),
+            queued: Default::default(),
             kept_lists: Default::default(),
         }
     }
@@ -272,10 +214,24 @@ impl AuditLog {
     }
 
     async fn listed_head(&self) -> Result<(u64, String)> {
-        match self.file_numbers().await?.last() {
-            Some(&first) => self.file_end(first).await,
+        if let Some(&first) = self.file_numbers().await?.last() {
+            return self.file_end(first).await;
+        }
+        // Every file archived (rotation keeps the newest, so only by hand).
+        match archives(&self.location).await?.last() {
+            Some(&span) => {
+                let records = read_archive(&self.location, span).await?;
+                Ok(records
+                    .last()
+                    .map_or((0, genesis_hash()), |r| (r.seq, r.hash.clone())))
+            }
             None => Ok((0, genesis_hash())),
         }
+    }
+
+    /// Records appended (by this process) and not yet written: the writer's backlog.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Appends `event` as the next record and returns it once it is stored. Appends that
@@ -283,14 +239,19 @@ impl AuditLog {
     pub async fn append(&self, event: AuditEvent) -> Result<AuditRecord> {
         let queue = self.queue.get_or_init(|| {
             let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(write_groups(self.location.clone(), receiver));
+            let queued = self.queued.clone();
+            tokio::spawn(write_groups(self.location.clone(), receiver, queued));
             sender
         });
         let (reply, outcome) = oneshot::channel();
         let stopped = || StoreError::AuditWrite {
             reason: "the audit writer has stopped".into(),
         };
-        queue.send((event, reply)).map_err(|_| stopped())?;
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if queue.send((event, reply)).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(stopped());
+        }
         outcome
             .await
             .map_err(|_| stopped())?
@@ -362,13 +323,70 @@ impl AuditLog {
         })
     }
 
-    /// Every record, ascending.
+    /// Every record, ascending: the archives' ([`crate::audit_archive`]), then the live files'.
     pub async fn records(&self) -> Result<Vec<AuditRecord>> {
         let mut out = Vec::new();
+        for span in archives(&self.location).await? {
+            out.extend(read_archive(&self.location, span).await?);
+        }
+        let archived = out.last().map_or(0, |r| r.seq);
         for first in self.file_numbers().await? {
-            out.extend(self.read_file(first).await?);
+            // A file an interrupted rotation left behind is in an archive already.
+            let records = self.read_file(first).await?;
+            out.extend(records.into_iter().filter(|r| r.seq > archived));
         }
         Ok(out)
+    }
+
+    /// Rotates the oldest record files, those whose every record was written before
+    /// `before_unix_ms`, into one archive ([`crate::audit_archive`]), after checking their
+    /// chain; the newest file always stays (appenders chain after it). Then deletes them.
+    pub async fn archive(&self, before_unix_ms: u64) -> Result<Rotation> {
+        let (mut expected, mut prev) = match archives(&self.location).await?.last() {
+            Some(&span) => {
+                let records = read_archive(&self.location, span).await?;
+                let last = records.last().map(|r| r.hash.clone()).unwrap_or_default();
+                (span.last + 1, last)
+            }
+            None => (1, genesis_hash()),
+        };
+        let archived = expected - 1;
+        let mut files = self.file_numbers().await?;
+        files.pop();
+        let mut records = Vec::new();
+        let mut rotated = Vec::new();
+        for first in files {
+            let file = self.read_file(first).await?;
+            let left_behind = file.iter().all(|r| r.seq <= archived);
+            if !left_behind && file.iter().any(|r| r.time_unix_ms >= before_unix_ms) {
+                break;
+            }
+            for record in file.into_iter().filter(|r| r.seq > archived) {
+                chain_break(&record, expected, &prev)?;
+                prev = record.hash.clone();
+                expected += 1;
+                records.push(record);
+            }
+            rotated.push(first);
+        }
+        let archive = match records.is_empty() {
+            true => None,
+            false => Some(write_archive(&self.location, &records).await?),
+        };
+        for first in &rotated {
+            let path = self.location.path(&Self::record_path(*first));
+            self.location
+                .object_store
+                .delete(&path)
+                .await
+                .map_err(|e| StoreError::object_store(&path, e))?;
+        }
+        Ok(Rotation {
+            archive,
+            records: records.len() as u64,
+            files_removed: rotated.len(),
+            files_left: self.file_numbers().await?.len(),
+        })
     }
 
     /// Checks the chain: numbers dense from 1, each `prev_hash` the previous `hash`, each
@@ -378,22 +396,13 @@ impl AuditLog {
         let mut prev = genesis_hash();
         let mut expected = 1;
         for record in self.records().await? {
-            let broken = |reason: String| StoreError::AuditChain {
-                seq: record.seq,
-                reason,
-            };
-            if record.seq != expected {
-                return Err(broken(format!("record {expected} is missing")));
-            }
-            if record.prev_hash != prev {
-                return Err(broken("prev_hash is not the previous record's hash".into()));
-            }
-            if record.computed_hash()? != record.hash {
-                return Err(broken("the record was changed after it was written".into()));
-            }
+            chain_break(&record, expected, &prev)?;
             self.check_lists(&record.event.request)
                 .await
-                .map_err(broken)?;
+                .map_err(|reason| StoreError::AuditChain {
+                    seq: record.seq,
+                    reason,
+                })?;
             prev = record.hash.clone();
             expected += 1;
         }
@@ -401,15 +410,53 @@ impl AuditLog {
     }
 }
 
+/// What [`AuditLog::archive`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The archive written, if any file was old enough.
+    pub archive: Option<ArchiveSpan>,
+    /// Records archived.
+    pub records: u64,
+    /// Record files deleted (those archived, and any an interrupted rotation left behind).
+    pub files_removed: usize,
+    /// Record files still live.
+    pub files_left: usize,
+}
+
+/// Fails unless `record` is record `expected`, follows a record whose hash is `prev`, and
+/// still has the hash it was written with.
+fn chain_break(record: &AuditRecord, expected: u64, prev: &str) -> Result<()> {
+    let broken = |reason: String| StoreError::AuditChain {
+        seq: record.seq,
+        reason,
+    };
+    if record.seq != expected {
+        return Err(broken(format!("record {expected} is missing")));
+    }
+    if record.prev_hash != prev {
+        return Err(broken("prev_hash is not the previous record's hash".into()));
+    }
+    if record.computed_hash()? != record.hash {
+        return Err(broken("the record was changed after it was written".into()));
+    }
+    Ok(())
+}
+
 /// The writer task of one [`AuditLog`]: takes every pending append, writes them as one file,
 /// answers each; ends when the log is dropped.
-async fn write_groups(location: StoreLocation, mut queue: mpsc::UnboundedReceiver<Pending>) {
+async fn write_groups(
+    location: StoreLocation,
+    mut queue: mpsc::UnboundedReceiver<Pending>,
+    queued: std::sync::Arc<AtomicU64>,
+) {
     let log = AuditLog::new(location);
     let mut head = None;
     let mut group: Vec<Pending> = Vec::new();
     while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
         let events: Vec<AuditEvent> = group.iter().map(|(event, _)| event.clone()).collect();
-        match log.write_group(&mut head, &events).await {
+        let written = log.write_group(&mut head, &events).await;
+        queued.fetch_sub(group.len() as u64, Ordering::Relaxed);
+        match written {
             Ok(records) => {
                 for ((_, reply), record) in group.drain(..).zip(records) {
                     let _ = reply.send(Ok(record));
@@ -494,6 +541,87 @@ mod tests {
             .unwrap();
         let err = log.verify().await.unwrap_err().to_string();
         assert!(err.contains("record 3"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn rotation_archives_old_files_and_the_chain_runs_through_the_archives() {
+        let location = StoreLocation::open("memory://audit-rotation", true).unwrap();
+        let log = AuditLog::new(location.clone());
+        // One record per file: 40 files.
+        for n in 0..40 {
+            log.append(event(n)).await.unwrap();
+        }
+        let before = log.records().await.unwrap();
+        assert_eq!(log.queued(), 0);
+        // Nothing is old enough yet.
+        let none = log.archive(0).await.unwrap();
+        assert_eq!((none.archive, none.files_removed), (None, 0));
+        let rotation = log.archive(u64::MAX).await.unwrap();
+        let span = rotation.archive.unwrap();
+        assert_eq!((span.first, span.last), (1, 39));
+        assert_eq!(
+            (
+                rotation.records,
+                rotation.files_removed,
+                rotation.files_left
+            ),
+            (39, 39, 1)
+        );
+        assert_eq!(log.records().await.unwrap(), before);
+        assert_eq!(log.verify().await.unwrap(), 40);
+        // New appenders (this one and another process's) chain after the live head.
+        assert_eq!(
+            AuditLog::new(location.clone())
+                .append(event(40))
+                .await
+                .unwrap()
+                .seq,
+            41
+        );
+        assert_eq!(log.append(event(41)).await.unwrap().seq, 42);
+        // A second rotation follows the first; a file an interrupted rotation left behind
+        // (archived, not deleted) is read once and removed by the next rotation.
+        let second = log.archive(u64::MAX).await.unwrap().archive.unwrap();
+        assert_eq!((second.first, second.last), (40, 41));
+        let leftover = log.read_file(41).await;
+        assert!(leftover.is_err(), "record 41's file is archived");
+        let record = before[5].clone();
+        location
+            .put_new(
+                &location.path(&AuditLog::record_path(6)),
+                PutPayload::from(serde_json::to_vec(&record).unwrap()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(log.verify().await.unwrap(), 42);
+        let third = log.archive(u64::MAX).await.unwrap();
+        assert_eq!((third.archive, third.files_removed), (None, 1));
+        // Every file archived by hand: the head is the last archive's end.
+        log.append(event(42)).await.unwrap();
+        for first in log.file_numbers().await.unwrap() {
+            let path = location.path(&AuditLog::record_path(first));
+            let records = log.read_file(first).await.unwrap();
+            write_archive(&location, &records).await.unwrap();
+            location.object_store.delete(&path).await.unwrap();
+        }
+        assert_eq!(
+            AuditLog::new(location.clone())
+                .append(event(43))
+                .await
+                .unwrap()
+                .seq,
+            44
+        );
+        assert_eq!(log.verify().await.unwrap(), 44);
+        // A record changed inside an archive is found.
+        let first = archives(&location).await.unwrap()[0];
+        let mut records = read_archive(&location, first).await.unwrap();
+        records[9].event.rows += 1;
+        let path = location.path(&first.relative_path());
+        location.object_store.delete(&path).await.unwrap();
+        write_archive(&location, &records).await.unwrap();
+        let err = log.verify().await.unwrap_err().to_string();
+        assert!(err.contains("record 10"), "{err}");
     }
 
     #[tokio::test]

@@ -13,7 +13,9 @@
 //! # });
 //! ```
 
+pub mod audit_archive;
 pub mod audit_log;
+pub mod audit_record;
 mod commit_log;
 pub mod coverage_bins;
 mod error;

@@ -74,7 +74,7 @@ async fn ipc_rows(
 async fn variants(channel: &Channel, token: &str) -> Vec<String> {
     let sql = pb::SqlRequest {
         query: "SELECT contig, pos, ref, alt FROM variants WHERE contig = 'chr20' \
-                AND bitmap_count(het) + bitmap_count(hom_alt) > 0 ORDER BY pos"
+                AND n_het + n_hom_alt > 0 ORDER BY pos"
             .into(),
     };
     let stream = QueryServiceClient::new(channel.clone())
@@ -92,7 +92,7 @@ async fn variants(channel: &Channel, token: &str) -> Vec<String> {
         let text = |i: usize| {
             arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8).unwrap()
         };
-        let (c, p, r, a) = (text(0), text(1), text(3), text(4));
+        let (c, p, r, a) = (text(0), text(1), text(2), text(3));
         use arrow::array::AsArray;
         for row in 0..batch.num_rows() {
             out.push(format!(

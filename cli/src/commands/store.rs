@@ -18,6 +18,11 @@ pub(crate) struct AuditArgs {
     /// Verify the chain instead of listing the records.
     #[arg(long)]
     verify: bool,
+    /// Rotate the record files whose every record is older than DAYS into one compressed
+    /// archive under _audit/archive (the newest file stays live; the chain runs through the
+    /// archives, and --verify checks them too). 0 archives every file but the newest.
+    #[arg(long, value_name = "DAYS", conflicts_with = "verify")]
+    archive_older_than: Option<u64>,
 }
 
 pub(crate) async fn audit(args: AuditArgs) -> CliResult {
@@ -26,6 +31,29 @@ pub(crate) async fn audit(args: AuditArgs) -> CliResult {
     if args.verify {
         let n = log.verify().await?;
         println!("audit trail intact: {n} records");
+        return Ok(());
+    }
+    if let Some(days) = args.archive_older_than {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let rotation = log
+            .archive(now.saturating_sub(days.saturating_mul(86_400_000)))
+            .await?;
+        match rotation.archive {
+            Some(span) => println!(
+                "archived records {} to {} into {} ({} files removed, {} live)",
+                span.first,
+                span.last,
+                span.relative_path(),
+                rotation.files_removed,
+                rotation.files_left
+            ),
+            None => println!(
+                "no record file older than {days} days to archive ({} files removed, {} live)",
+                rotation.files_removed, rotation.files_left
+            ),
+        }
         return Ok(());
     }
     let mut out = std::io::stdout().lock();

@@ -33,6 +33,11 @@ impl<W: Write> BgzfWriter<W> {
         }
     }
 
+    /// The writer the blocks go to.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
     /// The virtual offset of the next byte written: compressed block start << 16 | offset in
     /// the block.
     pub fn virtual_offset(&self) -> u64 {

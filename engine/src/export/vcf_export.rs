@@ -22,6 +22,7 @@ use crate::error::{EngineError, Result};
 use crate::export::bcf_encoding::encode_header;
 use crate::export::bgzf_writer::BgzfWriter;
 use crate::export::export_encoders::{bcf_record, header_text, vcf_line};
+use crate::export::export_output::ExportOutput;
 use crate::export::export_records::{genotypes, group_records, read_columns};
 use crate::export::export_windows::{WINDOW_BYTES, Window, windows};
 use crate::export::genomic_index::{IndexBuilder, IndexKind};
@@ -91,10 +92,19 @@ impl<W: Write> Sink<W> {
         }
     }
 
-    fn finish(self) -> std::io::Result<()> {
+    /// The output, for [`ExportOutput::hand_on`].
+    fn output(&mut self) -> &mut W {
         match self {
-            Self::Plain(mut w) => w.flush(),
-            Self::Bgzf(b) => b.finish().map(|_| ()),
+            Self::Plain(w) => w,
+            Self::Bgzf(b) => b.get_mut(),
+        }
+    }
+
+    /// Ends the encoding and returns the output.
+    fn finish(self) -> std::io::Result<W> {
+        match self {
+            Self::Plain(mut w) => w.flush().map(|()| w),
+            Self::Bgzf(b) => b.finish(),
         }
     }
 }
@@ -140,7 +150,7 @@ impl CohortEngine {
     /// With `sites`, only the records it keeps are written: it is asked of a record's contig,
     /// position, REF and first ALT (site filters give a record's ALTs one verdict).
     /// Progress is reported in the stored bytes read.
-    pub async fn export<W: Write>(
+    pub async fn export<W: ExportOutput>(
         &self,
         regions: &[Region],
         samples: &[u32],
@@ -157,7 +167,7 @@ impl CohortEngine {
     /// [`CohortEngine::export`], reading each contig in windows of about `window_bytes`
     /// stored bytes ([`crate::export::export_windows`]).
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn export_windowed<W: Write>(
+    pub(crate) async fn export_windowed<W: ExportOutput>(
         &self,
         regions: &[Region],
         samples: &[u32],
@@ -270,6 +280,7 @@ impl CohortEngine {
                         ix.push(contig_id, beg, end, start, sink.offset());
                     }
                     records += 1;
+                    sink.output().hand_on(false).await.map_err(io_error)?;
                 }
                 self.progress.advance(window.bytes);
                 if self.progress.is_drawn() {
@@ -279,7 +290,8 @@ impl CohortEngine {
             }
         }
         self.progress.finish();
-        sink.finish().map_err(io_error)?;
+        let mut out = sink.finish().map_err(io_error)?;
+        out.hand_on(true).await.map_err(io_error)?;
         let index = indexer
             .map(IndexBuilder::finish)
             .transpose()
