@@ -63,7 +63,7 @@ impl Answer {
     }
 
     /// `batches` under the schema of the first (`schema` when there is none).
-    pub fn batches(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
+    pub fn of_batches(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
         let schema = batches.first().map_or(schema, |b| b.schema());
         Self::table(schema, batches)
     }
@@ -124,7 +124,7 @@ mod tests {
     #[tokio::test]
     async fn a_head_is_whole_when_the_answer_ends_within_it() {
         let batches = vec![batch(0..10), batch(10..20)];
-        let head = Answer::batches(batches[0].schema(), batches.clone())
+        let head = Answer::of_batches(batches[0].schema(), batches.clone())
             .head(1 << 20)
             .await
             .unwrap();
@@ -137,7 +137,7 @@ mod tests {
     async fn a_long_answer_keeps_its_rest_unread() {
         let batches: Vec<_> = (0..100).map(|i| batch(i * 1000..(i + 1) * 1000)).collect();
         let one = batches[0].get_array_memory_size();
-        let head = Answer::batches(batches[0].schema(), batches.clone())
+        let head = Answer::of_batches(batches[0].schema(), batches.clone())
             .head(3 * one)
             .await
             .unwrap();

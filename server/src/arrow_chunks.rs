@@ -145,22 +145,6 @@ pub fn chunk_stream(
         .boxed())
 }
 
-/// `batches` (of `schema`) as IPC stream bytes cut into chunks of at most `chunk_bytes`
-/// ([`ArrowChunker`]).
-pub fn arrow_chunks(
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-    chunk_bytes: usize,
-) -> Result<Vec<ArrowChunk>, ServerError> {
-    let mut chunker = ArrowChunker::new(&schema, chunk_bytes)?;
-    let mut chunks = Vec::new();
-    for batch in &batches {
-        chunks.extend(chunker.push(batch)?);
-    }
-    chunks.extend(chunker.finish());
-    Ok(chunks)
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -169,6 +153,22 @@ mod tests {
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
     use arrow::ipc::reader::StreamReader;
+
+    /// `batches` (of `schema`) as IPC stream bytes cut into chunks of at most `chunk_bytes`
+    /// ([`ArrowChunker`]).
+    fn arrow_chunks(
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        chunk_bytes: usize,
+    ) -> Result<Vec<ArrowChunk>, ServerError> {
+        let mut chunker = ArrowChunker::new(&schema, chunk_bytes)?;
+        let mut chunks = Vec::new();
+        for batch in &batches {
+            chunks.extend(chunker.push(batch)?);
+        }
+        chunks.extend(chunker.finish());
+        Ok(chunks)
+    }
 
     #[test]
     fn chunks_concatenate_to_one_stream_and_respect_the_limit() {

@@ -197,7 +197,7 @@ impl QueryService for QueryServiceImpl {
                     .case_control(&regions(&m.regions)?, &cases, &controls)
                     .await?;
                 let schema = cohortdb_engine::ops::case_control::case_control_schema();
-                Ok(Answer::batches(schema, batches))
+                Ok(Answer::of_batches(schema, batches))
             },
         )
         .await
@@ -236,7 +236,7 @@ impl QueryService for QueryServiceImpl {
                     )
                     .await?;
                 let schema = cohortdb_engine::ops::association::association_schema();
-                Ok(Answer::batches(schema, batches))
+                Ok(Answer::of_batches(schema, batches))
             },
         )
         .await
