@@ -41,10 +41,7 @@ impl ServerState {
         Fut: Future<Output = Result<Answer, ServerError>> + Send + 'static,
     {
         let (scope, request) = self.message_scope(metadata, method, &mut message).await?;
-        let principal = scope.principal.clone();
-        // Written if the request is dropped before it completes (deadline, client gone).
-        let mut pending = self.audit_on_drop(&principal, method, &request);
-        let started = Instant::now();
+        let mut answering = Answering::new(self, scope.principal.clone(), method, request);
         let head = async {
             let answer = match lane {
                 Lane::Lookup => work(scope, message).await?,
@@ -54,16 +51,10 @@ impl ServerState {
         }
         .await;
         let head = match head {
-            Err(e) => Err(self.worker_lost(e).await),
-            ok => ok,
-        };
-        let head = match head {
             Ok(head) => head,
             Err(e) => {
-                pending.disarm();
-                self.audit(Some(&principal), method, request, Err(&e))
-                    .await?;
-                self.answered(method, &principal, started, false);
+                let e = self.worker_lost(e).await;
+                answering.end(Err(&e)).await?;
                 return Err(e);
             }
         };
@@ -74,29 +65,15 @@ impl ServerState {
             rest,
         } = head;
         let Some(rest) = rest else {
-            pending.disarm();
-            self.audit(Some(&principal), method, request, Ok(rows))
-                .await?;
-            self.answered(method, &principal, started, true);
+            answering.end(Ok(rows)).await?;
             return Ok(Answer::table(schema, batches));
         };
-        if let Err(e) = self
-            .audit_stream_start(&principal, method, request.clone())
-            .await
-        {
-            pending.disarm();
-            return Err(e);
-        }
-        pending.rows(rows);
+        answering.start_stream().await?;
+        answering.sent(rows);
         let tail = Streaming {
-            state: self.clone(),
-            principal,
-            method: method.to_string(),
-            request,
+            answering,
             rows,
-            started,
             rest: rest.batches,
-            pending,
         };
         let tail = futures::stream::unfold(Some(tail), |tail| async move {
             let mut tail = tail?;
@@ -109,56 +86,112 @@ impl ServerState {
             batches: head.chain(tail).boxed(),
         })
     }
+}
 
-    /// The record a request gets when it is dropped before it is answered.
-    pub(crate) fn audit_on_drop(
-        &self,
-        principal: &Principal,
+/// A request being answered: what its audit records need, and the record written if it is
+/// dropped before it ends (a deadline, a client gone).
+pub(crate) struct Answering {
+    state: Arc<ServerState>,
+    principal: Principal,
+    method: String,
+    request: String,
+    started: Instant,
+    pending: AuditOnDrop,
+}
+
+impl Answering {
+    /// `principal`'s request of `method` (its record's text `request`), from now.
+    pub(crate) fn new(
+        state: &Arc<ServerState>,
+        principal: Principal,
         method: &str,
-        request: &str,
-    ) -> AuditOnDrop {
-        AuditOnDrop {
-            audit: self.audit_log().clone(),
-            metrics: self.metrics().clone(),
+        request: String,
+    ) -> Self {
+        let pending = AuditOnDrop {
+            audit: state.audit_log().clone(),
+            metrics: state.metrics().clone(),
             event: Some(AuditEvent {
                 principal: principal.name.clone(),
                 project: principal.project.clone(),
                 tier: principal.tier.name().to_string(),
                 method: method.to_string(),
-                request: self.pseudonymized(request),
+                request: state.pseudonymized(&request),
                 rows: 0,
                 decision: "cancelled: deadline exceeded or client gone".into(),
             }),
+        };
+        Self {
+            state: state.clone(),
+            principal,
+            method: method.to_string(),
+            request,
+            started: Instant::now(),
+            pending,
         }
     }
 
-    /// The latency of an answered request, and its log line.
-    pub(crate) fn answered(&self, method: &str, principal: &Principal, started: Instant, ok: bool) {
-        let seconds = started.elapsed().as_secs_f64();
-        self.metrics()
+    /// The caller.
+    pub(crate) fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The server's state.
+    pub(crate) fn state(&self) -> &Arc<ServerState> {
+        &self.state
+    }
+
+    /// `rows` have been sent (the count a cancelled record gives).
+    pub(crate) fn sent(&mut self, rows: u64) {
+        if let Some(event) = &mut self.pending.event {
+            event.rows = rows;
+        }
+    }
+
+    /// The first record of an answer that streams, before its first part leaves.
+    pub(crate) async fn start_stream(&mut self) -> Result<(), ServerError> {
+        let started = self
+            .state
+            .audit_stream_start(&self.principal, &self.method, self.request.clone())
+            .await;
+        if started.is_err() {
+            self.pending.event = None;
+        }
+        started
+    }
+
+    /// The request's last record (`outcome`: the rows returned, or the error), its latency
+    /// and its log line; the audit trail's own failure, if it has one.
+    pub(crate) async fn end(
+        &mut self,
+        outcome: Result<u64, &ServerError>,
+    ) -> Result<(), ServerError> {
+        self.pending.event = None;
+        let (state, principal, method) = (&self.state, &self.principal, self.method.as_str());
+        let audited = state
+            .audit(Some(principal), method, self.request.clone(), outcome)
+            .await;
+        let seconds = self.started.elapsed().as_secs_f64();
+        state
+            .metrics()
             .latency(method, principal.tier.name(), seconds);
         tracing::info!(
             method,
             principal = principal.name,
             tier = principal.tier.name(),
-            ok,
+            ok = outcome.is_ok(),
             duration_us = (seconds * 1e6) as u64,
             "answered"
         );
+        audited
     }
 }
 
-/// The rest of a streaming answer, and what its end record needs.
+/// The rest of a streaming answer.
 struct Streaming {
-    state: Arc<ServerState>,
-    principal: Principal,
-    method: String,
-    request: String,
+    answering: Answering,
     /// Rows sent so far.
     rows: u64,
-    started: Instant,
     rest: BatchStream,
-    pending: AuditOnDrop,
 }
 
 impl Streaming {
@@ -166,60 +199,35 @@ impl Streaming {
     async fn next(
         &mut self,
     ) -> Option<(Result<arrow::record_batch::RecordBatch, ServerError>, bool)> {
+        let state = self.answering.state().clone();
         let error = match self.rest.next().await {
-            Some(Ok(batch)) => match self.state.flush_charges(&self.principal).await {
+            Some(Ok(batch)) => match state.flush_charges(self.answering.principal()).await {
                 Ok(()) => {
                     self.rows += batch.num_rows() as u64;
-                    self.pending.rows(self.rows);
+                    self.answering.sent(self.rows);
                     return Some((Ok(batch), true));
                 }
                 Err(e) => e,
             },
-            Some(Err(e)) => self.state.worker_lost(e).await,
+            Some(Err(e)) => state.worker_lost(e).await,
             None => {
-                return match self.end(Ok(())).await {
+                return match self.answering.end(Ok(self.rows)).await {
                     Ok(()) => None,
                     Err(e) => Some((Err(e), false)),
                 };
             }
         };
-        let e = self.end(Err(error)).await.err()?;
-        Some((Err(e), false))
-    }
-
-    /// Writes the end record: `outcome`, or the audit trail's own failure.
-    async fn end(&mut self, outcome: Result<(), ServerError>) -> Result<(), ServerError> {
-        self.pending.disarm();
-        let rows = outcome.as_ref().map(|()| self.rows);
-        let (state, principal, method) = (&self.state, &self.principal, &self.method);
-        let audited = state
-            .audit(Some(principal), method, self.request.clone(), rows)
-            .await;
-        state.answered(method, principal, self.started, outcome.is_ok());
-        outcome.and(audited)
+        let audited = self.answering.end(Err(&error)).await;
+        Some((Err(audited.err().unwrap_or(error)), false))
     }
 }
 
 /// Appends its event, from a new task, when dropped armed: the record of a request whose
 /// future or answer was dropped part-way; it counts the request as cancelled.
-pub(crate) struct AuditOnDrop {
+struct AuditOnDrop {
     audit: Arc<AuditLog>,
     metrics: Arc<Metrics>,
     event: Option<AuditEvent>,
-}
-
-impl AuditOnDrop {
-    /// The request ended and is audited elsewhere.
-    pub(crate) fn disarm(&mut self) {
-        self.event = None;
-    }
-
-    /// `rows` have been sent.
-    fn rows(&mut self, rows: u64) {
-        if let Some(event) = &mut self.event {
-            event.rows = rows;
-        }
-    }
 }
 
 impl Drop for AuditOnDrop {

@@ -9,7 +9,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 use cohortdb_engine::export::export_output::ChunkSender;
 use cohortdb_engine::export::vcf_export::ExportSummary;
@@ -18,7 +17,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 
-use crate::audited_requests::AuditOnDrop;
+use crate::audited_requests::Answering;
 use crate::principal::Principal;
 use crate::scan_lane::LaneTask;
 use crate::server_error::ServerError;
@@ -60,8 +59,7 @@ where
     F: FnOnce(ChunkSender) -> Fut,
     Fut: Future<Output = Result<ExportSummary, ServerError>> + Send + 'static,
 {
-    let mut pending = state.audit_on_drop(&principal, method, &request);
-    let started = Instant::now();
+    let mut answering = Answering::new(state, principal, method, request);
     let chunk_bytes = state.options().chunk_bytes;
     let (sender, mut chunks) = mpsc::channel(CHUNKS_AHEAD);
     let mut task = state
@@ -76,42 +74,34 @@ where
         }
     }
     if head.len() < 2 {
-        pending.disarm();
-        let result = task.join().await.and_then(|r| r);
-        let outcome = result.as_ref().map(|s| s.records);
-        state
-            .audit(Some(&principal), method, request, outcome)
-            .await?;
-        state.answered(method, &principal, started, result.is_ok());
+        let summary = finish(&mut answering, &mut task).await?;
         let parts: Vec<_> = head
             .into_iter()
             .map(data)
-            .chain(index_parts(result?, chunk_bytes))
+            .chain(index_parts(summary, chunk_bytes))
             .collect();
         return Ok(futures::stream::iter(parts.into_iter().map(Ok)).boxed());
     }
-    if let Err(e) = state
-        .audit_stream_start(&principal, method, request.clone())
-        .await
-    {
-        pending.disarm();
-        return Err(e);
-    }
+    answering.start_stream().await?;
     let tail = Tail {
-        state: state.clone(),
-        principal,
-        method: method.to_string(),
-        request,
-        started,
+        answering,
         chunks,
         task,
-        pending,
     };
-    let tail = futures::stream::unfold(Some(tail), |tail| async move {
+    let tail = futures::stream::unfold(Some(tail), move |tail| async move {
         let mut tail = tail?;
         match tail.chunks.recv().await {
             Some(chunk) => Some((vec![Ok(data(chunk))], Some(tail))),
-            None => Some((tail.end().await, None)),
+            None => {
+                let parts = match finish(&mut tail.answering, &mut tail.task).await {
+                    Ok(summary) => index_parts(summary, chunk_bytes)
+                        .into_iter()
+                        .map(Ok)
+                        .collect(),
+                    Err(e) => vec![Err(e)],
+                };
+                Some((parts, None))
+            }
         }
     })
     .flat_map(futures::stream::iter);
@@ -119,35 +109,19 @@ where
     Ok(head.chain(tail).boxed())
 }
 
-/// The rest of a streaming export.
-struct Tail {
-    state: Arc<ServerState>,
-    principal: Principal,
-    method: String,
-    request: String,
-    started: Instant,
-    chunks: mpsc::Receiver<Vec<u8>>,
-    task: LaneTask<Result<ExportSummary, ServerError>>,
-    pending: AuditOnDrop,
+/// The export's outcome once its last chunk is out, written as the request's last record.
+async fn finish(
+    answering: &mut Answering,
+    task: &mut LaneTask<Result<ExportSummary, ServerError>>,
+) -> Result<ExportSummary, ServerError> {
+    let result = task.join().await.and_then(|r| r);
+    answering.end(result.as_ref().map(|s| s.records)).await?;
+    result
 }
 
-impl Tail {
-    /// After the last data chunk: the end record, then the index parts or the error.
-    async fn end(mut self) -> Vec<Result<pb::ExportChunk, ServerError>> {
-        self.pending.disarm();
-        let result = self.task.join().await.and_then(|r| r);
-        let outcome = result.as_ref().map(|s| s.records);
-        let (state, principal, method) = (&self.state, &self.principal, &self.method);
-        let audited = state
-            .audit(Some(principal), method, self.request.clone(), outcome)
-            .await;
-        state.answered(method, principal, self.started, result.is_ok());
-        match result.and_then(|summary| audited.map(|()| summary)) {
-            Ok(summary) => index_parts(summary, state.options().chunk_bytes)
-                .into_iter()
-                .map(Ok)
-                .collect(),
-            Err(e) => vec![Err(e)],
-        }
-    }
+/// The rest of a streaming export.
+struct Tail {
+    answering: Answering,
+    chunks: mpsc::Receiver<Vec<u8>>,
+    task: LaneTask<Result<ExportSummary, ServerError>>,
 }

@@ -60,13 +60,10 @@ impl ScanLane {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let Some(runtime) = &self.runtime else {
-            return Ok(work.await);
-        };
-        let task = runtime.spawn(work);
-        let _stop = AbortOnDrop(task.abort_handle());
-        task.await
-            .map_err(|e| ServerError::InvalidArgument(format!("scan task: {e}")))
+        match self.runtime {
+            None => Ok(work.await),
+            Some(_) => self.spawn(work).join().await,
+        }
     }
 
     /// Starts `work` on the lane (on the caller's runtime without one); dropping the returned
@@ -91,12 +88,12 @@ impl ScanLane {
     where
         F: Future<Output = Result<Answer, ServerError>> + Send + 'static,
     {
-        let Some(runtime) = &self.runtime else {
+        if self.runtime.is_none() {
             return work.await;
-        };
+        }
         let (schema_sender, schema) = tokio::sync::oneshot::channel();
         let (sender, receiver) = tokio::sync::mpsc::channel(BATCHES_AHEAD);
-        let task = runtime.spawn(async move {
+        let mut task = self.spawn(async move {
             let mut answer = match work.await {
                 Ok(answer) => answer,
                 Err(e) => {
@@ -113,26 +110,23 @@ impl ScanLane {
                 }
             }
         });
-        let stop = AbortOnDrop(task.abort_handle());
-        let lost =
-            |e: tokio::task::JoinError| ServerError::InvalidArgument(format!("scan task: {e}"));
         let schema = match schema.await {
             Ok(schema) => schema?,
-            Err(_) => return Err(task.await.err().map_or_else(lost_before_answer, lost)),
+            // The work ended without sending anything: it died.
+            Err(_) => return Err(task.join().await.err().unwrap_or_else(lost_before_answer)),
         };
-        let batches = futures::stream::unfold(
-            (receiver, Some(task), stop),
-            move |(mut receiver, task, stop)| async move {
+        // The task travels with the batches: dropping them aborts it.
+        let batches =
+            futures::stream::unfold((receiver, Some(task)), |(mut receiver, task)| async move {
                 if let Some(batch) = receiver.recv().await {
-                    return Some((batch, (receiver, task, stop)));
+                    return Some((batch, (receiver, task)));
                 }
                 // The channel closed: the work ended, or died.
-                match task?.await {
+                match task?.join().await {
                     Ok(()) => None,
-                    Err(e) => Some((Err(lost(e)), (receiver, None, stop))),
+                    Err(e) => Some((Err(e), (receiver, None))),
                 }
-            },
-        );
+            });
         Ok(Answer {
             schema,
             batches: batches.boxed(),
@@ -170,15 +164,6 @@ impl Drop for ScanLane {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
-    }
-}
-
-/// Aborts a task when dropped (a no-op once it has finished).
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

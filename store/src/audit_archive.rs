@@ -10,10 +10,9 @@
 use std::io::{Read, Write};
 
 use bytes::Bytes;
-use futures::TryStreamExt;
 use object_store::PutPayload;
 
-use crate::audit_record::{AuditRecord, decode};
+use crate::audit_record::{AuditRecord, decode, genesis_hash};
 use crate::error::{Result, StoreError};
 use crate::location::StoreLocation;
 
@@ -49,13 +48,7 @@ impl ArchiveSpan {
 
 /// The archives present, in record order.
 pub async fn archives(location: &StoreLocation) -> Result<Vec<ArchiveSpan>> {
-    let prefix = location.path(ARCHIVE_DIR);
-    let objects: Vec<_> = location
-        .object_store
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .map_err(|e| StoreError::object_store(&prefix, e))?;
+    let objects = location.list(&location.path(ARCHIVE_DIR)).await?;
     let mut spans: Vec<ArchiveSpan> = objects
         .iter()
         .filter_map(|o| ArchiveSpan::parse(o.location.filename()?))
@@ -88,6 +81,17 @@ pub async fn read_archive(location: &StoreLocation, span: ArchiveSpan) -> Result
         ));
     }
     Ok(records)
+}
+
+/// The number and hash of the last archived record: `(0, genesis hash)` without archives.
+pub async fn archived_head(location: &StoreLocation) -> Result<(u64, String)> {
+    let Some(&span) = archives(location).await?.last() else {
+        return Ok((0, genesis_hash()));
+    };
+    let records = read_archive(location, span).await?;
+    Ok(records
+        .last()
+        .map_or((0, genesis_hash()), |r| (r.seq, r.hash.clone())))
 }
 
 /// Writes `records` (dense, ascending, not empty) as one archive. An archive of the same span

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::audit_archive::{ArchiveSpan, archives, read_archive, write_archive};
+use crate::audit_archive::{archived_head, archives, read_archive};
 use crate::audit_record::decode;
 pub use crate::audit_record::{AuditEvent, AuditRecord, genesis_hash};
 use crate::error::{Result, StoreError};
@@ -125,21 +125,18 @@ impl AuditLog {
         Ok(())
     }
 
-    fn record_path(seq: u64) -> String {
+    /// The store the trail is in.
+    pub(crate) fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
+    pub(crate) fn record_path(seq: u64) -> String {
         format!("{AUDIT_DIR}/{seq:020}.json")
     }
 
     /// First record numbers of the files present, ascending.
-    async fn file_numbers(&self) -> Result<Vec<u64>> {
-        use futures::TryStreamExt;
-        let prefix = self.location.path(AUDIT_DIR);
-        let objects: Vec<_> = self
-            .location
-            .object_store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| StoreError::object_store(&prefix, e))?;
+    pub(crate) async fn file_numbers(&self) -> Result<Vec<u64>> {
+        let objects = self.location.list(&self.location.path(AUDIT_DIR)).await?;
         let mut seqs: Vec<u64> = objects
             .iter()
             .filter_map(|o| o.location.filename()?.strip_suffix(".json")?.parse().ok())
@@ -149,7 +146,7 @@ impl AuditLog {
     }
 
     /// The records of the file that starts at record `first`.
-    async fn read_file(&self, first: u64) -> Result<Vec<AuditRecord>> {
+    pub(crate) async fn read_file(&self, first: u64) -> Result<Vec<AuditRecord>> {
         let relative = Self::record_path(first);
         let path = self.location.path(&relative);
         let bytes = self.location.read(&path).await?;
@@ -218,15 +215,7 @@ impl AuditLog {
             return self.file_end(first).await;
         }
         // Every file archived (rotation keeps the newest, so only by hand).
-        match archives(&self.location).await?.last() {
-            Some(&span) => {
-                let records = read_archive(&self.location, span).await?;
-                Ok(records
-                    .last()
-                    .map_or((0, genesis_hash()), |r| (r.seq, r.hash.clone())))
-            }
-            None => Ok((0, genesis_hash())),
-        }
+        archived_head(&self.location).await
     }
 
     /// Records appended (by this process) and not yet written: the writer's backlog.
@@ -338,57 +327,6 @@ impl AuditLog {
         Ok(out)
     }
 
-    /// Rotates the oldest record files, those whose every record was written before
-    /// `before_unix_ms`, into one archive ([`crate::audit_archive`]), after checking their
-    /// chain; the newest file always stays (appenders chain after it). Then deletes them.
-    pub async fn archive(&self, before_unix_ms: u64) -> Result<Rotation> {
-        let (mut expected, mut prev) = match archives(&self.location).await?.last() {
-            Some(&span) => {
-                let records = read_archive(&self.location, span).await?;
-                let last = records.last().map(|r| r.hash.clone()).unwrap_or_default();
-                (span.last + 1, last)
-            }
-            None => (1, genesis_hash()),
-        };
-        let archived = expected - 1;
-        let mut files = self.file_numbers().await?;
-        files.pop();
-        let mut records = Vec::new();
-        let mut rotated = Vec::new();
-        for first in files {
-            let file = self.read_file(first).await?;
-            let left_behind = file.iter().all(|r| r.seq <= archived);
-            if !left_behind && file.iter().any(|r| r.time_unix_ms >= before_unix_ms) {
-                break;
-            }
-            for record in file.into_iter().filter(|r| r.seq > archived) {
-                chain_break(&record, expected, &prev)?;
-                prev = record.hash.clone();
-                expected += 1;
-                records.push(record);
-            }
-            rotated.push(first);
-        }
-        let archive = match records.is_empty() {
-            true => None,
-            false => Some(write_archive(&self.location, &records).await?),
-        };
-        for first in &rotated {
-            let path = self.location.path(&Self::record_path(*first));
-            self.location
-                .object_store
-                .delete(&path)
-                .await
-                .map_err(|e| StoreError::object_store(&path, e))?;
-        }
-        Ok(Rotation {
-            archive,
-            records: records.len() as u64,
-            files_removed: rotated.len(),
-            files_left: self.file_numbers().await?.len(),
-        })
-    }
-
     /// Checks the chain: numbers dense from 1, each `prev_hash` the previous `hash`, each
     /// `hash` recomputed, each list file a record names unchanged. Returns the number of
     /// records.
@@ -396,7 +334,7 @@ impl AuditLog {
         let mut prev = genesis_hash();
         let mut expected = 1;
         for record in self.records().await? {
-            chain_break(&record, expected, &prev)?;
+            record.check_link(expected, &prev)?;
             self.check_lists(&record.event.request)
                 .await
                 .map_err(|reason| StoreError::AuditChain {
@@ -408,38 +346,6 @@ impl AuditLog {
         }
         Ok(expected - 1)
     }
-}
-
-/// What [`AuditLog::archive`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rotation {
-    /// The archive written, if any file was old enough.
-    pub archive: Option<ArchiveSpan>,
-    /// Records archived.
-    pub records: u64,
-    /// Record files deleted (those archived, and any an interrupted rotation left behind).
-    pub files_removed: usize,
-    /// Record files still live.
-    pub files_left: usize,
-}
-
-/// Fails unless `record` is record `expected`, follows a record whose hash is `prev`, and
-/// still has the hash it was written with.
-fn chain_break(record: &AuditRecord, expected: u64, prev: &str) -> Result<()> {
-    let broken = |reason: String| StoreError::AuditChain {
-        seq: record.seq,
-        reason,
-    };
-    if record.seq != expected {
-        return Err(broken(format!("record {expected} is missing")));
-    }
-    if record.prev_hash != prev {
-        return Err(broken("prev_hash is not the previous record's hash".into()));
-    }
-    if record.computed_hash()? != record.hash {
-        return Err(broken("the record was changed after it was written".into()));
-    }
-    Ok(())
 }
 
 /// The writer task of one [`AuditLog`]: takes every pending append, writes them as one file,
@@ -541,87 +447,6 @@ mod tests {
             .unwrap();
         let err = log.verify().await.unwrap_err().to_string();
         assert!(err.contains("record 3"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn rotation_archives_old_files_and_the_chain_runs_through_the_archives() {
-        let location = StoreLocation::open("memory://audit-rotation", true).unwrap();
-        let log = AuditLog::new(location.clone());
-        // One record per file: 40 files.
-        for n in 0..40 {
-            log.append(event(n)).await.unwrap();
-        }
-        let before = log.records().await.unwrap();
-        assert_eq!(log.queued(), 0);
-        // Nothing is old enough yet.
-        let none = log.archive(0).await.unwrap();
-        assert_eq!((none.archive, none.files_removed), (None, 0));
-        let rotation = log.archive(u64::MAX).await.unwrap();
-        let span = rotation.archive.unwrap();
-        assert_eq!((span.first, span.last), (1, 39));
-        assert_eq!(
-            (
-                rotation.records,
-                rotation.files_removed,
-                rotation.files_left
-            ),
-            (39, 39, 1)
-        );
-        assert_eq!(log.records().await.unwrap(), before);
-        assert_eq!(log.verify().await.unwrap(), 40);
-        // New appenders (this one and another process's) chain after the live head.
-        assert_eq!(
-            AuditLog::new(location.clone())
-                .append(event(40))
-                .await
-                .unwrap()
-                .seq,
-            41
-        );
-        assert_eq!(log.append(event(41)).await.unwrap().seq, 42);
-        // A second rotation follows the first; a file an interrupted rotation left behind
-        // (archived, not deleted) is read once and removed by the next rotation.
-        let second = log.archive(u64::MAX).await.unwrap().archive.unwrap();
-        assert_eq!((second.first, second.last), (40, 41));
-        let leftover = log.read_file(41).await;
-        assert!(leftover.is_err(), "record 41's file is archived");
-        let record = before[5].clone();
-        location
-            .put_new(
-                &location.path(&AuditLog::record_path(6)),
-                PutPayload::from(serde_json::to_vec(&record).unwrap()),
-            )
-            .await
-            .unwrap();
-        assert_eq!(log.verify().await.unwrap(), 42);
-        let third = log.archive(u64::MAX).await.unwrap();
-        assert_eq!((third.archive, third.files_removed), (None, 1));
-        // Every file archived by hand: the head is the last archive's end.
-        log.append(event(42)).await.unwrap();
-        for first in log.file_numbers().await.unwrap() {
-            let path = location.path(&AuditLog::record_path(first));
-            let records = log.read_file(first).await.unwrap();
-            write_archive(&location, &records).await.unwrap();
-            location.object_store.delete(&path).await.unwrap();
-        }
-        assert_eq!(
-            AuditLog::new(location.clone())
-                .append(event(43))
-                .await
-                .unwrap()
-                .seq,
-            44
-        );
-        assert_eq!(log.verify().await.unwrap(), 44);
-        // A record changed inside an archive is found.
-        let first = archives(&location).await.unwrap()[0];
-        let mut records = read_archive(&location, first).await.unwrap();
-        records[9].event.rows += 1;
-        let path = location.path(&first.relative_path());
-        location.object_store.delete(&path).await.unwrap();
-        write_archive(&location, &records).await.unwrap();
-        let err = log.verify().await.unwrap_err().to_string();
-        assert!(err.contains("record 10"), "{err}");
     }
 
     #[tokio::test]

@@ -58,6 +58,25 @@ impl AuditRecord {
         let bytes = serde_json::to_vec(&value).map_err(|e| decode("hash", e))?;
         Ok(hex::encode(Sha256::digest(&bytes)))
     }
+
+    /// Fails unless this is record `expected`, follows a record whose hash is `prev`, and
+    /// still has the hash it was written with.
+    pub fn check_link(&self, expected: u64, prev: &str) -> Result<()> {
+        let broken = |reason: String| StoreError::AuditChain {
+            seq: self.seq,
+            reason,
+        };
+        if self.seq != expected {
+            return Err(broken(format!("record {expected} is missing")));
+        }
+        if self.prev_hash != prev {
+            return Err(broken("prev_hash is not the previous record's hash".into()));
+        }
+        if self.computed_hash()? != self.hash {
+            return Err(broken("the record was changed after it was written".into()));
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn decode(path: &str, source: serde_json::Error) -> StoreError {

@@ -16,6 +16,7 @@
 pub mod audit_archive;
 pub mod audit_log;
 pub mod audit_record;
+pub mod audit_rotation;
 mod commit_log;
 pub mod coverage_bins;
 mod error;

@@ -112,6 +112,16 @@ impl StoreLocation {
             .map_err(|e| StoreError::object_store(path, e))
     }
 
+    /// The objects under `prefix`, in no particular order.
+    pub async fn list(&self, prefix: &Path) -> Result<Vec<object_store::ObjectMeta>> {
+        use futures::TryStreamExt;
+        self.object_store
+            .list(Some(prefix))
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::object_store(prefix, e))
+    }
+
     /// Writes `payload` to `path` only if no object is there (`PutMode::Create`): `false`
     /// when another writer put one first.
     pub async fn put_new(&self, path: &Path, payload: object_store::PutPayload) -> Result<bool> {

@@ -13,7 +13,6 @@
 //!   members: never a sample ID) and its cost in zCDP rho.
 
 use bytes::Bytes;
-use futures::TryStreamExt;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
@@ -124,13 +123,7 @@ impl PrivacyLedger {
         let prefix = self
             .location
             .path(&format!("{PRIVACY_DIR}/{}", project_dir(project)));
-        let objects: Vec<_> = self
-            .location
-            .object_store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| StoreError::object_store(&prefix, e))?;
+        let objects = self.location.list(&prefix).await?;
         let mut numbered: Vec<(u64, object_store::path::Path)> = objects
             .into_iter()
             .filter_map(|o| {
