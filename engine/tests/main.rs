@@ -6,6 +6,7 @@
 mod support;
 
 mod batch_compaction;
+mod carrier_calls;
 mod counting;
 mod distributed;
 mod many_batches;

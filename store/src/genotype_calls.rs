@@ -63,33 +63,47 @@ pub struct AltBitmaps {
 #[derive(Debug, Clone)]
 pub struct SampleColumns {
     set: RoaringBitmap,
-    column_of: Vec<u32>,
-    len: usize,
+    lookup: Lookup,
+}
+
+/// How a chosen sample's output column is found.
+#[derive(Debug, Clone)]
+enum Lookup {
+    /// By a table as long as the largest sample index.
+    Table(Vec<u32>),
+    /// By binary search of the chosen samples, in ascending order: a page of carriers among
+    /// many samples needs no table as long as the registry.
+    Sorted(Vec<u32>),
 }
 
 impl SampleColumns {
     /// Output columns for `order` (sample indices, each at most once).
     pub fn new(order: &[u32]) -> Self {
         let size = order.iter().max().map_or(0, |m| *m as usize + 1);
-        let mut column_of = vec![u32::MAX; size];
-        for (column, idx) in order.iter().enumerate() {
-            column_of[*idx as usize] = column as u32;
-        }
+        let lookup = match order.is_sorted() && order.len() * 8 < size {
+            true => Lookup::Sorted(order.to_vec()),
+            false => {
+                let mut column_of = vec![u32::MAX; size];
+                for (column, idx) in order.iter().enumerate() {
+                    column_of[*idx as usize] = column as u32;
+                }
+                Lookup::Table(column_of)
+            }
+        };
         Self {
             set: order.iter().copied().collect(),
-            column_of,
-            len: order.len(),
+            lookup,
         }
     }
 
     /// Number of output columns.
     pub fn len(&self) -> usize {
-        self.len
+        self.set.len() as usize
     }
 
     /// Whether there are no columns.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.set.is_empty()
     }
 
     /// The chosen samples as a set.
@@ -99,15 +113,20 @@ impl SampleColumns {
 
     /// The output column of a chosen sample.
     pub fn column(&self, sample_idx: u32) -> Option<usize> {
-        match self.column_of.get(sample_idx as usize) {
-            Some(&c) if c != u32::MAX => Some(c as usize),
-            _ => None,
+        match &self.lookup {
+            Lookup::Sorted(order) => order.binary_search(&sample_idx).ok(),
+            Lookup::Table(column_of) => match column_of.get(sample_idx as usize) {
+                Some(&c) if c != u32::MAX => Some(c as usize),
+                _ => None,
+            },
         }
     }
 
     fn each(&self, bitmap: &RoaringBitmap, mut f: impl FnMut(u32, usize)) {
         for idx in &(bitmap & &self.set) {
-            f(idx, self.column_of[idx as usize] as usize);
+            if let Some(column) = self.column(idx) {
+                f(idx, column);
+            }
         }
     }
 }
@@ -226,5 +245,12 @@ mod tests {
                 ([0, 0], 2, false),
             ]
         );
+        // A few samples in ascending order among many: found by binary search, same calls.
+        let sparse = SampleColumns::new(&[1, 7, 200]);
+        assert!(matches!(sparse.lookup, Lookup::Sorted(_)));
+        assert_eq!((sparse.column(7), sparse.column(8)), (Some(1), None));
+        decode_calls(&site, &alts, &[], &sparse, &mut calls);
+        let got: Vec<([u32; 2], bool)> = calls.iter().map(|c| (c.alleles, c.phased)).collect();
+        assert_eq!(got, [([2, 1], true), ([0, 1], true), ([m, m], false)]);
     }
 }

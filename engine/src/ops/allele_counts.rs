@@ -75,6 +75,8 @@ pub(crate) struct SiteSelection {
     sites: Vec<MergedSite>,
     /// The batch of each group (`usize::MAX`: a fragment without a recorded batch).
     group_batches: Vec<usize>,
+    /// Whether rows of several batches were merged (else each row is a stored row as it is).
+    pub merged: bool,
 }
 
 impl SiteSelection {
@@ -111,7 +113,7 @@ impl SiteSelection {
                         }),
                 );
             }
-            return Self::ordered(groups, rows, sites, group_batches);
+            return Self::ordered(groups, rows, sites, group_batches, false);
         }
         let mut refs: Vec<(usize, usize)> = Vec::new();
         for (g, group) in groups.iter().enumerate() {
@@ -176,7 +178,7 @@ impl SiteSelection {
             merged.filled = absent_fill(absent, blocks, &site.contig, site.pos, false).hom_ref;
             sites.push(merged);
         }
-        Self::ordered(groups, rows, sites, group_batches)
+        Self::ordered(groups, rows, sites, group_batches, true)
     }
 
     /// The selection with `rows` in output order.
@@ -185,6 +187,7 @@ impl SiteSelection {
         mut rows: Vec<MergedRow>,
         sites: Vec<MergedSite>,
         group_batches: Vec<usize>,
+        merged: bool,
     ) -> Self {
         rows.sort_by(|x, y| {
             let ((ga, ra), (gb, rb)) = (x.sources[0], y.sources[0]);
@@ -203,6 +206,7 @@ impl SiteSelection {
             rows,
             sites,
             group_batches,
+            merged,
         }
     }
 

@@ -98,16 +98,22 @@ impl CohortEngine {
         let registry = self.sample_positions();
         let order = self.sample_order();
         // One output row per (selected row, class, sample in the cohort), by ALT then ID;
-        // classes are 0 het, 1 hom_alt, 2 hemi.
+        // classes are 0 het, 1 hom_alt, 2 hemi. Only the rows up to the page's end are listed;
+        // the others are counted.
+        let end = usize::try_from(offset.saturating_add(limit as u64)).unwrap_or(usize::MAX);
         let mut calls: Vec<(u32, u8, u32)> = Vec::new();
         let mut class_of: Vec<u8> = Vec::new();
+        let mut total = 0u64;
         for i in 0..selection.rows.len() {
             let classes = selection.carriers(i, cohort);
-            let total: u64 = classes.iter().map(RoaringBitmap::len).sum();
-            calls.reserve(total as usize);
-            if total as usize * 16 > order.by_id.len() {
+            let carriers: u64 = classes.iter().map(RoaringBitmap::len).sum();
+            total += carriers;
+            if calls.len() >= end {
+                continue;
+            }
+            if carriers as usize * 16 > order.by_id.len() {
                 // Many carriers: mark each sample's class, then walk the samples in ID order
-                // instead of sorting.
+                // (to the page's end) instead of sorting.
                 class_of.clear();
                 class_of.resize(order.rank.len(), u8::MAX);
                 for (class, set) in classes.iter().enumerate() {
@@ -117,48 +123,37 @@ impl CohortEngine {
                         }
                     }
                 }
-                calls.extend(order.by_id.iter().filter_map(|&idx| {
-                    let class = class_of[idx as usize];
-                    (class != u8::MAX).then_some((i as u32, class, idx))
-                }));
+                let wanted = end - calls.len();
+                calls.extend(
+                    order
+                        .by_id
+                        .iter()
+                        .filter_map(|&idx| {
+                            let class = class_of[idx as usize];
+                            (class != u8::MAX).then_some((i as u32, class, idx))
+                        })
+                        .take(wanted),
+                );
             } else {
                 let start = calls.len();
+                calls.reserve(carriers as usize);
                 for (class, set) in classes.iter().enumerate() {
                     calls.extend(set.iter().map(|idx| (i as u32, class as u8, idx)));
                 }
                 calls[start..].sort_unstable_by_key(|c| order.rank.get(c.2 as usize).copied());
             }
         }
-        let total = calls.len() as u64;
         let start = usize::try_from(offset)
             .unwrap_or(usize::MAX)
             .min(calls.len());
-        calls.truncate(start.saturating_add(limit));
+        calls.truncate(end);
         calls.drain(..start);
-        // The whole call as VCF writes it (`0|1`, `1/2`), rebuilt for the carriers by
-        // export's code, in the record the row belongs to.
-        let mut carriers: Vec<u32> = calls.iter().map(|c| c.2).collect();
-        carriers.sort_unstable();
-        carriers.dedup();
-        let records = self
-            .record_genotypes(std::slice::from_ref(&at), &carriers)
-            .await?;
-        let gt: StringArray = calls
-            .iter()
-            .map(|&(i, _, idx)| {
-                let row = &selection.rows[i as usize];
-                let (g, r) = row.sources[0];
-                let rows = &selection.groups[g];
-                let site = (
-                    &*rows.contig,
-                    rows.pos[r],
-                    row.record_number(),
-                    rows.ref_allele.value(r),
-                    rows.alt.value(r),
-                );
-                Self::carried(&records, carriers.binary_search(&idx).ok()?, site)
-            })
-            .collect();
+        // The whole call as VCF writes it (`0|1`, `1/2`): from the cached rows in a store of
+        // one batch, else by export's code in the merged record the row belongs to.
+        let gt: StringArray = match crate::ops::carrier_calls::cached_gt(&selection, &calls) {
+            Some(gt) => gt,
+            None => self.merged_gt(&selection, &calls, &at).await?,
+        };
         // Calls are grouped by row: each site column is its rows' values repeated.
         let mut repeats = vec![0usize; selection.rows.len()];
         for call in &calls {
@@ -240,6 +235,40 @@ impl CohortEngine {
         let rows = RecordBatch::try_new(Arc::new(Schema::new(fields)), out_columns)
             .map_err(DataFusionError::from)?;
         Ok((rows, total))
+    }
+}
+
+impl CohortEngine {
+    /// The GT of each of `calls` in the merged record of its row, as export writes it (see
+    /// `record_genotypes`).
+    async fn merged_gt(
+        &self,
+        selection: &crate::ops::allele_counts::SiteSelection,
+        calls: &[(u32, u8, u32)],
+        at: &crate::region::Region,
+    ) -> Result<datafusion::arrow::array::StringArray> {
+        let mut carriers: Vec<u32> = calls.iter().map(|c| c.2).collect();
+        carriers.sort_unstable();
+        carriers.dedup();
+        let records = self
+            .record_genotypes(std::slice::from_ref(at), &carriers)
+            .await?;
+        Ok(calls
+            .iter()
+            .map(|&(i, _, idx)| {
+                let row = &selection.rows[i as usize];
+                let (g, r) = row.sources[0];
+                let rows = &selection.groups[g];
+                let site = (
+                    &*rows.contig,
+                    rows.pos[r],
+                    row.record_number(),
+                    rows.ref_allele.value(r),
+                    rows.alt.value(r),
+                );
+                Self::carried(&records, carriers.binary_search(&idx).ok()?, site)
+            })
+            .collect())
     }
 }
 

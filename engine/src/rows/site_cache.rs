@@ -7,10 +7,12 @@
 //! only, with no Parquet decoding and no query plan.
 //!
 //! Only the columns counting and carriers need are kept: the site (`pos`, `end_pos`, `id`,
-//! `ref`, `alt`, `allele_index`, `record_ordinal`), the carrier bitmaps `het`, `hom_alt` and `hemi`,
-//! the per-site bitmaps `called_diploid` and `called_haploid` (each distinct value decoded
-//! once per row group and shared, so counting can compute AN once per distinct value), and the calls of ploidy above 2 from `gt_exceptions`. When the decoded bytes pass
-//! the budget, the least recently used row groups are dropped.
+//! `ref`, `alt`, `allele_index`, `n_alleles`, `record_ordinal`), the carrier bitmaps `het`,
+//! `hom_alt` and `hemi`, the per-site bitmaps `called_diploid`, `called_haploid`, `no_call`,
+//! `haploid`, `phased` and `swapped` (each distinct value decoded once per row group and
+//! shared, so counting can compute AN once per distinct value; the last four rebuild a
+//! carrier's GT), and the calls of ploidy above 2 from `gt_exceptions`. When the decoded bytes
+//! pass the budget, the least recently used row groups are dropped.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,7 +34,7 @@ use crate::rows::span_pruning::{Span, region_filter};
 pub const DEFAULT_CACHE_BYTES: usize = 2 << 30;
 
 /// The fragment columns a [`SiteRows`] is decoded from, in this order.
-const COLUMNS: [&str; 13] = [
+const COLUMNS: [&str; 18] = [
     "pos",
     "end_pos",
     "ref",
@@ -46,11 +48,19 @@ const COLUMNS: [&str; 13] = [
     "called_haploid",
     "gt_exceptions",
     "id",
+    "n_alleles",
+    "no_call",
+    "haploid",
+    "phased",
+    "swapped",
 ];
 
 /// The decoded rows of one row group of one variant fragment (one contig).
 #[derive(Debug)]
 pub struct SiteRows {
+    /// The fragment's path: rows of one input record are in one fragment, maybe in two of
+    /// its row groups.
+    pub path: Arc<str>,
     /// The fragment's contig.
     pub contig: Arc<str>,
     /// 1-based position of each row.
@@ -65,6 +75,8 @@ pub struct SiteRows {
     pub alt: StringArray,
     /// 1-based index of the row's ALT at its site.
     pub allele_index: Vec<i32>,
+    /// Number of alleles (REF and ALTs) of the row's record.
+    pub n_alleles: Vec<i32>,
     /// Which input record at this position the row comes from.
     pub record_ordinal: Vec<i32>,
     /// Samples heterozygous for the row's ALT.
@@ -77,6 +89,14 @@ pub struct SiteRows {
     pub called_diploid: Vec<Arc<RoaringBitmap>>,
     /// Samples contributing 1 to AN at the row's site.
     pub called_haploid: Vec<Arc<RoaringBitmap>>,
+    /// Samples with no called allele at the row's site.
+    pub no_call: Vec<Arc<RoaringBitmap>>,
+    /// Samples whose call has ploidy 1 there.
+    pub haploid: Vec<Arc<RoaringBitmap>>,
+    /// Samples whose call is phased there.
+    pub phased: Vec<Arc<RoaringBitmap>>,
+    /// Samples whose alleles were not in ascending order there.
+    pub swapped: Vec<Arc<RoaringBitmap>>,
     /// Calls of ploidy above 2 at the row's site.
     pub exceptions: Vec<Arc<Vec<GenotypeException>>>,
     bytes: usize,
@@ -194,6 +214,7 @@ impl SiteRows {
                 .collect::<Result<Vec<_>>>()?
         };
         let mut rows = Self {
+            path: Arc::from(path),
             contig: Arc::from(contig),
             end_pos: int64(1)?,
             id: text(12)?,
@@ -204,10 +225,15 @@ impl SiteRows {
             hemi: bitmaps(8)?,
             called_diploid: shared(9)?,
             called_haploid: shared(10)?,
+            no_call: shared(14)?,
+            haploid: shared(15)?,
+            phased: shared(16)?,
+            swapped: shared(17)?,
             exceptions,
             pos: int64(0)?,
             allele_index: int32(4)?,
             record_ordinal: int32(5)?,
+            n_alleles: int32(13)?,
             bytes: 0,
         };
         rows.bytes = rows.measure();
@@ -226,6 +252,10 @@ impl SiteRows {
             .called_diploid
             .iter()
             .chain(&self.called_haploid)
+            .chain(&self.no_call)
+            .chain(&self.haploid)
+            .chain(&self.phased)
+            .chain(&self.swapped)
             .filter(|b| seen.insert(Arc::as_ptr(b)))
             .map(|b| b.serialized_size())
             .sum();
@@ -234,7 +264,7 @@ impl SiteRows {
             + self.id.get_array_memory_size()
             + self.ref_allele.get_array_memory_size()
             + self.alt.get_array_memory_size()
-            + self.len() * (8 + 8 + 4 + 4 + 3 * 32 + 3 * 8)
+            + self.len() * (8 + 8 + 4 + 4 + 4 + 3 * 32 + 7 * 8)
     }
 }
 
