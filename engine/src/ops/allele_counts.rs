@@ -189,7 +189,7 @@ impl SiteSelection {
         group_batches: Vec<usize>,
         merged: bool,
     ) -> Self {
-        rows.sort_by(|x, y| {
+        let order = |x: &MergedRow, y: &MergedRow| {
             let ((ga, ra), (gb, rb)) = (x.sources[0], y.sources[0]);
             let (a, b) = (&groups[ga], &groups[gb]);
             a.contig
@@ -200,7 +200,12 @@ impl SiteSelection {
                 .then(a.alt.value(ra).cmp(b.alt.value(rb)))
                 .then(ga.cmp(&gb))
                 .then(ra.cmp(&rb))
-        });
+        };
+        // The rows of one batch mostly come in order: checking costs one comparison a row,
+        // sorting (6% of a warm `af` under load, by perf) a dozen.
+        if !rows.is_sorted_by(|x, y| order(x, y).is_le()) {
+            rows.sort_by(order);
+        }
         Self {
             groups,
             rows,

@@ -16,7 +16,8 @@ use crate::ops::allele_counts::SiteSelection;
 
 /// The GT of each `(row, class, sample_idx)` of `calls` (rows of `selection`, each sample a
 /// carrier of its row's ALT) as VCF writes it in the sample's record, or `None` when the
-/// selection is merged from several batches or a record's rows are not all in it.
+/// selection is merged from several batches, a record's rows are not all in it, or a decoded
+/// call does not name its row's ALT.
 pub(crate) fn cached_gt(
     selection: &SiteSelection,
     calls: &[(u32, u8, u32)],
@@ -56,13 +57,20 @@ pub(crate) fn cached_gt(
     for record in &mut records {
         record.decode(selection);
     }
-    Some(
-        calls
-            .iter()
-            .zip(record_of_call)
-            .map(|(&(_, _, idx), k)| records[k].gt_of(idx))
-            .collect(),
-    )
+    // Each call must name the ALT its row is of; when one does not (rows of one stored record
+    // that came from separate input lines), export's rebuild decides.
+    let mut gt = Vec::with_capacity(calls.len());
+    for (&(row, _, idx), k) in calls.iter().zip(record_of_call) {
+        let record = &records[k];
+        let (g, r) = selection.rows[row as usize].sources[0];
+        let allele = selection.groups[g].allele_index[r].to_string();
+        let text = record.gt_of(idx)?;
+        if !text.split(['|', '/']).any(|a| a == allele) {
+            return None;
+        }
+        gt.push(text);
+    }
+    Some(StringArray::from(gt))
 }
 
 /// One input record with carriers on the page.
