@@ -405,21 +405,25 @@ pub fn iso8601(ms: u64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
 }
 
+/// The `n`th request of the audit tests: alice's `SELECT n`, answered with `n` rows.
+#[cfg(test)]
+pub(crate) fn test_event(n: u64) -> AuditEvent {
+    AuditEvent {
+        principal: "alice".into(),
+        project: "p1".into(),
+        tier: "aggregate".into(),
+        method: "cohortdb.v1.QueryService/Sql".into(),
+        request: format!("SELECT {n}"),
+        rows: n,
+        decision: "allowed".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn event(n: u64) -> AuditEvent {
-        AuditEvent {
-            principal: "alice".into(),
-            project: "p1".into(),
-            tier: "aggregate".into(),
-            method: "cohortdb.v1.QueryService/Sql".into(),
-            request: format!("SELECT {n}"),
-            rows: n,
-            decision: "allowed".into(),
-        }
-    }
+    use test_event as event;
 
     #[tokio::test]
     async fn appends_chain_and_tampering_is_found() {

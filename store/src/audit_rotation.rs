@@ -72,20 +72,8 @@ mod tests {
 
     use super::*;
     use crate::audit_archive::{archives, read_archive};
-    use crate::audit_log::AuditEvent;
+    use crate::audit_log::test_event as event;
     use crate::location::StoreLocation;
-
-    fn event(n: u64) -> AuditEvent {
-        AuditEvent {
-            principal: "alice".into(),
-            project: "p1".into(),
-            tier: "aggregate".into(),
-            method: "cohortdb.v1.QueryService/Sql".into(),
-            request: format!("SELECT {n}"),
-            rows: n,
-            decision: "allowed".into(),
-        }
-    }
 
     #[tokio::test]
     async fn rotation_archives_old_files_and_the_chain_runs_through_the_archives() {

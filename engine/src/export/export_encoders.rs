@@ -76,10 +76,24 @@ fn push_allele(line: &mut Vec<u8>, a: u32) {
 }
 
 /// One call's GT text (`0|1`, `1/2`, `.`, `0/1/2` for a call of higher ploidy).
-pub fn gt_text(call: &Call, exception: Option<&GenotypeException>) -> String {
+fn gt_text(call: &Call, exception: Option<&GenotypeException>) -> String {
     let mut text = Vec::new();
     push_gt(&mut text, call, exception);
     String::from_utf8_lossy(&text).into_owned()
+}
+
+/// The GT text of each of `calls` (one per column), the exception of a column (a call of
+/// ploidy above 2, as `decode_calls` returns them, by column) taking its place.
+pub fn gt_texts(calls: &[Call], exceptions: &[(usize, GenotypeException)]) -> Vec<String> {
+    let mut exceptions = exceptions.iter().peekable();
+    calls
+        .iter()
+        .enumerate()
+        .map(|(column, call)| {
+            let exception = exceptions.next_if(|(c, _)| *c == column).map(|(_, e)| e);
+            gt_text(call, exception)
+        })
+        .collect()
 }
 
 /// Appends one call's GT text.

@@ -10,7 +10,7 @@ use crate::rows::span_pruning::region_filter;
 
 use crate::cohort_engine::CohortEngine;
 use crate::error::Result;
-use crate::export::export_encoders::gt_text;
+use crate::export::export_encoders::gt_texts;
 use crate::export::export_records::{genotypes, group_records, read_columns};
 
 /// One VCF record at a position, with the chosen samples' GT.
@@ -71,16 +71,7 @@ impl CohortEngine {
                     continue;
                 };
                 let g = genotypes(&typed, &record, &columns)?;
-                let mut exceptions = g.exceptions.iter().peekable();
-                let gt = g
-                    .calls
-                    .iter()
-                    .enumerate()
-                    .map(|(column, call)| {
-                        let exception = exceptions.next_if(|(c, _)| *c == column).map(|(_, e)| e);
-                        gt_text(call, exception)
-                    })
-                    .collect();
+                let gt = gt_texts(&g.calls, &g.exceptions);
                 out.push(RecordGenotypes {
                     contig: contig.clone(),
                     pos: site.pos,

@@ -11,7 +11,7 @@
 use cohortdb_store::genotype_calls::{AltBitmaps, SampleColumns, SiteBitmaps, decode_calls};
 use datafusion::arrow::array::StringArray;
 
-use crate::export::export_encoders::gt_text;
+use crate::export::export_encoders::gt_texts;
 use crate::ops::allele_counts::SiteSelection;
 
 /// The GT of each `(row, class, sample_idx)` of `calls` (rows of `selection`, each sample a
@@ -117,15 +117,7 @@ impl Record {
         let columns = SampleColumns::new(&self.samples);
         let mut calls = Vec::new();
         let exceptions = decode_calls(&site, &alts, &first.exceptions[r], &columns, &mut calls);
-        let mut exceptions = exceptions.iter().peekable();
-        self.gt = calls
-            .iter()
-            .enumerate()
-            .map(|(column, call)| {
-                let exception = exceptions.next_if(|(c, _)| *c == column).map(|(_, e)| e);
-                gt_text(call, exception)
-            })
-            .collect();
+        self.gt = gt_texts(&calls, &exceptions);
     }
 }
 
